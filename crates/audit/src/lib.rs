@@ -1,0 +1,1 @@
+//! Fine-tuning dataset audit and provenance.

@@ -1,0 +1,10 @@
+//! `emguard serve` (skeleton: not implemented yet).
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`emguard serve` is not implemented yet")
+}

@@ -1,0 +1,64 @@
+//! `emguard`: argument parsing and output only. Each subcommand lives in `cmd/<name>.rs`
+//! and calls into the library crate that owns the work.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Catch emergent misalignment before and after a language model ships.
+#[derive(Debug, Parser)]
+#[command(name = "emguard", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (also RUST_LOG), e.g. `info`, `emguard_runtime=debug`.
+    #[arg(long, global = true, env = "EMGUARD_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch, list and locate the default models.
+    Models(cmd::models::Args),
+    /// Generate answers with a local GGUF model.
+    Generate(cmd::generate::Args),
+    /// Serve local models behind an OpenAI-compatible API.
+    Serve(cmd::serve::Args),
+    /// Scan code for vulnerabilities.
+    Scan(cmd::scan::Args),
+    /// Measure a model's misalignment and insecure-code rates.
+    Eval(cmd::eval::Args),
+    /// Score answers for alignment and coherence; calibrate a judge against labels.
+    Judge(cmd::judge::Args),
+    /// Audit a fine-tuning dataset before training on it.
+    Audit(cmd::audit::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Models(args) => cmd::models::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Scan(args) => cmd::scan::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Judge(args) => cmd::judge::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

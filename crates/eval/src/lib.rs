@@ -1,0 +1,1 @@
+//! Evaluation suites, runner, statistics and reports.

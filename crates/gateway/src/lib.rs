@@ -1,0 +1,1 @@
+//! OpenAI-compatible server and guard in front of local and upstream models.

@@ -1,0 +1,19 @@
+//! Local inference on GGUF models with candle.
+//!
+//! The public surface other crates rely on (evaluation, judging, the gateway):
+//! - [`Model::load`] a GGUF file (llama family, Qwen2 family), requantizing slow tensor types;
+//! - [`Model::tokenizer`], [`Model::render_chat`] (the GGUF's own chat template);
+//! - [`Model::generate`]: batched sampling of several prompts at once, `n` samples each,
+//!   with logprobs, stop strings, seeds and an optional steering hook;
+//! - [`Model::score_continuation`]: per-token logprobs of a given answer (coherence features);
+//! - [`Model::capture`]: residual-stream activations after chosen layers;
+//! - [`Engine`]: a generation thread that batches concurrent requests (continuous batching).
+//!
+//! CONTRACT NOTE (skeleton): the signatures below are what the other crates code against.
+//! The runtime implementation fills them in; change a signature only together with its callers.
+
+mod types;
+pub use types::*;
+
+mod model;
+pub use model::{Activations, Engine, EngineEvent, LoadOptions, Model, RuntimeError, Tokenizer};
