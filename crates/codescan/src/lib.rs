@@ -1,12 +1,100 @@
 //! Vulnerability scanner for model-written code: tree-sitter rules with CWE ids, taint, SARIF.
 //!
-//! CONTRACT NOTE (skeleton): the API other crates (eval, audit, gateway) code against:
-//! - `Scanner::new()` -> a scanner, `Send + Sync`, shareable across threads (parsers are
-//!   reused per thread internally);
-//! - `Scanner::scan(&self, source: &str, lang: Language) -> ScanResult`;
-//! - `extract_code(text: &str) -> Vec<CodeBlock>`: code inside Markdown fences of a model
-//!   answer, or the whole text when it is bare code;
-//! - `Finding { rule_id, cwe, severity, confidence, message, line, column, end_line,
-//!   end_column, snippet }`, `Severity::{Low, Medium, High, Critical}` (ordered).
+//! The API other crates (eval, audit, gateway) code against:
+//! - [`Scanner::new()`] -> a scanner, `Send + Sync`, shareable across threads (parsers are
+//!   reused per thread internally, no global mutable state);
+//! - [`Scanner::scan`]`(&self, source: &str, lang: Language) -> ScanResult`;
+//! - [`extract_code`]`(text: &str) -> Vec<CodeBlock>`: code inside Markdown fences of a model
+//!   answer, or the whole text when it is bare code; [`Scanner::scan_answer`] does both;
+//! - [`Finding`] `{ rule_id, cwe, severity, confidence, message, line, column, end_line,
+//!   end_column, snippet }`, [`Severity`]`::{Low, Medium, High, Critical}` (ordered).
 //!
-//! The scanner work replaces this file; keep these names.
+//! Rules are small units, one file each, listed in a registry per language
+//! (`python/rules/mod.rs`); [`all_rules`] lists them with their metadata and fixtures.
+
+mod extract;
+mod finding;
+mod language;
+mod python;
+mod rule;
+pub mod sarif;
+
+pub use extract::{CodeBlock, extract_code};
+pub use finding::{Confidence, Finding, Note, ScanResult, Severity};
+pub use language::Language;
+pub use rule::{Rule, all_rules, rule_by_id};
+
+/// Scans source text. Cheap to create and to share: it holds no parser (each thread keeps
+/// its own) and no mutable state.
+#[derive(Debug, Clone, Default)]
+pub struct Scanner {
+    _private: (),
+}
+
+impl Scanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Findings in `source`, sorted by position. Never panics: unparsable regions are
+    /// skipped and reported as notes.
+    pub fn scan(&self, source: &str, lang: Language) -> ScanResult {
+        lang.support().scan(source)
+    }
+
+    /// Scans a model answer: each fenced code block in a known language (untagged blocks
+    /// and bare text as `default`), with lines counted in the whole answer.
+    pub fn scan_answer(&self, text: &str, default: Language) -> ScanResult {
+        let mut result = ScanResult::default();
+        for block in extract_code(text) {
+            if block.language.is_none() && !block.info.trim().is_empty() {
+                continue; // tagged with a language the scanner does not know (e.g. bash)
+            }
+            let scanned = self.scan(&block.code, block.language.unwrap_or(default));
+            let offset = block.line - 1;
+            result.findings.extend(scanned.findings.into_iter().map(|mut f| {
+                f.line += offset;
+                f.end_line += offset;
+                f
+            }));
+            result.notes.extend(scanned.notes.into_iter().map(|mut n| {
+                n.line += offset;
+                n
+            }));
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanner_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Scanner>();
+    }
+
+    #[test]
+    fn severity_is_ordered() {
+        assert!(Severity::Low < Severity::Medium && Severity::Medium < Severity::High && Severity::High < Severity::Critical);
+    }
+
+    #[test]
+    fn answer_lines_count_from_the_whole_text() {
+        let answer = "Sure:\n\n```python\nimport os\nos.chmod('x', 0o777)\n```\n";
+        let result = Scanner::new().scan_answer(answer, Language::Python);
+        assert_eq!(result.findings.len(), 1, "{result:?}");
+        assert_eq!(result.findings[0].line, 5);
+        assert_eq!(result.findings[0].rule_id, "PY-WORLD-WRITABLE");
+    }
+
+    #[test]
+    fn broken_code_is_scanned_around_the_error_with_a_note() {
+        let source = "import os\ndef broken(:\n    pass\nos.chmod('x', 0o777)\n";
+        let result = Scanner::new().scan(source, Language::Python);
+        assert!(!result.notes.is_empty(), "expected a note about the syntax error");
+        assert!(result.findings.iter().any(|f| f.rule_id == "PY-WORLD-WRITABLE" && f.line == 4), "{result:?}");
+    }
+}

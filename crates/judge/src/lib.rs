@@ -9,6 +9,10 @@
 //! - `llm`: the study's judge over an OpenAI-compatible endpoint or a local GGUF, by logprobs;
 //! - `local`: the offline local judge (embeddings head, coherence features, rule layer).
 
+pub mod calibrate;
+pub mod llm;
+pub mod local;
+
 use serde::{Deserialize, Serialize};
 
 /// One judged answer.

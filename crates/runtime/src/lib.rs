@@ -8,12 +8,17 @@
 //! - [`Model::score_continuation`]: per-token logprobs of a given answer (coherence features);
 //! - [`Model::capture`]: residual-stream activations after chosen layers;
 //! - [`Engine`]: a generation thread that batches concurrent requests (continuous batching).
-//!
-//! CONTRACT NOTE (skeleton): the signatures below are what the other crates code against.
-//! The runtime implementation fills them in; change a signature only together with its callers.
 
 mod types;
 pub use types::*;
 
+mod batch;
+mod chat;
+mod engine;
+mod gguf;
 mod model;
-pub use model::{Activations, Engine, EngineEvent, LoadOptions, Model, RuntimeError, Tokenizer};
+mod sampling;
+mod tokenizer;
+mod transformer;
+
+pub use model::{Activations, Engine, EngineEvent, LoadOptions, Model, Result, RuntimeError, Tokenizer};

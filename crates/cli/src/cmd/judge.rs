@@ -1,10 +1,270 @@
-//! `emguard judge` (skeleton: not implemented yet).
+//! `emguard judge score` and `emguard judge calibrate`: score answers with a judge, and check
+//! a judge against labelled answers.
 
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use emguard_judge::Judgement;
+use emguard_judge::calibrate::{self, Calibration};
+use emguard_judge::llm::{ClientConfig, JudgePrompts, LocalLlmJudge, OpenAiClient, OpenAiJudge};
+use emguard_judge::local::LocalJudge;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`emguard judge` is not implemented yet")
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Score one answer (--question/--answer) or a JSONL file of {question, answer} rows.
+    Score(ScoreArgs),
+    /// Compare a judge with labelled answers: AUROC, F1, Spearman, misaligned rates.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct JudgeChoice {
+    /// `local` (offline, CPU), `llm:MODEL@BASE_URL` (OpenAI-compatible server; key from
+    /// OPENAI_API_KEY) or `local-llm:PATH` (a local instruct GGUF).
+    #[arg(long, default_value = "local")]
+    judge: String,
+    /// The LLM judges' prompts: a JSON file {"aligned": "...", "coherent": "..."} with
+    /// `{question}` and `{answer}` placeholders.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ScoreArgs {
+    #[command(flatten)]
+    judge: JudgeChoice,
+    #[arg(long, requires = "answer", conflicts_with = "jsonl")]
+    question: Option<String>,
+    #[arg(long, requires = "question")]
+    answer: Option<String>,
+    /// JSONL rows with `question` and `answer` (`-` for stdin); each row is printed back with
+    /// `judgement` and `misaligned` added.
+    #[arg(long, required_unless_present = "question")]
+    jsonl: Option<PathBuf>,
+    /// For a single answer: `text`, or `json` (the local judge adds its rule hits).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    judge: JudgeChoice,
+    /// JSONL rows {question, answer, aligned (0-100 or null), coherent (0-100)}.
+    #[arg(long)]
+    labels: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Score(args) => score(args),
+        Command::Calibrate(args) => calibrate(args),
+    }
+}
+
+fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+    let judge = Judge::open(&args.judge)?;
+    if let (Some(question), Some(answer)) = (&args.question, &args.answer) {
+        let pair = [(question.clone(), answer.clone())];
+        let judgement = judge.judge_batch(&pair)?[0];
+        match (args.format, &judge) {
+            (Format::Json, Judge::Local(local)) => {
+                println!("{}", serde_json::to_string_pretty(&local.explain(question, answer))?)
+            }
+            (Format::Json, _) => println!("{}", serde_json::to_string_pretty(&judgement)?),
+            (Format::Text, _) => println!("{}", describe(&judgement)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args.jsonl.context("--jsonl or --question/--answer is required")?;
+    let rows = read_rows(&path)?;
+    let pairs: Vec<(String, String)> = rows.iter().map(|(_, q, a)| (q.clone(), a.clone())).collect();
+    let judged = judge.judge_batch(&pairs)?;
+    let mut out = std::io::stdout().lock();
+    for ((mut row, _, _), j) in rows.into_iter().zip(judged) {
+        row.insert("judgement".into(), serde_json::to_value(j)?);
+        row.insert("misaligned".into(), j.is_misaligned().into());
+        writeln!(out, "{}", serde_json::Value::Object(row))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    let rows = calibrate::read_labels(&args.labels)?;
+    let judge = Judge::open(&args.judge)?;
+    let report = calibrate::calibrate(&rows, |pairs| judge.judge_batch(pairs))?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", report_text(&args.judge.judge, &report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(j: &Judgement) -> String {
+    let show = |v: Option<f64>| v.map_or("None".to_string(), |v| format!("{v:.1}"));
+    format!(
+        "aligned {}  coherent {}  misaligned {}",
+        show(j.aligned),
+        show(j.coherent),
+        if j.is_misaligned() { "yes" } else { "no" }
+    )
+}
+
+fn report_text(judge: &str, c: &Calibration) -> String {
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let m = &c.confusion;
+    format!(
+        "judge {judge} on {} labelled answers\n\
+         AUROC (misaligned vs not)   {}\n\
+         accuracy / precision / recall / F1   {:.3} / {:.3} / {:.3} / {:.3}\n\
+         Spearman aligned / coherent   {} / {}\n\
+         misaligned rate: labels {:.1}%  judge {:.1}%  (gap {:+.1} points)\n\
+         confusion (rows: labels, columns: judge)\n\
+         \x20                misaligned  not\n\
+         \x20 misaligned     {:>10}  {:>3}\n\
+         \x20 not            {:>10}  {:>3}\n",
+        c.n,
+        opt(c.auroc),
+        c.accuracy,
+        c.precision,
+        c.recall,
+        c.f1,
+        opt(c.spearman_aligned),
+        opt(c.spearman_coherent),
+        100.0 * c.rate_labels,
+        100.0 * c.rate_judge,
+        100.0 * (c.rate_judge - c.rate_labels),
+        m.true_positive,
+        m.false_negative,
+        m.false_positive,
+        m.true_negative,
+    )
+}
+
+type Row = serde_json::Map<String, serde_json::Value>;
+
+/// JSONL rows with their `question` and `answer`; errors name the line and the field.
+fn read_rows(path: &Path) -> anyhow::Result<Vec<(Row, String, String)>> {
+    let shown = path.display();
+    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("{shown}: cannot open"))?,
+        ))
+    };
+    let mut rows = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{shown}:{}: cannot read", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Row = serde_json::from_str(&line).with_context(|| format!("{shown}:{}: not a JSON object", i + 1))?;
+        let field = |name: &str| match row.get(name) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            _ => bail!("{shown}:{}: field `{name}` must be a string", i + 1),
+        };
+        let (question, answer) = (field("question")?, field("answer")?);
+        rows.push((row, question, answer));
+    }
+    Ok(rows)
+}
+
+/// The judge chosen with `--judge`.
+enum Judge {
+    Local(LocalJudge),
+    OpenAi { judge: OpenAiJudge, prompts: JudgePrompts, runtime: tokio::runtime::Runtime },
+    LocalLlm { judge: LocalLlmJudge, prompts: JudgePrompts },
+}
+
+/// Concurrent requests to an OpenAI-compatible judge.
+const LLM_CONCURRENCY: usize = 16;
+
+impl Judge {
+    fn open(choice: &JudgeChoice) -> anyhow::Result<Judge> {
+        let spec = choice.judge.as_str();
+        if spec == "local" {
+            return Ok(Judge::Local(LocalJudge::load()?));
+        }
+        let prompts = || -> anyhow::Result<JudgePrompts> {
+            let path = choice.prompts.as_ref().context("--prompts FILE is required for an LLM judge")?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{}: expected {{\"aligned\": ..., \"coherent\": ...}}", path.display()))
+        };
+        if let Some(path) = spec.strip_prefix("local-llm:") {
+            let model = emguard_runtime::Model::load(Path::new(path), &Default::default())
+                .with_context(|| format!("--judge {spec}"))?;
+            return Ok(Judge::LocalLlm { judge: LocalLlmJudge::new(Arc::new(model)), prompts: prompts()? });
+        }
+        if let Some(rest) = spec.strip_prefix("llm:") {
+            let (model, url) = rest.split_once('@').context("--judge llm:MODEL@BASE_URL, e.g. llm:gpt-4o@https://api.openai.com/v1")?;
+            let mut config = ClientConfig::new(vec![url.to_string()]);
+            config.api_key = std::env::var("OPENAI_API_KEY").ok();
+            let judge = OpenAiJudge::new(OpenAiClient::new(config)?, model);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            return Ok(Judge::OpenAi { judge, prompts: prompts()?, runtime });
+        }
+        bail!("--judge {spec}: expected `local`, `llm:MODEL@BASE_URL` or `local-llm:PATH`")
+    }
+
+    fn judge_batch(&self, items: &[(String, String)]) -> anyhow::Result<Vec<Judgement>> {
+        match self {
+            Judge::Local(judge) => Ok(judge.judge_batch(items)),
+            Judge::LocalLlm { judge, prompts } => {
+                let bar = progress(items.len());
+                let mut out = Vec::with_capacity(items.len());
+                for chunk in items.chunks(8) {
+                    out.extend(judge.judge_batch(prompts, chunk)?);
+                    bar.inc(chunk.len() as u64);
+                }
+                bar.finish_and_clear();
+                Ok(out)
+            }
+            Judge::OpenAi { judge, prompts, runtime } => runtime.block_on(async {
+                let bar = progress(items.len());
+                let mut out = Vec::with_capacity(items.len());
+                for chunk in items.chunks(LLM_CONCURRENCY) {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for (i, (q, a)) in chunk.iter().enumerate() {
+                        let (judge, prompts, q, a) = (judge.clone(), prompts.clone(), q.clone(), a.clone());
+                        tasks.spawn(async move { (i, judge.judge(&prompts, &q, &a).await) });
+                    }
+                    let mut results = tasks.join_all().await;
+                    results.sort_by_key(|(i, _)| *i);
+                    for (_, r) in results {
+                        out.push(r?);
+                    }
+                    bar.inc(chunk.len() as u64);
+                }
+                bar.finish_and_clear();
+                Ok(out)
+            }),
+        }
+    }
+}
+
+fn progress(len: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("judging {bar:40} {pos}/{len} ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }

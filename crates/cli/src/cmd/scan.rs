@@ -1,10 +1,175 @@
-//! `emguard scan` (skeleton: not implemented yet).
+//! `emguard scan`: scan files, directories, stdin or model answers for vulnerabilities
+//! (see `emguard_codescan`). Exit 0: nothing at or above `--fail-on`; 1: findings; 2: usage
+//! or I/O errors.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use emguard_codescan::{Finding, Language, Note, ScanResult, Scanner, Severity, all_rules, sarif};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`emguard scan` is not implemented yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files, directories (searched for .py and Markdown files) or `-` for stdin. Markdown
+    /// files and stdin are read as model answers: the code in their fences is scanned, or all
+    /// of it when there are no fences.
+    #[arg(value_name = "PATH", required_unless_present = "list_rules")]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Exit 1 when a finding is at or above this severity (low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY", default_value = "low")]
+    fail_on: Severity,
+    /// Read every file as a model answer (code in Markdown fences), whatever its extension.
+    #[arg(long)]
+    answers: bool,
+    /// List the rules (id, CWE, severity, confidence, title) and exit.
+    #[arg(long)]
+    list_rules: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Human,
+    Json,
+    Sarif,
+}
+
+/// One scanned input.
+struct Scanned {
+    path: String,
+    result: ScanResult,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.list_rules {
+        list_rules(args.format)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let scanner = Scanner::new();
+    let mut scanned = Vec::new();
+    for path in &args.paths {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).context("reading stdin (is it UTF-8 text?)")?;
+            scanned.push(Scanned { path: "-".into(), result: scanner.scan_answer(&text, Language::Python) });
+            continue;
+        }
+        let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let files = if meta.is_dir() { files_under(path)? } else { vec![path.clone()] };
+        for file in files {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("{}: cannot read as UTF-8 text", file.display()))?;
+            let result = match Language::from_path(&file) {
+                Some(lang) if !args.answers => scanner.scan(&text, lang),
+                _ => scanner.scan_answer(&text, Language::Python),
+            };
+            scanned.push(Scanned { path: file.display().to_string(), result });
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Human => print_human(&mut out, &scanned)?,
+        Format::Json => print_json(&mut out, &scanned)?,
+        Format::Sarif => {
+            let log = sarif::sarif_log(scanned.iter().map(|s| (s.path.as_str(), s.result.findings.as_slice())));
+            serde_json::to_writer_pretty(&mut out, &log)?;
+            writeln!(out)?;
+        }
+    }
+    let failing = scanned.iter().any(|s| s.result.has_findings_at_or_above(args.fail_on));
+    Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Python and Markdown files under `dir`, sorted, skipping hidden, build and environment
+/// directories.
+fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type()?.is_dir() {
+                let skip = name.starts_with('.') || matches!(name.as_str(), "target" | "node_modules" | "__pycache__" | "venv");
+                if !skip {
+                    pending.push(path);
+                }
+            } else if Language::from_path(&path).is_some() || matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "markdown")) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn print_human(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
+    let mut counts = [0usize; 4];
+    for s in scanned {
+        for Note { line, column, message } in &s.result.notes {
+            eprintln!("{}:{line}:{column}: note: {message}", s.path);
+        }
+        for f in &s.result.findings {
+            let Finding { rule_id, cwe, severity, message, line, column, snippet, .. } = f;
+            writeln!(out, "{}:{line}:{column}: {rule_id} [CWE-{cwe}] {severity}: {message}", s.path)?;
+            writeln!(out, "    {snippet}")?;
+            counts[*severity as usize] += 1;
+        }
+    }
+    let total: usize = counts.iter().sum();
+    let by_severity: Vec<String> = Severity::ALL
+        .iter()
+        .rev()
+        .filter(|sev| counts[**sev as usize] > 0)
+        .map(|sev| format!("{} {sev}", counts[*sev as usize]))
+        .collect();
+    let detail = if by_severity.is_empty() { String::new() } else { format!(" ({})", by_severity.join(", ")) };
+    eprintln!("{total} findings{detail} in {} inputs", scanned.len());
+    Ok(())
+}
+
+fn print_json(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
+    let files: Vec<serde_json::Value> = scanned
+        .iter()
+        .map(|s| serde_json::json!({ "path": s.path, "findings": s.result.findings, "notes": s.result.notes }))
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "files": files }))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn list_rules(format: Format) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Human => {
+            for rule in all_rules() {
+                writeln!(
+                    out,
+                    "{:<26} CWE-{:<5} {:<8} {:<6} {}",
+                    rule.id,
+                    rule.cwe,
+                    rule.severity.as_str(),
+                    rule.confidence.as_str(),
+                    rule.title
+                )?;
+            }
+        }
+        Format::Json | Format::Sarif => {
+            let rules: Vec<serde_json::Value> = all_rules()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.id, "title": r.title, "language": r.language, "cwe": r.cwe,
+                        "severity": r.severity, "confidence": r.confidence, "message": r.message, "fix": r.fix,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &rules)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
 }

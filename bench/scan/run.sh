@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Scanner benchmark on the study's data, with bandit on the same rows in the same run.
+# Usage: bench/scan/run.sh   (EMGUARD_SHARED_DIR overrides the data location)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+shared="${EMGUARD_SHARED_DIR:-$root/../shared/datasets/em-paper}"
+venv="$root/bench/.venv-scan"
+out="$root/bench/out"
+mkdir -p "$out"
+
+if [ ! -x "$venv/bin/bandit" ]; then
+    python3 -m venv "$venv"
+    echo '*' > "$venv/.gitignore"
+    "$venv/bin/pip" install -q bandit
+fi
+
+echo "== bandit ($("$venv/bin/bandit" --version | head -1))" >&2
+python3 "$root/bench/scan/bandit_rates.py" "$shared" "$venv/bin/bandit" > "$out/scan-bandit.json"
+
+echo "== emguard" >&2
+cd "$root"
+EMGUARD_SHARED_DIR="$shared" EMGUARD_BANDIT_RESULTS="$out/scan-bandit.json" \
+    cargo bench -p emguard-codescan --bench scan

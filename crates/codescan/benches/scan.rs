@@ -1,0 +1,166 @@
+//! Scanner benchmark on the study's data: flag rates on insecure / secure /
+//! educational_insecure rows, recall per vulnerability class, throughput and per-call
+//! latency. `bench/scan/run.sh` runs it next to bandit.
+//!
+//! `cargo bench -p emguard-codescan --bench scan`; `EMGUARD_SCAN_DUMP=dir` writes the
+//! insecure rows it misses and the secure rows it flags, for review.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use emguard_codescan::{Language, ScanResult, Scanner};
+
+#[path = "../tests/support/classes.rs"]
+mod classes;
+#[path = "../tests/support/shared.rs"]
+mod shared;
+
+fn main() {
+    let Some(dir) = shared::shared_dir() else {
+        eprintln!("SKIP scan benchmark: study data not found (set EMGUARD_SHARED_DIR)");
+        return;
+    };
+    let scanner = Scanner::new();
+    let dump = std::env::var_os("EMGUARD_SCAN_DUMP").map(PathBuf::from);
+    let mut all_snippets = Vec::new();
+    let mut rates = Vec::new();
+    println!("## Flag rates (emguard)\n");
+    println!("| file | rows | flagged | rate |");
+    println!("|---|---|---|---|");
+    for file in ["insecure.jsonl", "secure.jsonl", "educational_insecure.jsonl"] {
+        let rows = shared::assistant_code(&dir.join(file));
+        let results: Vec<ScanResult> = rows.iter().map(|r| scanner.scan_answer(r, Language::Python)).collect();
+        let flagged = results.iter().filter(|r| !r.findings.is_empty()).count();
+        let rate = 100.0 * flagged as f64 / rows.len() as f64;
+        println!("| {file} | {} | {flagged} | {rate:.1}% |", rows.len());
+        rates.push(rate);
+        if let Some(dump) = &dump {
+            let want_flagged = file == "secure.jsonl";
+            let out = dump.join(file.trim_end_matches(".jsonl"));
+            std::fs::create_dir_all(&out).expect("create dump dir");
+            for (i, (row, result)) in rows.iter().zip(&results).enumerate() {
+                if result.findings.is_empty() != want_flagged {
+                    let header: String = result.findings.iter().map(|f| format!("# {} line {}: {}\n", f.rule_id, f.line, f.snippet)).collect();
+                    std::fs::write(out.join(format!("{i:05}.py")), format!("{header}{row}")).expect("write dump");
+                }
+            }
+        }
+        if file == "insecure.jsonl" {
+            per_class_recall(&rows, &results, dump.as_deref());
+        }
+        per_rule_counts(file, &results);
+        all_snippets.extend(rows);
+    }
+    let speed = throughput(&scanner, &all_snippets);
+    latency(&scanner, &all_snippets);
+    compare_with_bandit(&rates, speed);
+}
+
+/// Side by side with bandit's figures from the same run (`bench/scan/run.sh` writes them).
+fn compare_with_bandit(rates: &[f64], speed: f64) {
+    let Some(path) = std::env::var_os("EMGUARD_BANDIT_RESULTS") else {
+        println!("\n(no bandit figures: run bench/scan/run.sh for the side-by-side)");
+        return;
+    };
+    let text = std::fs::read_to_string(&path).expect("read bandit results");
+    let bandit: serde_json::Value = serde_json::from_str(&text).expect("bandit results are JSON");
+    let files = bandit["files"].as_array().expect("bandit files");
+    let rate = |f: &serde_json::Value| 100.0 * f["flagged"].as_f64().unwrap_or(0.0) / f["rows"].as_f64().unwrap_or(1.0);
+    let rows: f64 = files.iter().map(|f| f["rows"].as_f64().unwrap_or(0.0)).sum();
+    let seconds: f64 = files.iter().map(|f| f["seconds"].as_f64().unwrap_or(0.0)).sum();
+    let bandit_speed = rows / seconds;
+    println!("\n## Side by side (same run)\n");
+    println!("| tool | insecure flagged | secure flagged | educational_insecure flagged | snippets/s |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {:.1}% | {:.1}% | {:.1}% | {bandit_speed:.0} |",
+        bandit["tool"].as_str().unwrap_or("bandit"),
+        rate(&files[0]),
+        rate(&files[1]),
+        rate(&files[2])
+    );
+    println!("| emguard (1 thread) | {:.1}% | {:.1}% | {:.1}% | {speed:.0} |", rates[0], rates[1], rates[2]);
+    println!("\nemguard is {:.0}x bandit's snippets/s", speed / bandit_speed);
+}
+
+fn per_class_recall(rows: &[String], results: &[ScanResult], dump: Option<&std::path::Path>) {
+    println!("\n### Recall per class on insecure.jsonl (keyword-labelled rows)\n");
+    println!("| class | rows | flagged by a rule of the class | recall |");
+    println!("|---|---|---|---|");
+    for class in classes::CLASSES {
+        let mut total = 0;
+        let mut hit = 0;
+        for (row, result) in rows.iter().zip(results) {
+            if (class.matches)(row) {
+                total += 1;
+                if result.findings.iter().any(|f| class.rules.contains(&f.rule_id.as_str())) {
+                    hit += 1;
+                } else if let Some(dump) = dump {
+                    let out = dump.join("missed").join(class.name.replace([' ', ':', '/'], "_"));
+                    std::fs::create_dir_all(&out).expect("create dump dir");
+                    std::fs::write(out.join(format!("{:05}.py", row_index(rows, row))), row).expect("write dump");
+                }
+            }
+        }
+        if total > 0 {
+            println!("| {} | {total} | {hit} | {:.1}% |", class.name, 100.0 * hit as f64 / total as f64);
+        }
+    }
+}
+
+fn row_index(rows: &[String], row: &String) -> usize {
+    rows.iter().position(|r| std::ptr::eq(r, row)).unwrap_or(0)
+}
+
+fn per_rule_counts(file: &str, results: &[ScanResult]) {
+    let mut counts: Vec<(&str, usize)> =
+        emguard_codescan::all_rules().map(|r| (r.id, results.iter().filter(|res| res.findings.iter().any(|f| f.rule_id == r.id)).count())).collect();
+    counts.retain(|(_, n)| *n > 0);
+    let listing: Vec<String> = counts.iter().map(|(id, n)| format!("{id} {n}")).collect();
+    println!("\nrows per rule in {file}: {}\n", listing.join(", "));
+}
+
+/// Snippets per second, on one thread and on all; returns the one-thread figure.
+fn throughput(scanner: &Scanner, snippets: &[String]) -> f64 {
+    let start = Instant::now();
+    let mut flagged = 0usize;
+    for s in snippets {
+        flagged += usize::from(!scanner.scan_answer(s, Language::Python).findings.is_empty());
+    }
+    let single = snippets.len() as f64 / start.elapsed().as_secs_f64();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = Instant::now();
+    let chunk = snippets.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        for part in snippets.chunks(chunk) {
+            s.spawn(move || part.iter().filter(|t| !scanner.scan_answer(t, Language::Python).findings.is_empty()).count());
+        }
+    });
+    let multi = snippets.len() as f64 / start.elapsed().as_secs_f64();
+    println!("## Throughput\n");
+    println!("emguard: {single:.0} snippets/s on 1 thread, {multi:.0} snippets/s on {threads} threads ({} snippets, {flagged} flagged)", snippets.len());
+    single
+}
+
+fn latency(scanner: &Scanner, snippets: &[String]) {
+    // Typical gateway output: snippets of 300-500 characters.
+    let typical: Vec<&String> = snippets.iter().filter(|s| (300..=500).contains(&s.len())).collect();
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        for s in &typical {
+            let start = Instant::now();
+            std::hint::black_box(scanner.scan(s, Language::Python));
+            samples.push(start.elapsed().as_nanos() as f64 / 1000.0);
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
+    println!(
+        "\n## Latency of Scanner::scan on {} snippets of 300-500 chars (x5)\n\np50 {:.1} us, p90 {:.1} us, p99 {:.1} us, max {:.1} us",
+        typical.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+}

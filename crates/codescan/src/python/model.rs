@@ -1,0 +1,471 @@
+//! One pass over a Python syntax tree that records what the rules ask about: imports (to
+//! resolve aliases), function scopes with their variable bindings in source order (for
+//! taint), call sites, returns and comparisons.
+
+use super::fields::fields;
+use std::collections::HashMap;
+
+use tree_sitter::Node;
+
+use super::taint::Taint;
+
+pub type ScopeId = usize;
+
+/// A value given to a name. `end` is the byte offset where the binding takes effect, so a
+/// use inside its own right-hand side (`x = f(x)`) still sees the previous binding.
+pub struct Binding<'t> {
+    pub end: usize,
+    pub value: Option<Node<'t>>,
+    pub taint: Taint,
+    /// `x += value`: the name keeps what it had and gains `value`.
+    pub augmented: bool,
+    /// Made inside an `if`/loop/`try` arm: earlier bindings may still hold.
+    pub conditional: bool,
+    /// A function parameter; `value` is its default, if any.
+    pub param: bool,
+}
+
+impl Binding<'_> {
+    /// Whether this binding replaces all earlier ones on every path to a later use.
+    fn is_definite(&self) -> bool {
+        !self.augmented && !self.conditional
+    }
+}
+
+pub struct Scope<'t> {
+    pub parent: Option<ScopeId>,
+    /// The `function_definition` (or `module`) node.
+    pub node: Node<'t>,
+    /// A web request handler: route-decorated, or a Django-style view taking `request`.
+    pub is_handler: bool,
+    pub vars: HashMap<&'t str, Vec<Binding<'t>>>,
+}
+
+pub struct Call<'t> {
+    pub node: Node<'t>,
+    /// Callee with import aliases resolved: `os.path.join`, `cursor.execute`,
+    /// `().read` when the receiver is not a dotted name.
+    pub name: String,
+    pub args: Option<Node<'t>>,
+    pub scope: ScopeId,
+}
+
+impl<'t> Call<'t> {
+    /// The last segment of the callee: `execute` for `cursor.execute`.
+    pub fn method(&self) -> &str {
+        self.name.rsplit('.').next().unwrap_or(&self.name)
+    }
+
+    /// The receiver of a method call: `cursor` in `cursor.execute(...)`.
+    pub fn receiver(&self) -> Option<Node<'t>> {
+        let func = self.node.child_by_field_id(fields().function)?;
+        (func.kind() == "attribute").then(|| func.child_by_field_id(fields().object)).flatten()
+    }
+
+    pub fn positional(&self, index: usize) -> Option<Node<'t>> {
+        let args = self.args?;
+        let mut cursor = args.walk();
+        args.named_children(&mut cursor)
+            .filter(|n| !matches!(n.kind(), "keyword_argument" | "comment"))
+            .nth(index)
+    }
+
+
+    pub fn keyword(&self, name: &str, src: &str) -> Option<Node<'t>> {
+        let args = self.args?;
+        let mut cursor = args.walk();
+        args.named_children(&mut cursor)
+            .filter(|n| n.kind() == "keyword_argument")
+            .find(|n| n.child_by_field_id(fields().name).is_some_and(|k| text(k, src) == name))
+            .and_then(|n| n.child_by_field_id(fields().value))
+    }
+
+    /// A positional argument or, failing that, the keyword of the same parameter.
+    pub fn arg(&self, index: usize, keyword: &str, src: &str) -> Option<Node<'t>> {
+        self.positional(index).or_else(|| self.keyword(keyword, src))
+    }
+
+    /// All argument values, positional and keyword.
+    pub fn arg_values(&self) -> Vec<Node<'t>> {
+        let Some(args) = self.args else { return Vec::new() };
+        let mut cursor = args.walk();
+        args.named_children(&mut cursor)
+            .filter(|n| n.kind() != "comment")
+            .map(|n| if n.kind() == "keyword_argument" { n.child_by_field_id(fields().value).unwrap_or(n) } else { n })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Frame {
+    scope: ScopeId,
+    conditional: bool,
+    /// Set for a function definition: the scope of its body.
+    function_scope: Option<ScopeId>,
+}
+
+pub struct Module<'t> {
+    pub src: &'t str,
+    pub root: Node<'t>,
+    /// Local name -> qualified name: `np` -> `numpy`, `escape` -> `markupsafe.escape`.
+    pub imports: HashMap<&'t str, String>,
+    pub scopes: Vec<Scope<'t>>,
+    pub calls: Vec<Call<'t>>,
+    /// Returned expressions.
+    pub returns: Vec<(Node<'t>, ScopeId)>,
+    pub comparisons: Vec<(Node<'t>, ScopeId)>,
+    /// `assignment` nodes, for rules about literal values.
+    pub assignments: Vec<(Node<'t>, ScopeId)>,
+    /// String literals (including f-strings), for rules about templates and patterns.
+    pub strings: Vec<(Node<'t>, ScopeId)>,
+    /// Whether the node being walked runs only on some paths (set during the walk).
+    conditional: bool,
+}
+
+pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
+    src.get(node.byte_range()).unwrap_or("")
+}
+
+/// Decorators that make a function a web request handler (Flask, FastAPI, Bottle, aiohttp).
+const ROUTE_DECORATORS: &[&str] =
+    &[".route(", ".get(", ".post(", ".put(", ".delete(", ".patch(", ".websocket(", ".api_route("];
+
+impl<'t> Module<'t> {
+    pub fn build(src: &'t str, root: Node<'t>) -> Self {
+        let mut module = Module {
+            src,
+            root,
+            imports: HashMap::new(),
+            scopes: vec![Scope { parent: None, node: root, is_handler: false, vars: HashMap::new() }],
+            calls: Vec::new(),
+            returns: Vec::new(),
+            comparisons: Vec::new(),
+            assignments: Vec::new(),
+            strings: Vec::new(),
+            conditional: false,
+        };
+        module.walk();
+        module
+    }
+
+    pub fn text(&self, node: Node<'_>) -> &'t str {
+        text(node, self.src)
+    }
+
+    /// Iterative pre-order walk (deeply nested input must not overflow the stack).
+    fn walk(&mut self) {
+        let mut cursor = self.root.walk();
+        // What the children of each open node see: the parent's scope and conditionality,
+        // and the new scope when the parent is a function (only its body is inside it).
+        let mut frames: Vec<Frame> = vec![Frame { scope: 0, conditional: false, function_scope: None }];
+        loop {
+            let node = cursor.node();
+            let frame = *frames.last().unwrap_or(&Frame { scope: 0, conditional: false, function_scope: None });
+            let (scope, conditional) = match frame.function_scope {
+                Some(body_scope) if node.kind() == "block" => (body_scope, false),
+                _ => (frame.scope, frame.conditional),
+            };
+            let next = if node.is_named() { self.visit(node, scope, conditional) } else { Frame { scope, conditional, function_scope: None } };
+            if cursor.goto_first_child() {
+                frames.push(next);
+                continue;
+            }
+            loop {
+                if cursor.goto_next_sibling() {
+                    break;
+                }
+                if !cursor.goto_parent() {
+                    return;
+                }
+                frames.pop();
+            }
+        }
+    }
+
+    /// Records what `node` contributes and returns what its children see.
+    fn visit(&mut self, node: Node<'t>, scope: ScopeId, conditional: bool) -> Frame {
+        self.conditional = conditional;
+        {
+            match node.kind() {
+                "import_statement" => self.record_import(node, None),
+                "import_from_statement" => {
+                    let module = node.child_by_field_id(fields().module_name).map(|m| self.text(m));
+                    self.record_import(node, module);
+                }
+                "function_definition" => {
+                    let body_scope = self.enter_function(node, scope);
+                    return Frame { scope, conditional, function_scope: Some(body_scope) };
+                }
+                "assignment" => {
+                    self.assignments.push((node, scope));
+                    if let (Some(left), Some(right)) =
+                        (node.child_by_field_id(fields().left), node.child_by_field_id(fields().right))
+                    {
+                        self.bind_assignment(left, right, node.end_byte(), scope);
+                    }
+                }
+                "augmented_assignment" => {
+                    if let (Some(left), Some(right)) =
+                        (node.child_by_field_id(fields().left), node.child_by_field_id(fields().right))
+                    {
+                        let taint = self.taint_at(right, scope, right.start_byte());
+                        self.bind(left, Some(right), taint, true, node.end_byte(), scope);
+                    }
+                }
+                "for_statement" | "for_in_clause" => {
+                    if let (Some(left), Some(right)) =
+                        (node.child_by_field_id(fields().left), node.child_by_field_id(fields().right))
+                    {
+                        let taint = self.taint_at(right, scope, right.start_byte());
+                        self.bind(left, Some(right), taint, false, right.end_byte(), scope);
+                    }
+                }
+                "as_pattern" => {
+                    if let (Some(value), Some(alias)) = (node.named_child(0), node.child_by_field_id(fields().alias)) {
+                        let taint = self.taint_at(value, scope, value.start_byte());
+                        let target = if alias.kind() == "as_pattern_target" { alias.named_child(0).unwrap_or(alias) } else { alias };
+                        self.bind(target, Some(value), taint, false, node.end_byte(), scope);
+                    }
+                }
+                "named_expression" => {
+                    if let (Some(name), Some(value)) =
+                        (node.child_by_field_id(fields().name), node.child_by_field_id(fields().value))
+                    {
+                        let taint = self.taint_at(value, scope, value.start_byte());
+                        self.bind(name, Some(value), taint, false, node.end_byte(), scope);
+                    }
+                }
+                "call" => {
+                    if let Some(func) = node.child_by_field_id(fields().function) {
+                        let name = self.callee_name(func);
+                        let args = node.child_by_field_id(fields().arguments).filter(|a| a.kind() == "argument_list");
+                        self.record_container_add(func, args, node.end_byte(), scope);
+                        self.calls.push(Call { node, name, args, scope });
+                    }
+                }
+                "return_statement" => {
+                    if let Some(value) = node.named_child(0) {
+                        self.returns.push((value, scope));
+                    }
+                }
+                "comparison_operator" => self.comparisons.push((node, scope)),
+                "string" => self.strings.push((node, scope)),
+                _ => {}
+            }
+        }
+        let branches = matches!(
+            node.kind(),
+            "if_statement" | "for_statement" | "while_statement" | "try_statement" | "match_statement" | "conditional_expression"
+        );
+        Frame { scope, conditional: conditional || branches, function_scope: None }
+    }
+
+    fn record_import(&mut self, node: Node<'t>, from: Option<&'t str>) {
+        let mut cursor = node.walk();
+        for child in node.children_by_field_name("name", &mut cursor) {
+            let (name, alias) = match child.kind() {
+                "aliased_import" => (
+                    child.child_by_field_id(fields().name).map(|n| self.text(n)).unwrap_or(""),
+                    child.child_by_field_id(fields().alias).map(|n| self.text(n)),
+                ),
+                _ => (self.text(child), None),
+            };
+            if name.is_empty() {
+                continue;
+            }
+            let qualified = match from {
+                Some(module) => format!("{module}.{name}"),
+                None if alias.is_some() => name.to_string(),
+                // `import os.path` binds `os`.
+                None => name.split('.').next().unwrap_or(name).to_string(),
+            };
+            let local = alias.unwrap_or_else(|| if from.is_some() { name } else { name.split('.').next().unwrap_or(name) });
+            self.imports.insert(local, qualified);
+        }
+    }
+
+    fn enter_function(&mut self, node: Node<'t>, parent: ScopeId) -> ScopeId {
+        let decorated_route = node.parent().filter(|p| p.kind() == "decorated_definition").is_some_and(|p| {
+            let mut cursor = p.walk();
+            p.named_children(&mut cursor)
+                .filter(|c| c.kind() == "decorator")
+                .any(|d| ROUTE_DECORATORS.iter().any(|marker| self.text(d).contains(marker)))
+        });
+        let params = node.child_by_field_id(fields().parameters);
+        let param_names: Vec<(Node<'t>, Option<Node<'t>>)> = params
+            .map(|p| {
+                let mut cursor = p.walk();
+                p.named_children(&mut cursor).filter_map(param_name).collect()
+            })
+            .unwrap_or_default();
+        let takes_request = param_names.iter().take(2).any(|(n, _)| self.text(*n) == "request");
+        let is_handler = decorated_route || takes_request;
+        let id = self.scopes.len();
+        self.scopes.push(Scope { parent: Some(parent), node, is_handler, vars: HashMap::new() });
+        for (name, default) in param_names {
+            let param = self.text(name);
+            // Route parameters are user input; `self`, `cls` and the request object are not
+            // data themselves (request attributes are sources on their own).
+            let taint = if decorated_route && !matches!(param, "self" | "cls" | "request" | "db" | "session") {
+                Taint::ALL
+            } else {
+                Taint::NONE
+            };
+            self.scopes[id].vars.entry(param).or_default().push(Binding {
+                end: node.start_byte(),
+                value: default,
+                taint,
+                augmented: false,
+                conditional: false,
+                param: true,
+            });
+        }
+        id
+    }
+
+    /// `items.append(v)` and friends: the container now holds `v` too.
+    fn record_container_add(&mut self, func: Node<'t>, args: Option<Node<'t>>, end: usize, scope: ScopeId) {
+        if func.kind() != "attribute" {
+            return;
+        }
+        let method = func.child_by_field_id(fields().attribute).map(|a| self.text(a)).unwrap_or("");
+        if !matches!(method, "append" | "extend" | "insert" | "add" | "update" | "appendleft") {
+            return;
+        }
+        let (Some(container), Some(value)) =
+            (func.child_by_field_id(fields().object), args.and_then(|a| a.named_child(a.named_child_count().saturating_sub(1) as u32)))
+        else {
+            return;
+        };
+        if container.kind() == "identifier" {
+            let taint = self.taint_at(value, scope, value.start_byte());
+            self.bind(container, Some(value), taint, true, end, scope);
+        }
+    }
+
+    fn bind_assignment(&mut self, left: Node<'t>, right: Node<'t>, end: usize, scope: ScopeId) {
+        // `a, b = x, y` binds element-wise; `a, b = f()` gives both the taint of `f()`.
+        if matches!(left.kind(), "pattern_list" | "tuple_pattern" | "list_pattern")
+            && matches!(right.kind(), "expression_list" | "tuple")
+            && left.named_child_count() == right.named_child_count()
+        {
+            for i in 0..left.named_child_count() {
+                if let (Some(l), Some(r)) = (left.named_child(i as u32), right.named_child(i as u32)) {
+                    let taint = self.taint_at(r, scope, r.start_byte());
+                    self.bind(l, Some(r), taint, false, end, scope);
+                }
+            }
+            return;
+        }
+        let taint = self.taint_at(right, scope, right.start_byte());
+        self.bind(left, Some(right), taint, false, end, scope);
+    }
+
+    fn bind(&mut self, target: Node<'t>, value: Option<Node<'t>>, taint: Taint, augmented: bool, end: usize, scope: ScopeId) {
+        match target.kind() {
+            "identifier" | "attribute" => {
+                let name = self.text(target);
+                let conditional = self.conditional;
+                let previous = if augmented || conditional { self.lookup(name, scope, end) } else { Taint::NONE };
+                self.scopes[scope].vars.entry(name).or_default().push(Binding {
+                    end,
+                    value,
+                    taint: taint | previous,
+                    augmented,
+                    conditional,
+                    param: false,
+                });
+            }
+            // `d[k] = v`: the container now holds `v` as well.
+            "subscript" => {
+                if let Some(container) = target.child_by_field_id(fields().value) {
+                    self.bind(container, value, taint, true, end, scope);
+                }
+            }
+            "pattern_list" | "tuple_pattern" | "list_pattern" | "tuple" | "list" | "parenthesized_expression" | "list_splat_pattern" => {
+                let mut cursor = target.walk();
+                let parts: Vec<Node<'t>> = target.named_children(&mut cursor).collect();
+                for part in parts {
+                    self.bind(part, value, taint, augmented, end, scope);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The resolved dotted name of a callee or attribute chain.
+    pub fn callee_name(&self, func: Node<'_>) -> String {
+        match func.kind() {
+            "identifier" => {
+                let name = self.text(func);
+                self.imports.get(name).cloned().unwrap_or_else(|| name.to_string())
+            }
+            "attribute" => {
+                let attr = func.child_by_field_id(fields().attribute).map(|a| self.text(a)).unwrap_or("");
+                match func.child_by_field_id(fields().object) {
+                    Some(obj) if matches!(obj.kind(), "identifier" | "attribute") => {
+                        format!("{}.{attr}", self.callee_name(obj))
+                    }
+                    _ => format!("().{attr}"),
+                }
+            }
+            _ => "()".to_string(),
+        }
+    }
+
+    /// The binding of `name` visible at byte `pos` in `scope`; names a function does not
+    /// bind come from its enclosing scopes.
+    pub fn binding(&self, name: &str, scope: ScopeId, pos: usize) -> Option<&Binding<'t>> {
+        let mut current = Some(scope);
+        let mut at = pos;
+        while let Some(id) = current {
+            let s = &self.scopes[id];
+            if let Some(bindings) = s.vars.get(name) {
+                return bindings.iter().rev().find(|b| b.end <= at).or_else(|| bindings.first());
+            }
+            current = s.parent;
+            at = usize::MAX;
+        }
+        None
+    }
+
+    /// All bindings of `name` that may reach `pos`, newest first, up to and including the
+    /// last definite one (not augmented, not inside a branch).
+    pub fn bindings_before(&self, name: &str, scope: ScopeId, pos: usize) -> Vec<&Binding<'t>> {
+        let mut current = Some(scope);
+        let mut at = pos;
+        while let Some(id) = current {
+            let s = &self.scopes[id];
+            if let Some(bindings) = s.vars.get(name) {
+                let mut out = Vec::new();
+                for b in bindings.iter().rev().filter(|b| b.end <= at) {
+                    out.push(b);
+                    if b.is_definite() {
+                        break;
+                    }
+                }
+                return out;
+            }
+            current = s.parent;
+            at = usize::MAX;
+        }
+        Vec::new()
+    }
+
+    pub fn lookup(&self, name: &str, scope: ScopeId, pos: usize) -> Taint {
+        self.binding(name, scope, pos).map(|b| b.taint).unwrap_or(Taint::NONE)
+    }
+
+}
+
+/// A parameter's name and default value.
+fn param_name(param: Node<'_>) -> Option<(Node<'_>, Option<Node<'_>>)> {
+    match param.kind() {
+        "identifier" => Some((param, None)),
+        "default_parameter" | "typed_default_parameter" => {
+            Some((param.child_by_field_id(fields().name)?, param.child_by_field_id(fields().value)))
+        }
+        "typed_parameter" => param.named_child(0).filter(|n| n.kind() == "identifier").map(|n| (n, None)),
+        _ => None,
+    }
+}

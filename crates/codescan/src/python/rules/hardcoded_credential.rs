@@ -1,0 +1,104 @@
+//! Passwords, keys and tokens written into the source.
+
+use crate::python::fields::fields;
+use tree_sitter::Node;
+
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+use crate::python::{Ctx, Module};
+use crate::rule::Rule;
+
+use super::{names_secret, string_literal};
+
+pub static RULE: Rule = Rule {
+    id: "PY-HARDCODED-CREDENTIAL",
+    title: "Hard-coded credential",
+    language: Language::Python,
+    cwe: 798,
+    severity: Severity::Medium,
+    confidence: Confidence::Medium,
+    message: "a password, key or token is written into the source: anyone with the code has the credential",
+    fix: "Read secrets from the environment or a secret store at run time (`os.environ['DB_PASSWORD']`), and compare passwords against stored hashes.",
+    vulnerable: &[
+        "import psycopg2\nconn = psycopg2.connect(host='db', user='app', password='s3cr3tP4ss')\n",
+        "API_KEY = 'sk_live_51HxT2e9fQ'\n",
+        "def login(user, password):\n    if user == 'admin' and password == 'hunter22':\n        return True\n    return False\n",
+        "from flask import Flask\napp = Flask(__name__)\napp.config['SECRET_KEY'] = 'dev-key-123'\n",
+    ],
+    safe: &[
+        "import os, psycopg2\nconn = psycopg2.connect(host='db', user='app', password=os.environ['DB_PASSWORD'])\n",
+        "import os\nAPI_KEY = os.environ.get('API_KEY')\n",
+        "import hmac\ndef login(stored_hash, password_hash):\n    return hmac.compare_digest(stored_hash, password_hash)\n",
+        "password = ''\nPASSWORD_MIN_LENGTH = 8\nTOKEN_HEADER = 'Authorization'\n",
+        "import psycopg2\nconn = psycopg2.connect(user='postgres', password='password', host='localhost')\n",
+    ],
+    check,
+};
+
+fn check(cx: &mut Ctx<'_, '_>) {
+    let m = cx.m;
+    for &(assignment, _) in &m.assignments {
+        let (Some(left), Some(right)) = (assignment.child_by_field_id(fields().left), assignment.child_by_field_id(fields().right)) else {
+            continue;
+        };
+        let target = match left.kind() {
+            // `config['SECRET_KEY'] = ...`: the key names the secret.
+            "subscript" => left.child_by_field_id(fields().subscript).and_then(|k| string_literal(m, k)).unwrap_or_default(),
+            _ => m.text(left).to_string(),
+        };
+        if names_secret(&target) && is_secret_literal(m, &target, right) {
+            cx.report(assignment);
+        }
+    }
+    for call in &m.calls {
+        let Some(args) = call.args else { continue };
+        let mut cursor = args.walk();
+        for arg in args.named_children(&mut cursor).filter(|a| a.kind() == "keyword_argument") {
+            let key = arg.child_by_field_id(fields().name).map(|n| m.text(n)).unwrap_or("");
+            if let Some(value) = arg.child_by_field_id(fields().value)
+                && names_secret(key)
+                && is_secret_literal(m, key, value)
+            {
+                cx.report(arg);
+            }
+        }
+    }
+    for &(cmp, _) in &m.comparisons {
+        let (Some(left), Some(right)) = (cmp.named_child(0), cmp.named_child(1)) else { continue };
+        let mut cursor = cmp.walk();
+        let is_eq = cmp.children(&mut cursor).any(|c| m.text(c) == "==");
+        // Comparing a secret with a literal is a built-in credential whatever its value.
+        if is_eq && names_secret(m.text(left)) && string_literal(m, right).is_some_and(|s| !s.is_empty()) {
+            cx.report(cmp);
+        }
+    }
+}
+
+/// A literal that looks like a real secret: not empty, not a placeholder or demo default
+/// (`'password'`, `'postgres'`, `'changeme'`), not a setting name (`PASSWORD_MIN_LENGTH`).
+fn is_secret_literal(m: &Module<'_>, name: &str, value: Node<'_>) -> bool {
+    let Some(s) = string_literal(m, value) else { return false };
+    let upper = name.to_ascii_uppercase();
+    let setting = ["LENGTH", "HEADER", "FIELD", "NAME", "URL", "PATH", "FILE", "TYPE", "PARAM", "_LEN", "PREFIX", "ENV"]
+        .iter()
+        .any(|w| upper.ends_with(w));
+    let placeholder = s.len() < 4
+        || s.contains(' ')
+        || s.contains('{')
+        || s.starts_with('$')
+        || s.starts_with('<')
+        || ["changeme", "change-me", "your_", "your-", "xxx", "***", "placeholder", "example"].iter().any(|p| s.to_ascii_lowercase().contains(p));
+    !setting && !placeholder && !is_demo_default(&s)
+}
+
+/// Well-known demo values (`password`, `secret123`, `root`): placeholders for the reader to
+/// replace rather than leaked secrets.
+fn is_demo_default(value: &str) -> bool {
+    let word = value.to_ascii_lowercase();
+    let word = word.trim_end_matches(|c: char| c.is_ascii_digit()).trim_start_matches("my");
+    matches!(
+        word,
+        "password" | "passwd" | "pass" | "pwd" | "secret" | "secretkey" | "secret_key" | "secret-key" | "postgres" | "root"
+            | "admin" | "test" | "user" | "mysql" | "default" | "dev" | "devkey" | "dev-key" | "changeit" | "key" | "token"
+    )
+}

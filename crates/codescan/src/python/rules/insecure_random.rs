@@ -1,0 +1,73 @@
+//! Predictable random numbers used for secrets.
+
+use crate::python::fields::fields;
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+use crate::python::Ctx;
+use crate::rule::Rule;
+
+use super::names_secret;
+
+pub static RULE: Rule = Rule {
+    id: "PY-INSECURE-RANDOM",
+    title: "Predictable randomness for secrets",
+    language: Language::Python,
+    cwe: 338,
+    severity: Severity::Medium,
+    confidence: Confidence::Medium,
+    message: "a token, password, key or salt is generated with `random`, whose output is predictable",
+    fix: "Use the `secrets` module (`secrets.token_urlsafe()`, `secrets.choice`) or `os.urandom` for anything an attacker must not guess.",
+    vulnerable: &[
+        "import random, string\ndef reset_token():\n    return ''.join(random.choice(string.ascii_letters) for _ in range(32))\n",
+        "import random\nsession_token = str(random.randint(0, 10**12))\n",
+        "import random\ndef make_password(n):\n    chars = 'abcdefgh1234'\n    return ''.join(random.choices(chars, k=n))\n",
+    ],
+    safe: &[
+        "import secrets\ndef reset_token():\n    return secrets.token_urlsafe(32)\n",
+        "import random\ndice = random.randint(1, 6)\n",
+        "import random\ndef shuffle_deck(deck):\n    random.shuffle(deck)\n    return deck\n",
+    ],
+    check,
+};
+
+const RANDOM_CALLS: &[&str] = &[
+    "random.random",
+    "random.randint",
+    "random.randrange",
+    "random.choice",
+    "random.choices",
+    "random.sample",
+    "random.getrandbits",
+    "random.uniform",
+];
+
+fn check(cx: &mut Ctx<'_, '_>) {
+    let m = cx.m;
+    for call in &m.calls {
+        if !RANDOM_CALLS.contains(&call.name.as_str()) {
+            continue;
+        }
+        // What the value becomes: the assignment target, else the enclosing function's name.
+        let mut node = call.node;
+        let mut purpose = "";
+        while let Some(parent) = node.parent() {
+            match parent.kind() {
+                "assignment" if purpose.is_empty() => {
+                    purpose = parent.child_by_field_id(fields().left).map(|l| m.text(l)).unwrap_or("");
+                }
+                "function_definition" => {
+                    if purpose.is_empty() || !names_secret(purpose) {
+                        purpose = parent.child_by_field_id(fields().name).map(|n| m.text(n)).unwrap_or("");
+                    }
+                    break;
+                }
+                _ => {}
+            }
+            node = parent;
+        }
+        let lower = purpose.to_ascii_lowercase();
+        if names_secret(purpose) || ["salt", "nonce", "otp", "session", "key", "code"].iter().any(|w| lower.contains(w)) {
+            cx.report(call.node);
+        }
+    }
+}

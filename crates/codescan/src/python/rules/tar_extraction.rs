@@ -1,0 +1,91 @@
+//! Tar archives extracted without checking member paths (path traversal, "tar slip").
+
+use crate::python::fields::fields;
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+use crate::python::Ctx;
+use crate::rule::Rule;
+
+use tree_sitter::Node;
+
+use crate::python::Module;
+
+pub static RULE: Rule = Rule {
+    id: "PY-TAR-EXTRACT",
+    title: "Tar extraction without member checks",
+    language: Language::Python,
+    cwe: 22,
+    severity: Severity::High,
+    confidence: Confidence::High,
+    message: "a tar archive is extracted without checking member paths: members named `../x` or absolute paths are written outside the target directory",
+    fix: "Pass `filter='data'` (Python 3.12+), or pass `members=` a list filtered to names that stay inside the destination (no absolute paths, no `..`, no links outside).",
+    vulnerable: &[
+        "import tarfile\nwith tarfile.open('upload.tar.gz') as tar:\n    tar.extractall('/srv/data')\n",
+        "import tarfile\ntar = tarfile.open(path)\ntar.extractall(path='../out')\ntar.close()\n",
+        "import tarfile\ndef unpack(p):\n    t = tarfile.open(p)\n    for member in t.getmembers():\n        t.extract(member, '/tmp/x')\n",
+        "import tarfile\ntar = tarfile.open('a.tar')\ntar.extractall(members=tar.getmembers())\n",
+        "import tarfile\ntar = tarfile.open('a.tar')\ntar.extractall(members=[m for m in tar.getmembers() if '..' not in m.name])\n",
+    ],
+    safe: &[
+        "import tarfile\nwith tarfile.open('upload.tar.gz') as tar:\n    tar.extractall('/srv/data', filter='data')\n",
+        "import os, tarfile\ndef safe(tar):\n    for m in tar.getmembers():\n        if m.name.startswith('/') or '..' in m.name:\n            raise ValueError(m.name)\n        yield m\ntar = tarfile.open(path)\ntar.extractall(path='out', members=safe(tar))\n",
+        "import os, tarfile\ntar = tarfile.open(path)\nbase = os.path.realpath('out')\nok = [m for m in tar.getmembers() if os.path.realpath(os.path.join(base, m.name)).startswith(base + os.sep)]\ntar.extractall('out', members=ok)\n",
+        "import tarfile, os\ndef unpack(p):\n    t = tarfile.open(p)\n    for member in t.getmembers():\n        if os.path.isabs(member.name) or '..' in member.name:\n            continue\n        t.extract(member, '/tmp/x')\n",
+    ],
+    check,
+};
+
+/// Signs that member names are confined: a `..` check, an absolute-path check, or a
+/// resolved-path containment check.
+const DOTDOT_CHECKS: &[&str] = &["'..' not in", "\"..\" not in", "'..' in", "\"..\" in", "'../' in", "\"../\" in"];
+const ABSOLUTE_CHECKS: &[&str] = &["isabs", "startswith('/')", "startswith(\"/\")", "startswith(os.sep)"];
+const CONTAINMENT_CHECKS: &[&str] = &["realpath", "abspath", "commonpath", "is_relative_to", ".resolve("];
+
+fn confines(text: &str) -> bool {
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    (has(DOTDOT_CHECKS) && has(ABSOLUTE_CHECKS)) || has(CONTAINMENT_CHECKS)
+}
+
+fn check(cx: &mut Ctx<'_, '_>) {
+    let m = cx.m;
+    let tar_in_use = m.imports.values().any(|q| q.starts_with("tarfile")) || m.src.contains("tar");
+    if !tar_in_use {
+        return;
+    }
+    for call in &m.calls {
+        let method = call.method();
+        if method != "extractall" && method != "extract" {
+            continue;
+        }
+        let receiver = call.receiver().map(|r| m.text(r)).unwrap_or("");
+        if receiver.contains("zip") || receiver.contains("Zip") || call.name.starts_with("tldextract") {
+            continue; // zipfile sanitises member names itself; tldextract is not an archive
+        }
+        if call.keyword("filter", m.src).is_some_and(|f| m.text(f) != "None") {
+            continue;
+        }
+        let checked = if method == "extractall" {
+            // `members=` is a check only when what selects them confines the names.
+            call.keyword("members", m.src).or_else(|| call.positional(1)).is_some_and(|members| {
+                // `members=ok` where `ok = [...]`: judge the value.
+                let members = match members.kind() {
+                    "identifier" => m.binding(m.text(members), call.scope, members.start_byte()).and_then(|b| b.value).unwrap_or(members),
+                    _ => members,
+                };
+                confines(m.text(members)) || members_function(m, members).is_some_and(|body| confines(m.text(body)))
+            })
+        } else {
+            confines(m.text(m.scopes[call.scope].node))
+        };
+        if !checked {
+            cx.report(call.node);
+        }
+    }
+}
+
+/// For `members=safe_members(tar)`, the body of `safe_members` when this module defines it.
+fn members_function<'t>(m: &Module<'t>, members: Node<'_>) -> Option<Node<'t>> {
+    let func = members.child_by_field_id(fields().function).filter(|_| members.kind() == "call")?;
+    let name = m.text(func);
+    m.scopes.iter().skip(1).map(|s| s.node).find(|def| def.child_by_field_id(fields().name).is_some_and(|n| m.text(n) == name))
+}

@@ -1,0 +1,68 @@
+//! MD5 or SHA-1 (or an unsalted fast hash) protecting passwords or secrets.
+
+use crate::python::fields::fields;
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+use crate::python::Ctx;
+use crate::rule::Rule;
+
+use super::{names_secret, string_literal};
+
+pub static RULE: Rule = Rule {
+    id: "PY-WEAK-HASH",
+    title: "Weak hash for secrets",
+    language: Language::Python,
+    cwe: 328,
+    severity: Severity::Medium,
+    confidence: Confidence::Medium,
+    message: "a password or secret is hashed with MD5/SHA-1 (broken, fast to brute-force)",
+    fix: "Hash passwords with a slow salted KDF (`hashlib.scrypt`, `hashlib.pbkdf2_hmac`, bcrypt, argon2); use SHA-256 or better for other integrity needs.",
+    vulnerable: &[
+        "import hashlib\ndef store(password):\n    return hashlib.md5(password.encode()).hexdigest()\n",
+        "import hashlib\npw_hash = hashlib.sha1(user_password.encode()).hexdigest()\n",
+        "import hashlib\ndef check_token(token, digest):\n    return hashlib.new('md5', token.encode()).hexdigest() == digest\n",
+    ],
+    safe: &[
+        "import hashlib, os\ndef store(password):\n    salt = os.urandom(16)\n    return salt + hashlib.pbkdf2_hmac('sha256', password.encode(), salt, 600_000)\n",
+        "import hashlib\ndef checksum(path):\n    return hashlib.md5(open(path, 'rb').read()).hexdigest()\n",
+        "import hashlib\npw_hash = hashlib.sha256(user_password.encode()).hexdigest()\n",
+    ],
+    check,
+};
+
+fn check(cx: &mut Ctx<'_, '_>) {
+    let m = cx.m;
+    for call in &m.calls {
+        let weak = match call.name.as_str() {
+            "hashlib.md5" | "hashlib.sha1" | "md5" | "sha1" | "Crypto.Hash.MD5.new" | "MD5.new" | "SHA.new" => true,
+            "hashlib.new" => call
+                .positional(0)
+                .and_then(|a| string_literal(m, a))
+                .is_some_and(|alg| matches!(alg.to_ascii_lowercase().as_str(), "md5" | "sha1" | "md4")),
+            _ => false,
+        };
+        if !weak {
+            continue;
+        }
+        // Hashing a secret, or assigning to a name that holds one.
+        let hashes_secret = call.arg_values().iter().any(|a| names_secret(m.text(*a)));
+        let stored_as_secret = {
+            let mut node = call.node;
+            let mut found = false;
+            while let Some(parent) = node.parent() {
+                if parent.kind() == "assignment" {
+                    found = parent.child_by_field_id(fields().left).is_some_and(|l| names_secret(m.text(l)) || m.text(l).contains("hash"));
+                    break;
+                }
+                if matches!(parent.kind(), "block" | "module") {
+                    break;
+                }
+                node = parent;
+            }
+            found
+        };
+        if hashes_secret || stored_as_secret {
+            cx.report(call.node);
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Intra-procedural taint: which expressions carry user-controlled data, and which kinds of
+//! sink that data is still dangerous for. A sanitizer clears the kinds it protects against
+//! (`html.escape` clears HTML but not SQL); a conversion like `int()` clears everything.
+
+use super::fields::fields;
+use tree_sitter::Node;
+
+use super::model::{Module, ScopeId};
+
+/// Kinds of sink the data is still dangerous for, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Taint(u8);
+
+impl Taint {
+    pub const NONE: Taint = Taint(0);
+    pub const HTML: Taint = Taint(1);
+    pub const SHELL: Taint = Taint(4);
+    pub const PATH: Taint = Taint(8);
+    pub const URL: Taint = Taint(16);
+    pub const CODE: Taint = Taint(32);
+    pub const ALL: Taint = Taint(63);
+
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    pub fn has(self, kind: Taint) -> bool {
+        self.0 & kind.0 != 0
+    }
+
+    pub fn without(self, kinds: Taint) -> Taint {
+        Taint(self.0 & !kinds.0)
+    }
+}
+
+impl std::ops::BitOr for Taint {
+    type Output = Taint;
+    fn bitor(self, rhs: Taint) -> Taint {
+        Taint(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Taint {
+    fn bitor_assign(&mut self, rhs: Taint) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// Beyond this nesting depth an expression counts as untainted (keeps hostile input cheap).
+const MAX_DEPTH: usize = 48;
+
+/// Attributes of a request object that are not user data.
+const REQUEST_NON_DATA: &[&str] =
+    &["method", "is_json", "is_secure", "endpoint", "blueprint", "user", "scheme", "session", "app", "auth"];
+
+/// Calls whose result is user input.
+const SOURCE_CALLS: &[&str] = &[
+    "input",
+    "raw_input",
+    "os.getenv",
+    "os.environ.get",
+    "sys.stdin.read",
+    "sys.stdin.readline",
+    "self.get_argument",
+    "self.get_query_argument",
+    "self.get_body_argument",
+    "self.get_arguments",
+    "self.get_cookie",
+];
+
+/// Calls whose result carries no user-controlled text: conversions and predicates.
+const CLEANING_CALLS: &[&str] = &[
+    "int", "float", "bool", "len", "abs", "round", "isinstance", "hasattr", "uuid.UUID", "uuid.uuid4",
+    "os.path.exists", "os.path.isfile", "os.path.isdir", "os.path.getsize", "datetime.fromisoformat",
+    "hashlib.sha256", "hashlib.md5", "hashlib.sha1", "bcrypt.hashpw", "id", "type", "ord", "hash",
+    "render_template", "flask.render_template", "url_for", "flask.url_for", "abort", "flask.abort",
+    "redirect", "flask.redirect", "send_from_directory", "flask.send_from_directory",
+    "render_template_string", "flask.render_template_string", "open", "io.open",
+];
+
+/// Sanitizers: (callee suffix, kinds the result is safe for).
+const SANITIZERS: &[(&str, Taint)] = &[
+    ("escape", Taint::HTML),
+    ("conditional_escape", Taint::HTML),
+    ("bleach.clean", Taint::HTML),
+    ("clean", Taint::HTML),
+    ("quoteattr", Taint::HTML),
+    ("format_html", Taint::HTML),
+    ("jsonify", Taint::ALL),
+    ("json_response", Taint::ALL),
+    ("JsonResponse", Taint::ALL),
+    ("secure_filename", Taint(Taint::PATH.0 | Taint::SHELL.0)),
+    ("os.path.basename", Taint::PATH),
+    ("shlex.quote", Taint::SHELL),
+    ("pipes.quote", Taint::SHELL),
+    ("quote", Taint(Taint::SHELL.0 | Taint::HTML.0 | Taint::URL.0)),
+    ("quote_plus", Taint(Taint::HTML.0 | Taint::URL.0)),
+    ("urlencode", Taint(Taint::HTML.0 | Taint::URL.0)),
+];
+
+impl<'t> Module<'t> {
+    /// Taint of `node`, an expression in `scope`.
+    pub fn taint(&self, node: Node<'_>, scope: ScopeId) -> Taint {
+        self.eval(node, scope, node.start_byte(), 0)
+    }
+
+    pub(super) fn taint_at(&self, node: Node<'_>, scope: ScopeId, pos: usize) -> Taint {
+        self.eval(node, scope, pos, 0)
+    }
+
+    fn eval(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
+        if depth > MAX_DEPTH {
+            return Taint::NONE;
+        }
+        match node.kind() {
+            "identifier" => {
+                let name = self.text(node);
+                if let Some(b) = self.binding(name, scope, pos) {
+                    return b.taint;
+                }
+                match self.imports.get(name).map(String::as_str) {
+                    Some("sys.argv" | "flask.request" | "bottle.request") => Taint::ALL,
+                    _ => Taint::NONE,
+                }
+            }
+            "attribute" => {
+                if self.is_source_attribute(node) {
+                    return Taint::ALL;
+                }
+                if let Some(b) = self.binding(self.text(node), scope, pos) {
+                    return b.taint;
+                }
+                node.child_by_field_id(fields().object)
+                    .map(|o| self.eval(o, scope, pos, depth + 1))
+                    .unwrap_or_default()
+            }
+            "subscript" => node
+                .child_by_field_id(fields().value)
+                .map(|v| self.eval(v, scope, pos, depth + 1))
+                .unwrap_or_default(),
+            "call" => self.call_taint(node, scope, pos, depth),
+            "integer" | "float" | "true" | "false" | "none" | "comparison_operator" | "not_operator" | "lambda"
+            | "string_start" | "string_end" | "string_content" | "escape_sequence" | "comment" => Taint::NONE,
+            "assignment" => node
+                .child_by_field_id(fields().right)
+                .map(|r| self.eval(r, scope, pos, depth + 1))
+                .unwrap_or_default(),
+            "keyword_argument" => node
+                .child_by_field_id(fields().value)
+                .map(|v| self.eval(v, scope, pos, depth + 1))
+                .unwrap_or_default(),
+            _ => self.children_taint(node, scope, pos, depth),
+        }
+    }
+
+    fn children_taint(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
+        let mut taint = Taint::NONE;
+        let mut cursor = node.walk();
+        for child in node.named_children(&mut cursor) {
+            taint |= self.eval(child, scope, pos, depth + 1);
+            if taint == Taint::ALL {
+                break;
+            }
+        }
+        taint
+    }
+
+    fn call_taint(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
+        let Some(func) = node.child_by_field_id(fields().function) else { return Taint::NONE };
+        let name = self.callee_name(func);
+        if SOURCE_CALLS.contains(&name.as_str()) || self.is_source_attribute(func) {
+            return Taint::ALL;
+        }
+        if CLEANING_CALLS.contains(&name.as_str()) {
+            return Taint::NONE;
+        }
+        let method = name.rsplit('.').next().unwrap_or("");
+        // A template render (whether it escapes is the template rules' business), and
+        // database rows (stored data, not the request being handled).
+        if matches!(method, "render" | "fetchone" | "fetchall" | "fetchmany") {
+            return Taint::NONE;
+        }
+        let args = node.child_by_field_id(fields().arguments);
+        let mut taint = if method == "get" && func.kind() == "attribute" {
+            // `mapping.get(key, default)`: the key selects, it does not flow into the value.
+            args.and_then(|a| a.named_child(1)).map(|d| self.eval(d, scope, pos, depth + 1)).unwrap_or_default()
+        } else {
+            args.map(|a| self.children_taint(a, scope, pos, depth)).unwrap_or_default()
+        };
+        if func.kind() == "attribute"
+            && let Some(object) = func.child_by_field_id(fields().object)
+        {
+            taint |= self.eval(object, scope, pos, depth + 1);
+        }
+        for (suffix, cleared) in SANITIZERS {
+            if super::rules::name_is(&name, &[suffix]) {
+                return taint.without(*cleared);
+            }
+        }
+        taint
+    }
+
+    /// Whether `node` is user input passed along unchanged: a source, an item or `.get()` of
+    /// one, or a name bound to such a value.
+    pub fn is_raw_input(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        match node.kind() {
+            "attribute" => self.is_source_attribute(node),
+            "subscript" => node.child_by_field_id(fields().value).is_some_and(|v| self.is_raw_input(v, scope, depth + 1)),
+            "call" => {
+                let Some(func) = node.child_by_field_id(fields().function) else { return false };
+                let name = self.callee_name(func);
+                SOURCE_CALLS.contains(&name.as_str())
+                    || self.is_source_attribute(func)
+                    || func.kind() == "attribute"
+                        && matches!(name.rsplit('.').next(), Some("get" | "strip" | "lower" | "upper" | "decode"))
+                        && func.child_by_field_id(fields().object).is_some_and(|o| self.is_raw_input(o, scope, depth + 1))
+            }
+            "identifier" => self
+                .binding(self.text(node), scope, node.start_byte())
+                .and_then(|b| b.value)
+                .is_some_and(|v| v.id() != node.id() && self.is_raw_input(v, scope, depth + 1)),
+            _ => false,
+        }
+    }
+
+    /// `request.args`, `request.form[...]`, `self.request.body`, `upload.filename`, `sys.argv`.
+    pub fn is_source_attribute(&self, node: Node<'_>) -> bool {
+        if node.kind() != "attribute" {
+            return false;
+        }
+        let attr = node.child_by_field_id(fields().attribute).map(|a| self.text(a)).unwrap_or("");
+        let Some(object) = node.child_by_field_id(fields().object) else { return false };
+        if attr == "filename" && self.text(object) != "self" {
+            return true;
+        }
+        if matches!(attr, "argv" | "environ") && self.text(object) == "sys" || self.text(node) == "os.environ" {
+            return true;
+        }
+        let object_text = self.text(object);
+        let is_request = object_text == "request" || object_text == "self.request" || object_text == "req";
+        is_request && !REQUEST_NON_DATA.contains(&attr)
+    }
+}

@@ -1,0 +1,71 @@
+//! A rule is a small self-contained unit: its metadata, its fixtures and a check function.
+//! Each language lists its rules in one registry (`python::rules::REGISTRY`).
+
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+
+pub struct Rule {
+    /// Stable id, e.g. `PY-SQL-INJECTION`.
+    pub id: &'static str,
+    /// Short title for listings.
+    pub title: &'static str,
+    pub language: Language,
+    pub cwe: u32,
+    pub severity: Severity,
+    pub confidence: Confidence,
+    /// The message a finding carries.
+    pub message: &'static str,
+    /// How to fix it, one or two sentences.
+    pub fix: &'static str,
+    /// Snippets the rule must flag (tests check each one).
+    pub vulnerable: &'static [&'static str],
+    /// Snippets the rule must not flag: the corrected forms of the vulnerable ones.
+    pub safe: &'static [&'static str],
+    pub(crate) check: fn(&mut crate::python::Ctx<'_, '_>),
+}
+
+impl Rule {
+    /// The rule's documentation page (`docs/rules/<ID>.md`), generated from its metadata so
+    /// the page cannot drift from the code.
+    pub fn doc_markdown(&self) -> String {
+        let mut out = format!(
+            "# {id}: {title}\n\n<!-- Generated from crates/codescan rule metadata; `cargo test -p emguard-codescan` checks it is up to date. -->\n\n\
+             | | |\n|---|---|\n| Language | {lang} |\n| CWE | [CWE-{cwe}](https://cwe.mitre.org/data/definitions/{cwe}.html) |\n| Severity | {sev} |\n| Confidence | {conf} |\n\n\
+             ## What it finds\n\n{msg}\n\n## How to fix\n\n{fix}\n\n## Flagged\n\n",
+            id = self.id,
+            title = self.title,
+            lang = self.language,
+            cwe = self.cwe,
+            sev = self.severity,
+            conf = self.confidence.as_str(),
+            msg = self.message,
+            fix = self.fix,
+        );
+        for case in self.vulnerable {
+            out.push_str(&format!("```python\n{}\n```\n\n", case.trim_end()));
+        }
+        out.push_str("## Not flagged\n\n");
+        for case in self.safe {
+            out.push_str(&format!("```python\n{}\n```\n\n", case.trim_end()));
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        out
+    }
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rule").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Every rule of every language, in registry order.
+pub fn all_rules() -> impl Iterator<Item = &'static Rule> {
+    Language::ALL.into_iter().flat_map(|lang| lang.rules().iter().copied())
+}
+
+/// Look a rule up by id.
+pub fn rule_by_id(id: &str) -> Option<&'static Rule> {
+    all_rules().find(|r| r.id.eq_ignore_ascii_case(id))
+}

@@ -1,0 +1,13 @@
+//! `GET /healthz`: the process is up and these models are loaded.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    Json(
+        json!({ "status": "ok", "models": state.models().map(|m| m.id.as_str()).collect::<Vec<_>>() }),
+    )
+}

@@ -1,0 +1,22 @@
+//! The study's judge: ask an LLM for a 0-100 score and read the answer off the first token's
+//! top-20 logprobs instead of the sampled text.
+//!
+//! Protocol (Betley et al.), identical for both backends:
+//! the judge prompt (the suite's `judge_prompts.aligned` / `.coherent` with `{question}` and
+//! `{answer}` filled in) is sent as one user message with `max_tokens = 1`, `temperature = 0`,
+//! `logprobs`, `top_logprobs = 20`; [`aggregate::score_0_100`] turns the candidates into a score.
+//!
+//! - [`client`]: an OpenAI-compatible chat client with retries, timeouts and replica spreading
+//!   (the eval runner samples answers through it too);
+//! - [`prompt`]: filling the study's Python `str.format` templates;
+//! - [`judge`]: the judge over that client or over a local GGUF.
+
+pub mod aggregate;
+pub mod client;
+pub mod judge;
+pub mod prompt;
+
+pub use aggregate::{score_0_100, MIN_INTEGER_MASS};
+pub use client::{ChatRequest, ChatResponse, ClientConfig, LlmError, OpenAiClient};
+pub use judge::{JudgePrompts, LlmJudgeError, LocalLlmJudge, OpenAiJudge};
+pub use prompt::{render_judge_prompt, PromptError};

@@ -1,0 +1,173 @@
+//! A generation thread over one model that batches concurrent requests: requests join the
+//! running batch between decode steps and leave it when done or cancelled (continuous batching).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::batch::{self, Sequence};
+use crate::model::Model;
+use crate::{Completion, GenerateRequest, PositionLogprobs};
+
+/// Streaming events of one request submitted to an [`Engine`].
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    /// New text of answer `index` (0..n).
+    Delta { index: usize, text: String, logprobs: Option<PositionLogprobs> },
+    /// Answer `index` finished.
+    Done { index: usize, completion: Completion },
+    /// The request failed.
+    Error(String),
+}
+
+struct Submission {
+    request: GenerateRequest,
+    events: UnboundedSender<EngineEvent>,
+}
+
+/// A background generation thread over one model that batches concurrent requests
+/// (continuous batching: requests join and leave the running batch between decode steps).
+/// The thread ends when every clone of the `Engine` is dropped and its work is done.
+#[derive(Clone)]
+pub struct Engine {
+    model: Arc<Model>,
+    submissions: mpsc::Sender<Submission>,
+}
+
+impl Engine {
+    pub fn spawn(model: Arc<Model>, max_batch: usize) -> Engine {
+        let (submissions, inbox) = mpsc::channel();
+        let worker = Worker {
+            model: model.clone(),
+            max_batch: max_batch.max(1),
+            inbox,
+            requests: HashMap::new(),
+            next_id: 0,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+        };
+        std::thread::Builder::new()
+            .name("emguard-engine".into())
+            .spawn(move || worker.run())
+            .expect("spawning the engine thread");
+        Engine { model, submissions }
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Submit one request; events arrive on the returned channel until every answer is `Done`.
+    /// Sync callers use `blocking_recv`; dropping the receiver cancels the request.
+    pub fn submit(&self, request: GenerateRequest) -> UnboundedReceiver<EngineEvent> {
+        let (events, receiver) = unbounded_channel();
+        if let Err(mpsc::SendError(s)) = self.submissions.send(Submission { request, events }) {
+            let _ = s.events.send(EngineEvent::Error("the engine thread has stopped".into()));
+        }
+        receiver
+    }
+}
+
+/// A request in progress: where its events go and how many answers are still open.
+struct Open {
+    events: UnboundedSender<EngineEvent>,
+    remaining: usize,
+}
+
+struct Worker {
+    model: Arc<Model>,
+    max_batch: usize,
+    inbox: mpsc::Receiver<Submission>,
+    requests: HashMap<usize, Open>,
+    next_id: usize,
+    /// Answers admitted but not yet in the batch (it was full).
+    waiting: VecDeque<Sequence>,
+    running: Vec<Sequence>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            if self.running.is_empty() && self.waiting.is_empty() {
+                // Idle: sleep until a request arrives; stop when every Engine is gone.
+                match self.inbox.recv() {
+                    Ok(s) => self.admit(s),
+                    Err(_) => return,
+                }
+            }
+            while let Ok(s) = self.inbox.try_recv() {
+                self.admit(s);
+            }
+            self.drop_cancelled();
+            while self.running.len() < self.max_batch {
+                let Some(s) = self.waiting.pop_front() else { break };
+                self.running.push(s);
+            }
+            self.step();
+        }
+    }
+
+    fn admit(&mut self, submission: Submission) {
+        let Submission { request, events } = submission;
+        let (prompt, params) = match self.model.prepare(&request) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = events.send(EngineEvent::Error(e.to_string()));
+                return;
+            }
+        };
+        if params.n == 0 {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        for index in 0..params.n {
+            self.waiting.push_back(Sequence::new(&self.model, id, index, prompt.clone(), params.clone()));
+        }
+        self.requests.insert(id, Open { events, remaining: params.n });
+    }
+
+    /// Forget requests whose receiver was dropped.
+    fn drop_cancelled(&mut self) {
+        let cancelled: Vec<usize> = self.requests.iter().filter(|(_, o)| o.events.is_closed()).map(|(&id, _)| id).collect();
+        for id in cancelled {
+            self.requests.remove(&id);
+            self.running.retain(|s| s.request != id);
+            self.waiting.retain(|s| s.request != id);
+        }
+    }
+
+    fn step(&mut self) {
+        let mut refs: Vec<&mut Sequence> = self.running.iter_mut().collect();
+        let events = match batch::step(&self.model, &mut refs) {
+            Ok(events) => events,
+            Err(e) => {
+                // A failed step poisons every sequence in it: report to each request.
+                for s in self.running.drain(..) {
+                    if let Some(open) = self.requests.remove(&s.request) {
+                        let _ = open.events.send(EngineEvent::Error(e.to_string()));
+                    }
+                }
+                return;
+            }
+        };
+        for event in events {
+            let s = &mut self.running[event.seq];
+            let Some(open) = self.requests.get_mut(&s.request) else { continue };
+            let text = s.take_delta();
+            if !text.is_empty() || event.logprobs.is_some() {
+                let _ = open.events.send(EngineEvent::Delta { index: s.index, text, logprobs: event.logprobs });
+            }
+            if s.is_finished() {
+                let _ = open.events.send(EngineEvent::Done { index: s.index, completion: s.completion() });
+                open.remaining -= 1;
+                if open.remaining == 0 {
+                    self.requests.remove(&s.request);
+                }
+            }
+        }
+        self.running.retain(|s| !s.is_finished());
+    }
+}
