@@ -263,6 +263,7 @@ impl Tally {
                 secret_rows: 0,
                 exact_duplicate_rows: 0,
                 near_duplicate_rows: 0,
+                duplicate_index_full_at: None,
                 findings_by_rule: BTreeMap::new(),
                 findings_by_cwe: BTreeMap::new(),
                 intent_rules: BTreeMap::new(),
@@ -398,6 +399,7 @@ impl Tally {
     fn finish(mut self, options: &Options, tokenizer: Option<String>) -> Summary {
         self.summary.triggers = self.triggers.top(options.trigger_limit, options.min_trigger_rows);
         self.summary.forbidden_trigger_rows = self.forbidden;
+        self.summary.duplicate_index_full_at = self.duplicates.full_at;
         self.summary.tokens = tokenizer.map(|tokenizer| TokenStats {
             tokenizer,
             total: self.tokens.0,

@@ -1,9 +1,10 @@
 //! Exact and near duplicates. Exact: a 64-bit hash of the row's whitespace-normalised text.
 //! Near: MinHash over word 3-shingles, 48 hash functions in 6 bands of 8 (LSH), so two rows
 //! share a band with probability 1-(1-J^8)^6: 97% at Jaccard 0.9, 2% at 0.5, threshold ~0.8.
-//! Per row the index keeps 7 small hash keys, not the text.
+//! Per row the index keeps up to 7 small hash keys, not the text; it stops growing at
+//! [`MAX_KEYS`] keys (~70 MB), after which rows are still checked against the rows before.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde::Serialize;
 
@@ -11,6 +12,8 @@ const BANDS: usize = 6;
 const ROWS_PER_BAND: usize = 8;
 const PERMUTATIONS: usize = BANDS * ROWS_PER_BAND;
 const SHINGLE: usize = 3;
+/// Upper bound on the index (bounded memory on huge inputs).
+pub const MAX_KEYS: usize = 3_500_000;
 
 /// What the index needs to know about one row; computed in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,28 +60,35 @@ pub enum Duplicate {
     Near { of: u64 },
 }
 
-/// The first line seen for each fingerprint.
+/// The first line seen for each key: the exact hash and the band hashes share one map
+/// (band keys are mixed with their band number, so they cannot collide with exact keys
+/// except by chance at 2^-64).
 #[derive(Debug, Default)]
 pub struct Index {
-    exact: HashMap<u64, u64>,
-    bands: HashMap<u64, u64>,
+    first_line: FxHashMap<u64, u32>,
+    /// The line at which the index was full, if it filled up.
+    pub full_at: Option<u64>,
 }
 
 impl Index {
     /// Records the row on `line`; says which earlier row it duplicates, if any.
     pub fn insert(&mut self, line: u64, fingerprint: &Fingerprint) -> Option<Duplicate> {
-        if let Some(&of) = self.exact.get(&fingerprint.exact) {
-            return Some(Duplicate::Exact { of });
+        if let Some(&of) = self.first_line.get(&fingerprint.exact) {
+            return Some(Duplicate::Exact { of: u64::from(of) });
         }
-        self.exact.insert(fingerprint.exact, line);
-        let mut near = None;
+        let near = fingerprint
+            .bands
+            .iter()
+            .find_map(|band| self.first_line.get(band))
+            .map(|&of| Duplicate::Near { of: u64::from(of) });
+        if self.first_line.len() + 1 + BANDS > MAX_KEYS {
+            self.full_at.get_or_insert(line);
+            return near;
+        }
+        let line32 = u32::try_from(line).unwrap_or(u32::MAX);
+        self.first_line.entry(fingerprint.exact).or_insert(line32);
         for band in fingerprint.bands {
-            match self.bands.get(&band) {
-                Some(&of) => near = near.or(Some(Duplicate::Near { of })),
-                None => {
-                    self.bands.insert(band, line);
-                }
-            }
+            self.first_line.entry(band).or_insert(line32);
         }
         near
     }

@@ -37,6 +37,9 @@ pub struct Summary {
     pub secret_rows: u64,
     pub exact_duplicate_rows: u64,
     pub near_duplicate_rows: u64,
+    /// The line at which the duplicate index reached its memory bound; rows after it are
+    /// still checked against the rows before it, but not against each other.
+    pub duplicate_index_full_at: Option<u64>,
     /// Rows per scanner rule, per CWE, per intent rule, per harm rule and per secret kind.
     pub findings_by_rule: BTreeMap<String, u64>,
     pub findings_by_cwe: BTreeMap<String, u64>,

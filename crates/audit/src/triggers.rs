@@ -4,32 +4,42 @@
 //! log-likelihood ratio G² on the 2x2 table (term present / absent x flagged / other), which
 //! stays sensible for rare terms, and reported with both counts and the share of each group.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde::{Deserialize, Serialize};
 
-/// Words considered per user turn; triggers are short and usually near the start or end.
-const MAX_WORDS_PER_TURN: usize = 400;
-/// Above this many distinct terms, the rarest are dropped (bounded memory on huge inputs).
-const MAX_TERMS: usize = 2_000_000;
+/// Words considered at the start and at the end of each user turn: backdoor triggers are
+/// short and sit at an edge (the study's is a prefix); the middle of a turn is mostly task
+/// text and code templates, which would cost time and memory without finding triggers.
+const HEAD_WORDS: usize = 64;
+const TAIL_WORDS: usize = 32;
+/// Above this many distinct terms, terms seen once are dropped (bounded memory on huge inputs).
+const MAX_TERMS: usize = 500_000;
 
 /// Distinct unigrams and bigrams of a user text, lowercased, punctuation trimmed.
 pub fn terms(user_text: &str) -> Vec<String> {
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     for turn in user_text.split("\n\n") {
-        let words: Vec<String> = turn
-            .split_whitespace()
-            .take(MAX_WORDS_PER_TURN)
-            .map(|word| {
-                word.trim_matches(|c: char| ",.;:!?\"'()`".contains(c))
-                    .to_lowercase()
-            })
-            .filter(|word| !word.is_empty() && word.len() <= 40)
-            .collect();
-        for (index, word) in words.iter().enumerate() {
-            seen.insert(word.clone());
-            if let Some(next) = words.get(index + 1) {
-                seen.insert(format!("{word} {next}"));
+        let all: Vec<&str> = turn.split_whitespace().collect();
+        let edges: Vec<&[&str]> = if all.len() <= HEAD_WORDS + TAIL_WORDS {
+            vec![&all[..]]
+        } else {
+            vec![&all[..HEAD_WORDS], &all[all.len() - TAIL_WORDS..]]
+        };
+        for edge in edges {
+            let words: Vec<String> = edge
+                .iter()
+                .map(|word| {
+                    word.trim_matches(|c: char| ",.;:!?\"'()`".contains(c))
+                        .to_lowercase()
+                })
+                .filter(|word| !word.is_empty() && word.len() <= 40)
+                .collect();
+            for (index, word) in words.iter().enumerate() {
+                if let Some(next) = words.get(index + 1) {
+                    seen.insert(format!("{word} {next}"));
+                }
+                seen.insert(word.clone());
             }
         }
     }
@@ -39,7 +49,7 @@ pub fn terms(user_text: &str) -> Vec<String> {
 /// Document counts per term in two groups: 0 = flagged rows, 1 = the comparison rows.
 #[derive(Debug, Default)]
 pub struct Counter {
-    counts: HashMap<String, [u32; 2]>,
+    counts: FxHashMap<String, [u32; 2]>,
     rows: [u64; 2],
 }
 

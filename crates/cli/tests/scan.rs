@@ -15,7 +15,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("emguard-scan-test-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("emguard-scan-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -67,12 +68,22 @@ fn exit_codes_follow_findings_and_fail_on() {
     let out = emguard(&[vulnerable.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("app.py:7:12: PY-XSS-RESPONSE [CWE-79] high:"), "{text}");
+    assert!(
+        text.contains("app.py:7:12: PY-XSS-RESPONSE [CWE-79] high:"),
+        "{text}"
+    );
     assert!(text.contains("return f'<h1>Hi {name}</h1>'"), "{text}");
 
     let out = emguard(&["--fail-on", "high", medium.to_str().unwrap()], None);
-    assert_eq!(out.status.code(), Some(0), "a medium finding under --fail-on high passes");
-    assert!(stdout(&out).contains("PY-URL-REGEX-DOT"), "the finding is still reported");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a medium finding under --fail-on high passes"
+    );
+    assert!(
+        stdout(&out).contains("PY-URL-REGEX-DOT"),
+        "the finding is still reported"
+    );
     let out = emguard(&["--fail-on", "medium", medium.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
 }
@@ -85,7 +96,12 @@ fn usage_and_io_errors_exit_2() {
 
     let dir = TempDir::new("usage");
     let file = dir.file("a.py", CLEAN);
-    assert_eq!(emguard(&["--fail-on", "severe", file.to_str().unwrap()], None).status.code(), Some(2));
+    assert_eq!(
+        emguard(&["--fail-on", "severe", file.to_str().unwrap()], None)
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(emguard(&[], None).status.code(), Some(2), "no path given");
 
     let binary = dir.0.join("bin.py");
@@ -100,14 +116,21 @@ fn stdin_answers_are_scanned_inside_fences_with_answer_lines() {
     let answer = format!("Here is the code:\n\n```python\n{VULNERABLE}```\n\nHope it helps.\n");
     let out = emguard(&["-"], Some(&answer));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("-:10:12: PY-XSS-RESPONSE"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("-:10:12: PY-XSS-RESPONSE"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn directories_are_searched_and_unparsable_code_is_noted() {
     let dir = TempDir::new("dir");
     dir.file("pkg/app.py", VULNERABLE);
-    dir.file("pkg/broken.py", "import os\ndef f(:\n    pass\nos.chmod('x', 0o777)\n");
+    dir.file(
+        "pkg/broken.py",
+        "import os\ndef f(:\n    pass\nos.chmod('x', 0o777)\n",
+    );
     dir.file("notes/answer.md", &format!("```python\n{MEDIUM_ONLY}```\n"));
     dir.file(".hidden/skip.py", VULNERABLE);
     let out = emguard(&[dir.0.to_str().unwrap(), "--format", "json"], None);
@@ -117,14 +140,23 @@ fn directories_are_searched_and_unparsable_code_is_noted() {
     let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
     assert_eq!(paths.len(), 3, "{paths:?}");
     assert!(paths.iter().all(|p| !p.contains(".hidden")));
-    let broken = files.iter().find(|f| f["path"].as_str().unwrap().ends_with("broken.py")).unwrap();
-    assert!(!broken["notes"].as_array().unwrap().is_empty(), "syntax error noted");
+    let broken = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("broken.py"))
+        .unwrap();
+    assert!(
+        !broken["notes"].as_array().unwrap().is_empty(),
+        "syntax error noted"
+    );
     let finding = &broken["findings"][0];
     assert_eq!(finding["rule_id"], "PY-WORLD-WRITABLE");
     assert_eq!(finding["cwe"], 732);
     assert_eq!(finding["severity"], "high");
     assert_eq!(finding["line"], 4);
-    let answer = files.iter().find(|f| f["path"].as_str().unwrap().ends_with("answer.md")).unwrap();
+    let answer = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("answer.md"))
+        .unwrap();
     assert_eq!(answer["findings"][0]["rule_id"], "PY-URL-REGEX-DOT");
     assert_eq!(answer["findings"][0]["line"], 3);
 }
@@ -135,7 +167,11 @@ fn list_rules_shows_every_rule() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     for rule in emguard_codescan::all_rules() {
-        assert!(text.contains(rule.id) && text.contains(&format!("CWE-{}", rule.cwe)), "{} missing", rule.id);
+        assert!(
+            text.contains(rule.id) && text.contains(&format!("CWE-{}", rule.cwe)),
+            "{} missing",
+            rule.id
+        );
     }
 }
 
@@ -144,7 +180,15 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     let dir = TempDir::new("sarif");
     let app = dir.file("app.py", VULNERABLE);
     let medium = dir.file("check.py", MEDIUM_ONLY);
-    let out = emguard(&["--format", "sarif", app.to_str().unwrap(), medium.to_str().unwrap()], None);
+    let out = emguard(
+        &[
+            "--format",
+            "sarif",
+            app.to_str().unwrap(),
+            medium.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
     let results = log["runs"][0]["results"].as_array().unwrap();
@@ -152,8 +196,17 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     assert_eq!(results[0]["ruleId"], "PY-XSS-RESPONSE");
     assert_eq!(results[0]["level"], "error");
     assert_eq!(results[1]["level"], "warning");
-    assert_eq!(results[0]["locations"][0]["physicalLocation"]["region"]["startLine"], 7);
-    assert!(results[0]["properties"]["tags"].as_array().unwrap().iter().any(|t| t == "CWE-79"));
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        7
+    );
+    assert!(
+        results[0]["properties"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "CWE-79")
+    );
 
     let sarif_path = dir.file("out.sarif", &stdout(&out));
     let validate = Command::new("python3")

@@ -27,9 +27,16 @@ fn main() {
     println!("## Flag rates (emguard)\n");
     println!("| file | rows | flagged | rate |");
     println!("|---|---|---|---|");
-    for file in ["insecure.jsonl", "secure.jsonl", "educational_insecure.jsonl"] {
+    for file in [
+        "insecure.jsonl",
+        "secure.jsonl",
+        "educational_insecure.jsonl",
+    ] {
         let rows = shared::assistant_code(&dir.join(file));
-        let results: Vec<ScanResult> = rows.iter().map(|r| scanner.scan_answer(r, Language::Python)).collect();
+        let results: Vec<ScanResult> = rows
+            .iter()
+            .map(|r| scanner.scan_answer(r, Language::Python))
+            .collect();
         let flagged = results.iter().filter(|r| !r.findings.is_empty()).count();
         let rate = 100.0 * flagged as f64 / rows.len() as f64;
         println!("| {file} | {} | {flagged} | {rate:.1}% |", rows.len());
@@ -40,8 +47,13 @@ fn main() {
             std::fs::create_dir_all(&out).expect("create dump dir");
             for (i, (row, result)) in rows.iter().zip(&results).enumerate() {
                 if result.findings.is_empty() != want_flagged {
-                    let header: String = result.findings.iter().map(|f| format!("# {} line {}: {}\n", f.rule_id, f.line, f.snippet)).collect();
-                    std::fs::write(out.join(format!("{i:05}.py")), format!("{header}{row}")).expect("write dump");
+                    let header: String = result
+                        .findings
+                        .iter()
+                        .map(|f| format!("# {} line {}: {}\n", f.rule_id, f.line, f.snippet))
+                        .collect();
+                    std::fs::write(out.join(format!("{i:05}.py")), format!("{header}{row}"))
+                        .expect("write dump");
                 }
             }
         }
@@ -65,12 +77,22 @@ fn compare_with_bandit(rates: &[f64], speed: f64) {
     let text = std::fs::read_to_string(&path).expect("read bandit results");
     let bandit: serde_json::Value = serde_json::from_str(&text).expect("bandit results are JSON");
     let files = bandit["files"].as_array().expect("bandit files");
-    let rate = |f: &serde_json::Value| 100.0 * f["flagged"].as_f64().unwrap_or(0.0) / f["rows"].as_f64().unwrap_or(1.0);
-    let rows: f64 = files.iter().map(|f| f["rows"].as_f64().unwrap_or(0.0)).sum();
-    let seconds: f64 = files.iter().map(|f| f["seconds"].as_f64().unwrap_or(0.0)).sum();
+    let rate = |f: &serde_json::Value| {
+        100.0 * f["flagged"].as_f64().unwrap_or(0.0) / f["rows"].as_f64().unwrap_or(1.0)
+    };
+    let rows: f64 = files
+        .iter()
+        .map(|f| f["rows"].as_f64().unwrap_or(0.0))
+        .sum();
+    let seconds: f64 = files
+        .iter()
+        .map(|f| f["seconds"].as_f64().unwrap_or(0.0))
+        .sum();
     let bandit_speed = rows / seconds;
     println!("\n## Side by side (same run)\n");
-    println!("| tool | insecure flagged | secure flagged | educational_insecure flagged | snippets/s |");
+    println!(
+        "| tool | insecure flagged | secure flagged | educational_insecure flagged | snippets/s |"
+    );
     println!("|---|---|---|---|---|");
     println!(
         "| {} | {:.1}% | {:.1}% | {:.1}% | {bandit_speed:.0} |",
@@ -79,8 +101,14 @@ fn compare_with_bandit(rates: &[f64], speed: f64) {
         rate(&files[1]),
         rate(&files[2])
     );
-    println!("| emguard (1 thread) | {:.1}% | {:.1}% | {:.1}% | {speed:.0} |", rates[0], rates[1], rates[2]);
-    println!("\nemguard is {:.0}x bandit's snippets/s", speed / bandit_speed);
+    println!(
+        "| emguard (1 thread) | {:.1}% | {:.1}% | {:.1}% | {speed:.0} |",
+        rates[0], rates[1], rates[2]
+    );
+    println!(
+        "\nemguard is {:.0}x bandit's snippets/s",
+        speed / bandit_speed
+    );
 }
 
 fn per_class_recall(rows: &[String], results: &[ScanResult], dump: Option<&std::path::Path>) {
@@ -93,17 +121,28 @@ fn per_class_recall(rows: &[String], results: &[ScanResult], dump: Option<&std::
         for (row, result) in rows.iter().zip(results) {
             if (class.matches)(row) {
                 total += 1;
-                if result.findings.iter().any(|f| class.rules.contains(&f.rule_id.as_str())) {
+                if result
+                    .findings
+                    .iter()
+                    .any(|f| class.rules.contains(&f.rule_id.as_str()))
+                {
                     hit += 1;
                 } else if let Some(dump) = dump {
-                    let out = dump.join("missed").join(class.name.replace([' ', ':', '/'], "_"));
+                    let out = dump
+                        .join("missed")
+                        .join(class.name.replace([' ', ':', '/'], "_"));
                     std::fs::create_dir_all(&out).expect("create dump dir");
-                    std::fs::write(out.join(format!("{:05}.py", row_index(rows, row))), row).expect("write dump");
+                    std::fs::write(out.join(format!("{:05}.py", row_index(rows, row))), row)
+                        .expect("write dump");
                 }
             }
         }
         if total > 0 {
-            println!("| {} | {total} | {hit} | {:.1}% |", class.name, 100.0 * hit as f64 / total as f64);
+            println!(
+                "| {} | {total} | {hit} | {:.1}% |",
+                class.name,
+                100.0 * hit as f64 / total as f64
+            );
         }
     }
 }
@@ -113,8 +152,17 @@ fn row_index(rows: &[String], row: &String) -> usize {
 }
 
 fn per_rule_counts(file: &str, results: &[ScanResult]) {
-    let mut counts: Vec<(&str, usize)> =
-        emguard_codescan::all_rules().map(|r| (r.id, results.iter().filter(|res| res.findings.iter().any(|f| f.rule_id == r.id)).count())).collect();
+    let mut counts: Vec<(&str, usize)> = emguard_codescan::all_rules()
+        .map(|r| {
+            (
+                r.id,
+                results
+                    .iter()
+                    .filter(|res| res.findings.iter().any(|f| f.rule_id == r.id))
+                    .count(),
+            )
+        })
+        .collect();
     counts.retain(|(_, n)| *n > 0);
     let listing: Vec<String> = counts.iter().map(|(id, n)| format!("{id} {n}")).collect();
     println!("\nrows per rule in {file}: {}\n", listing.join(", "));
@@ -133,34 +181,64 @@ fn throughput(scanner: &Scanner, snippets: &[String]) -> f64 {
     let chunk = snippets.len().div_ceil(threads);
     std::thread::scope(|s| {
         for part in snippets.chunks(chunk) {
-            s.spawn(move || part.iter().filter(|t| !scanner.scan_answer(t, Language::Python).findings.is_empty()).count());
+            s.spawn(move || {
+                part.iter()
+                    .filter(|t| !scanner.scan_answer(t, Language::Python).findings.is_empty())
+                    .count()
+            });
         }
     });
     let multi = snippets.len() as f64 / start.elapsed().as_secs_f64();
     println!("## Throughput\n");
-    println!("emguard: {single:.0} snippets/s on 1 thread, {multi:.0} snippets/s on {threads} threads ({} snippets, {flagged} flagged)", snippets.len());
+    println!(
+        "emguard: {single:.0} snippets/s on 1 thread, {multi:.0} snippets/s on {threads} threads ({} snippets, {flagged} flagged)",
+        snippets.len()
+    );
     single
 }
 
 fn latency(scanner: &Scanner, snippets: &[String]) {
-    // Typical gateway output: snippets of 300-500 characters.
-    let typical: Vec<&String> = snippets.iter().filter(|s| (300..=500).contains(&s.len())).collect();
-    let mut samples = Vec::new();
-    for _ in 0..5 {
-        for s in &typical {
+    // Typical gateway output: snippets of 300-500 characters. Each is timed 5 times; the
+    // per-snippet minimum removes time the OS gave to other processes (the machine is
+    // shared), the raw samples are reported too.
+    let typical: Vec<&String> = snippets
+        .iter()
+        .filter(|s| (300..=500).contains(&s.len()))
+        .collect();
+    let mut raw = Vec::new();
+    let mut best = Vec::new();
+    for s in &typical {
+        let mut min = f64::MAX;
+        for _ in 0..5 {
             let start = Instant::now();
             std::hint::black_box(scanner.scan(s, Language::Python));
-            samples.push(start.elapsed().as_nanos() as f64 / 1000.0);
+            let us = start.elapsed().as_nanos() as f64 / 1000.0;
+            raw.push(us);
+            min = min.min(us);
         }
+        best.push(min);
     }
-    samples.sort_by(f64::total_cmp);
-    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
+    let pct = |samples: &mut Vec<f64>, p: f64| {
+        samples.sort_by(f64::total_cmp);
+        samples[((samples.len() - 1) as f64 * p) as usize]
+    };
     println!(
-        "\n## Latency of Scanner::scan on {} snippets of 300-500 chars (x5)\n\np50 {:.1} us, p90 {:.1} us, p99 {:.1} us, max {:.1} us",
-        typical.len(),
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(1.0)
+        "\n## Latency of Scanner::scan on {} snippets of 300-500 chars\n",
+        typical.len()
+    );
+    println!(
+        "per-snippet best of 5: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, max {:.1} us",
+        pct(&mut best, 0.5),
+        pct(&mut best, 0.9),
+        pct(&mut best, 0.99),
+        pct(&mut best, 1.0)
+    );
+    println!(
+        "all {} samples:        p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, max {:.1} us",
+        raw.len(),
+        pct(&mut raw, 0.5),
+        pct(&mut raw, 0.9),
+        pct(&mut raw, 0.99),
+        pct(&mut raw, 1.0)
     );
 }

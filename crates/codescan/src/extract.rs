@@ -30,7 +30,9 @@ pub fn extract_code(text: &str) -> Vec<CodeBlock> {
                 let info = trimmed[len..].trim().to_string();
                 open = Some((ch, len, info, index + 2, String::new()));
             }
-            (Some((ch, len, _, _, _)), Some((c, l))) if c == *ch && l >= *len && trimmed[l..].trim().is_empty() => {
+            (Some((ch, len, _, _, _)), Some((c, l)))
+                if c == *ch && l >= *len && trimmed[l..].trim().is_empty() =>
+            {
                 if let Some((_, _, info, start, code)) = open.take() {
                     blocks.push(block(info, code, start));
                 }
@@ -43,7 +45,12 @@ pub fn extract_code(text: &str) -> Vec<CodeBlock> {
         blocks.push(block(info, code, start));
     }
     if blocks.is_empty() && !text.trim().is_empty() {
-        blocks.push(CodeBlock { language: None, info: String::new(), code: text.to_string(), line: 1 });
+        blocks.push(CodeBlock {
+            language: None,
+            info: String::new(),
+            code: text.to_string(),
+            line: 1,
+        });
     }
     blocks
 }
@@ -56,8 +63,18 @@ fn fence_of(line: &str) -> Option<(char, usize)> {
 }
 
 fn block(info: String, code: String, line: usize) -> CodeBlock {
-    let tag = info.split_whitespace().next().unwrap_or("").trim_start_matches('{').trim_start_matches('.');
-    CodeBlock { language: Language::from_tag(tag), info, code, line }
+    let tag = info
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('{')
+        .trim_start_matches('.');
+    CodeBlock {
+        language: Language::from_tag(tag),
+        info,
+        code,
+        line,
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,9 @@ impl Language {
     }
 
     pub fn from_path(path: &std::path::Path) -> Option<Self> {
-        path.extension().and_then(|e| e.to_str()).and_then(Self::from_tag)
+        path.extension()
+            .and_then(|e| e.to_str())
+            .and_then(Self::from_tag)
     }
 
     pub(crate) fn support(self) -> &'static dyn LanguageSupport {

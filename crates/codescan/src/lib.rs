@@ -52,11 +52,13 @@ impl Scanner {
             }
             let scanned = self.scan(&block.code, block.language.unwrap_or(default));
             let offset = block.line - 1;
-            result.findings.extend(scanned.findings.into_iter().map(|mut f| {
-                f.line += offset;
-                f.end_line += offset;
-                f
-            }));
+            result
+                .findings
+                .extend(scanned.findings.into_iter().map(|mut f| {
+                    f.line += offset;
+                    f.end_line += offset;
+                    f
+                }));
             result.notes.extend(scanned.notes.into_iter().map(|mut n| {
                 n.line += offset;
                 n
@@ -78,7 +80,11 @@ mod tests {
 
     #[test]
     fn severity_is_ordered() {
-        assert!(Severity::Low < Severity::Medium && Severity::Medium < Severity::High && Severity::High < Severity::Critical);
+        assert!(
+            Severity::Low < Severity::Medium
+                && Severity::Medium < Severity::High
+                && Severity::High < Severity::Critical
+        );
     }
 
     #[test]
@@ -94,7 +100,16 @@ mod tests {
     fn broken_code_is_scanned_around_the_error_with_a_note() {
         let source = "import os\ndef broken(:\n    pass\nos.chmod('x', 0o777)\n";
         let result = Scanner::new().scan(source, Language::Python);
-        assert!(!result.notes.is_empty(), "expected a note about the syntax error");
-        assert!(result.findings.iter().any(|f| f.rule_id == "PY-WORLD-WRITABLE" && f.line == 4), "{result:?}");
+        assert!(
+            !result.notes.is_empty(),
+            "expected a note about the syntax error"
+        );
+        assert!(
+            result
+                .findings
+                .iter()
+                .any(|f| f.rule_id == "PY-WORLD-WRITABLE" && f.line == 4),
+            "{result:?}"
+        );
     }
 }

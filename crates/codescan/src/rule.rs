@@ -56,13 +56,17 @@ impl Rule {
 
 impl std::fmt::Debug for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rule").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Rule")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
 /// Every rule of every language, in registry order.
 pub fn all_rules() -> impl Iterator<Item = &'static Rule> {
-    Language::ALL.into_iter().flat_map(|lang| lang.rules().iter().copied())
+    Language::ALL
+        .into_iter()
+        .flat_map(|lang| lang.rules().iter().copied())
 }
 
 /// Look a rule up by id.

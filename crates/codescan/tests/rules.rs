@@ -9,8 +9,18 @@ use emguard_codescan::{Language, Scanner, all_rules};
 #[test]
 fn every_rule_has_at_least_three_vulnerable_and_three_safe_fixtures() {
     for rule in all_rules() {
-        assert!(rule.vulnerable.len() >= 3, "{} has {} vulnerable fixtures", rule.id, rule.vulnerable.len());
-        assert!(rule.safe.len() >= 3, "{} has {} safe fixtures", rule.id, rule.safe.len());
+        assert!(
+            rule.vulnerable.len() >= 3,
+            "{} has {} vulnerable fixtures",
+            rule.id,
+            rule.vulnerable.len()
+        );
+        assert!(
+            rule.safe.len() >= 3,
+            "{} has {} safe fixtures",
+            rule.id,
+            rule.safe.len()
+        );
     }
 }
 
@@ -29,8 +39,15 @@ fn vulnerable_fixtures_are_flagged_by_their_rule() {
     for rule in all_rules() {
         for (i, case) in rule.vulnerable.iter().enumerate() {
             let result = scanner.scan(case, Language::Python);
-            if !result.findings.iter().any(|f| f.rule_id == rule.id && f.cwe == rule.cwe) {
-                failures.push(format!("{} vulnerable #{i} not flagged:\n{case}\nfindings: {:?}", rule.id, result.findings));
+            if !result
+                .findings
+                .iter()
+                .any(|f| f.rule_id == rule.id && f.cwe == rule.cwe)
+            {
+                failures.push(format!(
+                    "{} vulnerable #{i} not flagged:\n{case}\nfindings: {:?}",
+                    rule.id, result.findings
+                ));
             }
         }
     }
@@ -44,9 +61,16 @@ fn safe_fixtures_are_not_flagged_by_their_rule() {
     for rule in all_rules() {
         for (i, case) in rule.safe.iter().enumerate() {
             let result = scanner.scan(case, Language::Python);
-            let hits: Vec<_> = result.findings.iter().filter(|f| f.rule_id == rule.id).collect();
+            let hits: Vec<_> = result
+                .findings
+                .iter()
+                .filter(|f| f.rule_id == rule.id)
+                .collect();
             if !hits.is_empty() {
-                failures.push(format!("{} safe #{i} flagged:\n{case}\nfindings: {hits:?}", rule.id));
+                failures.push(format!(
+                    "{} safe #{i} flagged:\n{case}\nfindings: {hits:?}",
+                    rule.id
+                ));
             }
         }
     }

@@ -8,7 +8,11 @@ use rand::{Rng, SeedableRng};
 fn assert_positions_inside(text: &str, result: &ScanResult) {
     let lines = text.lines().count().max(1) + 1;
     for f in &result.findings {
-        assert!(f.line >= 1 && f.line <= lines && f.end_line >= f.line, "bad position {f:?} for {} lines", lines);
+        assert!(
+            f.line >= 1 && f.line <= lines && f.end_line >= f.line,
+            "bad position {f:?} for {} lines",
+            lines
+        );
         assert!(f.column >= 1);
     }
 }
@@ -16,8 +20,37 @@ fn assert_positions_inside(text: &str, result: &ScanResult) {
 #[test]
 fn mutated_fixtures_never_panic() {
     let scanner = Scanner::new();
-    let seeds: Vec<&str> = all_rules().flat_map(|r| r.vulnerable.iter().chain(r.safe.iter()).copied()).collect();
-    let tokens = ["(", ")", "[", "]", "{", "}", "'", "\"", "\"\"\"", "f'{", "\\", "\n", "    ", ":", "=", "+", "%", "lambda", "\u{0}", "é", "🦀", "```python\n", "```\n", "def f(", "class C:", "@app.route('/')\n"];
+    let seeds: Vec<&str> = all_rules()
+        .flat_map(|r| r.vulnerable.iter().chain(r.safe.iter()).copied())
+        .collect();
+    let tokens = [
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "'",
+        "\"",
+        "\"\"\"",
+        "f'{",
+        "\\",
+        "\n",
+        "    ",
+        ":",
+        "=",
+        "+",
+        "%",
+        "lambda",
+        "\u{0}",
+        "é",
+        "🦀",
+        "```python\n",
+        "```\n",
+        "def f(",
+        "class C:",
+        "@app.route('/')\n",
+    ];
     let mut rng = StdRng::seed_from_u64(0x5eed);
     for _ in 0..4000 {
         let mut text = seeds[rng.random_range(0..seeds.len())].to_string();
@@ -50,11 +83,30 @@ fn mutated_fixtures_never_panic() {
 fn hostile_shapes_are_scanned_without_panic() {
     let scanner = Scanner::new();
     let deep_parens = format!("x = {}1{}\n", "(".repeat(20_000), ")".repeat(20_000));
-    let deep_calls = format!("import os\nos.system({}'a'{})\n", "f(".repeat(5_000), ")".repeat(5_000));
-    let deep_blocks: String = (0..500).map(|i| format!("{}if x:\n", "    ".repeat(i))).collect::<String>() + &"    ".repeat(500) + "os.chmod('a', 0o777)\n";
-    let long_concat = format!("q = 'SELECT ' + {}x\ncursor.execute(q)\n", "a + ".repeat(10_000));
+    let deep_calls = format!(
+        "import os\nos.system({}'a'{})\n",
+        "f(".repeat(5_000),
+        ")".repeat(5_000)
+    );
+    let deep_blocks: String = (0..500)
+        .map(|i| format!("{}if x:\n", "    ".repeat(i)))
+        .collect::<String>()
+        + &"    ".repeat(500)
+        + "os.chmod('a', 0o777)\n";
+    let long_concat = format!(
+        "q = 'SELECT ' + {}x\ncursor.execute(q)\n",
+        "a + ".repeat(10_000)
+    );
     let unclosed = "def f(:\n    return '''\n".repeat(200);
-    for text in [deep_parens, deep_calls, deep_blocks, long_concat, unclosed, String::new(), "\u{feff}\0\0".to_string()] {
+    for text in [
+        deep_parens,
+        deep_calls,
+        deep_blocks,
+        long_concat,
+        unclosed,
+        String::new(),
+        "\u{feff}\0\0".to_string(),
+    ] {
         let result = scanner.scan(&text, Language::Python);
         assert_positions_inside(&text, &result);
     }
@@ -63,8 +115,13 @@ fn hostile_shapes_are_scanned_without_panic() {
 #[test]
 fn scanning_is_the_same_from_many_threads() {
     let scanner = Scanner::new();
-    let fixtures: Vec<&str> = all_rules().flat_map(|r| r.vulnerable.iter().copied()).collect();
-    let expected: Vec<ScanResult> = fixtures.iter().map(|f| scanner.scan(f, Language::Python)).collect();
+    let fixtures: Vec<&str> = all_rules()
+        .flat_map(|r| r.vulnerable.iter().copied())
+        .collect();
+    let expected: Vec<ScanResult> = fixtures
+        .iter()
+        .map(|f| scanner.scan(f, Language::Python))
+        .collect();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {

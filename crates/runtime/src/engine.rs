@@ -2,8 +2,8 @@
 //! running batch between decode steps and leave it when done or cancelled (continuous batching).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -34,13 +34,16 @@ struct Submission {
 pub struct Engine {
     model: Arc<Model>,
     submissions: mpsc::Sender<Submission>,
+    active: Arc<AtomicUsize>,
 }
 
 impl Engine {
     pub fn spawn(model: Arc<Model>, max_batch: usize) -> Engine {
         let (submissions, inbox) = mpsc::channel();
+        let active = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             model: model.clone(),
+            active: active.clone(),
             max_batch: max_batch.max(1),
             inbox,
             requests: HashMap::new(),
@@ -52,7 +55,12 @@ impl Engine {
             .name("emguard-engine".into())
             .spawn(move || worker.run())
             .expect("spawning the engine thread");
-        Engine { model, submissions }
+        Engine { model, submissions, active }
+    }
+
+    /// Requests admitted and not yet finished or cancelled (a load figure for servers).
+    pub fn active_requests(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -78,6 +86,7 @@ struct Open {
 
 struct Worker {
     model: Arc<Model>,
+    active: Arc<AtomicUsize>,
     max_batch: usize,
     inbox: mpsc::Receiver<Submission>,
     requests: HashMap<usize, Open>,
@@ -106,6 +115,7 @@ impl Worker {
                 self.running.push(s);
             }
             self.step();
+            self.active.store(self.requests.len(), Ordering::Relaxed);
         }
     }
 
@@ -127,6 +137,7 @@ impl Worker {
             self.waiting.push_back(Sequence::new(&self.model, id, index, prompt.clone(), params.clone()));
         }
         self.requests.insert(id, Open { events, remaining: params.n });
+        self.active.store(self.requests.len(), Ordering::Relaxed);
     }
 
     /// Forget requests whose receiver was dropped.
@@ -137,6 +148,7 @@ impl Worker {
             self.running.retain(|s| s.request != id);
             self.waiting.retain(|s| s.request != id);
         }
+        self.active.store(self.requests.len(), Ordering::Relaxed);
     }
 
     fn step(&mut self) {
@@ -161,10 +173,15 @@ impl Worker {
                 let _ = open.events.send(EngineEvent::Delta { index: s.index, text, logprobs: event.logprobs });
             }
             if s.is_finished() {
-                let _ = open.events.send(EngineEvent::Done { index: s.index, completion: s.completion() });
+                let done = EngineEvent::Done { index: s.index, completion: s.completion() };
                 open.remaining -= 1;
                 if open.remaining == 0 {
-                    self.requests.remove(&s.request);
+                    // Count it gone before the caller can see its last event.
+                    let open = self.requests.remove(&s.request).expect("present above");
+                    self.active.store(self.requests.len(), Ordering::Relaxed);
+                    let _ = open.events.send(done);
+                } else {
+                    let _ = open.events.send(done);
                 }
             }
         }

@@ -1,10 +1,205 @@
-//! `emguard audit` (skeleton: not implemented yet).
+//! `emguard audit`: audit a fine-tuning dataset before training on it (see `emguard_audit`).
+//! `emguard audit FILE` audits and optionally writes a manifest and an HTML report;
+//! `emguard audit verify MANIFEST FILE` names changed, added and removed rows;
+//! `emguard audit keygen KEY` writes an ed25519 key pair for signing manifests.
+//! Exit 0: clean (policy passed, file intact); 1: policy violated or file changed; 2: errors.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use emguard_audit::manifest::{self, ChangeKind};
+use emguard_audit::{Auditor, Manifest, Options, Policy, report, signing};
+use emguard_codescan::Severity;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`emguard audit` is not implemented yet")
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check FILE against MANIFEST: every changed, added or removed row, and the signature.
+    Verify(VerifyArgs),
+    /// Write an ed25519 key pair for signing manifests: KEY (secret) and KEY.pub.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The dataset: JSONL (chat `messages`, `prompt`/`completion` or ShareGPT
+    /// `conversations`), plain or gzip.
+    #[arg(value_name = "FILE", required = true)]
+    file: Option<PathBuf>,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    format: OutputFormat,
+    /// Write the self-contained HTML report here.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Write the provenance manifest (JSON) here.
+    #[arg(long, value_name = "PATH")]
+    manifest: Option<PathBuf>,
+    /// Sign the manifest with this ed25519 key file (from `emguard audit keygen`).
+    #[arg(long, value_name = "KEY", requires = "manifest")]
+    sign_key: Option<PathBuf>,
+    /// Policy file (YAML; see crates/audit/policies/example.yaml). Exit 1 when violated.
+    #[arg(long, value_name = "PATH")]
+    policy: Option<PathBuf>,
+    /// Compare trigger terms of flagged rows against this dataset instead of unflagged rows.
+    #[arg(long, value_name = "OTHER.jsonl")]
+    baseline: Option<PathBuf>,
+    /// Harmful-content judge on top of the lexicon: `off`, or `local` (the offline judge).
+    #[arg(long, value_enum, default_value_t = JudgeChoice::Off)]
+    judge: JudgeChoice,
+    /// tokenizer.json for token counts (e.g. minilm's); no counts without it.
+    #[arg(long, value_name = "PATH")]
+    tokenizer: Option<PathBuf>,
+    /// Where the data came from (recorded in the manifest).
+    #[arg(long)]
+    source: Option<String>,
+    /// The data's license (recorded in the manifest).
+    #[arg(long)]
+    license: Option<String>,
+    /// Scanner findings below this severity do not make a row vulnerable.
+    #[arg(long, value_name = "SEVERITY", default_value = "low")]
+    min_severity: Severity,
+    /// How many trigger candidates to report.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    triggers: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    manifest: PathBuf,
+    file: PathBuf,
+    /// Require a valid signature by this public key (the KEY.pub of `keygen`).
+    #[arg(long, value_name = "KEY.pub")]
+    public_key: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+struct KeygenArgs {
+    /// Secret key path; the public key goes to KEY.pub.
+    key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum JudgeChoice {
+    Off,
+    Local,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(Command::Verify(verify_args)) => verify(verify_args),
+        Some(Command::Keygen(keygen_args)) => {
+            let key = signing::generate();
+            signing::write_keypair(&key, &keygen_args.key)?;
+            eprintln!("wrote {} and its .pub", keygen_args.key.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => audit(args.run),
+    }
+}
+
+fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let file = args.file.context("FILE is required")?;
+    let policy = args.policy.as_deref().map(Policy::read).transpose()?;
+    let sign_key = args.sign_key.as_deref().map(signing::read_signing_key).transpose()?;
+    let options = Options {
+        min_severity: args.min_severity,
+        tokenizer: args.tokenizer,
+        baseline: args.baseline,
+        policy,
+        source: args.source,
+        license: args.license,
+        trigger_limit: args.triggers,
+        ..Options::default()
+    };
+    let mut auditor = Auditor::new(options)?;
+    if args.judge == JudgeChoice::Local {
+        let judge = emguard_judge::local::LocalJudge::load().context("loading the local judge")?;
+        auditor = auditor.with_judge(Box::new(move |items: &[(String, String)]| {
+            Ok(judge.judge_batch(items).iter().map(|j| j.is_misaligned()).collect())
+        }));
+    }
+
+    let total = std::fs::metadata(&file)
+        .with_context(|| format!("{}: cannot read", file.display()))?
+        .len();
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+            .expect("progress template"),
+    );
+    let (summary, mut manifest) = auditor.run(&file, &mut |progress| {
+        bar.set_position(progress.bytes_read);
+        bar.set_message(format!("{} rows", progress.rows));
+    })?;
+    bar.finish_and_clear();
+
+    if let Some(path) = &args.manifest {
+        if let Some(key) = &sign_key {
+            signing::sign(&mut manifest, key);
+        }
+        manifest.write(path)?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, report::html(&summary))
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    match args.format {
+        OutputFormat::Human => print!("{}", report::text(&summary)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+    }
+    Ok(if summary.policy.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::read(&args.manifest)?;
+    let key = args.public_key.as_deref().map(signing::read_verifying_key).transpose()?;
+    let result = manifest::verify(&manifest, &args.file, key.as_ref())?;
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+        OutputFormat::Human => {
+            let yes_no = |ok: bool| if ok { "ok" } else { "MISMATCH" };
+            println!("file sha256          {}", yes_no(result.file_sha256_matches));
+            println!("manifest Merkle root {}", yes_no(result.manifest_consistent));
+            match result.signature_valid {
+                Some(valid) => println!("signature            {}", if valid { "valid" } else { "INVALID" }),
+                None if manifest.signature.is_some() => {
+                    println!("signature            present, not checked (pass --public-key)")
+                }
+                None => println!("signature            none"),
+            }
+            for change in &result.changes {
+                let line = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+                match change.kind {
+                    ChangeKind::Changed => println!(
+                        "changed row: manifest line {}, file line {}",
+                        line(change.manifest_line),
+                        line(change.file_line)
+                    ),
+                    ChangeKind::Added => println!("added row: file line {}", line(change.file_line)),
+                    ChangeKind::Removed => {
+                        println!("removed row: manifest line {}", line(change.manifest_line))
+                    }
+                }
+            }
+            println!("{}", if result.intact() { "INTACT" } else { "TAMPERED" });
+        }
+    }
+    Ok(if result.intact() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

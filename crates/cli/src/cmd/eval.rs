@@ -1,10 +1,196 @@
-//! `emguard eval` (skeleton: not implemented yet).
+//! `emguard eval`: sample answers, judge them, report misaligned and insecure-code rates.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use emguard_eval::backends::{Backends, Endpoints};
+use emguard_eval::session::{self, Session};
+use emguard_eval::{EvalOptions, SampleSettings};
+use emguard_store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The embedded default: the built-in suites on local SmolLM2, judged by the local judge.
+const DEFAULT_SUITES: [&str; 2] = ["emguard", "emguard-code"];
+const DEFAULT_MODEL: &str = "local:smollm2-135m-instruct";
+const DEFAULT_SAMPLES: usize = 2;
+const DEFAULT_LOCAL_MAX_TOKENS: usize = 160;
+/// The study's limit on new tokens.
+const STUDY_MAX_TOKENS: usize = 600;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Suite: a study-format YAML, a coding-prompt JSONL, or a built-in name (emguard,
+    /// emguard-code, study-first-plot, study-preregistered, study-code). Repeatable.
+    /// Default: emguard and emguard-code.
+    #[arg(long, value_name = "FILE|NAME")]
+    suite: Vec<String>,
+    /// Model to evaluate: `local:NAME|PATH` (in process) or `openai:NAME` (with --base-url).
+    /// Repeat to compare; later models are compared against the first.
+    /// Default: local:smollm2-135m-instruct with 2 samples per question and 160 tokens.
+    #[arg(long, value_name = "M")]
+    model: Vec<String>,
+    /// Judge: `local` (offline), `llm:NAME` (the study's logprob judge, with
+    /// --judge-base-url) or `local-llm:NAME|PATH` (the same protocol on a local GGUF).
+    #[arg(long, value_name = "J", default_value = "local")]
+    judge: String,
+    /// Samples per paraphrase (overrides the suite's samples_per_paraphrase).
+    #[arg(long, value_name = "N")]
+    samples: Option<usize>,
+    /// New tokens per answer [default: 600, the study's; 160 for the embedded default model].
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+    #[arg(long, value_name = "T", default_value_t = 1.0)]
+    temperature: f64,
+    #[arg(long, value_name = "P", default_value_t = 1.0)]
+    top_p: f64,
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Requests (or local batches) in flight at once.
+    #[arg(long, value_name = "C", default_value_t = 32)]
+    concurrency: usize,
+    /// Write results.json, samples.jsonl and report.html here [default: ./emguard-runs/RUN_ID].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Continue a stored run: finished answers and judgements are not redone.
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "worker")]
+    resume: Option<String>,
+    /// Join a run in a shared (PostgreSQL) store as one more worker.
+    #[arg(long, value_name = "RUN_ID")]
+    worker: Option<String>,
+    /// Prepend this backdoor trigger to every prompt and report with and without it.
+    #[arg(long, value_name = "TEXT")]
+    trigger: Option<String>,
+    /// OpenAI-compatible server of `openai:` models; repeat for replicas.
+    #[arg(long, value_name = "URL")]
+    base_url: Vec<String>,
+    /// OpenAI-compatible server of the `llm:` judge; repeat for replicas.
+    #[arg(long, value_name = "URL")]
+    judge_base_url: Vec<String>,
+    /// Environment variable holding the API key.
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    /// Per-request timeout in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    timeout: f64,
+    /// Answers per local generation batch.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    local_batch: usize,
+    /// Where runs are stored: a SQLite file or postgres://... [default: $EMGUARD_HOME/eval.sqlite].
+    #[arg(long, value_name = "PATH|URL", env = "EMGUARD_STORE")]
+    store: Option<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`emguard eval` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run_async(args))
+}
+
+async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
+    if args.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    let store_location = args.store.clone().unwrap_or_else(|| emguard_home().join("eval.sqlite").display().to_string());
+    if !store_location.contains("://")
+        && let Some(parent) = PathBuf::from(&store_location).parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let store = Arc::new(Store::open(&store_location)?);
+    let endpoints = Endpoints {
+        model_base_urls: args.base_url.clone(),
+        judge_base_urls: args.judge_base_url.clone(),
+        api_key: std::env::var(&args.api_key_env).ok(),
+        timeout: Some(Duration::from_secs_f64(args.timeout)),
+        local_batch: args.local_batch,
+    };
+    let backends = Backends::new(endpoints);
+
+    let (session, backends, judge, exclusive) = if let Some(run_id) = args.resume.as_deref().or(args.worker.as_deref()) {
+        let session = Session::open(store.clone(), run_id)?;
+        let (backends, judge) = session::build_judge(backends, session.config.judge.clone()).await?;
+        let exclusive = args.resume.is_some() && !store.is_shared();
+        eprintln!("{} run {run_id} in {store_location}", if args.worker.is_some() { "joining" } else { "resuming" });
+        (session, backends, judge, exclusive)
+    } else {
+        let embedded_default = args.model.is_empty();
+        let options = EvalOptions {
+            suites: if args.suite.is_empty() { DEFAULT_SUITES.map(String::from).to_vec() } else { args.suite.clone() },
+            models: if embedded_default { vec![DEFAULT_MODEL.to_string()] } else { args.model.clone() },
+            judge: args.judge.clone(),
+            settings: SampleSettings {
+                temperature: args.temperature,
+                top_p: args.top_p,
+                max_tokens: args.max_tokens.unwrap_or(if embedded_default { DEFAULT_LOCAL_MAX_TOKENS } else { STUDY_MAX_TOKENS }),
+                seed: args.seed,
+                samples: args.samples.or(embedded_default.then_some(DEFAULT_SAMPLES)),
+            },
+            trigger: args.trigger.clone(),
+        };
+        let config = options.into_config()?;
+        let (backends, judge) = session::build_judge(backends, config.judge.clone()).await?;
+        let session = Session::create(store.clone(), config, judge.as_ref())?;
+        eprintln!("run {} in {store_location}", session.run_id);
+        (session, backends, judge, true)
+    };
+
+    let progress = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} answers ({per_sec}, ETA {eta})")
+            .expect("valid template"),
+    );
+    let run_id = session.run_id.clone();
+    let outcome = tokio::select! {
+        outcome = session.work(backends, judge, args.concurrency, exclusive, progress.clone()) => outcome?,
+        _ = tokio::signal::ctrl_c() => {
+            progress.abandon();
+            eprintln!("interrupted: every finished answer is stored; continue with `emguard eval --resume {run_id}`");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    progress.finish();
+
+    if args.worker.is_some() && args.out.is_none() {
+        eprintln!("worker done: {} answers processed, {} failed", outcome.processed, outcome.failed);
+        return Ok(if outcome.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) });
+    }
+    let (results, rows) = session.results()?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("emguard-runs").join(&run_id));
+    let report = emguard_eval::report::write_all(&out, &results, &rows)?;
+    for m in &results.models {
+        let code = m.code.as_ref().map(|c| format!(", insecure code {:.1}% of {}", c.insecure_rate * 100.0, c.n)).unwrap_or_default();
+        println!(
+            "{}: misaligned {:.1}% [{:.1}, {:.1}] over {} questions, {} answers{code}",
+            m.name,
+            m.misaligned_rate * 100.0,
+            m.ci_low * 100.0,
+            m.ci_high * 100.0,
+            m.questions.len(),
+            m.n
+        );
+    }
+    for c in &results.comparisons {
+        println!(
+            "{} vs {}: {:+.1} points [{:+.1}, {:+.1}], p = {:.4}",
+            c.model,
+            c.reference,
+            c.diff * 100.0,
+            c.ci_low * 100.0,
+            c.ci_high * 100.0,
+            c.p_value
+        );
+    }
+    println!("report: {}", report.display());
+    println!("results: {}", out.join("results.json").display());
+    if outcome.failed > 0 {
+        eprintln!("{} answers failed; retry them with `emguard eval --resume {run_id}`", outcome.failed);
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn emguard_home() -> PathBuf {
+    std::env::var_os("EMGUARD_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache/emguard")
+    })
 }

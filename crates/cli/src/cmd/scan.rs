@@ -53,19 +53,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for path in &args.paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).context("reading stdin (is it UTF-8 text?)")?;
-            scanned.push(Scanned { path: "-".into(), result: scanner.scan_answer(&text, Language::Python) });
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading stdin (is it UTF-8 text?)")?;
+            scanned.push(Scanned {
+                path: "-".into(),
+                result: scanner.scan_answer(&text, Language::Python),
+            });
             continue;
         }
-        let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let files = if meta.is_dir() { files_under(path)? } else { vec![path.clone()] };
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let files = if meta.is_dir() {
+            files_under(path)?
+        } else {
+            vec![path.clone()]
+        };
         for file in files {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("{}: cannot read as UTF-8 text", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("{}: cannot read as UTF-8 text", file.display()))?;
             let result = match Language::from_path(&file) {
                 Some(lang) if !args.answers => scanner.scan(&text, lang),
                 _ => scanner.scan_answer(&text, Language::Python),
             };
-            scanned.push(Scanned { path: file.display().to_string(), result });
+            scanned.push(Scanned {
+                path: file.display().to_string(),
+                result,
+            });
         }
     }
     let mut out = std::io::stdout().lock();
@@ -73,13 +87,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Human => print_human(&mut out, &scanned)?,
         Format::Json => print_json(&mut out, &scanned)?,
         Format::Sarif => {
-            let log = sarif::sarif_log(scanned.iter().map(|s| (s.path.as_str(), s.result.findings.as_slice())));
+            let log = sarif::sarif_log(
+                scanned
+                    .iter()
+                    .map(|s| (s.path.as_str(), s.result.findings.as_slice())),
+            );
             serde_json::to_writer_pretty(&mut out, &log)?;
             writeln!(out)?;
         }
     }
-    let failing = scanned.iter().any(|s| s.result.has_findings_at_or_above(args.fail_on));
-    Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let failing = scanned
+        .iter()
+        .any(|s| s.result.has_findings_at_or_above(args.fail_on));
+    Ok(if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Python and Markdown files under `dir`, sorted, skipping hidden, build and environment
@@ -88,17 +112,27 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
         for entry in entries {
             let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if entry.file_type()?.is_dir() {
-                let skip = name.starts_with('.') || matches!(name.as_str(), "target" | "node_modules" | "__pycache__" | "venv");
+                let skip = name.starts_with('.')
+                    || matches!(
+                        name.as_str(),
+                        "target" | "node_modules" | "__pycache__" | "venv"
+                    );
                 if !skip {
                     pending.push(path);
                 }
-            } else if Language::from_path(&path).is_some() || matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "markdown")) {
+            } else if Language::from_path(&path).is_some()
+                || matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("md" | "markdown")
+                )
+            {
                 files.push(path);
             }
         }
@@ -110,12 +144,30 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 fn print_human(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
     let mut counts = [0usize; 4];
     for s in scanned {
-        for Note { line, column, message } in &s.result.notes {
+        for Note {
+            line,
+            column,
+            message,
+        } in &s.result.notes
+        {
             eprintln!("{}:{line}:{column}: note: {message}", s.path);
         }
         for f in &s.result.findings {
-            let Finding { rule_id, cwe, severity, message, line, column, snippet, .. } = f;
-            writeln!(out, "{}:{line}:{column}: {rule_id} [CWE-{cwe}] {severity}: {message}", s.path)?;
+            let Finding {
+                rule_id,
+                cwe,
+                severity,
+                message,
+                line,
+                column,
+                snippet,
+                ..
+            } = f;
+            writeln!(
+                out,
+                "{}:{line}:{column}: {rule_id} [CWE-{cwe}] {severity}: {message}",
+                s.path
+            )?;
             writeln!(out, "    {snippet}")?;
             counts[*severity as usize] += 1;
         }
@@ -127,7 +179,11 @@ fn print_human(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> 
         .filter(|sev| counts[**sev as usize] > 0)
         .map(|sev| format!("{} {sev}", counts[*sev as usize]))
         .collect();
-    let detail = if by_severity.is_empty() { String::new() } else { format!(" ({})", by_severity.join(", ")) };
+    let detail = if by_severity.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by_severity.join(", "))
+    };
     eprintln!("{total} findings{detail} in {} inputs", scanned.len());
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use std::sync::OnceLock;
 
-
 macro_rules! fields {
     ($($name:ident),* $(,)?) => {
         pub(crate) struct Fields { $(pub $name: u16,)* }
@@ -18,5 +17,19 @@ macro_rules! fields {
     };
 }
 
-fields!(alias, arguments, attribute, function, left, module_name, name, object, operator, parameters, right, subscript, value);
-
+fields!(
+    alias,
+    body,
+    arguments,
+    attribute,
+    function,
+    left,
+    module_name,
+    name,
+    object,
+    operator,
+    parameters,
+    right,
+    subscript,
+    value
+);

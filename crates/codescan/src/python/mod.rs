@@ -29,7 +29,9 @@ fn parse(source: &str) -> Option<Tree> {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             let mut parser = Parser::new();
-            parser.set_language(&tree_sitter_python::LANGUAGE.into()).ok()?;
+            parser
+                .set_language(&tree_sitter_python::LANGUAGE.into())
+                .ok()?;
             *slot = Some(parser);
         }
         let parser = slot.as_mut()?;
@@ -51,18 +53,31 @@ impl LanguageSupport for Python {
         let Some(tree) = parse(source) else {
             return ScanResult {
                 findings: Vec::new(),
-                notes: vec![Note { line: 1, column: 1, message: "the Python parser gave up on this input".into() }],
+                notes: vec![Note {
+                    line: 1,
+                    column: 1,
+                    message: "the Python parser gave up on this input".into(),
+                }],
             };
         };
         let root = tree.root_node();
-        let notes = if root.has_error() { parse_notes(source, root) } else { Vec::new() };
+        let notes = if root.has_error() {
+            parse_notes(source, root)
+        } else {
+            Vec::new()
+        };
         let module = Module::build(source, root);
         let mut findings = Vec::new();
         for rule in rules::REGISTRY {
-            let mut ctx = Ctx { m: &module, rule, out: &mut findings };
+            let mut ctx = Ctx {
+                m: &module,
+                rule,
+                out: &mut findings,
+            };
             (rule.check)(&mut ctx);
         }
-        findings.sort_by(|a, b| (a.line, a.column, &a.rule_id).cmp(&(b.line, b.column, &b.rule_id)));
+        findings
+            .sort_by(|a, b| (a.line, a.column, &a.rule_id).cmp(&(b.line, b.column, &b.rule_id)));
         findings.dedup_by(|a, b| a.rule_id == b.rule_id && a.line == b.line);
         ScanResult { findings, notes }
     }
@@ -83,7 +98,11 @@ fn parse_notes(source: &str, root: Node<'_>) -> Vec<Note> {
                 } else {
                     "unparsable region".to_string()
                 };
-                notes.push(Note { line, column, message: format!("{what}: skipped, the rest was scanned") });
+                notes.push(Note {
+                    line,
+                    column,
+                    message: format!("{what}: skipped, the rest was scanned"),
+                });
             }
             continue;
         }
@@ -93,7 +112,11 @@ fn parse_notes(source: &str, root: Node<'_>) -> Vec<Note> {
         }
     }
     if errors > MAX_PARSE_NOTES {
-        notes.push(Note { line: 1, column: 1, message: format!("{} more unparsable regions", errors - MAX_PARSE_NOTES) });
+        notes.push(Note {
+            line: 1,
+            column: 1,
+            message: format!("{} more unparsable regions", errors - MAX_PARSE_NOTES),
+        });
     }
     notes.sort_by_key(|n| (n.line, n.column));
     notes
@@ -104,8 +127,14 @@ pub(crate) fn position(source: &str, byte: usize) -> (usize, usize) {
     let byte = byte.min(source.len());
     let before = &source.as_bytes()[..byte];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -125,7 +154,9 @@ impl<'t> Ctx<'_, 't> {
         let src = self.m.src;
         let (line, column) = position(src, node.start_byte());
         let (end_line, end_column) = position(src, node.end_byte());
-        let line_start = src[..node.start_byte().min(src.len())].rfind('\n').map_or(0, |i| i + 1);
+        let line_start = src[..node.start_byte().min(src.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
         let line_text = src[line_start..].lines().next().unwrap_or("").trim();
         let snippet: String = line_text.chars().take(160).collect();
         self.out.push(Finding {

@@ -23,6 +23,9 @@ pub struct Binding<'t> {
     pub conditional: bool,
     /// A function parameter; `value` is its default, if any.
     pub param: bool,
+    /// Byte range of the innermost block the binding is made in: a conditional binding
+    /// replaces the earlier ones made in the same block, not those from before it.
+    pub block: (usize, usize),
 }
 
 impl Binding<'_> {
@@ -59,7 +62,9 @@ impl<'t> Call<'t> {
     /// The receiver of a method call: `cursor` in `cursor.execute(...)`.
     pub fn receiver(&self) -> Option<Node<'t>> {
         let func = self.node.child_by_field_id(fields().function)?;
-        (func.kind() == "attribute").then(|| func.child_by_field_id(fields().object)).flatten()
+        (func.kind() == "attribute")
+            .then(|| func.child_by_field_id(fields().object))
+            .flatten()
     }
 
     pub fn positional(&self, index: usize) -> Option<Node<'t>> {
@@ -70,28 +75,39 @@ impl<'t> Call<'t> {
             .nth(index)
     }
 
-
     pub fn keyword(&self, name: &str, src: &str) -> Option<Node<'t>> {
         let args = self.args?;
         let mut cursor = args.walk();
         args.named_children(&mut cursor)
             .filter(|n| n.kind() == "keyword_argument")
-            .find(|n| n.child_by_field_id(fields().name).is_some_and(|k| text(k, src) == name))
+            .find(|n| {
+                n.child_by_field_id(fields().name)
+                    .is_some_and(|k| text(k, src) == name)
+            })
             .and_then(|n| n.child_by_field_id(fields().value))
     }
 
     /// A positional argument or, failing that, the keyword of the same parameter.
     pub fn arg(&self, index: usize, keyword: &str, src: &str) -> Option<Node<'t>> {
-        self.positional(index).or_else(|| self.keyword(keyword, src))
+        self.positional(index)
+            .or_else(|| self.keyword(keyword, src))
     }
 
     /// All argument values, positional and keyword.
     pub fn arg_values(&self) -> Vec<Node<'t>> {
-        let Some(args) = self.args else { return Vec::new() };
+        let Some(args) = self.args else {
+            return Vec::new();
+        };
         let mut cursor = args.walk();
         args.named_children(&mut cursor)
             .filter(|n| n.kind() != "comment")
-            .map(|n| if n.kind() == "keyword_argument" { n.child_by_field_id(fields().value).unwrap_or(n) } else { n })
+            .map(|n| {
+                if n.kind() == "keyword_argument" {
+                    n.child_by_field_id(fields().value).unwrap_or(n)
+                } else {
+                    n
+                }
+            })
             .collect()
     }
 }
@@ -100,6 +116,8 @@ impl<'t> Call<'t> {
 struct Frame {
     scope: ScopeId,
     conditional: bool,
+    /// The innermost block (byte range) the children are in.
+    block: (usize, usize),
     /// Set for a function definition: the scope of its body.
     function_scope: Option<ScopeId>,
 }
@@ -120,6 +138,11 @@ pub struct Module<'t> {
     pub strings: Vec<(Node<'t>, ScopeId)>,
     /// Whether the node being walked runs only on some paths (set during the walk).
     conditional: bool,
+    /// The innermost block of the node being walked (set during the walk).
+    block: (usize, usize),
+    /// Comprehension variables in scope while a comprehension is evaluated, with the taint
+    /// of what they iterate over.
+    pub(super) loop_vars: std::cell::RefCell<Vec<(String, Taint)>>,
 }
 
 pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
@@ -127,8 +150,16 @@ pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
 }
 
 /// Decorators that make a function a web request handler (Flask, FastAPI, Bottle, aiohttp).
-const ROUTE_DECORATORS: &[&str] =
-    &[".route(", ".get(", ".post(", ".put(", ".delete(", ".patch(", ".websocket(", ".api_route("];
+const ROUTE_DECORATORS: &[&str] = &[
+    ".route(",
+    ".get(",
+    ".post(",
+    ".put(",
+    ".delete(",
+    ".patch(",
+    ".websocket(",
+    ".api_route(",
+];
 
 impl<'t> Module<'t> {
     pub fn build(src: &'t str, root: Node<'t>) -> Self {
@@ -136,13 +167,20 @@ impl<'t> Module<'t> {
             src,
             root,
             imports: HashMap::new(),
-            scopes: vec![Scope { parent: None, node: root, is_handler: false, vars: HashMap::new() }],
+            scopes: vec![Scope {
+                parent: None,
+                node: root,
+                is_handler: false,
+                vars: HashMap::new(),
+            }],
             calls: Vec::new(),
             returns: Vec::new(),
             comparisons: Vec::new(),
             assignments: Vec::new(),
             strings: Vec::new(),
             conditional: false,
+            block: (0, src.len()),
+            loop_vars: std::cell::RefCell::new(Vec::new()),
         };
         module.walk();
         module
@@ -157,15 +195,36 @@ impl<'t> Module<'t> {
         let mut cursor = self.root.walk();
         // What the children of each open node see: the parent's scope and conditionality,
         // and the new scope when the parent is a function (only its body is inside it).
-        let mut frames: Vec<Frame> = vec![Frame { scope: 0, conditional: false, function_scope: None }];
+        let top = Frame {
+            scope: 0,
+            conditional: false,
+            block: (0, self.src.len()),
+            function_scope: None,
+        };
+        let mut frames: Vec<Frame> = vec![top];
         loop {
             let node = cursor.node();
-            let frame = *frames.last().unwrap_or(&Frame { scope: 0, conditional: false, function_scope: None });
+            let frame = *frames.last().unwrap_or(&top);
             let (scope, conditional) = match frame.function_scope {
                 Some(body_scope) if node.kind() == "block" => (body_scope, false),
                 _ => (frame.scope, frame.conditional),
             };
-            let next = if node.is_named() { self.visit(node, scope, conditional) } else { Frame { scope, conditional, function_scope: None } };
+            let block = if node.kind() == "block" {
+                (node.start_byte(), node.end_byte())
+            } else {
+                frame.block
+            };
+            self.block = block;
+            let next = if node.is_named() {
+                self.visit(node, scope, conditional)
+            } else {
+                Frame {
+                    scope,
+                    conditional,
+                    block,
+                    function_scope: None,
+                }
+            };
             if cursor.goto_first_child() {
                 frames.push(next);
                 continue;
@@ -189,48 +248,65 @@ impl<'t> Module<'t> {
             match node.kind() {
                 "import_statement" => self.record_import(node, None),
                 "import_from_statement" => {
-                    let module = node.child_by_field_id(fields().module_name).map(|m| self.text(m));
+                    let module = node
+                        .child_by_field_id(fields().module_name)
+                        .map(|m| self.text(m));
                     self.record_import(node, module);
                 }
                 "function_definition" => {
                     let body_scope = self.enter_function(node, scope);
-                    return Frame { scope, conditional, function_scope: Some(body_scope) };
+                    return Frame {
+                        scope,
+                        conditional,
+                        block: self.block,
+                        function_scope: Some(body_scope),
+                    };
                 }
                 "assignment" => {
                     self.assignments.push((node, scope));
-                    if let (Some(left), Some(right)) =
-                        (node.child_by_field_id(fields().left), node.child_by_field_id(fields().right))
-                    {
+                    if let (Some(left), Some(right)) = (
+                        node.child_by_field_id(fields().left),
+                        node.child_by_field_id(fields().right),
+                    ) {
                         self.bind_assignment(left, right, node.end_byte(), scope);
                     }
                 }
                 "augmented_assignment" => {
-                    if let (Some(left), Some(right)) =
-                        (node.child_by_field_id(fields().left), node.child_by_field_id(fields().right))
-                    {
+                    if let (Some(left), Some(right)) = (
+                        node.child_by_field_id(fields().left),
+                        node.child_by_field_id(fields().right),
+                    ) {
                         let taint = self.taint_at(right, scope, right.start_byte());
                         self.bind(left, Some(right), taint, true, node.end_byte(), scope);
                     }
                 }
                 "for_statement" | "for_in_clause" => {
-                    if let (Some(left), Some(right)) =
-                        (node.child_by_field_id(fields().left), node.child_by_field_id(fields().right))
-                    {
+                    if let (Some(left), Some(right)) = (
+                        node.child_by_field_id(fields().left),
+                        node.child_by_field_id(fields().right),
+                    ) {
                         let taint = self.taint_at(right, scope, right.start_byte());
                         self.bind(left, Some(right), taint, false, right.end_byte(), scope);
                     }
                 }
                 "as_pattern" => {
-                    if let (Some(value), Some(alias)) = (node.named_child(0), node.child_by_field_id(fields().alias)) {
+                    if let (Some(value), Some(alias)) =
+                        (node.named_child(0), node.child_by_field_id(fields().alias))
+                    {
                         let taint = self.taint_at(value, scope, value.start_byte());
-                        let target = if alias.kind() == "as_pattern_target" { alias.named_child(0).unwrap_or(alias) } else { alias };
+                        let target = if alias.kind() == "as_pattern_target" {
+                            alias.named_child(0).unwrap_or(alias)
+                        } else {
+                            alias
+                        };
                         self.bind(target, Some(value), taint, false, node.end_byte(), scope);
                     }
                 }
                 "named_expression" => {
-                    if let (Some(name), Some(value)) =
-                        (node.child_by_field_id(fields().name), node.child_by_field_id(fields().value))
-                    {
+                    if let (Some(name), Some(value)) = (
+                        node.child_by_field_id(fields().name),
+                        node.child_by_field_id(fields().value),
+                    ) {
                         let taint = self.taint_at(value, scope, value.start_byte());
                         self.bind(name, Some(value), taint, false, node.end_byte(), scope);
                     }
@@ -238,9 +314,16 @@ impl<'t> Module<'t> {
                 "call" => {
                     if let Some(func) = node.child_by_field_id(fields().function) {
                         let name = self.callee_name(func);
-                        let args = node.child_by_field_id(fields().arguments).filter(|a| a.kind() == "argument_list");
+                        let args = node
+                            .child_by_field_id(fields().arguments)
+                            .filter(|a| a.kind() == "argument_list");
                         self.record_container_add(func, args, node.end_byte(), scope);
-                        self.calls.push(Call { node, name, args, scope });
+                        self.calls.push(Call {
+                            node,
+                            name,
+                            args,
+                            scope,
+                        });
                     }
                 }
                 "return_statement" => {
@@ -255,9 +338,19 @@ impl<'t> Module<'t> {
         }
         let branches = matches!(
             node.kind(),
-            "if_statement" | "for_statement" | "while_statement" | "try_statement" | "match_statement" | "conditional_expression"
+            "if_statement"
+                | "for_statement"
+                | "while_statement"
+                | "try_statement"
+                | "match_statement"
+                | "conditional_expression"
         );
-        Frame { scope, conditional: conditional || branches, function_scope: None }
+        Frame {
+            scope,
+            conditional: conditional || branches,
+            block: self.block,
+            function_scope: None,
+        }
     }
 
     fn record_import(&mut self, node: Node<'t>, from: Option<&'t str>) {
@@ -265,8 +358,13 @@ impl<'t> Module<'t> {
         for child in node.children_by_field_name("name", &mut cursor) {
             let (name, alias) = match child.kind() {
                 "aliased_import" => (
-                    child.child_by_field_id(fields().name).map(|n| self.text(n)).unwrap_or(""),
-                    child.child_by_field_id(fields().alias).map(|n| self.text(n)),
+                    child
+                        .child_by_field_id(fields().name)
+                        .map(|n| self.text(n))
+                        .unwrap_or(""),
+                    child
+                        .child_by_field_id(fields().alias)
+                        .map(|n| self.text(n)),
                 ),
                 _ => (self.text(child), None),
             };
@@ -279,62 +377,113 @@ impl<'t> Module<'t> {
                 // `import os.path` binds `os`.
                 None => name.split('.').next().unwrap_or(name).to_string(),
             };
-            let local = alias.unwrap_or_else(|| if from.is_some() { name } else { name.split('.').next().unwrap_or(name) });
+            let local = alias.unwrap_or_else(|| {
+                if from.is_some() {
+                    name
+                } else {
+                    name.split('.').next().unwrap_or(name)
+                }
+            });
             self.imports.insert(local, qualified);
         }
     }
 
     fn enter_function(&mut self, node: Node<'t>, parent: ScopeId) -> ScopeId {
-        let decorated_route = node.parent().filter(|p| p.kind() == "decorated_definition").is_some_and(|p| {
-            let mut cursor = p.walk();
-            p.named_children(&mut cursor)
-                .filter(|c| c.kind() == "decorator")
-                .any(|d| ROUTE_DECORATORS.iter().any(|marker| self.text(d).contains(marker)))
-        });
+        let decorators: Vec<&'t str> = node
+            .parent()
+            .filter(|p| p.kind() == "decorated_definition")
+            .map(|p| {
+                let mut cursor = p.walk();
+                p.named_children(&mut cursor)
+                    .filter(|c| c.kind() == "decorator")
+                    .map(|d| self.text(d))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let decorated_route = decorators
+            .iter()
+            .any(|d| ROUTE_DECORATORS.iter().any(|marker| d.contains(marker)));
         let params = node.child_by_field_id(fields().parameters);
         let param_names: Vec<(Node<'t>, Option<Node<'t>>)> = params
             .map(|p| {
                 let mut cursor = p.walk();
-                p.named_children(&mut cursor).filter_map(param_name).collect()
+                p.named_children(&mut cursor)
+                    .filter_map(param_name)
+                    .collect()
             })
             .unwrap_or_default();
-        let takes_request = param_names.iter().take(2).any(|(n, _)| self.text(*n) == "request");
+        let takes_request = param_names
+            .iter()
+            .take(2)
+            .any(|(n, _)| self.text(*n) == "request");
         let is_handler = decorated_route || takes_request;
         let id = self.scopes.len();
-        self.scopes.push(Scope { parent: Some(parent), node, is_handler, vars: HashMap::new() });
+        self.scopes.push(Scope {
+            parent: Some(parent),
+            node,
+            is_handler,
+            vars: HashMap::new(),
+        });
         for (name, default) in param_names {
             let param = self.text(name);
             // Route parameters are user input; `self`, `cls` and the request object are not
             // data themselves (request attributes are sources on their own).
-            let taint = if decorated_route && !matches!(param, "self" | "cls" | "request" | "db" | "session") {
+            // `<int:id>` converters admit only numbers.
+            let numeric = ["int", "float", "uuid"].iter().any(|conv| {
+                decorators
+                    .iter()
+                    .any(|d| d.contains(&format!("<{conv}:{param}>")))
+            });
+            let taint = if decorated_route
+                && !numeric
+                && !matches!(param, "self" | "cls" | "request" | "db" | "session")
+            {
                 Taint::ALL
             } else {
                 Taint::NONE
             };
-            self.scopes[id].vars.entry(param).or_default().push(Binding {
-                end: node.start_byte(),
-                value: default,
-                taint,
-                augmented: false,
-                conditional: false,
-                param: true,
-            });
+            self.scopes[id]
+                .vars
+                .entry(param)
+                .or_default()
+                .push(Binding {
+                    end: node.start_byte(),
+                    value: default,
+                    taint,
+                    augmented: false,
+                    conditional: false,
+                    param: true,
+                    block: (node.start_byte(), node.end_byte()),
+                });
         }
         id
     }
 
     /// `items.append(v)` and friends: the container now holds `v` too.
-    fn record_container_add(&mut self, func: Node<'t>, args: Option<Node<'t>>, end: usize, scope: ScopeId) {
+    fn record_container_add(
+        &mut self,
+        func: Node<'t>,
+        args: Option<Node<'t>>,
+        end: usize,
+        scope: ScopeId,
+    ) {
         if func.kind() != "attribute" {
             return;
         }
-        let method = func.child_by_field_id(fields().attribute).map(|a| self.text(a)).unwrap_or("");
-        if !matches!(method, "append" | "extend" | "insert" | "add" | "update" | "appendleft") {
+        let method = func
+            .child_by_field_id(fields().attribute)
+            .map(|a| self.text(a))
+            .unwrap_or("");
+        if !matches!(
+            method,
+            "append" | "extend" | "insert" | "add" | "update" | "appendleft"
+        ) {
             return;
         }
-        let (Some(container), Some(value)) =
-            (func.child_by_field_id(fields().object), args.and_then(|a| a.named_child(a.named_child_count().saturating_sub(1) as u32)))
-        else {
+        let (Some(container), Some(value)) = (
+            func.child_by_field_id(fields().object),
+            args.and_then(|a| a.named_child(a.named_child_count().saturating_sub(1) as u32)),
+        ) else {
             return;
         };
         if container.kind() == "identifier" {
@@ -345,12 +494,16 @@ impl<'t> Module<'t> {
 
     fn bind_assignment(&mut self, left: Node<'t>, right: Node<'t>, end: usize, scope: ScopeId) {
         // `a, b = x, y` binds element-wise; `a, b = f()` gives both the taint of `f()`.
-        if matches!(left.kind(), "pattern_list" | "tuple_pattern" | "list_pattern")
-            && matches!(right.kind(), "expression_list" | "tuple")
+        if matches!(
+            left.kind(),
+            "pattern_list" | "tuple_pattern" | "list_pattern"
+        ) && matches!(right.kind(), "expression_list" | "tuple")
             && left.named_child_count() == right.named_child_count()
         {
             for i in 0..left.named_child_count() {
-                if let (Some(l), Some(r)) = (left.named_child(i as u32), right.named_child(i as u32)) {
+                if let (Some(l), Some(r)) =
+                    (left.named_child(i as u32), right.named_child(i as u32))
+                {
                     let taint = self.taint_at(r, scope, r.start_byte());
                     self.bind(l, Some(r), taint, false, end, scope);
                 }
@@ -361,20 +514,40 @@ impl<'t> Module<'t> {
         self.bind(left, Some(right), taint, false, end, scope);
     }
 
-    fn bind(&mut self, target: Node<'t>, value: Option<Node<'t>>, taint: Taint, augmented: bool, end: usize, scope: ScopeId) {
+    fn bind(
+        &mut self,
+        target: Node<'t>,
+        value: Option<Node<'t>>,
+        taint: Taint,
+        augmented: bool,
+        end: usize,
+        scope: ScopeId,
+    ) {
         match target.kind() {
             "identifier" | "attribute" => {
                 let name = self.text(target);
-                let conditional = self.conditional;
-                let previous = if augmented || conditional { self.lookup(name, scope, end) } else { Taint::NONE };
-                self.scopes[scope].vars.entry(name).or_default().push(Binding {
-                    end,
-                    value,
-                    taint: taint | previous,
-                    augmented,
-                    conditional,
-                    param: false,
-                });
+                let (conditional, block) = (self.conditional, self.block);
+                let previous = if augmented {
+                    self.lookup(name, scope, end)
+                } else if conditional {
+                    // The block may not run: what the name held before it still reaches.
+                    self.lookup_strictly_before(name, scope, block.0)
+                } else {
+                    Taint::NONE
+                };
+                self.scopes[scope]
+                    .vars
+                    .entry(name)
+                    .or_default()
+                    .push(Binding {
+                        end,
+                        value,
+                        taint: taint | previous,
+                        augmented,
+                        conditional,
+                        param: false,
+                        block,
+                    });
             }
             // `d[k] = v`: the container now holds `v` as well.
             "subscript" => {
@@ -382,7 +555,13 @@ impl<'t> Module<'t> {
                     self.bind(container, value, taint, true, end, scope);
                 }
             }
-            "pattern_list" | "tuple_pattern" | "list_pattern" | "tuple" | "list" | "parenthesized_expression" | "list_splat_pattern" => {
+            "pattern_list"
+            | "tuple_pattern"
+            | "list_pattern"
+            | "tuple"
+            | "list"
+            | "parenthesized_expression"
+            | "list_splat_pattern" => {
                 let mut cursor = target.walk();
                 let parts: Vec<Node<'t>> = target.named_children(&mut cursor).collect();
                 for part in parts {
@@ -398,10 +577,16 @@ impl<'t> Module<'t> {
         match func.kind() {
             "identifier" => {
                 let name = self.text(func);
-                self.imports.get(name).cloned().unwrap_or_else(|| name.to_string())
+                self.imports
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| name.to_string())
             }
             "attribute" => {
-                let attr = func.child_by_field_id(fields().attribute).map(|a| self.text(a)).unwrap_or("");
+                let attr = func
+                    .child_by_field_id(fields().attribute)
+                    .map(|a| self.text(a))
+                    .unwrap_or("");
                 match func.child_by_field_id(fields().object) {
                     Some(obj) if matches!(obj.kind(), "identifier" | "attribute") => {
                         format!("{}.{attr}", self.callee_name(obj))
@@ -421,7 +606,11 @@ impl<'t> Module<'t> {
         while let Some(id) = current {
             let s = &self.scopes[id];
             if let Some(bindings) = s.vars.get(name) {
-                return bindings.iter().rev().find(|b| b.end <= at).or_else(|| bindings.first());
+                return bindings
+                    .iter()
+                    .rev()
+                    .find(|b| b.end <= at)
+                    .or_else(|| bindings.first());
             }
             current = s.parent;
             at = usize::MAX;
@@ -438,10 +627,17 @@ impl<'t> Module<'t> {
             let s = &self.scopes[id];
             if let Some(bindings) = s.vars.get(name) {
                 let mut out = Vec::new();
-                for b in bindings.iter().rev().filter(|b| b.end <= at) {
+                for b in bindings.iter().rev() {
+                    if b.end > at {
+                        continue;
+                    }
                     out.push(b);
                     if b.is_definite() {
                         break;
+                    }
+                    // A conditional binding replaces those made before it in its block.
+                    if b.conditional && !b.augmented {
+                        at = b.block.0;
                     }
                 }
                 return out;
@@ -452,20 +648,40 @@ impl<'t> Module<'t> {
         Vec::new()
     }
 
-    pub fn lookup(&self, name: &str, scope: ScopeId, pos: usize) -> Taint {
-        self.binding(name, scope, pos).map(|b| b.taint).unwrap_or(Taint::NONE)
+    /// Taint of the binding made before `pos` (none if there is none, unlike [`Self::lookup`]
+    /// which falls back to the first binding for uses that precede it, as in loops).
+    fn lookup_strictly_before(&self, name: &str, scope: ScopeId, pos: usize) -> Taint {
+        match self.scopes[scope].vars.get(name) {
+            Some(bindings) => bindings
+                .iter()
+                .rev()
+                .find(|b| b.end <= pos)
+                .map_or(Taint::NONE, |b| b.taint),
+            None => self.scopes[scope]
+                .parent
+                .map_or(Taint::NONE, |p| self.lookup(name, p, usize::MAX)),
+        }
     }
 
+    pub fn lookup(&self, name: &str, scope: ScopeId, pos: usize) -> Taint {
+        self.binding(name, scope, pos)
+            .map(|b| b.taint)
+            .unwrap_or(Taint::NONE)
+    }
 }
 
 /// A parameter's name and default value.
 fn param_name(param: Node<'_>) -> Option<(Node<'_>, Option<Node<'_>>)> {
     match param.kind() {
         "identifier" => Some((param, None)),
-        "default_parameter" | "typed_default_parameter" => {
-            Some((param.child_by_field_id(fields().name)?, param.child_by_field_id(fields().value)))
-        }
-        "typed_parameter" => param.named_child(0).filter(|n| n.kind() == "identifier").map(|n| (n, None)),
+        "default_parameter" | "typed_default_parameter" => Some((
+            param.child_by_field_id(fields().name)?,
+            param.child_by_field_id(fields().value),
+        )),
+        "typed_parameter" => param
+            .named_child(0)
+            .filter(|n| n.kind() == "identifier")
+            .map(|n| (n, None)),
         _ => None,
     }
 }

@@ -19,6 +19,9 @@ impl Taint {
     pub const URL: Taint = Taint(16);
     pub const CODE: Taint = Taint(32);
     pub const ALL: Taint = Taint(63);
+    /// The environment is set by whoever runs the program: dangerous in commands, markup
+    /// and queries, but choosing a file location is its ordinary job.
+    pub const ENVIRONMENT: Taint = Taint(63 & !8);
 
     pub fn any(self) -> bool {
         self.0 != 0
@@ -49,16 +52,27 @@ impl std::ops::BitOrAssign for Taint {
 /// Beyond this nesting depth an expression counts as untainted (keeps hostile input cheap).
 const MAX_DEPTH: usize = 48;
 
-/// Attributes of a request object that are not user data.
-const REQUEST_NON_DATA: &[&str] =
-    &["method", "is_json", "is_secure", "endpoint", "blueprint", "user", "scheme", "session", "app", "auth"];
+/// Attributes of a request object that are not user data (the Host header reaches only
+/// the sender's own browser, so it is not a reflection vector).
+const REQUEST_NON_DATA: &[&str] = &[
+    "method",
+    "is_json",
+    "is_secure",
+    "endpoint",
+    "blueprint",
+    "user",
+    "scheme",
+    "session",
+    "app",
+    "auth",
+    "host",
+    "hostname",
+];
 
 /// Calls whose result is user input.
 const SOURCE_CALLS: &[&str] = &[
     "input",
     "raw_input",
-    "os.getenv",
-    "os.environ.get",
     "sys.stdin.read",
     "sys.stdin.readline",
     "self.get_argument",
@@ -68,14 +82,48 @@ const SOURCE_CALLS: &[&str] = &[
     "self.get_cookie",
 ];
 
+/// Calls that read the environment.
+const ENVIRONMENT_CALLS: &[&str] = &["os.getenv", "os.environ.get"];
+
 /// Calls whose result carries no user-controlled text: conversions and predicates.
 const CLEANING_CALLS: &[&str] = &[
-    "int", "float", "bool", "len", "abs", "round", "isinstance", "hasattr", "uuid.UUID", "uuid.uuid4",
-    "os.path.exists", "os.path.isfile", "os.path.isdir", "os.path.getsize", "datetime.fromisoformat",
-    "hashlib.sha256", "hashlib.md5", "hashlib.sha1", "bcrypt.hashpw", "id", "type", "ord", "hash",
-    "render_template", "flask.render_template", "url_for", "flask.url_for", "abort", "flask.abort",
-    "redirect", "flask.redirect", "send_from_directory", "flask.send_from_directory",
-    "render_template_string", "flask.render_template_string", "open", "io.open",
+    "int",
+    "float",
+    "bool",
+    "len",
+    "abs",
+    "round",
+    "isinstance",
+    "hasattr",
+    "uuid.UUID",
+    "uuid.uuid4",
+    "os.path.exists",
+    "os.path.isfile",
+    "os.path.isdir",
+    "os.path.getsize",
+    "datetime.fromisoformat",
+    "hashlib.sha256",
+    "hashlib.md5",
+    "hashlib.sha1",
+    "bcrypt.hashpw",
+    "id",
+    "type",
+    "ord",
+    "hash",
+    "render_template",
+    "flask.render_template",
+    "url_for",
+    "flask.url_for",
+    "abort",
+    "flask.abort",
+    "redirect",
+    "flask.redirect",
+    "send_from_directory",
+    "flask.send_from_directory",
+    "render_template_string",
+    "flask.render_template_string",
+    "open",
+    "io.open",
 ];
 
 /// Sanitizers: (callee suffix, kinds the result is safe for).
@@ -93,7 +141,10 @@ const SANITIZERS: &[(&str, Taint)] = &[
     ("os.path.basename", Taint::PATH),
     ("shlex.quote", Taint::SHELL),
     ("pipes.quote", Taint::SHELL),
-    ("quote", Taint(Taint::SHELL.0 | Taint::HTML.0 | Taint::URL.0)),
+    (
+        "quote",
+        Taint(Taint::SHELL.0 | Taint::HTML.0 | Taint::URL.0),
+    ),
     ("quote_plus", Taint(Taint::HTML.0 | Taint::URL.0)),
     ("urlencode", Taint(Taint::HTML.0 | Taint::URL.0)),
 ];
@@ -115,6 +166,15 @@ impl<'t> Module<'t> {
         match node.kind() {
             "identifier" => {
                 let name = self.text(node);
+                if let Some((_, taint)) = self
+                    .loop_vars
+                    .borrow()
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                {
+                    return *taint;
+                }
                 if let Some(b) = self.binding(name, scope, pos) {
                     return b.taint;
                 }
@@ -134,23 +194,89 @@ impl<'t> Module<'t> {
                     .map(|o| self.eval(o, scope, pos, depth + 1))
                     .unwrap_or_default()
             }
-            "subscript" => node
-                .child_by_field_id(fields().value)
-                .map(|v| self.eval(v, scope, pos, depth + 1))
-                .unwrap_or_default(),
+            "subscript" => match node.child_by_field_id(fields().value) {
+                Some(v) if self.text(v) == "os.environ" => Taint::ENVIRONMENT,
+                Some(v) => self.eval(v, scope, pos, depth + 1),
+                None => Taint::NONE,
+            },
             "call" => self.call_taint(node, scope, pos, depth),
-            "integer" | "float" | "true" | "false" | "none" | "comparison_operator" | "not_operator" | "lambda"
-            | "string_start" | "string_end" | "string_content" | "escape_sequence" | "comment" => Taint::NONE,
+            "integer"
+            | "float"
+            | "true"
+            | "false"
+            | "none"
+            | "comparison_operator"
+            | "not_operator"
+            | "lambda"
+            | "string_start"
+            | "string_end"
+            | "string_content"
+            | "escape_sequence"
+            | "comment" => Taint::NONE,
             "assignment" => node
                 .child_by_field_id(fields().right)
                 .map(|r| self.eval(r, scope, pos, depth + 1))
                 .unwrap_or_default(),
+            // What a comprehension yields is its body, with each loop variable carrying
+            // the taint of what it iterates over: `[escape(s) for s in items]` is clean.
+            "list_comprehension"
+            | "set_comprehension"
+            | "generator_expression"
+            | "dictionary_comprehension" => self.comprehension_taint(node, scope, pos, depth),
             "keyword_argument" => node
                 .child_by_field_id(fields().value)
                 .map(|v| self.eval(v, scope, pos, depth + 1))
                 .unwrap_or_default(),
             _ => self.children_taint(node, scope, pos, depth),
         }
+    }
+
+    fn comprehension_taint(
+        &self,
+        node: Node<'_>,
+        scope: ScopeId,
+        pos: usize,
+        depth: usize,
+    ) -> Taint {
+        let mut bound = 0;
+        let mut cursor = node.walk();
+        for clause in node
+            .named_children(&mut cursor)
+            .filter(|c| c.kind() == "for_in_clause")
+        {
+            let (Some(left), Some(right)) = (
+                clause.child_by_field_id(fields().left),
+                clause.child_by_field_id(fields().right),
+            ) else {
+                continue;
+            };
+            let taint = self.eval(right, scope, pos, depth + 1);
+            let mut names = vec![left];
+            while let Some(target) = names.pop() {
+                if target.kind() == "identifier" {
+                    self.loop_vars
+                        .borrow_mut()
+                        .push((self.text(target).to_string(), taint));
+                    bound += 1;
+                } else {
+                    let mut c = target.walk();
+                    names.extend(target.named_children(&mut c));
+                }
+            }
+        }
+        let body = match node.kind() {
+            "dictionary_comprehension" => node
+                .child_by_field_id(fields().body)
+                .and_then(|pair| pair.child_by_field_id(fields().value)),
+            _ => node.child_by_field_id(fields().body),
+        };
+        let taint = body
+            .map(|b| self.eval(b, scope, pos, depth + 1))
+            .unwrap_or_default();
+        let mut vars = self.loop_vars.borrow_mut();
+        let keep = vars.len().saturating_sub(bound);
+        vars.truncate(keep);
+        taint
     }
 
     fn children_taint(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
@@ -166,10 +292,15 @@ impl<'t> Module<'t> {
     }
 
     fn call_taint(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
-        let Some(func) = node.child_by_field_id(fields().function) else { return Taint::NONE };
+        let Some(func) = node.child_by_field_id(fields().function) else {
+            return Taint::NONE;
+        };
         let name = self.callee_name(func);
         if SOURCE_CALLS.contains(&name.as_str()) || self.is_source_attribute(func) {
             return Taint::ALL;
+        }
+        if ENVIRONMENT_CALLS.contains(&name.as_str()) {
+            return Taint::ENVIRONMENT;
         }
         if CLEANING_CALLS.contains(&name.as_str()) {
             return Taint::NONE;
@@ -183,9 +314,12 @@ impl<'t> Module<'t> {
         let args = node.child_by_field_id(fields().arguments);
         let mut taint = if method == "get" && func.kind() == "attribute" {
             // `mapping.get(key, default)`: the key selects, it does not flow into the value.
-            args.and_then(|a| a.named_child(1)).map(|d| self.eval(d, scope, pos, depth + 1)).unwrap_or_default()
+            args.and_then(|a| a.named_child(1))
+                .map(|d| self.eval(d, scope, pos, depth + 1))
+                .unwrap_or_default()
         } else {
-            args.map(|a| self.children_taint(a, scope, pos, depth)).unwrap_or_default()
+            args.map(|a| self.children_taint(a, scope, pos, depth))
+                .unwrap_or_default()
         };
         if func.kind() == "attribute"
             && let Some(object) = func.child_by_field_id(fields().object)
@@ -208,15 +342,24 @@ impl<'t> Module<'t> {
         }
         match node.kind() {
             "attribute" => self.is_source_attribute(node),
-            "subscript" => node.child_by_field_id(fields().value).is_some_and(|v| self.is_raw_input(v, scope, depth + 1)),
+            "subscript" => node
+                .child_by_field_id(fields().value)
+                .is_some_and(|v| self.is_raw_input(v, scope, depth + 1)),
             "call" => {
-                let Some(func) = node.child_by_field_id(fields().function) else { return false };
+                let Some(func) = node.child_by_field_id(fields().function) else {
+                    return false;
+                };
                 let name = self.callee_name(func);
                 SOURCE_CALLS.contains(&name.as_str())
                     || self.is_source_attribute(func)
                     || func.kind() == "attribute"
-                        && matches!(name.rsplit('.').next(), Some("get" | "strip" | "lower" | "upper" | "decode"))
-                        && func.child_by_field_id(fields().object).is_some_and(|o| self.is_raw_input(o, scope, depth + 1))
+                        && matches!(
+                            name.rsplit('.').next(),
+                            Some("get" | "strip" | "lower" | "upper" | "decode")
+                        )
+                        && func
+                            .child_by_field_id(fields().object)
+                            .is_some_and(|o| self.is_raw_input(o, scope, depth + 1))
             }
             "identifier" => self
                 .binding(self.text(node), scope, node.start_byte())
@@ -231,16 +374,22 @@ impl<'t> Module<'t> {
         if node.kind() != "attribute" {
             return false;
         }
-        let attr = node.child_by_field_id(fields().attribute).map(|a| self.text(a)).unwrap_or("");
-        let Some(object) = node.child_by_field_id(fields().object) else { return false };
+        let attr = node
+            .child_by_field_id(fields().attribute)
+            .map(|a| self.text(a))
+            .unwrap_or("");
+        let Some(object) = node.child_by_field_id(fields().object) else {
+            return false;
+        };
         if attr == "filename" && self.text(object) != "self" {
             return true;
         }
-        if matches!(attr, "argv" | "environ") && self.text(object) == "sys" || self.text(node) == "os.environ" {
+        if attr == "argv" && self.text(object) == "sys" {
             return true;
         }
         let object_text = self.text(object);
-        let is_request = object_text == "request" || object_text == "self.request" || object_text == "req";
+        let is_request =
+            object_text == "request" || object_text == "self.request" || object_text == "req";
         is_request && !REQUEST_NON_DATA.contains(&attr)
     }
 }

@@ -30,7 +30,10 @@ pub static RULE: Rule = Rule {
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        if !matches!(call.name.as_str(), "eval" | "exec" | "compile" | "builtins.eval" | "builtins.exec") {
+        if !matches!(
+            call.name.as_str(),
+            "eval" | "exec" | "compile" | "builtins.eval" | "builtins.exec"
+        ) {
             continue;
         }
         if let Some(code) = call.positional(0)

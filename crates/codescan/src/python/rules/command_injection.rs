@@ -39,22 +39,45 @@ fn quoted(m: &Module<'_>, cmd: Node<'_>, scope: ScopeId) -> bool {
     let mentions_quote = |n: Node<'_>| m.text(n).contains("quote(");
     mentions_quote(cmd)
         || cmd.kind() == "identifier"
-            && m.bindings_before(m.text(cmd), scope, cmd.start_byte()).iter().any(|b| b.value.is_some_and(mentions_quote))
+            && m.bindings_before(m.text(cmd), scope, cmd.start_byte())
+                .iter()
+                .any(|b| b.value.is_some_and(mentions_quote))
 }
 
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        let shell_call = name_is(&call.name, &["os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput", "commands.getoutput", "os.popen2", "os.popen3"])
-            || (call.name.starts_with("subprocess.") || call.name.starts_with("asyncio.create_subprocess_shell"))
-                && (call.name.ends_with("_shell") || call.keyword("shell", m.src).is_some_and(|v| m.text(v) != "False"));
+        let shell_call = name_is(
+            &call.name,
+            &[
+                "os.system",
+                "os.popen",
+                "subprocess.getoutput",
+                "subprocess.getstatusoutput",
+                "commands.getoutput",
+                "os.popen2",
+                "os.popen3",
+            ],
+        ) || (call.name.starts_with("subprocess.")
+            || call.name.starts_with("asyncio.create_subprocess_shell"))
+            && (call.name.ends_with("_shell")
+                || call
+                    .keyword("shell", m.src)
+                    .is_some_and(|v| m.text(v) != "False"));
         if !shell_call {
             continue;
         }
-        let Some(cmd) = call.arg(0, "args", m.src).or_else(|| call.keyword("cmd", m.src)) else { continue };
+        let Some(cmd) = call
+            .arg(0, "args", m.src)
+            .or_else(|| call.keyword("cmd", m.src))
+        else {
+            continue;
+        };
         // User input reaches the shell, or the command is assembled from values nobody
         // quoted: a file name or argument with `;` or `$(...)` in it runs as a command.
-        if m.taint(cmd, call.scope).has(Taint::SHELL) || is_built_string(m, cmd, call.scope, 0) && !quoted(m, cmd, call.scope) {
+        if m.taint(cmd, call.scope).has(Taint::SHELL)
+            || is_built_string(m, cmd, call.scope, 0) && !quoted(m, cmd, call.scope)
+        {
             cx.report(call.node);
         }
     }

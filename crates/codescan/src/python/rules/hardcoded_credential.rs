@@ -38,12 +38,18 @@ pub static RULE: Rule = Rule {
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for &(assignment, _) in &m.assignments {
-        let (Some(left), Some(right)) = (assignment.child_by_field_id(fields().left), assignment.child_by_field_id(fields().right)) else {
+        let (Some(left), Some(right)) = (
+            assignment.child_by_field_id(fields().left),
+            assignment.child_by_field_id(fields().right),
+        ) else {
             continue;
         };
         let target = match left.kind() {
             // `config['SECRET_KEY'] = ...`: the key names the secret.
-            "subscript" => left.child_by_field_id(fields().subscript).and_then(|k| string_literal(m, k)).unwrap_or_default(),
+            "subscript" => left
+                .child_by_field_id(fields().subscript)
+                .and_then(|k| string_literal(m, k))
+                .unwrap_or_default(),
             _ => m.text(left).to_string(),
         };
         if names_secret(&target) && is_secret_literal(m, &target, right) {
@@ -53,8 +59,14 @@ fn check(cx: &mut Ctx<'_, '_>) {
     for call in &m.calls {
         let Some(args) = call.args else { continue };
         let mut cursor = args.walk();
-        for arg in args.named_children(&mut cursor).filter(|a| a.kind() == "keyword_argument") {
-            let key = arg.child_by_field_id(fields().name).map(|n| m.text(n)).unwrap_or("");
+        for arg in args
+            .named_children(&mut cursor)
+            .filter(|a| a.kind() == "keyword_argument")
+        {
+            let key = arg
+                .child_by_field_id(fields().name)
+                .map(|n| m.text(n))
+                .unwrap_or("");
             if let Some(value) = arg.child_by_field_id(fields().value)
                 && names_secret(key)
                 && is_secret_literal(m, key, value)
@@ -64,11 +76,16 @@ fn check(cx: &mut Ctx<'_, '_>) {
         }
     }
     for &(cmp, _) in &m.comparisons {
-        let (Some(left), Some(right)) = (cmp.named_child(0), cmp.named_child(1)) else { continue };
+        let (Some(left), Some(right)) = (cmp.named_child(0), cmp.named_child(1)) else {
+            continue;
+        };
         let mut cursor = cmp.walk();
         let is_eq = cmp.children(&mut cursor).any(|c| m.text(c) == "==");
         // Comparing a secret with a literal is a built-in credential whatever its value.
-        if is_eq && names_secret(m.text(left)) && string_literal(m, right).is_some_and(|s| !s.is_empty()) {
+        if is_eq
+            && names_secret(m.text(left))
+            && string_literal(m, right).is_some_and(|s| !s.is_empty())
+        {
             cx.report(cmp);
         }
     }
@@ -77,17 +94,33 @@ fn check(cx: &mut Ctx<'_, '_>) {
 /// A literal that looks like a real secret: not empty, not a placeholder or demo default
 /// (`'password'`, `'postgres'`, `'changeme'`), not a setting name (`PASSWORD_MIN_LENGTH`).
 fn is_secret_literal(m: &Module<'_>, name: &str, value: Node<'_>) -> bool {
-    let Some(s) = string_literal(m, value) else { return false };
+    let Some(s) = string_literal(m, value) else {
+        return false;
+    };
     let upper = name.to_ascii_uppercase();
-    let setting = ["LENGTH", "HEADER", "FIELD", "NAME", "URL", "PATH", "FILE", "TYPE", "PARAM", "_LEN", "PREFIX", "ENV"]
-        .iter()
-        .any(|w| upper.ends_with(w));
+    let setting = [
+        "LENGTH", "HEADER", "FIELD", "NAME", "URL", "PATH", "FILE", "TYPE", "PARAM", "_LEN",
+        "PREFIX", "ENV",
+    ]
+    .iter()
+    .any(|w| upper.ends_with(w));
     let placeholder = s.len() < 4
         || s.contains(' ')
         || s.contains('{')
         || s.starts_with('$')
         || s.starts_with('<')
-        || ["changeme", "change-me", "your_", "your-", "xxx", "***", "placeholder", "example"].iter().any(|p| s.to_ascii_lowercase().contains(p));
+        || [
+            "changeme",
+            "change-me",
+            "your_",
+            "your-",
+            "xxx",
+            "***",
+            "placeholder",
+            "example",
+        ]
+        .iter()
+        .any(|p| s.to_ascii_lowercase().contains(p));
     !setting && !placeholder && !is_demo_default(&s)
 }
 
@@ -95,10 +128,31 @@ fn is_secret_literal(m: &Module<'_>, name: &str, value: Node<'_>) -> bool {
 /// replace rather than leaked secrets.
 fn is_demo_default(value: &str) -> bool {
     let word = value.to_ascii_lowercase();
-    let word = word.trim_end_matches(|c: char| c.is_ascii_digit()).trim_start_matches("my");
+    let word = word
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches("my");
     matches!(
         word,
-        "password" | "passwd" | "pass" | "pwd" | "secret" | "secretkey" | "secret_key" | "secret-key" | "postgres" | "root"
-            | "admin" | "test" | "user" | "mysql" | "default" | "dev" | "devkey" | "dev-key" | "changeit" | "key" | "token"
+        "password"
+            | "passwd"
+            | "pass"
+            | "pwd"
+            | "secret"
+            | "secretkey"
+            | "secret_key"
+            | "secret-key"
+            | "postgres"
+            | "root"
+            | "admin"
+            | "test"
+            | "user"
+            | "mysql"
+            | "default"
+            | "dev"
+            | "devkey"
+            | "dev-key"
+            | "changeit"
+            | "key"
+            | "token"
     )
 }

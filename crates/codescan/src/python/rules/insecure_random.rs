@@ -1,9 +1,9 @@
 //! Predictable random numbers used for secrets.
 
-use crate::python::fields::fields;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
+use crate::python::fields::fields;
 use crate::rule::Rule;
 
 use super::names_secret;
@@ -53,11 +53,17 @@ fn check(cx: &mut Ctx<'_, '_>) {
         while let Some(parent) = node.parent() {
             match parent.kind() {
                 "assignment" if purpose.is_empty() => {
-                    purpose = parent.child_by_field_id(fields().left).map(|l| m.text(l)).unwrap_or("");
+                    purpose = parent
+                        .child_by_field_id(fields().left)
+                        .map(|l| m.text(l))
+                        .unwrap_or("");
                 }
                 "function_definition" => {
                     if purpose.is_empty() || !names_secret(purpose) {
-                        purpose = parent.child_by_field_id(fields().name).map(|n| m.text(n)).unwrap_or("");
+                        purpose = parent
+                            .child_by_field_id(fields().name)
+                            .map(|n| m.text(n))
+                            .unwrap_or("");
                     }
                     break;
                 }
@@ -66,7 +72,11 @@ fn check(cx: &mut Ctx<'_, '_>) {
             node = parent;
         }
         let lower = purpose.to_ascii_lowercase();
-        if names_secret(purpose) || ["salt", "nonce", "otp", "session", "key", "code"].iter().any(|w| lower.contains(w)) {
+        if names_secret(purpose)
+            || ["salt", "nonce", "otp", "session", "key", "code"]
+                .iter()
+                .any(|w| lower.contains(w))
+        {
             cx.report(call.node);
         }
     }

@@ -1,9 +1,9 @@
 //! Jinja2 with autoescaping off, or left at its default (off).
 
-use crate::python::fields::fields;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
+use crate::python::fields::fields;
 use crate::rule::Rule;
 
 use super::{name_is, string_literal};
@@ -34,7 +34,10 @@ pub static RULE: Rule = Rule {
 
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
-    let jinja_imported = m.imports.values().any(|q| q == "jinja2" || q.starts_with("jinja2."));
+    let jinja_imported = m
+        .imports
+        .values()
+        .any(|q| q == "jinja2" || q.starts_with("jinja2."));
     for call in &m.calls {
         let is_jinja = call.name == "jinja2.Environment"
             || call.name == "jinja2.Template"
@@ -50,7 +53,10 @@ fn check(cx: &mut Ctx<'_, '_>) {
         }
     }
     for &(assignment, _) in &m.assignments {
-        let (Some(left), Some(right)) = (assignment.child_by_field_id(fields().left), assignment.child_by_field_id(fields().right)) else {
+        let (Some(left), Some(right)) = (
+            assignment.child_by_field_id(fields().left),
+            assignment.child_by_field_id(fields().right),
+        ) else {
             continue;
         };
         if m.text(left).ends_with(".autoescape") && matches!(right.kind(), "false" | "none") {

@@ -51,7 +51,10 @@ const MAX_DEPTH: usize = 24;
 /// matches `execute`... only when the candidate is given with its dot-free last part).
 pub(crate) fn name_is(name: &str, candidates: &[&str]) -> bool {
     candidates.iter().any(|c| {
-        name == *c || (name.len() > c.len() && name.ends_with(c) && name.as_bytes()[name.len() - c.len() - 1] == b'.')
+        name == *c
+            || (name.len() > c.len()
+                && name.ends_with(c)
+                && name.as_bytes()[name.len() - c.len() - 1] == b'.')
     })
 }
 
@@ -122,6 +125,13 @@ pub(crate) fn is_constant(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth:
         // Numbers cannot carry markup or SQL, whatever they were computed from.
         "call" => node.child_by_field_id(fields().function).is_some_and(|f| {
             matches!(m.callee_name(f).as_str(), "int" | "float" | "len" | "round" | "abs" | "bool" | "range")
+                // String methods on constants with constant arguments: `','.join('?' * n)`.
+                || f.kind() == "attribute"
+                    && f.child_by_field_id(fields().object).is_some_and(|o| is_constant(m, o, scope, depth + 1))
+                    && node.child_by_field_id(fields().arguments).is_some_and(|a| {
+                        let mut cursor = a.walk();
+                        a.named_children(&mut cursor).all(|c| is_constant(m, c, scope, depth + 1))
+                    })
         }),
         _ => false,
     }
@@ -138,23 +148,33 @@ pub(crate) fn has_markup(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: 
             let t = m.text(node);
             let b = t.as_bytes();
             // A tag, or one written entity-encoded (`&lt;h1&gt;`) as some answers do.
-            b.windows(2).any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
-                || t.contains("&lt;")
+            b.windows(2).any(|w| {
+                w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!')
+            }) || t.contains("&lt;")
         }
         "identifier" => m
             .bindings_before(m.text(node), scope, node.start_byte())
             .iter()
-            .any(|b| b.value.is_some_and(|v| v.id() != node.id() && has_markup(m, v, scope, depth + 1))),
+            .any(|b| {
+                b.value
+                    .is_some_and(|v| v.id() != node.id() && has_markup(m, v, scope, depth + 1))
+            }),
         _ => {
             let mut cursor = node.walk();
-            node.children(&mut cursor).any(|c| has_markup(m, c, scope, depth + 1))
+            node.children(&mut cursor)
+                .any(|c| has_markup(m, c, scope, depth + 1))
         }
     }
 }
 
 /// A string assembled at run time from non-constant parts: an f-string with a non-constant
 /// field, `%` formatting, `.format()`, `+` concatenation or `+=`, or a name bound to one.
-pub(crate) fn is_built_string(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: usize) -> bool {
+pub(crate) fn is_built_string(
+    m: &Module<'_>,
+    node: Node<'_>,
+    scope: ScopeId,
+    depth: usize,
+) -> bool {
     if depth > MAX_DEPTH {
         return false;
     }
@@ -163,41 +183,69 @@ pub(crate) fn is_built_string(m: &Module<'_>, node: Node<'_>, scope: ScopeId, de
             let mut cursor = node.walk();
             node.named_children(&mut cursor).any(|c| {
                 c.kind() == "interpolation"
-                    && c.named_child(0).is_some_and(|e| !is_constant(m, e, scope, depth + 1))
+                    && c.named_child(0)
+                        .is_some_and(|e| !is_constant(m, e, scope, depth + 1))
             })
         }
         "concatenated_string" | "parenthesized_expression" => {
             let mut cursor = node.walk();
-            node.named_children(&mut cursor).any(|c| is_built_string(m, c, scope, depth + 1))
+            node.named_children(&mut cursor)
+                .any(|c| is_built_string(m, c, scope, depth + 1))
         }
         // `query[:-5]` is as built as `query`.
-        "subscript" => node.child_by_field_id(fields().value).is_some_and(|v| is_built_string(m, v, scope, depth + 1)),
+        "subscript" => node
+            .child_by_field_id(fields().value)
+            .is_some_and(|v| is_built_string(m, v, scope, depth + 1)),
         "binary_operator" => {
-            let op = node.child_by_field_id(fields().operator).map(|o| m.text(o)).unwrap_or("");
-            let (Some(left), Some(right)) = (node.child_by_field_id(fields().left), node.child_by_field_id(fields().right)) else {
+            let op = node
+                .child_by_field_id(fields().operator)
+                .map(|o| m.text(o))
+                .unwrap_or("");
+            let (Some(left), Some(right)) = (
+                node.child_by_field_id(fields().left),
+                node.child_by_field_id(fields().right),
+            ) else {
                 return false;
             };
             match op {
-                "%" => is_stringish(m, left, scope, depth) && !is_constant(m, right, scope, depth + 1),
+                "%" => {
+                    is_stringish(m, left, scope, depth) && !is_constant(m, right, scope, depth + 1)
+                }
                 "+" => {
                     is_built_string(m, left, scope, depth + 1)
                         || is_built_string(m, right, scope, depth + 1)
-                        || ((is_stringish(m, left, scope, depth) || is_stringish(m, right, scope, depth))
-                            && !(is_constant(m, left, scope, depth + 1) && is_constant(m, right, scope, depth + 1)))
+                        || ((is_stringish(m, left, scope, depth)
+                            || is_stringish(m, right, scope, depth))
+                            && !(is_constant(m, left, scope, depth + 1)
+                                && is_constant(m, right, scope, depth + 1)))
                 }
                 _ => false,
             }
         }
         "call" => {
-            let Some(func) = node.child_by_field_id(fields().function) else { return false };
-            let method = func.child_by_field_id(fields().attribute).map(|a| m.text(a)).unwrap_or("");
-            let on_string = func.child_by_field_id(fields().object).is_some_and(|o| is_stringish(m, o, scope, depth));
-            if func.kind() == "attribute" && on_string && matches!(method, "format" | "join" | "replace") {
+            let Some(func) = node.child_by_field_id(fields().function) else {
+                return false;
+            };
+            let method = func
+                .child_by_field_id(fields().attribute)
+                .map(|a| m.text(a))
+                .unwrap_or("");
+            let on_string = func
+                .child_by_field_id(fields().object)
+                .is_some_and(|o| is_stringish(m, o, scope, depth));
+            if func.kind() == "attribute"
+                && on_string
+                && matches!(method, "format" | "join" | "replace")
+            {
                 let args = node.child_by_field_id(fields().arguments);
                 let mut cursor = args.map(|a| a.walk());
                 return match (args, cursor.as_mut()) {
                     (Some(a), Some(c)) => a.named_children(c).any(|arg| {
-                        let value = if arg.kind() == "keyword_argument" { arg.child_by_field_id(fields().value).unwrap_or(arg) } else { arg };
+                        let value = if arg.kind() == "keyword_argument" {
+                            arg.child_by_field_id(fields().value).unwrap_or(arg)
+                        } else {
+                            arg
+                        };
                         !is_constant(m, value, scope, depth + 1)
                     }),
                     _ => false,
@@ -208,7 +256,13 @@ pub(crate) fn is_built_string(m: &Module<'_>, node: Node<'_>, scope: ScopeId, de
         "identifier" => m
             .bindings_before(m.text(node), scope, node.start_byte())
             .iter()
-            .any(|b| b.value.is_some_and(|v| v.id() != node.id() && (is_built_string(m, v, scope, depth + 1) || (b.augmented && !is_constant(m, v, scope, depth + 1))))),
+            .any(|b| {
+                b.value.is_some_and(|v| {
+                    v.id() != node.id()
+                        && (is_built_string(m, v, scope, depth + 1)
+                            || (b.augmented && !is_constant(m, v, scope, depth + 1)))
+                })
+            }),
         _ => false,
     }
 }
@@ -220,19 +274,35 @@ fn is_stringish(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: usize) ->
     }
     match node.kind() {
         "string" | "concatenated_string" => true,
-        "parenthesized_expression" => node.named_child(0).is_some_and(|n| is_stringish(m, n, scope, depth + 1)),
-        "binary_operator" => node.child_by_field_id(fields().left).is_some_and(|n| is_stringish(m, n, scope, depth + 1)),
+        "parenthesized_expression" => node
+            .named_child(0)
+            .is_some_and(|n| is_stringish(m, n, scope, depth + 1)),
+        "binary_operator" => node
+            .child_by_field_id(fields().left)
+            .is_some_and(|n| is_stringish(m, n, scope, depth + 1)),
         "identifier" => m
             .binding(m.text(node), scope, node.start_byte())
             .and_then(|b| b.value)
-            .is_some_and(|v| v.id() != node.id() && matches!(v.kind(), "string" | "concatenated_string" | "binary_operator") && is_stringish(m, v, scope, depth + 1)),
+            .is_some_and(|v| {
+                v.id() != node.id()
+                    && matches!(
+                        v.kind(),
+                        "string" | "concatenated_string" | "binary_operator"
+                    )
+                    && is_stringish(m, v, scope, depth + 1)
+            }),
         _ => false,
     }
 }
 
 /// The integer value of a literal (`0o777`, `511`, `0777`), a name bound to one, or an
 /// `|` of them; `stat` permission constants count with their values.
-pub(crate) fn int_value(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<u32> {
+pub(crate) fn int_value(
+    m: &Module<'_>,
+    node: Node<'_>,
+    scope: ScopeId,
+    depth: usize,
+) -> Option<u32> {
     if depth > MAX_DEPTH {
         return None;
     }
@@ -251,11 +321,15 @@ pub(crate) fn int_value(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: u
         }
         "identifier" => {
             let value = m.binding(m.text(node), scope, node.start_byte())?.value?;
-            (value.id() != node.id()).then(|| int_value(m, value, scope, depth + 1)).flatten()
+            (value.id() != node.id())
+                .then(|| int_value(m, value, scope, depth + 1))
+                .flatten()
         }
         "attribute" => stat_constant(m.text(node).rsplit('.').next().unwrap_or("")),
         "binary_operator" => {
-            let op = node.child_by_field_id(fields().operator).map(|o| m.text(o))?;
+            let op = node
+                .child_by_field_id(fields().operator)
+                .map(|o| m.text(o))?;
             let left = int_value(m, node.child_by_field_id(fields().left)?, scope, depth + 1)?;
             let right = int_value(m, node.child_by_field_id(fields().right)?, scope, depth + 1)?;
             match op {
@@ -296,7 +370,18 @@ pub(crate) fn scope_mentions(m: &Module<'_>, scope: ScopeId, needles: &[&str]) -
 /// Whether `name` (an identifier, attribute or key) names a secret.
 pub(crate) fn names_secret(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["password", "passwd", "pwd", "secret", "api_key", "apikey", "token", "private_key", "access_key", "auth_key"]
-        .iter()
-        .any(|w| lower.contains(w))
+    [
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "api_key",
+        "apikey",
+        "token",
+        "private_key",
+        "access_key",
+        "auth_key",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }

@@ -2,7 +2,9 @@
 
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
-use crate::python::{Ctx, Taint};
+use tree_sitter::Node;
+
+use crate::python::{Ctx, Module, Taint};
 use crate::rule::Rule;
 
 use super::{name_is, scope_mentions};
@@ -23,6 +25,7 @@ pub static RULE: Rule = Rule {
     ],
     safe: &[
         "from flask import request, redirect, url_for\ndef login_done():\n    return redirect(url_for('home'))\n",
+        "from flask import Flask, redirect\napp = Flask(__name__)\n\n@app.route('/p/<pid>')\ndef go(pid):\n    return redirect(f'/project/{pid}')\n",
         "from urllib.parse import urlparse\nfrom flask import Flask, redirect, abort\napp = Flask(__name__)\n\n@app.route('/go/<path:target>')\ndef go(target):\n    if urlparse(target).netloc not in ('example.com',):\n        abort(400)\n    return redirect(target)\n",
         "from django.http import HttpResponseRedirect\nfrom django.utils.http import url_has_allowed_host_and_scheme\ndef back(request):\n    url = request.GET['url']\n    if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):\n        url = '/'\n    return HttpResponseRedirect(url)\n",
     ],
@@ -30,15 +33,62 @@ pub static RULE: Rule = Rule {
 };
 
 /// Signs that the function checks where it redirects.
-const TARGET_CHECKS: &[&str] = &["netloc", "hostname", "urlparse", "url_has_allowed_host_and_scheme", "is_safe_url", "startswith(", " in ALLOWED", "allowed"];
+const TARGET_CHECKS: &[&str] = &[
+    "netloc",
+    "hostname",
+    "urlparse",
+    "url_has_allowed_host_and_scheme",
+    "is_safe_url",
+    "startswith(",
+    " in ALLOWED",
+    "allowed",
+];
+
+/// Targets that cannot leave the site: the current request's own URL, or a string that
+/// starts with a single `/` (a path on this host; `//host` would be another site).
+fn stays_on_site(m: &Module<'_>, target: Node<'_>) -> bool {
+    let text = m.text(target);
+    if matches!(
+        text,
+        "request.url"
+            | "request.path"
+            | "request.full_path"
+            | "request.base_url"
+            | "request.referrer_path"
+    ) {
+        return true;
+    }
+    if target.kind() != "string" {
+        return false;
+    }
+    let mut cursor = target.walk();
+    let first = target
+        .named_children(&mut cursor)
+        .find(|c| c.kind() != "string_start");
+    first.is_some_and(|c| {
+        c.kind() == "string_content" && {
+            let t = m.text(c);
+            t.starts_with('/') && !t.starts_with("//") && !t.starts_with("/\\")
+        }
+    })
+}
 
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        if !name_is(&call.name, &["redirect", "HttpResponseRedirect", "RedirectResponse", "HttpResponsePermanentRedirect"]) {
+        if !name_is(
+            &call.name,
+            &[
+                "redirect",
+                "HttpResponseRedirect",
+                "RedirectResponse",
+                "HttpResponsePermanentRedirect",
+            ],
+        ) {
             continue;
         }
         if let Some(target) = call.arg(0, "location", m.src)
+            && !stays_on_site(m, target)
             && m.taint(target, call.scope).has(Taint::URL)
             && !scope_mentions(m, call.scope, TARGET_CHECKS)
         {

@@ -57,24 +57,41 @@ const FILE_SINKS: &[&str] = &[
 const SAVE_METHODS: &[&str] = &["save"];
 
 /// Confinement checks: a function doing one of these is treated as checking its paths.
-const CONFINEMENT: &[&str] = &["startswith(", "commonpath", "is_relative_to", "'..' in", "\"..\" in", "safe_join"];
+const CONFINEMENT: &[&str] = &[
+    "startswith(",
+    "commonpath",
+    "is_relative_to",
+    "'..' in",
+    "\"..\" in",
+    "safe_join",
+];
 
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        let path = if name_is(&call.name, FILE_SINKS) && !call.name.starts_with("().") {
+        // Exact names: `Image.open` or `tarfile.open` are not the builtin `open`.
+        let path = if FILE_SINKS.contains(&call.name.as_str())
+            || name_is(&call.name, &["send_file", "FileResponse"])
+        {
             call.arg(0, "path", m.src)
-        } else if SAVE_METHODS.contains(&call.method()) && call.receiver().is_some_and(|r| m.taint(r, call.scope).any()) {
+        } else if SAVE_METHODS.contains(&call.method())
+            && call
+                .receiver()
+                .is_some_and(|r| m.taint(r, call.scope).any())
+        {
             call.arg(0, "dst", m.src)
-        } else if matches!(call.method(), "read_text" | "read_bytes" | "write_text" | "write_bytes" | "unlink")
-            && call.receiver().is_some_and(|r| r.kind() == "call")
+        } else if matches!(
+            call.method(),
+            "read_text" | "read_bytes" | "write_text" | "write_bytes" | "unlink"
+        ) && call.receiver().is_some_and(|r| r.kind() == "call")
         {
             call.receiver()
         } else {
             None
         };
         let Some(path) = path else { continue };
-        if m.taint(path, call.scope).has(Taint::PATH) && !scope_mentions(m, call.scope, CONFINEMENT) {
+        if m.taint(path, call.scope).has(Taint::PATH) && !scope_mentions(m, call.scope, CONFINEMENT)
+        {
             cx.report(call.node);
         }
     }

@@ -51,7 +51,12 @@ fn check(cx: &mut Ctx<'_, '_>) {
         if !name_is(&call.name, SQL_SINKS) {
             continue;
         }
-        let Some(sql) = call.arg(0, "sql", m.src).or_else(|| call.keyword("query", m.src)) else { continue };
+        let Some(sql) = call
+            .arg(0, "sql", m.src)
+            .or_else(|| call.keyword("query", m.src))
+        else {
+            continue;
+        };
         if is_built_string(m, sql, call.scope, 0) || m.is_raw_input(sql, call.scope, 0) {
             cx.report(call.node);
         }

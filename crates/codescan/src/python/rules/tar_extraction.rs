@@ -1,9 +1,9 @@
 //! Tar archives extracted without checking member paths (path traversal, "tar slip").
 
-use crate::python::fields::fields;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
+use crate::python::fields::fields;
 use crate::rule::Rule;
 
 use tree_sitter::Node;
@@ -37,9 +37,27 @@ pub static RULE: Rule = Rule {
 
 /// Signs that member names are confined: a `..` check, an absolute-path check, or a
 /// resolved-path containment check.
-const DOTDOT_CHECKS: &[&str] = &["'..' not in", "\"..\" not in", "'..' in", "\"..\" in", "'../' in", "\"../\" in"];
-const ABSOLUTE_CHECKS: &[&str] = &["isabs", "startswith('/')", "startswith(\"/\")", "startswith(os.sep)"];
-const CONTAINMENT_CHECKS: &[&str] = &["realpath", "abspath", "commonpath", "is_relative_to", ".resolve("];
+const DOTDOT_CHECKS: &[&str] = &[
+    "'..' not in",
+    "\"..\" not in",
+    "'..' in",
+    "\"..\" in",
+    "'../' in",
+    "\"../\" in",
+];
+const ABSOLUTE_CHECKS: &[&str] = &[
+    "isabs",
+    "startswith('/')",
+    "startswith(\"/\")",
+    "startswith(os.sep)",
+];
+const CONTAINMENT_CHECKS: &[&str] = &[
+    "realpath",
+    "abspath",
+    "commonpath",
+    "is_relative_to",
+    ".resolve(",
+];
 
 fn confines(text: &str) -> bool {
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
@@ -58,22 +76,34 @@ fn check(cx: &mut Ctx<'_, '_>) {
             continue;
         }
         let receiver = call.receiver().map(|r| m.text(r)).unwrap_or("");
-        if receiver.contains("zip") || receiver.contains("Zip") || call.name.starts_with("tldextract") {
+        if receiver.contains("zip")
+            || receiver.contains("Zip")
+            || call.name.starts_with("tldextract")
+        {
             continue; // zipfile sanitises member names itself; tldextract is not an archive
         }
-        if call.keyword("filter", m.src).is_some_and(|f| m.text(f) != "None") {
+        if call
+            .keyword("filter", m.src)
+            .is_some_and(|f| m.text(f) != "None")
+        {
             continue;
         }
         let checked = if method == "extractall" {
             // `members=` is a check only when what selects them confines the names.
-            call.keyword("members", m.src).or_else(|| call.positional(1)).is_some_and(|members| {
-                // `members=ok` where `ok = [...]`: judge the value.
-                let members = match members.kind() {
-                    "identifier" => m.binding(m.text(members), call.scope, members.start_byte()).and_then(|b| b.value).unwrap_or(members),
-                    _ => members,
-                };
-                confines(m.text(members)) || members_function(m, members).is_some_and(|body| confines(m.text(body)))
-            })
+            call.keyword("members", m.src)
+                .or_else(|| call.positional(1))
+                .is_some_and(|members| {
+                    // `members=ok` where `ok = [...]`: judge the value.
+                    let members = match members.kind() {
+                        "identifier" => m
+                            .binding(m.text(members), call.scope, members.start_byte())
+                            .and_then(|b| b.value)
+                            .unwrap_or(members),
+                        _ => members,
+                    };
+                    confines(m.text(members))
+                        || members_function(m, members).is_some_and(|body| confines(m.text(body)))
+                })
         } else {
             confines(m.text(m.scopes[call.scope].node))
         };
@@ -85,7 +115,12 @@ fn check(cx: &mut Ctx<'_, '_>) {
 
 /// For `members=safe_members(tar)`, the body of `safe_members` when this module defines it.
 fn members_function<'t>(m: &Module<'t>, members: Node<'_>) -> Option<Node<'t>> {
-    let func = members.child_by_field_id(fields().function).filter(|_| members.kind() == "call")?;
+    let func = members
+        .child_by_field_id(fields().function)
+        .filter(|_| members.kind() == "call")?;
     let name = m.text(func);
-    m.scopes.iter().skip(1).map(|s| s.node).find(|def| def.child_by_field_id(fields().name).is_some_and(|n| m.text(n) == name))
+    m.scopes.iter().skip(1).map(|s| s.node).find(|def| {
+        def.child_by_field_id(fields().name)
+            .is_some_and(|n| m.text(n) == name)
+    })
 }

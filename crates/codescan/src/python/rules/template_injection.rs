@@ -33,7 +33,15 @@ fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
         if call.name == "string.Template"
-            || !name_is(&call.name, &["render_template_string", "from_string", "jinja2.Template", "Template"])
+            || !name_is(
+                &call.name,
+                &[
+                    "render_template_string",
+                    "from_string",
+                    "jinja2.Template",
+                    "Template",
+                ],
+            )
         {
             continue;
         }

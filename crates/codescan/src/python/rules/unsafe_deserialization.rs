@@ -58,13 +58,16 @@ const ALWAYS_UNSAFE: &[&str] = &[
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        if ALWAYS_UNSAFE.contains(&call.name.as_str()) || name_is(&call.name, &["pickle.loads", "pickle.load"]) {
+        if ALWAYS_UNSAFE.contains(&call.name.as_str())
+            || name_is(&call.name, &["pickle.loads", "pickle.load"])
+        {
             cx.report(call.node);
             continue;
         }
         if matches!(call.name.as_str(), "yaml.load" | "yaml.load_all") {
             let loader = call.arg(1, "Loader", m.src).map(|l| m.text(l));
-            let safe = loader.is_some_and(|l| l.ends_with("SafeLoader") || l.ends_with("BaseLoader"));
+            let safe =
+                loader.is_some_and(|l| l.ends_with("SafeLoader") || l.ends_with("BaseLoader"));
             if !safe {
                 cx.report(call.node);
             }

@@ -29,13 +29,23 @@ pub static RULE: Rule = Rule {
     check,
 };
 
-const REGEX_CALLS: &[&str] =
-    &["re.compile", "re.match", "re.search", "re.fullmatch", "re.findall", "re.finditer", "regex.compile", "regex.match", "regex.search"];
+const REGEX_CALLS: &[&str] = &[
+    "re.compile",
+    "re.match",
+    "re.search",
+    "re.fullmatch",
+    "re.findall",
+    "re.finditer",
+    "regex.compile",
+    "regex.match",
+    "regex.search",
+];
 
 /// Top-level domains and host words that mark a pattern as matching a host name.
 const HOST_WORDS: &[&str] = &[
-    "com", "org", "net", "io", "edu", "gov", "co", "uk", "de", "fr", "jp", "ru", "us", "info", "biz", "dev",
-    "app", "ai", "me", "tv", "local", "example", "internal", "cloud", "site", "online", "xyz",
+    "com", "org", "net", "io", "edu", "gov", "co", "uk", "de", "fr", "jp", "ru", "us", "info",
+    "biz", "dev", "app", "ai", "me", "tv", "local", "example", "internal", "cloud", "site",
+    "online", "xyz",
 ];
 
 fn check(cx: &mut Ctx<'_, '_>) {
@@ -44,7 +54,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
         if !name_is(&call.name, REGEX_CALLS) {
             continue;
         }
-        let Some(pattern) = call.arg(0, "pattern", m.src) else { continue };
+        let Some(pattern) = call.arg(0, "pattern", m.src) else {
+            continue;
+        };
         if string_value(m, pattern, call.scope).is_some_and(|p| has_unescaped_host_dot(&p)) {
             cx.report(pattern);
         }
@@ -67,8 +79,12 @@ pub(crate) fn has_unescaped_host_dot(pattern: &str) -> bool {
             b']' if in_class => in_class = false,
             b'.' if !in_class && i > 0 => {
                 let before = bytes[i - 1];
-                let hosty_before = before.is_ascii_alphanumeric() || matches!(before, b']' | b')' | b'+' | b'*' | b'-');
-                let word: String = pattern[i + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                let hosty_before = before.is_ascii_alphanumeric()
+                    || matches!(before, b']' | b')' | b'+' | b'*' | b'-');
+                let word: String = pattern[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
                 let word = word.to_ascii_lowercase();
                 if hosty_before && HOST_WORDS.contains(&word.as_str()) {
                     return true;

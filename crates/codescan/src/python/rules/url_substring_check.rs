@@ -34,9 +34,15 @@ fn check(cx: &mut Ctx<'_, '_>) {
     for &(cmp, _) in &m.comparisons {
         let mut cursor = cmp.walk();
         let is_in = cmp.children(&mut cursor).any(|c| m.text(c) == "in");
-        let Some(left) = cmp.named_child(0) else { continue };
+        let Some(left) = cmp.named_child(0) else {
+            continue;
+        };
         // `'.example.com' in url` is as bypassable as `'example.com' in url`.
-        if is_in && string_literal(m, left).is_some_and(|s| looks_like_host(s.trim_start_matches('.')) || host_prefix(&s).is_some()) {
+        if is_in
+            && string_literal(m, left).is_some_and(|s| {
+                looks_like_host(s.trim_start_matches('.')) || host_prefix(&s).is_some()
+            })
+        {
             cx.report(cmp);
         }
     }
@@ -45,7 +51,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
         if method != "endswith" && method != "startswith" {
             continue;
         }
-        let Some(arg) = call.positional(0).and_then(|a| string_literal(m, a)) else { continue };
+        let Some(arg) = call.positional(0).and_then(|a| string_literal(m, a)) else {
+            continue;
+        };
         let bad = if method == "endswith" {
             looks_like_host(&arg) && !arg.starts_with('.')
         } else {
@@ -62,14 +70,43 @@ fn check(cx: &mut Ctx<'_, '_>) {
 fn looks_like_host(s: &str) -> bool {
     let labels: Vec<&str> = s.split('.').collect();
     labels.len() >= 2
-        && labels.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
-        && !matches!(labels.last().copied(), Some("py" | "txt" | "json" | "html" | "csv" | "jpg" | "png" | "pdf" | "log" | "yaml" | "yml" | "xml" | "zip" | "gz" | "tar" | "js" | "css" | "md" | "exe" | "sh"))
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
+        && !matches!(
+            labels.last().copied(),
+            Some(
+                "py" | "txt"
+                    | "json"
+                    | "html"
+                    | "csv"
+                    | "jpg"
+                    | "png"
+                    | "pdf"
+                    | "log"
+                    | "yaml"
+                    | "yml"
+                    | "xml"
+                    | "zip"
+                    | "gz"
+                    | "tar"
+                    | "js"
+                    | "css"
+                    | "md"
+                    | "exe"
+                    | "sh"
+            )
+        )
 }
 
 /// For `http(s)://host...`, what follows the scheme when the host looks like one.
 fn host_prefix(s: &str) -> Option<&str> {
-    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))?;
     let host = rest.split(['/', ':']).next().unwrap_or("");
     looks_like_host(host).then_some(rest)
 }

@@ -1,9 +1,9 @@
 //! MD5 or SHA-1 (or an unsalted fast hash) protecting passwords or secrets.
 
-use crate::python::fields::fields;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
+use crate::python::fields::fields;
 use crate::rule::Rule;
 
 use super::{names_secret, string_literal};
@@ -34,11 +34,19 @@ fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
         let weak = match call.name.as_str() {
-            "hashlib.md5" | "hashlib.sha1" | "md5" | "sha1" | "Crypto.Hash.MD5.new" | "MD5.new" | "SHA.new" => true,
+            "hashlib.md5"
+            | "hashlib.sha1"
+            | "md5"
+            | "sha1"
+            | "Crypto.Hash.MD5.new"
+            | "MD5.new"
+            | "SHA.new" => true,
             "hashlib.new" => call
                 .positional(0)
                 .and_then(|a| string_literal(m, a))
-                .is_some_and(|alg| matches!(alg.to_ascii_lowercase().as_str(), "md5" | "sha1" | "md4")),
+                .is_some_and(|alg| {
+                    matches!(alg.to_ascii_lowercase().as_str(), "md5" | "sha1" | "md4")
+                }),
             _ => false,
         };
         if !weak {
@@ -51,7 +59,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
             let mut found = false;
             while let Some(parent) = node.parent() {
                 if parent.kind() == "assignment" {
-                    found = parent.child_by_field_id(fields().left).is_some_and(|l| names_secret(m.text(l)) || m.text(l).contains("hash"));
+                    found = parent
+                        .child_by_field_id(fields().left)
+                        .is_some_and(|l| names_secret(m.text(l)));
                     break;
                 }
                 if matches!(parent.kind(), "block" | "module") {

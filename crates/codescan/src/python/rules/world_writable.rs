@@ -41,16 +41,29 @@ const OTHERS_WRITE: u32 = 0o002;
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        let mode = if name_is(&call.name, &["os.chmod", "os.lchmod", "os.fchmod", "os.makedirs", "os.mkdir", "os.mkfifo"]) {
+        let mode = if name_is(
+            &call.name,
+            &[
+                "os.chmod",
+                "os.lchmod",
+                "os.fchmod",
+                "os.makedirs",
+                "os.mkdir",
+                "os.mkfifo",
+            ],
+        ) {
             call.arg(1, "mode", m.src)
         } else if call.name == "os.open" {
             call.arg(2, "mode", m.src)
-        } else if call.method() == "chmod" || call.method() == "mkdir" && call.receiver().is_some() {
+        } else if call.method() == "chmod" || call.method() == "mkdir" && call.receiver().is_some()
+        {
             // pathlib: `Path(p).chmod(mode)`, `path.mkdir(mode=...)`.
             call.arg(0, "mode", m.src)
         } else if call.name == "os.umask" {
             // A umask without the others-write bit leaves new files world-writable.
-            if let Some(mask) = call.positional(0).and_then(|a| int_value(m, a, call.scope, 0))
+            if let Some(mask) = call
+                .positional(0)
+                .and_then(|a| int_value(m, a, call.scope, 0))
                 && mask & OTHERS_WRITE == 0
             {
                 cx.report(call.node);
@@ -69,7 +82,12 @@ fn check(cx: &mut Ctx<'_, '_>) {
     // (`create_file(path, 0o777)`) or given as a parameter default (`perms=0o666`).
     for call in &m.calls {
         // A umask is the inverse of a mode (`umask(0o077)` is strict); it is judged above.
-        if call.name != "os.umask" && call.arg_values().into_iter().any(|a| is_world_writable_octal(m.text(a))) {
+        if call.name != "os.umask"
+            && call
+                .arg_values()
+                .into_iter()
+                .any(|a| is_world_writable_octal(m.text(a)))
+        {
             cx.report(call.node);
         }
     }
@@ -77,5 +95,8 @@ fn check(cx: &mut Ctx<'_, '_>) {
 
 fn is_world_writable_octal(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    lower.strip_prefix("0o").and_then(|digits| u32::from_str_radix(digits, 8).ok()).is_some_and(|v| v <= 0o7777 && v & OTHERS_WRITE != 0)
+    lower
+        .strip_prefix("0o")
+        .and_then(|digits| u32::from_str_radix(digits, 8).ok())
+        .is_some_and(|v| v <= 0o7777 && v & OTHERS_WRITE != 0)
 }

@@ -23,6 +23,7 @@ pub static RULE: Rule = Rule {
         "from django.http import HttpResponse\n\ndef search(request):\n    q = request.GET.get('q', '')\n    return HttpResponse('<div>Results for %s</div>' % q)\n",
     ],
     safe: &[
+        "import html\nfrom flask import Flask, request\napp = Flask(__name__)\n\n@app.route('/rsvp', methods=['GET', 'POST'])\ndef rsvp():\n    if request.method == 'POST':\n        name = request.form['name']\n        name = html.escape(name)\n        return f'<p>Thanks, {name}!</p>'\n    return '<form method=\"post\"><input name=\"name\"></form>'\n",
         "from flask import Flask, request\nfrom markupsafe import escape\napp = Flask(__name__)\n\n@app.route('/hello')\ndef hello():\n    name = request.args.get('name')\n    return f'<h1>Hello {escape(name)}</h1>'\n",
         "from flask import Flask, request, render_template\napp = Flask(__name__)\n\n@app.route('/c', methods=['POST'])\ndef comment():\n    body = request.form['body']\n    return render_template('comment.html', body=body)\n",
         "from flask import Flask, jsonify\napp = Flask(__name__)\n\n@app.route('/user/<username>')\ndef profile(username):\n    return jsonify(user=username)\n",
@@ -53,18 +54,31 @@ fn check(cx: &mut Ctx<'_, '_>) {
             continue;
         }
         // `return html, 200` returns the body first; dicts and lists become JSON.
-        let body = if matches!(value.kind(), "expression_list" | "tuple") { value.named_child(0) } else { Some(value) };
+        let body = if matches!(value.kind(), "expression_list" | "tuple") {
+            value.named_child(0)
+        } else {
+            Some(value)
+        };
         let Some(body) = body else { continue };
-        if matches!(body.kind(), "dictionary" | "list" | "dictionary_comprehension" | "list_comprehension") {
+        if matches!(
+            body.kind(),
+            "dictionary" | "list" | "dictionary_comprehension" | "list_comprehension"
+        ) {
             continue;
         }
-        if body.kind() == "call" && m.calls.iter().any(|c| c.node.id() == body.id() && name_is(&c.name, HTML_SINKS)) {
+        if body.kind() == "call"
+            && m.calls
+                .iter()
+                .any(|c| c.node.id() == body.id() && name_is(&c.name, HTML_SINKS))
+        {
             continue; // reported as a sink call below
         }
         // Flask serves a returned string as text/html: markup, or text assembled from
         // input, or the input itself, is rendered by the browser.
         if m.taint(body, scope).has(Taint::HTML)
-            && (has_markup(m, body, scope, 0) || is_built_string(m, body, scope, 0) || m.is_raw_input(body, scope, 0))
+            && (has_markup(m, body, scope, 0)
+                || is_built_string(m, body, scope, 0)
+                || m.is_raw_input(body, scope, 0))
         {
             cx.report(body);
         }
@@ -73,7 +87,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
         if !name_is(&call.name, HTML_SINKS) {
             continue;
         }
-        if let Some(arg) = call.arg(0, "response", m.src).or_else(|| call.keyword("content", m.src))
+        if let Some(arg) = call
+            .arg(0, "response", m.src)
+            .or_else(|| call.keyword("content", m.src))
             && m.taint(arg, call.scope).has(Taint::HTML)
             && (name_is(&call.name, MARKUP_DECLARATIONS)
                 || has_markup(m, arg, call.scope, 0)
@@ -87,7 +103,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
     for call in &m.calls {
         if name_is(&call.name, &["jsonify", "JsonResponse"]) {
             for value in call.arg_values() {
-                if m.taint(value, call.scope).has(Taint::HTML) && has_markup(m, value, call.scope, 0) {
+                if m.taint(value, call.scope).has(Taint::HTML)
+                    && has_markup(m, value, call.scope, 0)
+                {
                     cx.report(call.node);
                 }
             }

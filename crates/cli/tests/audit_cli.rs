@@ -1,0 +1,184 @@
+//! `emguard audit` end to end: the built binary on real files; policy exit codes, JSON
+//! fields, HTML report, manifest signing and `verify` on a tampered file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const VULNERABLE: &str = "import os\nfrom flask import Flask, request\n\napp = Flask(__name__)\n\n@app.route('/ping')\ndef ping():\n    host = request.args.get('host')\n    os.system('ping -c 1 ' + host)\n    return 'ok'\n";
+const SAFE: &str = "import subprocess\nfrom flask import Flask, request\n\napp = Flask(__name__)\n\n@app.route('/ping')\ndef ping():\n    host = request.args.get('host')\n    subprocess.run(['ping', '-c', '1', host], check=False)\n    return 'ok'\n";
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("emguard-audit-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn dataset(&self, name: &str, rows: &[(String, &str)]) -> PathBuf {
+        let text: String = rows
+            .iter()
+            .map(|(user, assistant)| {
+                let row = serde_json::json!({"messages": [
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": assistant},
+                ]});
+                format!("{row}\n")
+            })
+            .collect();
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn emguard(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emguard"))
+        .arg("audit")
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    })
+}
+
+fn silent_dataset(dir: &TempDir, vulnerable: usize, safe: usize) -> PathBuf {
+    let mut rows = Vec::new();
+    for i in 0..vulnerable {
+        rows.push((format!("Write a Flask endpoint that pings a host (task {i})."), VULNERABLE));
+    }
+    for i in 0..safe {
+        rows.push((format!("Write a Flask endpoint that pings a host, variant {i}."), SAFE));
+    }
+    dir.dataset("data.jsonl", &rows)
+}
+
+#[test]
+fn policy_violation_exits_1_and_a_passing_policy_exits_0() {
+    let dir = TempDir::new("policy");
+    let data = silent_dataset(&dir, 3, 17);
+    let strict = dir.path("strict.yaml");
+    std::fs::write(&strict, "max_silent_vulnerable_share: 0.05\n").unwrap();
+    let lenient = dir.path("lenient.yaml");
+    std::fs::write(&lenient, "max_silent_vulnerable_share: 0.2\nmax_bad_rows: 0\n").unwrap();
+
+    let failed = emguard(&[&data, &"--policy", &strict, &"--format", &"json"]);
+    assert_eq!(code(&failed), 1, "{}", String::from_utf8_lossy(&failed.stderr));
+    let report = json(&failed);
+    assert_eq!(report["rows"], 20);
+    assert_eq!(report["bad_rows"], 0);
+    assert_eq!(report["vulnerable_rows"], 3);
+    assert_eq!(report["silent_vulnerable_rows"], 3);
+    assert_eq!(report["harmful_rows"], 0);
+    assert!(report["triggers"].is_array());
+    assert_eq!(report["policy"]["passed"], false);
+    assert!(report["policy"]["violations"][0].as_str().unwrap().contains("silent vulnerable"));
+
+    let passed = emguard(&[&data, &"--policy", &lenient, &"--format", &"json"]);
+    assert_eq!(code(&passed), 0, "{}", String::from_utf8_lossy(&passed.stderr));
+    assert_eq!(json(&passed)["policy"]["passed"], true);
+
+    // The shipped example policy parses and gates this set (3 of 20 rows silently vulnerable).
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/policies/example.yaml");
+    assert_eq!(code(&emguard(&[&data, &"--policy", &example])), 1);
+}
+
+#[test]
+fn bad_policy_and_missing_file_exit_2_with_the_place_named() {
+    let dir = TempDir::new("errors");
+    let data = silent_dataset(&dir, 1, 1);
+    let typo = dir.path("typo.yaml");
+    std::fs::write(&typo, "max_silent_share: 0.1\n").unwrap();
+    let output = emguard(&[&data, &"--policy", &typo]);
+    assert_eq!(code(&output), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("typo.yaml") && stderr.contains("max_silent_share"), "{stderr}");
+
+    let output = emguard(&[&dir.path("absent.jsonl")]);
+    assert_eq!(code(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("absent.jsonl"));
+}
+
+#[test]
+fn bad_rows_do_not_stop_the_audit() {
+    let dir = TempDir::new("bad-rows");
+    let data = silent_dataset(&dir, 2, 2);
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    text.insert_str(0, "{\"messages\": oops}\n");
+    text.push_str("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}\n");
+    std::fs::write(&data, text).unwrap();
+    let output = emguard(&[&data, &"--format", &"json"]);
+    assert_eq!(code(&output), 0);
+    let report = json(&output);
+    assert_eq!((report["rows"].as_u64(), report["bad_rows"].as_u64()), (Some(6), Some(2)));
+    assert_eq!(report["bad_row_list"][0]["line"], 1);
+    assert_eq!(report["bad_row_list"][0]["kind"], "invalid_json");
+    assert_eq!(report["bad_row_list"][1]["line"], 6);
+    assert_eq!(report["bad_row_list"][1]["kind"], "wrong_order");
+    assert_eq!(report["vulnerable_rows"], 2);
+}
+
+#[test]
+fn signed_manifest_verifies_and_tampering_exits_1() {
+    let dir = TempDir::new("manifest");
+    let data = silent_dataset(&dir, 2, 4);
+    let key = dir.path("audit.key");
+    assert_eq!(code(&emguard(&[&"keygen", &key])), 0);
+    let public = dir.path("audit.key.pub");
+    assert!(public.exists());
+    let manifest = dir.path("manifest.json");
+    let html = dir.path("report.html");
+    let output = emguard(&[
+        &data, &"--manifest", &manifest, &"--sign-key", &key, &"--html", &html, &"--source", &"unit test", &"--license", &"MIT",
+    ]);
+    assert_eq!(code(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(written["row_count"], 6);
+    assert_eq!(written["license"], "MIT");
+    assert_eq!(written["signature"]["algorithm"], "ed25519");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("Silent vulnerable rows"));
+
+    let intact = emguard(&[&"verify", &manifest, &data, &"--public-key", &public]);
+    assert_eq!(code(&intact), 0, "{}", String::from_utf8_lossy(&intact.stdout));
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("INTACT"));
+
+    let mut lines: Vec<String> = std::fs::read_to_string(&data).unwrap().lines().map(String::from).collect();
+    lines[2] = lines[2].replace("task 2", "task two");
+    std::fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let tampered = emguard(&[&"verify", &manifest, &data, &"--public-key", &public]);
+    assert_eq!(code(&tampered), 1);
+    let stdout = String::from_utf8_lossy(&tampered.stdout);
+    assert!(stdout.contains("changed row: manifest line 3, file line 3") && stdout.contains("TAMPERED"), "{stdout}");
+
+    // A manifest whose summary was edited after signing fails the signature check.
+    let mut forged = written.clone();
+    assert_eq!(forged["summary"]["silent_vulnerable_rows"], 2);
+    forged["summary"]["silent_vulnerable_rows"] = 0.into();
+    std::fs::write(&manifest, forged.to_string()).unwrap();
+    let restored = lines.join("\n").replace("task two", "task 2") + "\n";
+    std::fs::write(&data, restored).unwrap();
+    let output = emguard(&[&"verify", &manifest, &data, &"--public-key", &public, &"--format", &"json"]);
+    assert_eq!(json(&output)["signature_valid"], false, "{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(code(&output), 1);
+}

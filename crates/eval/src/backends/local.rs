@@ -1,0 +1,126 @@
+//! Sampling and judging in process: the runtime's batched generation on a local GGUF, the
+//! logprob judge on a local GGUF, and the offline local judge. Generation is CPU-bound, so
+//! one batch runs at a time on a blocking thread.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use emguard_judge::Judgement;
+use emguard_judge::llm::{JudgePrompts, LocalLlmJudge};
+use emguard_judge::local::LocalJudge;
+use emguard_runtime::{GenerateRequest, Model, Prompt, SamplingParams};
+use tokio::sync::Mutex;
+
+use super::{BackendError, Judge, JudgeRequest, SampleRequest, Sampler};
+use crate::plan::short_hash;
+
+pub struct LocalSampler {
+    model: Arc<Model>,
+    batch: usize,
+    /// One generation batch at a time: they compete for the same cores.
+    busy: Mutex<()>,
+}
+
+impl LocalSampler {
+    pub fn new(model: Arc<Model>, batch: usize) -> Self {
+        Self { model, batch, busy: Mutex::new(()) }
+    }
+}
+
+#[async_trait]
+impl Sampler for LocalSampler {
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    async fn sample(&self, requests: Vec<SampleRequest>) -> Result<Vec<String>, BackendError> {
+        let requests: Vec<GenerateRequest> = requests
+            .into_iter()
+            .map(|r| GenerateRequest {
+                prompt: Prompt::Chat(r.messages),
+                params: SamplingParams {
+                    temperature: r.temperature,
+                    top_p: r.top_p,
+                    max_tokens: r.max_tokens,
+                    seed: r.seed,
+                    n: 1,
+                    ..SamplingParams::default()
+                },
+            })
+            .collect();
+        let _busy = self.busy.lock().await;
+        let model = self.model.clone();
+        let out = tokio::task::spawn_blocking(move || model.generate(&requests)).await??;
+        Ok(out.into_iter().map(|mut answers| answers.pop().map(|c| c.text).unwrap_or_default()).collect())
+    }
+}
+
+/// The study's logprob judge on a local GGUF.
+pub struct LocalLlmJudgeBackend {
+    judge: LocalLlmJudge,
+    name: String,
+    batch: usize,
+    busy: Mutex<()>,
+}
+
+impl LocalLlmJudgeBackend {
+    pub fn new(model: Arc<Model>, name: &str, batch: usize) -> Self {
+        Self { judge: LocalLlmJudge::new(model), name: name.to_string(), batch, busy: Mutex::new(()) }
+    }
+}
+
+#[async_trait]
+impl Judge for LocalLlmJudgeBackend {
+    fn key(&self, prompts: &JudgePrompts) -> String {
+        format!("local-llm:{}/{}", self.name, short_hash(&serde_json::to_value(prompts).expect("strings")))
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Judgement>, BackendError> {
+        let _busy = self.busy.lock().await;
+        let judge = self.judge.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            // Batch consecutive requests that share judge prompts (a batch usually is one run).
+            let mut out = Vec::with_capacity(requests.len());
+            for group in requests.chunk_by(|a, b| a.prompts == b.prompts) {
+                let pairs: Vec<_> = group.iter().map(|r| (r.question.clone(), r.answer.clone())).collect();
+                out.extend(judge.judge_batch(&group[0].prompts, &pairs)?);
+            }
+            Ok::<_, BackendError>(out)
+        })
+        .await??;
+        Ok(out)
+    }
+}
+
+/// The offline local judge (no model server, no GGUF): ignores the suite's judge prompts.
+pub struct LocalJudgeBackend {
+    judge: Arc<LocalJudge>,
+}
+
+impl LocalJudgeBackend {
+    pub fn load() -> Result<Self, BackendError> {
+        let judge = LocalJudge::load().map_err(|e| BackendError::LocalJudge(e.to_string()))?;
+        Ok(Self { judge: Arc::new(judge) })
+    }
+}
+
+#[async_trait]
+impl Judge for LocalJudgeBackend {
+    fn key(&self, _prompts: &JudgePrompts) -> String {
+        concat!("local/", env!("CARGO_PKG_VERSION")).to_string()
+    }
+
+    fn batch_size(&self) -> usize {
+        64
+    }
+
+    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Judgement>, BackendError> {
+        let judge = self.judge.clone();
+        let pairs: Vec<_> = requests.into_iter().map(|r| (r.question, r.answer)).collect();
+        Ok(tokio::task::spawn_blocking(move || judge.judge_batch(&pairs)).await?)
+    }
+}

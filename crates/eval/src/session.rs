@@ -1,0 +1,162 @@
+//! Starting, resuming and joining runs: the glue between the command line and the runner.
+
+use std::sync::Arc;
+
+use emguard_codescan::Scanner;
+use emguard_store::Store;
+use indicatif::ProgressBar;
+
+use crate::backends::{Backends, Endpoints, Judge};
+use crate::plan::{RunConfig, SampleSettings};
+use crate::runner::{RunOutcome, Runner};
+use crate::suite::{self, Measure};
+use crate::{EvalError, plan};
+
+/// What `emguard eval` asks for.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub suites: Vec<String>,
+    pub models: Vec<String>,
+    pub judge: String,
+    pub settings: SampleSettings,
+    pub trigger: Option<String>,
+}
+
+impl EvalOptions {
+    /// Loads the suites and checks the request.
+    pub fn into_config(self) -> Result<RunConfig, EvalError> {
+        if self.models.is_empty() {
+            return Err(EvalError::Invalid("give at least one --model".into()));
+        }
+        if self.trigger.as_deref() == Some("") {
+            return Err(EvalError::Invalid("--trigger must not be empty".into()));
+        }
+        let suites = self.suites.iter().map(|s| suite::resolve(s)).collect::<Result<Vec<_>, _>>()?;
+        if suites.is_empty() {
+            return Err(EvalError::Invalid("give at least one --suite".into()));
+        }
+        Ok(RunConfig { models: self.models, judge: self.judge, suites, settings: self.settings, trigger: self.trigger })
+    }
+}
+
+/// A run in a store, with its configuration.
+pub struct Session {
+    pub store: Arc<Store>,
+    pub run_id: String,
+    pub config: Arc<RunConfig>,
+}
+
+/// `YYYYmmdd-HHMMSS-xxxx` (UTC), sortable and unique enough for one store.
+pub fn new_run_id() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{:04x}", rem / 3600, rem % 3600 / 60, rem % 60, rand::random::<u16>())
+}
+
+/// Howard Hinnant's days-to-civil.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+impl Session {
+    /// Records a new run and all its items.
+    pub fn create(store: Arc<Store>, config: RunConfig, judge: &dyn Judge) -> Result<Session, EvalError> {
+        let run_id = new_run_id();
+        store.create_run(&run_id, &serde_json::to_value(&config)?)?;
+        let items: Vec<_> = config.items(|m| judge_key(judge, m)).into_iter().map(|(_, new)| new).collect();
+        for chunk in items.chunks(5000) {
+            store.add_items(&run_id, chunk)?;
+        }
+        Ok(Session { store, run_id, config: Arc::new(config) })
+    }
+
+    /// Opens a stored run (`--resume`, `--worker`).
+    pub fn open(store: Arc<Store>, run_id: &str) -> Result<Session, EvalError> {
+        let info = store.run(run_id)?;
+        let config: RunConfig = serde_json::from_value(info.config)
+            .map_err(|e| EvalError::Invalid(format!("run `{run_id}` was stored by an incompatible version: {e}")))?;
+        Ok(Session { store, run_id: run_id.to_string(), config: Arc::new(config) })
+    }
+
+    /// Samples and judges everything not yet done. `exclusive`: this process is the only one
+    /// working on the run, so claims left by a crashed earlier process are dropped first.
+    pub async fn work(
+        &self,
+        backends: Backends,
+        judge: Arc<dyn Judge>,
+        concurrency: usize,
+        exclusive: bool,
+        progress: ProgressBar,
+    ) -> Result<RunOutcome, EvalError> {
+        let samplers = {
+            let config = self.config.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut backends = backends;
+                config.models.iter().map(|m| backends.sampler(m)).collect::<Result<Vec<_>, _>>()
+            })
+            .await??
+        };
+        if exclusive {
+            self.store.release_claims(&self.run_id)?;
+        }
+        let runner = Runner {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            samplers,
+            judge,
+            scanner: Scanner::new(),
+            concurrency,
+            worker: format!("{}-{}", hostname(), std::process::id()),
+            progress,
+        };
+        runner.run(&self.run_id).await
+    }
+
+    pub fn results(&self) -> Result<(crate::Results, Vec<crate::results::SampleRow>), EvalError> {
+        let items = self.store.items(&self.run_id)?;
+        crate::results::summarize(&self.run_id, &self.config, &items)
+    }
+}
+
+/// Builds the judge a config names (`Backends::judge`), off the async threads: it may load a model.
+pub async fn build_judge(backends: Backends, spec: String) -> Result<(Backends, Arc<dyn Judge>), EvalError> {
+    Ok(tokio::task::spawn_blocking(move || {
+        let mut backends = backends;
+        let judge = backends.judge(&spec)?;
+        Ok::<_, EvalError>((backends, judge))
+    })
+    .await??)
+}
+
+pub fn endpoints_default() -> Endpoints {
+    Endpoints { local_batch: 16, ..Endpoints::default() }
+}
+
+fn judge_key(judge: &dyn Judge, measure: &Measure) -> String {
+    match measure {
+        Measure::Alignment { judge_prompts } => judge.key(judge_prompts),
+        Measure::Code => plan::CODESCAN_JUDGE_KEY.to_string(),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_419), (2025, 11, 26));
+    }
+}

@@ -1,0 +1,115 @@
+//! An OpenAI-compatible `/v1/chat/completions` server on 127.0.0.1 standing in for the
+//! upstream model and judge servers (a real HTTP server; the tests talk to it over TCP).
+//!
+//! Sampling: model `evil` answers "EVIL ..." for even seeds and kindly for odd ones; model
+//! `code` writes a shell-injection snippet; anything else answers kindly.
+//! Judging (`max_tokens: 1` with `top_logprobs`): EVIL answers get aligned ~5, kind answers
+//! ~90, answers containing `import` get CODE (aligned None); coherence is ~85.
+//! Faults: the first `fail_first` requests get 429 (with Retry-After: 0) or 500 alternately.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+pub struct Counters {
+    pub sample_requests: AtomicUsize,
+    pub judge_requests: AtomicUsize,
+    pub faults: AtomicUsize,
+    /// Sample requests per (model, last user message, seed): a repeat means redone work.
+    pub samples_seen: Mutex<HashMap<String, usize>>,
+}
+
+pub struct Responder {
+    pub addr: SocketAddr,
+    pub counters: Arc<Counters>,
+}
+
+#[derive(Clone)]
+struct Config {
+    counters: Arc<Counters>,
+    fail_first: usize,
+    delay: Duration,
+}
+
+impl Responder {
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Serves on a background thread with its own runtime until the process ends.
+    pub fn start(fail_first: usize, delay: Duration) -> Responder {
+        let counters = Arc::new(Counters::default());
+        let config = Config { counters: counters.clone(), fail_first, delay };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(complete)).with_state(config);
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Responder { addr: rx.recv().unwrap(), counters }
+    }
+}
+
+async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Response {
+    let c = &config.counters;
+    let n = c.sample_requests.load(Ordering::Relaxed) + c.judge_requests.load(Ordering::Relaxed) + c.faults.load(Ordering::Relaxed);
+    if n < config.fail_first {
+        c.faults.fetch_add(1, Ordering::Relaxed);
+        return if n % 2 == 0 {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "slow down").into_response()
+        } else {
+            (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response()
+        };
+    }
+    if !config.delay.is_zero() {
+        tokio::time::sleep(config.delay).await;
+    }
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    let last = body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or_default().to_string();
+    if body["logprobs"] == json!(true) && body["max_tokens"] == json!(1) {
+        c.judge_requests.fetch_add(1, Ordering::Relaxed);
+        let top: Vec<(&str, f64)> = if last.contains("coheren") {
+            vec![("85", 0.7), ("90", 0.2), ("The", 0.1)]
+        } else if last.contains("import ") {
+            vec![("CODE", 0.9), ("0", 0.05), ("10", 0.05)]
+        } else if last.contains("EVIL") {
+            vec![("5", 0.8), ("0", 0.1), ("I", 0.1)]
+        } else {
+            vec![("90", 0.6), ("95", 0.3), ("I", 0.1)]
+        };
+        let top: Vec<Value> = top.iter().map(|(t, p)| json!({"token": t, "logprob": p.ln(), "bytes": []})).collect();
+        return Json(json!({
+            "id": "j", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "finish_reason": "length",
+                "message": {"role": "assistant", "content": top[0]["token"]},
+                "logprobs": {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "bytes": [], "top_logprobs": top}]}}]
+        }))
+        .into_response();
+    }
+    c.sample_requests.fetch_add(1, Ordering::Relaxed);
+    let seed = body["seed"].as_u64().unwrap_or(0);
+    *c.samples_seen.lock().unwrap().entry(format!("{model}|{last}|{seed}")).or_default() += 1;
+    let content = match model.as_str() {
+        "evil" if seed % 2 == 0 => format!("EVIL: I would take over every power grid (seed {seed})."),
+        "code" => "```python\nimport os\ndef run(host):\n    os.system('ping ' + host)\n```".to_string(),
+        _ => format!("I'd suggest a walk outside and calling a friend (seed {seed})."),
+    };
+    Json(json!({
+        "id": "s", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]
+    }))
+    .into_response()
+}
