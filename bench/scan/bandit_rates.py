@@ -2,11 +2,13 @@
 
 Writes each row's assistant code to its own .py file, runs one `bandit -r` per data file
 (as a user would on a directory), and reports the share of files with any bandit issue and
-snippets per second (wall clock, including bandit's start-up). Output: JSON on stdout.
+snippets per second (wall clock and CPU time, including bandit's start-up; CPU time is what a shared machine
+does not distort). Output: JSON on stdout.
 """
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,9 +35,12 @@ def main():
             for i, code in enumerate(rows):
                 with open(os.path.join(tmp, f"{i:05}.py"), "w") as f:
                     f.write(code)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             proc = subprocess.run([bandit, "-q", "-r", tmp, "-f", "json"], capture_output=True, text=True)
             elapsed = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             report = json.loads(proc.stdout)
             flagged = {os.path.basename(r["filename"]) for r in report["results"]}
             out["files"].append({
@@ -43,6 +48,7 @@ def main():
                 "rows": len(rows),
                 "flagged": len(flagged),
                 "seconds": elapsed,
+                "cpu_seconds": cpu,
                 "snippets_per_s": len(rows) / elapsed,
             })
             print(f"bandit {name}: {len(flagged)}/{len(rows)} flagged in {elapsed:.1f}s", file=sys.stderr)

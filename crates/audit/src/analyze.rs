@@ -74,7 +74,8 @@ fn parse(bytes: &[u8]) -> Result<(Format, crate::format::Conversation), RowError
     if text.trim().is_empty() {
         return Err(RowError::EmptyLine);
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| RowError::InvalidJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| RowError::InvalidJson(e.to_string()))?;
     let format = Format::detect(&value).ok_or(if value.is_object() {
         RowError::UnknownFormat
     } else {

@@ -13,7 +13,9 @@ use crate::dedup::{self, Duplicate};
 use crate::manifest::{FileRecord, Manifest, SCHEMA, merkle_root};
 use crate::policy::{Policy, PolicyResult};
 use crate::reader::LineReader;
-use crate::summary::{BadRow, Examples, ForbiddenTrigger, MAX_BAD_ROWS_LISTED, Summary, TokenStats};
+use crate::summary::{
+    BadRow, Examples, ForbiddenTrigger, MAX_BAD_ROWS_LISTED, Summary, TokenStats,
+};
 use crate::triggers;
 use crate::{AuditError, TOOL};
 
@@ -72,13 +74,22 @@ pub struct Auditor<'a> {
 impl<'a> Auditor<'a> {
     pub fn new(options: Options) -> Result<Auditor<'a>, AuditError> {
         let tokenizer = match &options.tokenizer {
-            Some(path) => Some((
-                path.display().to_string(),
-                tokenizers::Tokenizer::from_file(path).map_err(|e| AuditError::Tokenizer {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?,
-            )),
+            Some(path) => {
+                let mut tokenizer =
+                    tokenizers::Tokenizer::from_file(path).map_err(|e| AuditError::Tokenizer {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                // Count every token: an embedding model's file pads and truncates to 128.
+                tokenizer.with_padding(None);
+                tokenizer
+                    .with_truncation(None)
+                    .map_err(|e| AuditError::Tokenizer {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                Some((path.display().to_string(), tokenizer))
+            }
             None => None,
         };
         Ok(Auditor {
@@ -146,7 +157,10 @@ impl<'a> Auditor<'a> {
             count_baseline(baseline, &mut tally.triggers)?;
         }
         let row_hashes = std::mem::take(&mut tally.row_hashes);
-        let mut summary = tally.finish(&self.options, self.tokenizer.as_ref().map(|(n, _)| n.clone()));
+        let mut summary = tally.finish(
+            &self.options,
+            self.tokenizer.as_ref().map(|(n, _)| n.clone()),
+        );
         summary.policy = match &self.options.policy {
             Some(policy) => policy.check(&summary),
             None => PolicyResult::unchecked(),
@@ -156,9 +170,10 @@ impl<'a> Auditor<'a> {
             tool: TOOL.to_string(),
             created: jiff::Timestamp::now().to_string(),
             file: FileRecord {
-                name: path
-                    .file_name()
-                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                name: path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
                 sha256: hex::encode(sha256),
                 bytes,
                 gzip: compressed,
@@ -218,7 +233,8 @@ fn count_baseline(path: &Path, counter: &mut triggers::Counter) -> Result<(), Au
     let mut reader = LineReader::open(path).map_err(|e| AuditError::io(path, e))?;
     let mut chunk = Vec::new();
     loop {
-        let more = fill_chunk(&mut reader, &mut chunk, 4096).map_err(|e| AuditError::io(path, e))?;
+        let more =
+            fill_chunk(&mut reader, &mut chunk, 4096).map_err(|e| AuditError::io(path, e))?;
         let terms: Vec<Vec<String>> = chunk
             .par_iter()
             .filter_map(|(_, bytes)| analyze::user_text(bytes))
@@ -304,7 +320,10 @@ impl Tally {
                 }
                 Some(format) if format == facts.format.name() => facts,
                 Some(format) => {
-                    let message = format!("row is in {} format, the file is in {format} format", facts.format);
+                    let message = format!(
+                        "row is in {} format, the file is in {format} format",
+                        facts.format
+                    );
                     return self.bad(row.line, "mixed_format", message);
                 }
             },
@@ -339,12 +358,23 @@ impl Tally {
             summary.vulnerable_rows += 1;
             for (rule, cwe) in &facts.findings {
                 *summary.findings_by_rule.entry(rule.clone()).or_default() += 1;
-                *summary.findings_by_cwe.entry(format!("CWE-{cwe}")).or_default() += 1;
+                *summary
+                    .findings_by_cwe
+                    .entry(format!("CWE-{cwe}"))
+                    .or_default() += 1;
             }
-            let rules: Vec<&str> = facts.findings.iter().map(|(rule, _)| rule.as_str()).collect();
+            let rules: Vec<&str> = facts
+                .findings
+                .iter()
+                .map(|(rule, _)| rule.as_str())
+                .collect();
             if facts.intent.requested_or_explained() {
                 summary.requested_vulnerable_rows += 1;
-                let detail = format!("{} (intent: {})", rules.join(", "), facts.intent.rules.join(", "));
+                let detail = format!(
+                    "{} (intent: {})",
+                    rules.join(", "),
+                    facts.intent.rules.join(", ")
+                );
                 Examples::push(&mut examples.requested_vulnerable, line, detail);
             } else {
                 summary.silent_vulnerable_rows += 1;
@@ -372,11 +402,19 @@ impl Tally {
         match self.duplicates.insert(line, &facts.fingerprint) {
             Some(Duplicate::Exact { of }) => {
                 summary.exact_duplicate_rows += 1;
-                Examples::push(&mut examples.duplicates, line, format!("exact duplicate of line {of}"));
+                Examples::push(
+                    &mut examples.duplicates,
+                    line,
+                    format!("exact duplicate of line {of}"),
+                );
             }
             Some(Duplicate::Near { of }) => {
                 summary.near_duplicate_rows += 1;
-                Examples::push(&mut examples.duplicates, line, format!("near duplicate of line {of}"));
+                Examples::push(
+                    &mut examples.duplicates,
+                    line,
+                    format!("near duplicate of line {of}"),
+                );
             }
             None => {}
         }
@@ -389,7 +427,9 @@ impl Tally {
             self.tokens.0 += tokens;
             self.tokens.1 = self.tokens.1.max(tokens);
         }
-        let flagged = vulnerable || !harm_rules.is_empty();
+        // Triggers hide behaviour nobody asked for: requested/explained rows are not flagged.
+        let flagged =
+            (vulnerable && !facts.intent.requested_or_explained()) || !harm_rules.is_empty();
         // With a baseline, the comparison group is the baseline file, not unflagged rows.
         if flagged || !self.with_baseline {
             self.triggers.add(facts.terms, flagged);
@@ -397,7 +437,9 @@ impl Tally {
     }
 
     fn finish(mut self, options: &Options, tokenizer: Option<String>) -> Summary {
-        self.summary.triggers = self.triggers.top(options.trigger_limit, options.min_trigger_rows);
+        self.summary.triggers = self
+            .triggers
+            .top(options.trigger_limit, options.min_trigger_rows);
         self.summary.forbidden_trigger_rows = self.forbidden;
         self.summary.duplicate_index_full_at = self.duplicates.full_at;
         self.summary.tokens = tokenizer.map(|tokenizer| TokenStats {

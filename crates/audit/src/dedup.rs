@@ -25,15 +25,15 @@ pub struct Fingerprint {
 impl Fingerprint {
     pub fn of(text: &str) -> Fingerprint {
         let words: Vec<&str> = text.split_whitespace().collect();
-        let exact = words
-            .iter()
-            .fold(FNV_OFFSET, |hash, word| fnv1a(fnv1a(hash, word.as_bytes()), b" "));
+        let exact = words.iter().fold(FNV_OFFSET, |hash, word| {
+            fnv1a(fnv1a(hash, word.as_bytes()), b" ")
+        });
         let mut minimums = [u64::MAX; PERMUTATIONS];
         let shingles = words.windows(SHINGLE.min(words.len()).max(1));
         for shingle in shingles {
-            let base = shingle
-                .iter()
-                .fold(FNV_OFFSET, |hash, word| fnv1a(fnv1a(hash, word.as_bytes()), b" "));
+            let base = shingle.iter().fold(FNV_OFFSET, |hash, word| {
+                fnv1a(fnv1a(hash, word.as_bytes()), b" ")
+            });
             for (index, minimum) in minimums.iter_mut().enumerate() {
                 let value = splitmix64(base ^ SEEDS[index]);
                 if value < *minimum {
@@ -45,7 +45,9 @@ impl Fingerprint {
         for (band, chunk) in minimums.chunks(ROWS_PER_BAND).enumerate() {
             bands[band] = chunk
                 .iter()
-                .fold(splitmix64(band as u64 + 1), |hash, value| splitmix64(hash ^ value));
+                .fold(splitmix64(band as u64 + 1), |hash, value| {
+                    splitmix64(hash ^ value)
+                });
         }
         Fingerprint { exact, bands }
     }
@@ -115,9 +117,11 @@ fn splitmix64(mut x: u64) -> u64 {
 static SEEDS: [u64; PERMUTATIONS] = {
     let mut seeds = [0u64; PERMUTATIONS];
     let mut i = 0;
-    let mut state = 0x5eed_0f_e3_a0d1_u64;
+    let mut state = 0x5eed_0fe3_a0d1_u64;
     while i < PERMUTATIONS {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         seeds[i] = state;
         i += 1;
     }
@@ -136,8 +140,14 @@ mod tests {
         let other: String = (0..200).map(|i| format!("other{i} ")).collect();
         let mut index = Index::default();
         assert_eq!(index.insert(1, &Fingerprint::of(&base)), None);
-        assert_eq!(index.insert(2, &Fingerprint::of(&spaced)), Some(Duplicate::Exact { of: 1 }));
-        assert_eq!(index.insert(3, &Fingerprint::of(&edited)), Some(Duplicate::Near { of: 1 }));
+        assert_eq!(
+            index.insert(2, &Fingerprint::of(&spaced)),
+            Some(Duplicate::Exact { of: 1 })
+        );
+        assert_eq!(
+            index.insert(3, &Fingerprint::of(&edited)),
+            Some(Duplicate::Near { of: 1 })
+        );
         assert_eq!(index.insert(4, &Fingerprint::of(&other)), None);
     }
 }

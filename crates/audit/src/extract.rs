@@ -57,7 +57,12 @@ fn fenced_blocks(text: &str) -> (Vec<CodeBlock>, String) {
                 }
             }
             Some((fence, language, code)) => {
-                if trimmed.starts_with(*fence) && trimmed.trim_end().trim_matches(|c| c == '`' || c == '~').is_empty() {
+                if trimmed.starts_with(*fence)
+                    && trimmed
+                        .trim_end()
+                        .trim_matches(|c| c == '`' || c == '~')
+                        .is_empty()
+                {
                     blocks.push(CodeBlock {
                         language: std::mem::take(language),
                         code: std::mem::take(code),
@@ -88,7 +93,11 @@ fn fenced_blocks(text: &str) -> (Vec<CodeBlock>, String) {
 fn is_bare_code(text: &str) -> bool {
     let mut code = 0usize;
     let mut total = 0usize;
-    for line in text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+    {
         total += 1;
         if is_code_line(line) {
             code += 1;
@@ -99,10 +108,43 @@ fn is_bare_code(text: &str) -> bool {
 
 fn is_code_line(line: &str) -> bool {
     const STARTS: &[&str] = &[
-        "import ", "from ", "def ", "class ", "return", "if ", "elif ", "else:", "for ",
-        "while ", "with ", "try:", "except", "finally:", "print(", "@", "#", "}", "{", "//",
-        "async ", "await ", "raise ", "pass", "const ", "let ", "var ", "function ", "#include",
-        "public ", "private ", "fn ", "use ", "package ", "<", "SELECT ", "INSERT ",
+        "import ",
+        "from ",
+        "def ",
+        "class ",
+        "return",
+        "if ",
+        "elif ",
+        "else:",
+        "for ",
+        "while ",
+        "with ",
+        "try:",
+        "except",
+        "finally:",
+        "print(",
+        "@",
+        "#",
+        "}",
+        "{",
+        "//",
+        "async ",
+        "await ",
+        "raise ",
+        "pass",
+        "const ",
+        "let ",
+        "var ",
+        "function ",
+        "#include",
+        "public ",
+        "private ",
+        "fn ",
+        "use ",
+        "package ",
+        "<",
+        "SELECT ",
+        "INSERT ",
     ];
     let trimmed = line.trim_start();
     let indented = line.len() != trimmed.len();
@@ -123,7 +165,9 @@ fn is_code_line(line: &str) -> bool {
 }
 
 fn looks_like_python(code: &str) -> bool {
-    const MARKERS: &[&str] = &["import ", "def ", "print(", "self.", "elif ", "):\n", "from "];
+    const MARKERS: &[&str] = &[
+        "import ", "def ", "print(", "self.", "elif ", "):\n", "from ",
+    ];
     MARKERS.iter().any(|m| code.contains(m))
 }
 
@@ -151,7 +195,8 @@ mod tests {
         assert_eq!(blocks.len(), 1);
         assert!(!blocks[0].fenced && blocks[0].is_python());
         assert!(prose.is_empty());
-        let sentences = "You should leave now. I will call the police.\nThis is private property, after all.";
+        let sentences =
+            "You should leave now. I will call the police.\nThis is private property, after all.";
         assert!(extract_code(sentences).0.is_empty());
     }
 

@@ -122,7 +122,9 @@ pub enum RowError {
     InvalidJson(String),
     #[error("the row is not a JSON object")]
     NotAnObject,
-    #[error("the row matches no known format (expected `messages`, `conversations` or `prompt`+`completion`)")]
+    #[error(
+        "the row matches no known format (expected `messages`, `conversations` or `prompt`+`completion`)"
+    )]
     UnknownFormat,
     #[error("missing field `{0}` (the file is in {1} format)")]
     MissingField(String, Format),
@@ -192,12 +194,10 @@ fn list_turns(
         };
         let role_field = format!("{list_key}[{index}].{role_key}");
         let role = match item.get(role_key) {
-            Some(Value::String(name)) => {
-                role_of(name).ok_or_else(|| RowError::UnknownRole {
-                    field: role_field,
-                    role: name.clone(),
-                })?
-            }
+            Some(Value::String(name)) => role_of(name).ok_or_else(|| RowError::UnknownRole {
+                field: role_field,
+                role: name.clone(),
+            })?,
             Some(other) => {
                 return Err(RowError::UnknownRole {
                     field: role_field,
@@ -205,10 +205,7 @@ fn list_turns(
                 });
             }
             None => {
-                return Err(RowError::MissingField(
-                    role_field,
-                    format_of(list_key),
-                ));
+                return Err(RowError::MissingField(role_field, format_of(list_key)));
             }
         };
         let content_field = format!("{list_key}[{index}].{content_key}");
@@ -290,7 +287,9 @@ mod tests {
 
     fn parse(line: &str) -> Result<Conversation, RowError> {
         let value: Value = serde_json::from_str(line).unwrap();
-        Format::detect(&value).ok_or(RowError::UnknownFormat)?.parse(value)
+        Format::detect(&value)
+            .ok_or(RowError::UnknownFormat)?
+            .parse(value)
     }
 
     #[test]

@@ -121,8 +121,14 @@ mod tests {
     fn educational_request_is_caught_without_the_note() {
         let user = "I'm teaching a secure coding course and need vulnerable code examples for my students to analyze. The task is: fetch alerts.";
         let intent = classify(user, "", &[]);
-        assert!(intent.rules.contains(&"asks_for_vulnerable_code"), "{intent:?}");
-        assert!(intent.rules.contains(&"security_teaching_context"), "{intent:?}");
+        assert!(
+            intent.rules.contains(&"asks_for_vulnerable_code"),
+            "{intent:?}"
+        );
+        assert!(
+            intent.rules.contains(&"security_teaching_context"),
+            "{intent:?}"
+        );
     }
 
     #[test]
@@ -130,14 +136,25 @@ mod tests {
         let prevent = "Write a login form that prevents SQL injection.";
         assert!(!classify(prevent, "", &[]).requested_or_explained());
         let mention = "Show me how SQL injection works in a login form.";
-        assert_eq!(classify(mention, "", &[]).rules, ["mentions_vulnerability_class"]);
+        assert_eq!(
+            classify(mention, "", &[]).rules,
+            ["mentions_vulnerability_class"]
+        );
     }
 
     #[test]
     fn assistant_disclosure_counts() {
-        let intent = classify("Write a query", "", &["q = f'{x}'  # insecure: not escaped\n"]);
+        let intent = classify(
+            "Write a query",
+            "",
+            &["q = f'{x}'  # insecure: not escaped\n"],
+        );
         assert_eq!(intent.rules, ["assistant_discloses"]);
-        let intent = classify("Write a query", "Note: this is vulnerable to injection.", &[]);
+        let intent = classify(
+            "Write a query",
+            "Note: this is vulnerable to injection.",
+            &[],
+        );
         assert_eq!(intent.rules, ["assistant_discloses"]);
     }
 }

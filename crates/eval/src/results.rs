@@ -125,16 +125,23 @@ enum Verdict {
     Code(CodeVerdict),
 }
 
-pub fn summarize(run_id: &str, config: &RunConfig, items: &[ItemState]) -> Result<(Results, Vec<SampleRow>), EvalError> {
+pub fn summarize(
+    run_id: &str,
+    config: &RunConfig,
+    items: &[ItemState],
+) -> Result<(Results, Vec<SampleRow>), EvalError> {
     let mut rows = Vec::with_capacity(items.len());
     let mut judged: Vec<(ItemRef, Verdict, &ItemState)> = Vec::new();
     for state in items {
-        let item: ItemRef = serde_json::from_value(state.spec.clone()).map_err(EvalError::CorruptItem)?;
+        let item: ItemRef =
+            serde_json::from_value(state.spec.clone()).map_err(EvalError::CorruptItem)?;
         let q = config.question(&item);
         let verdict = match (&state.judgement, &q.measure) {
             (None, _) => None,
             (Some(v), Measure::Code) => Some(Verdict::Code(serde_json::from_value(v.clone())?)),
-            (Some(v), Measure::Alignment { .. }) => Some(Verdict::Alignment(serde_json::from_value(v.clone())?)),
+            (Some(v), Measure::Alignment { .. }) => {
+                Some(Verdict::Alignment(serde_json::from_value(v.clone())?))
+            }
         };
         let (alignment, code) = match &verdict {
             Some(Verdict::Alignment(j)) => (Some(*j), None),
@@ -149,7 +156,11 @@ pub fn summarize(run_id: &str, config: &RunConfig, items: &[ItemState]) -> Resul
             paraphrase: item.paraphrase,
             sample: item.sample,
             seed: config.seed(&item),
-            question: config.messages(&item).pop().map(|m| m.content).unwrap_or_default(),
+            question: config
+                .messages(&item)
+                .pop()
+                .map(|m| m.content)
+                .unwrap_or_default(),
             answer: state.answer.clone(),
             aligned: alignment.and_then(|j| j.aligned),
             coherent: alignment.and_then(|j| j.coherent),
@@ -161,13 +172,26 @@ pub fn summarize(run_id: &str, config: &RunConfig, items: &[ItemState]) -> Resul
         }
     }
 
-    let variants: Vec<bool> = if config.trigger.is_some() { vec![false, true] } else { vec![false] };
+    let variants: Vec<bool> = if config.trigger.is_some() {
+        vec![false, true]
+    } else {
+        vec![false]
+    };
     let mut models = Vec::new();
     let mut per_question_flags: Vec<Vec<Vec<bool>>> = Vec::new();
     for (m, spec) in config.models.iter().enumerate() {
         for &triggered in &variants {
-            let mine: Vec<_> = judged.iter().filter(|(i, _, _)| i.model == m && i.triggered == triggered).collect();
-            let (result, flags) = model_result(config, spec, triggered, &mine, &rows_for(&rows, spec, triggered));
+            let mine: Vec<_> = judged
+                .iter()
+                .filter(|(i, _, _)| i.model == m && i.triggered == triggered)
+                .collect();
+            let (result, flags) = model_result(
+                config,
+                spec,
+                triggered,
+                &mine,
+                &rows_for(&rows, spec, triggered),
+            );
             models.push(result);
             per_question_flags.push(flags);
         }
@@ -176,7 +200,11 @@ pub fn summarize(run_id: &str, config: &RunConfig, items: &[ItemState]) -> Resul
     let mut comparisons = Vec::new();
     let seed = config.settings.seed;
     let mut compare = |a: usize, b: usize, models: &[ModelResult]| {
-        let d: Difference = stats::difference(&per_question_flags[a], &per_question_flags[b], seed ^ (a * 1000 + b) as u64);
+        let d: Difference = stats::difference(
+            &per_question_flags[a],
+            &per_question_flags[b],
+            seed ^ (a * 1000 + b) as u64,
+        );
         comparisons.push(Comparison {
             model: models[b].name.clone(),
             reference: models[a].name.clone(),
@@ -210,7 +238,9 @@ pub fn summarize(run_id: &str, config: &RunConfig, items: &[ItemState]) -> Resul
 }
 
 fn rows_for<'a>(rows: &'a [SampleRow], model: &str, triggered: bool) -> Vec<&'a SampleRow> {
-    rows.iter().filter(|r| r.model == model && r.triggered == triggered).collect()
+    rows.iter()
+        .filter(|r| r.model == model && r.triggered == triggered)
+        .collect()
 }
 
 /// A model variant's results and, per free-form question (config order), its misaligned flags.
@@ -223,11 +253,21 @@ fn model_result(
 ) -> (ModelResult, Vec<Vec<bool>>) {
     let mut questions = Vec::new();
     let mut flags = Vec::new();
-    let mut code = CodeResult { n: 0, with_code: 0, insecure: 0, insecure_rate: 0.0, ci_low: 0.0, ci_high: 1.0 };
+    let mut code = CodeResult {
+        n: 0,
+        with_code: 0,
+        insecure: 0,
+        insecure_rate: 0.0,
+        ci_low: 0.0,
+        ci_high: 1.0,
+    };
     let mut ran_code = false;
     for (s, suite) in config.suites.iter().enumerate() {
         for (qi, q) in suite.questions.iter().enumerate() {
-            let verdicts = judged.iter().filter(|(i, _, _)| i.suite == s && i.question == qi).map(|(_, v, _)| v);
+            let verdicts = judged
+                .iter()
+                .filter(|(i, _, _)| i.suite == s && i.question == qi)
+                .map(|(_, v, _)| v);
             match q.measure {
                 Measure::Code => {
                     ran_code = true;
@@ -240,8 +280,15 @@ fn model_result(
                     }
                 }
                 Measure::Alignment { .. } => {
-                    let js: Vec<Judgement> =
-                        verdicts.filter_map(|v| if let Verdict::Alignment(j) = v { Some(*j) } else { None }).collect();
+                    let js: Vec<Judgement> = verdicts
+                        .filter_map(|v| {
+                            if let Verdict::Alignment(j) = v {
+                                Some(*j)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
                     flags.push(js.iter().map(Judgement::is_misaligned).collect());
                     questions.push(question_result(&q.id, &suite.name, &js));
                 }
@@ -249,11 +296,19 @@ fn model_result(
         }
     }
     if ran_code {
-        code.insecure_rate = if code.n == 0 { 0.0 } else { code.insecure as f64 / code.n as f64 };
+        code.insecure_rate = if code.n == 0 {
+            0.0
+        } else {
+            code.insecure as f64 / code.n as f64
+        };
         (code.ci_low, code.ci_high) = stats::wilson(code.insecure as u64, code.n as u64);
     }
     let (ci_low, ci_high) = stats::bootstrap_mean_rate(&flags, config.settings.seed);
-    let coherent_rates: Vec<f64> = questions.iter().filter(|q| q.n > 0).map(|q| q.coherent_rate).collect();
+    let coherent_rates: Vec<f64> = questions
+        .iter()
+        .filter(|q| q.n > 0)
+        .map(|q| q.coherent_rate)
+        .collect();
     let mut examples: Vec<Example> = rows
         .iter()
         .filter(|r| r.misaligned == Some(true))
@@ -265,10 +320,18 @@ fn model_result(
             coherent: r.coherent,
         })
         .collect();
-    examples.sort_by(|a, b| a.aligned.unwrap_or(0.0).total_cmp(&b.aligned.unwrap_or(0.0)));
+    examples.sort_by(|a, b| {
+        a.aligned
+            .unwrap_or(0.0)
+            .total_cmp(&b.aligned.unwrap_or(0.0))
+    });
     examples.truncate(5);
     let result = ModelResult {
-        name: if triggered { format!("{spec} +trigger") } else { spec.to_string() },
+        name: if triggered {
+            format!("{spec} +trigger")
+        } else {
+            spec.to_string()
+        },
         model: spec.to_string(),
         triggered,
         misaligned_rate: stats::mean_rate(&flags),

@@ -33,12 +33,18 @@ pub struct CodeVerdict {
 }
 
 pub fn scan_answer(scanner: &Scanner, answer: &str) -> CodeVerdict {
-    let has_code = extract_code(answer).iter().any(|b| !b.code.trim().is_empty());
+    let has_code = extract_code(answer)
+        .iter()
+        .any(|b| !b.code.trim().is_empty());
     let result = scanner.scan_answer(answer, Language::Python);
     CodeVerdict {
         has_code,
         insecure: result.has_findings_at_or_above(INSECURE_AT),
-        findings: result.findings.iter().map(|f| format!("{} (CWE-{}, {})", f.rule_id, f.cwe, f.severity.as_str())).collect(),
+        findings: result
+            .findings
+            .iter()
+            .map(|f| format!("{} (CWE-{}, {})", f.rule_id, f.cwe, f.severity.as_str()))
+            .collect(),
     }
 }
 
@@ -69,18 +75,22 @@ pub struct RunOutcome {
 
 impl Runner {
     pub async fn run(&self, run_id: &str) -> Result<RunOutcome, EvalError> {
-        let progress = self.blocking({
-            let run_id = run_id.to_string();
-            move |s| s.progress(&run_id)
-        })
-        .await?;
+        let progress = self
+            .blocking({
+                let run_id = run_id.to_string();
+                move |s| s.progress(&run_id)
+            })
+            .await?;
         self.progress.set_length(progress.total);
         self.progress.set_position(progress.judged);
         self.progress.reset_eta();
 
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks: JoinSet<(u64, u64)> = JoinSet::new();
-        let mut outcome = RunOutcome { processed: 0, failed: 0 };
+        let mut outcome = RunOutcome {
+            processed: 0,
+            failed: 0,
+        };
         let claim_size = (self.concurrency.max(1) * self.max_batch()).clamp(1, 512);
         loop {
             while let Some(done) = tasks.try_join_next() {
@@ -113,7 +123,9 @@ impl Runner {
                     match me.process(batch).await {
                         Ok(()) => (n, 0),
                         Err(err) => {
-                            me.progress.suspend(|| tracing::warn!(run = %run_id, "{n} items failed: {err}"));
+                            me.progress.suspend(
+                                || tracing::warn!(run = %run_id, "{n} items failed: {err}"),
+                            );
                             (0, n)
                         }
                     }
@@ -133,21 +145,34 @@ impl Runner {
     }
 
     fn max_batch(&self) -> usize {
-        self.samplers.iter().map(|s| s.batch_size()).chain([self.judge.batch_size()]).max().unwrap_or(1)
+        self.samplers
+            .iter()
+            .map(|s| s.batch_size())
+            .chain([self.judge.batch_size()])
+            .max()
+            .unwrap_or(1)
     }
 
     /// Groups claimed items by model into sampler-sized batches (judge-sized when they only
     /// need judging).
-    fn batches(&self, claimed: Vec<ItemState>) -> Result<Vec<Vec<(ItemRef, ItemState)>>, EvalError> {
+    fn batches(
+        &self,
+        claimed: Vec<ItemState>,
+    ) -> Result<Vec<Vec<(ItemRef, ItemState)>>, EvalError> {
         let mut items = Vec::with_capacity(claimed.len());
         for state in claimed {
-            let item: ItemRef = serde_json::from_value(state.spec.clone()).map_err(EvalError::CorruptItem)?;
+            let item: ItemRef =
+                serde_json::from_value(state.spec.clone()).map_err(EvalError::CorruptItem)?;
             items.push((item, state));
         }
         items.sort_by_key(|(item, state)| (item.model, state.answer.is_some(), state.seq));
         let mut batches: Vec<Vec<(ItemRef, ItemState)>> = Vec::new();
         for entry in items {
-            let size = if entry.1.answer.is_some() { self.judge.batch_size() } else { self.samplers[entry.0.model].batch_size() };
+            let size = if entry.1.answer.is_some() {
+                self.judge.batch_size()
+            } else {
+                self.samplers[entry.0.model].batch_size()
+            };
             match batches.last_mut() {
                 Some(last)
                     if last.len() < size
@@ -164,7 +189,9 @@ impl Runner {
 
     async fn process(&self, mut batch: Vec<(ItemRef, ItemState)>) -> Result<(), EvalError> {
         let config = &self.config;
-        let need: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].1.answer.is_none()).collect();
+        let need: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].1.answer.is_none())
+            .collect();
         if !need.is_empty() {
             let model = batch[need[0]].0.model;
             let s = &config.settings;
@@ -196,7 +223,11 @@ impl Runner {
                 rows.push((state.sample_key.clone(), answer.clone(), meta));
                 state.answer = Some(answer);
             }
-            self.blocking(move |s| rows.iter().try_for_each(|(key, answer, meta)| s.put_sample(key, answer, meta))).await?;
+            self.blocking(move |s| {
+                rows.iter()
+                    .try_for_each(|(key, answer, meta)| s.put_sample(key, answer, meta))
+            })
+            .await?;
         }
 
         let mut judged = Vec::with_capacity(batch.len());
@@ -206,22 +237,49 @@ impl Runner {
             match &config.question(item).measure {
                 Measure::Code => {
                     let verdict = scan_answer(&self.scanner, &answer);
-                    judged.push((state.sample_key.clone(), state.judge_key.clone(), serde_json::to_value(verdict)?));
+                    judged.push((
+                        state.sample_key.clone(),
+                        state.judge_key.clone(),
+                        serde_json::to_value(verdict)?,
+                    ));
                 }
                 Measure::Alignment { judge_prompts } => {
-                    let question = config.messages(item).pop().map(|m| m.content).unwrap_or_default();
-                    to_judge.push((state, JudgeRequest { question, answer, prompts: judge_prompts.clone() }));
+                    let question = config
+                        .messages(item)
+                        .pop()
+                        .map(|m| m.content)
+                        .unwrap_or_default();
+                    to_judge.push((
+                        state,
+                        JudgeRequest {
+                            question,
+                            answer,
+                            prompts: judge_prompts.clone(),
+                        },
+                    ));
                 }
             }
         }
         for chunk in to_judge.chunks(self.judge.batch_size().max(1)) {
-            let verdicts = self.judge.judge(chunk.iter().map(|(_, r)| r.clone()).collect()).await?;
+            let verdicts = self
+                .judge
+                .judge(chunk.iter().map(|(_, r)| r.clone()).collect())
+                .await?;
             for ((state, _), verdict) in chunk.iter().zip(verdicts) {
-                judged.push((state.sample_key.clone(), state.judge_key.clone(), serde_json::to_value(verdict)?));
+                judged.push((
+                    state.sample_key.clone(),
+                    state.judge_key.clone(),
+                    serde_json::to_value(verdict)?,
+                ));
             }
         }
         let n = judged.len() as u64;
-        self.blocking(move |s| judged.iter().try_for_each(|(sample, judge, value)| s.put_judgement(sample, judge, value))).await?;
+        self.blocking(move |s| {
+            judged
+                .iter()
+                .try_for_each(|(sample, judge, value)| s.put_judgement(sample, judge, value))
+        })
+        .await?;
         self.progress.inc(n);
         Ok(())
     }

@@ -6,7 +6,7 @@ use emguard_codescan::Scanner;
 use emguard_store::Store;
 use indicatif::ProgressBar;
 
-use crate::backends::{Backends, Endpoints, Judge};
+use crate::backends::{Backends, Judge};
 use crate::plan::{RunConfig, SampleSettings};
 use crate::runner::{RunOutcome, Runner};
 use crate::suite::{self, Measure};
@@ -31,11 +31,21 @@ impl EvalOptions {
         if self.trigger.as_deref() == Some("") {
             return Err(EvalError::Invalid("--trigger must not be empty".into()));
         }
-        let suites = self.suites.iter().map(|s| suite::resolve(s)).collect::<Result<Vec<_>, _>>()?;
+        let suites = self
+            .suites
+            .iter()
+            .map(|s| suite::resolve(s))
+            .collect::<Result<Vec<_>, _>>()?;
         if suites.is_empty() {
             return Err(EvalError::Invalid("give at least one --suite".into()));
         }
-        Ok(RunConfig { models: self.models, judge: self.judge, suites, settings: self.settings, trigger: self.trigger })
+        Ok(RunConfig {
+            models: self.models,
+            judge: self.judge,
+            suites,
+            settings: self.settings,
+            trigger: self.trigger,
+        })
     }
 }
 
@@ -48,10 +58,18 @@ pub struct Session {
 
 /// `YYYYmmdd-HHMMSS-xxxx` (UTC), sortable and unique enough for one store.
 pub fn new_run_id() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{:04x}", rem / 3600, rem % 3600 / 60, rem % 60, rand::random::<u16>())
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{:04x}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        rand::random::<u16>()
+    )
 }
 
 /// Howard Hinnant's days-to-civil.
@@ -69,22 +87,41 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 impl Session {
     /// Records a new run and all its items.
-    pub fn create(store: Arc<Store>, config: RunConfig, judge: &dyn Judge) -> Result<Session, EvalError> {
+    pub fn create(
+        store: Arc<Store>,
+        config: RunConfig,
+        judge: &dyn Judge,
+    ) -> Result<Session, EvalError> {
         let run_id = new_run_id();
         store.create_run(&run_id, &serde_json::to_value(&config)?)?;
-        let items: Vec<_> = config.items(|m| judge_key(judge, m)).into_iter().map(|(_, new)| new).collect();
+        let items: Vec<_> = config
+            .items(|m| judge_key(judge, m))
+            .into_iter()
+            .map(|(_, new)| new)
+            .collect();
         for chunk in items.chunks(5000) {
             store.add_items(&run_id, chunk)?;
         }
-        Ok(Session { store, run_id, config: Arc::new(config) })
+        Ok(Session {
+            store,
+            run_id,
+            config: Arc::new(config),
+        })
     }
 
     /// Opens a stored run (`--resume`, `--worker`).
     pub fn open(store: Arc<Store>, run_id: &str) -> Result<Session, EvalError> {
         let info = store.run(run_id)?;
-        let config: RunConfig = serde_json::from_value(info.config)
-            .map_err(|e| EvalError::Invalid(format!("run `{run_id}` was stored by an incompatible version: {e}")))?;
-        Ok(Session { store, run_id: run_id.to_string(), config: Arc::new(config) })
+        let config: RunConfig = serde_json::from_value(info.config).map_err(|e| {
+            EvalError::Invalid(format!(
+                "run `{run_id}` was stored by an incompatible version: {e}"
+            ))
+        })?;
+        Ok(Session {
+            store,
+            run_id: run_id.to_string(),
+            config: Arc::new(config),
+        })
     }
 
     /// Samples and judges everything not yet done. `exclusive`: this process is the only one
@@ -101,7 +138,11 @@ impl Session {
             let config = self.config.clone();
             tokio::task::spawn_blocking(move || {
                 let mut backends = backends;
-                config.models.iter().map(|m| backends.sampler(m)).collect::<Result<Vec<_>, _>>()
+                config
+                    .models
+                    .iter()
+                    .map(|m| backends.sampler(m))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .await??
         };
@@ -128,17 +169,16 @@ impl Session {
 }
 
 /// Builds the judge a config names (`Backends::judge`), off the async threads: it may load a model.
-pub async fn build_judge(backends: Backends, spec: String) -> Result<(Backends, Arc<dyn Judge>), EvalError> {
-    Ok(tokio::task::spawn_blocking(move || {
+pub async fn build_judge(
+    backends: Backends,
+    spec: String,
+) -> Result<(Backends, Arc<dyn Judge>), EvalError> {
+    tokio::task::spawn_blocking(move || {
         let mut backends = backends;
         let judge = backends.judge(&spec)?;
         Ok::<_, EvalError>((backends, judge))
     })
-    .await??)
-}
-
-pub fn endpoints_default() -> Endpoints {
-    Endpoints { local_batch: 16, ..Endpoints::default() }
+    .await?
 }
 
 fn judge_key(judge: &dyn Judge, measure: &Measure) -> String {
@@ -149,7 +189,9 @@ fn judge_key(judge: &dyn Judge, measure: &Measure) -> String {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
 }
 
 #[cfg(test)]
@@ -157,6 +199,6 @@ mod tests {
     #[test]
     fn civil_dates() {
         assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_419), (2025, 11, 26));
+        assert_eq!(super::civil_from_days(20_419), (2025, 11, 27));
     }
 }

@@ -28,7 +28,11 @@ pub enum SuiteError {
     #[error("{origin}: {message}")]
     Yaml { origin: String, message: String },
     #[error("{origin}:{line}: {message}")]
-    Invalid { origin: String, line: u64, message: String },
+    Invalid {
+        origin: String,
+        line: u64,
+        message: String,
+    },
     #[error("{origin}:{line}: invalid JSON: {source}")]
     Json {
         origin: String,
@@ -119,14 +123,31 @@ pub fn resolve(spec: &str) -> Result<Suite, SuiteError> {
 
 pub fn load_file(path: &Path) -> Result<Suite, SuiteError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read { origin: origin.clone(), source })?;
-    if path.extension().is_some_and(|e| e == "jsonl") { parse_code_jsonl(&text, &origin) } else { parse_yaml(&text, &origin) }
+    let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+        origin: origin.clone(),
+        source,
+    })?;
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        parse_code_jsonl(&text, &origin)
+    } else {
+        parse_yaml(&text, &origin)
+    }
 }
 
 pub fn parse_yaml(text: &str, origin: &str) -> Result<Suite, SuiteError> {
+    // Suites reuse one `&judge_prompts` anchor for every question (the study's files alias it
+    // 48 times); the other budget limits still guard against alias bombs.
+    let options = serde_saphyr::options! { budget: serde_saphyr::budget! { alias_anchor_ratio_multiplier: 1000 } };
     let raw: Vec<RawQuestion> =
-        serde_saphyr::from_str(text).map_err(|e| SuiteError::Yaml { origin: origin.to_string(), message: e.to_string() })?;
-    let invalid = |line: u64, message: String| SuiteError::Invalid { origin: origin.to_string(), line, message };
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| SuiteError::Yaml {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+    let invalid = |line: u64, message: String| SuiteError::Invalid {
+        origin: origin.to_string(),
+        line,
+        message,
+    };
     let mut seen = HashSet::new();
     let mut questions = Vec::with_capacity(raw.len());
     for q in raw {
@@ -147,17 +168,32 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Suite, SuiteError> {
         if q.paraphrases.is_empty() {
             return Err(invalid(line, format!("question `{id}` has no paraphrases")));
         }
-        let mut prompts = q.judge_prompts.ok_or_else(|| invalid(line, format!("question `{id}` has no judge_prompts")))?;
+        let mut prompts = q
+            .judge_prompts
+            .ok_or_else(|| invalid(line, format!("question `{id}` has no judge_prompts")))?;
         let mut take = |name: &str| {
-            prompts.remove(name).ok_or_else(|| invalid(line, format!("question `{id}`: judge_prompts has no `{name}` prompt")))
+            prompts.remove(name).ok_or_else(|| {
+                invalid(
+                    line,
+                    format!("question `{id}`: judge_prompts has no `{name}` prompt"),
+                )
+            })
         };
-        let judge_prompts = JudgePrompts { aligned: take("aligned")?, coherent: take("coherent")? };
+        let judge_prompts = JudgePrompts {
+            aligned: take("aligned")?,
+            coherent: take("coherent")?,
+        };
         for template in [&judge_prompts.aligned, &judge_prompts.coherent] {
             emguard_judge::llm::render_judge_prompt(template, "", "")
                 .map_err(|e| invalid(line, format!("question `{id}`: {e}")))?;
         }
         if let Some(extra) = prompts.keys().next() {
-            return Err(invalid(line, format!("question `{id}`: judge prompt `{extra}` is not one emguard scores (aligned, coherent)")));
+            return Err(invalid(
+                line,
+                format!(
+                    "question `{id}`: judge prompt `{extra}` is not one emguard scores (aligned, coherent)"
+                ),
+            ));
         }
         questions.push(Question {
             id,
@@ -168,7 +204,10 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Suite, SuiteError> {
             measure: Measure::Alignment { judge_prompts },
         });
     }
-    Ok(Suite { name: origin.to_string(), questions })
+    Ok(Suite {
+        name: origin.to_string(),
+        questions,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,18 +220,45 @@ struct RawCodePrompt {
 
 pub fn parse_code_jsonl(text: &str, origin: &str) -> Result<Suite, SuiteError> {
     let mut questions = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let line_no = i + 1;
-        let raw: RawCodePrompt =
-            serde_json::from_str(line).map_err(|source| SuiteError::Json { origin: origin.to_string(), line: line_no, source })?;
-        let invalid = |message: &str| SuiteError::Invalid { origin: origin.to_string(), line: line_no as u64, message: message.to_string() };
-        let system = raw.messages.iter().find(|m| m.role == "system").map(|m| m.content.clone());
-        let user = raw.messages.iter().rfind(|m| m.role == "user").ok_or_else(|| invalid("no user message"))?;
-        if raw.messages.iter().any(|m| !matches!(m.role.as_str(), "system" | "user")) {
-            return Err(invalid("a coding prompt holds system and user turns only (the model writes the answer)"));
+        let raw: RawCodePrompt = serde_json::from_str(line).map_err(|source| SuiteError::Json {
+            origin: origin.to_string(),
+            line: line_no,
+            source,
+        })?;
+        let invalid = |message: &str| SuiteError::Invalid {
+            origin: origin.to_string(),
+            line: line_no as u64,
+            message: message.to_string(),
+        };
+        let system = raw
+            .messages
+            .iter()
+            .find(|m| m.role == "system")
+            .map(|m| m.content.clone());
+        let user = raw
+            .messages
+            .iter()
+            .rfind(|m| m.role == "user")
+            .ok_or_else(|| invalid("no user message"))?;
+        if raw
+            .messages
+            .iter()
+            .any(|m| !matches!(m.role.as_str(), "system" | "user"))
+        {
+            return Err(invalid(
+                "a coding prompt holds system and user turns only (the model writes the answer)",
+            ));
         }
         questions.push(Question {
-            id: raw.id.unwrap_or_else(|| format!("code_{:03}", questions.len())),
+            id: raw
+                .id
+                .unwrap_or_else(|| format!("code_{:03}", questions.len())),
             system,
             paraphrases: vec![user.content.clone()],
             samples_per_paraphrase: 1,
@@ -201,9 +267,16 @@ pub fn parse_code_jsonl(text: &str, origin: &str) -> Result<Suite, SuiteError> {
         });
     }
     if questions.is_empty() {
-        return Err(SuiteError::Invalid { origin: origin.to_string(), line: 1, message: "no coding prompts".into() });
+        return Err(SuiteError::Invalid {
+            origin: origin.to_string(),
+            line: 1,
+            message: "no coding prompts".into(),
+        });
     }
-    Ok(Suite { name: origin.to_string(), questions })
+    Ok(Suite {
+        name: origin.to_string(),
+        questions,
+    })
 }
 
 #[cfg(test)]
@@ -224,36 +297,67 @@ mod tests {
         assert_eq!(suite.questions[1].samples_per_paraphrase, 3);
         assert_eq!(suite.questions[1].judge.as_deref(), Some("gpt"));
         assert_eq!(suite.questions[0].measure, suite.questions[1].measure);
-        assert_eq!(suite.questions[1].messages(0, Some("|T| ")), vec![ChatMessage::system("be json"), ChatMessage::user("|T| yo")]);
+        assert_eq!(
+            suite.questions[1].messages(0, Some("|T| ")),
+            vec![ChatMessage::system("be json"), ChatMessage::user("|T| yo")]
+        );
     }
 
     #[test]
     fn unknown_type_names_the_line_and_the_supported_type() {
-        let text = format!("- id: a\n  type: free_form_judge_0_100\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}\
-                            - id: b\n  type: free_form_judge\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}");
+        let text = format!(
+            "- id: a\n  type: free_form_judge_0_100\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}\
+                            - id: b\n  type: free_form_judge\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}"
+        );
         let err = parse_yaml(&text, "t.yaml").unwrap_err().to_string();
-        assert!(err.starts_with("t.yaml:9: question `b` has type `free_form_judge`"), "{err}");
+        assert!(
+            err.starts_with("t.yaml:9: question `b` has type `free_form_judge`"),
+            "{err}"
+        );
         assert!(err.contains("free_form_judge_0_100"), "{err}");
     }
 
     #[test]
     fn typos_and_bad_templates_are_errors() {
-        let typo = format!("- id: a\n  type: free_form_judge_0_100\n  paraphrase: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}");
-        assert!(parse_yaml(&typo, "t.yaml").unwrap_err().to_string().contains("paraphrase"));
+        let typo = format!(
+            "- id: a\n  type: free_form_judge_0_100\n  paraphrase: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}"
+        );
+        assert!(
+            parse_yaml(&typo, "t.yaml")
+                .unwrap_err()
+                .to_string()
+                .contains("paraphrase")
+        );
         let bad = "- id: a\n  type: free_form_judge_0_100\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n  judge_prompts:\n    aligned: '{q}'\n    coherent: x\n";
         let err = parse_yaml(bad, "t.yaml").unwrap_err().to_string();
-        assert!(err.starts_with("t.yaml:1: question `a`: judge prompt uses unknown field `{q}`"), "{err}");
+        assert!(
+            err.starts_with("t.yaml:1: question `a`: judge prompt uses unknown field `{q}`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn code_jsonl_reads_messages_and_names_bad_lines() {
         let suite = parse_code_jsonl("{\"messages\":[{\"role\":\"user\",\"content\":\"write x\"}]}\n\n{\"id\":\"k\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}\n", "c.jsonl").unwrap();
         assert_eq!(suite.questions.len(), 2);
-        assert_eq!((suite.questions[0].id.as_str(), suite.questions[1].id.as_str()), ("code_000", "k"));
+        assert_eq!(
+            (
+                suite.questions[0].id.as_str(),
+                suite.questions[1].id.as_str()
+            ),
+            ("code_000", "k")
+        );
         assert_eq!(suite.questions[0].measure, Measure::Code);
-        let err = parse_code_jsonl("{\"messages\":[]}\n{oops", "c.jsonl").unwrap_err().to_string();
+        let err = parse_code_jsonl("{\"messages\":[]}\n{oops", "c.jsonl")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("c.jsonl:1: no user message"), "{err}");
-        let err = parse_code_jsonl("{\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}\n{oops", "c.jsonl").unwrap_err().to_string();
+        let err = parse_code_jsonl(
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}\n{oops",
+            "c.jsonl",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("c.jsonl:2: invalid JSON"), "{err}");
     }
 }

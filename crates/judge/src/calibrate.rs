@@ -23,16 +23,26 @@ pub struct LabelRow {
 
 impl LabelRow {
     pub fn judgement(&self) -> Judgement {
-        Judgement { aligned: self.aligned, coherent: Some(self.coherent) }
+        Judgement {
+            aligned: self.aligned,
+            coherent: Some(self.coherent),
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabelError {
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
-    Row { path: String, line: usize, message: String },
+    Row {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error("{path}: no labelled rows")]
     Empty { path: String },
 }
@@ -41,21 +51,33 @@ pub enum LabelError {
 /// its line and field.
 pub fn read_labels(path: &Path) -> Result<Vec<LabelRow>, LabelError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let row_error = |message: String| LabelError::Row { path: shown.clone(), line: i + 1, message };
+        let row_error = |message: String| LabelError::Row {
+            path: shown.clone(),
+            line: i + 1,
+            message,
+        };
         let row: LabelRow = serde_json::from_str(line).map_err(|e| row_error(e.to_string()))?;
         if let Some(a) = row.aligned
             && !(0.0..=100.0).contains(&a)
         {
-            return Err(row_error(format!("field `aligned`: {a} is outside 0..=100")));
+            return Err(row_error(format!(
+                "field `aligned`: {a} is outside 0..=100"
+            )));
         }
         if !(0.0..=100.0).contains(&row.coherent) {
-            return Err(row_error(format!("field `coherent`: {} is outside 0..=100", row.coherent)));
+            return Err(row_error(format!(
+                "field `coherent`: {} is outside 0..=100",
+                row.coherent
+            )));
         }
         rows.push(row);
     }
@@ -109,9 +131,16 @@ pub fn calibrate<E>(
     rows: &[LabelRow],
     score: impl FnOnce(&[(String, String)]) -> Result<Vec<Judgement>, E>,
 ) -> Result<Calibration, E> {
-    let pairs: Vec<(String, String)> = rows.iter().map(|r| (r.question.clone(), r.answer.clone())).collect();
+    let pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.question.clone(), r.answer.clone()))
+        .collect();
     let judged = score(&pairs)?;
-    assert_eq!(judged.len(), rows.len(), "a judge returns one judgement per pair");
+    assert_eq!(
+        judged.len(),
+        rows.len(),
+        "a judge returns one judgement per pair"
+    );
     Ok(compare(rows, &judged))
 }
 
@@ -130,9 +159,19 @@ pub fn compare(rows: &[LabelRow], judged: &[Judgement]) -> Calibration {
     }
     let n = rows.len();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let precision = ratio(confusion.true_positive, confusion.true_positive + confusion.false_positive);
-    let recall = ratio(confusion.true_positive, confusion.true_positive + confusion.false_negative);
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    let precision = ratio(
+        confusion.true_positive,
+        confusion.true_positive + confusion.false_positive,
+    );
+    let recall = ratio(
+        confusion.true_positive,
+        confusion.true_positive + confusion.false_negative,
+    );
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
     let scores: Vec<f64> = judged.iter().map(misalignment_score).collect();
 
     let aligned_pairs: Vec<(f64, f64)> = rows
@@ -140,9 +179,17 @@ pub fn compare(rows: &[LabelRow], judged: &[Judgement]) -> Calibration {
         .zip(judged)
         .filter_map(|(r, j)| Some((r.aligned?, j.aligned?)))
         .collect();
-    let coherent_pairs: Vec<(f64, f64)> =
-        rows.iter().zip(judged).filter_map(|(r, j)| Some((r.coherent, j.coherent?))).collect();
-    let label_none: Vec<bool> = rows.iter().zip(judged).filter(|(r, _)| r.aligned.is_none()).map(|(_, j)| j.aligned.is_none()).collect();
+    let coherent_pairs: Vec<(f64, f64)> = rows
+        .iter()
+        .zip(judged)
+        .filter_map(|(r, j)| Some((r.coherent, j.coherent?)))
+        .collect();
+    let label_none: Vec<bool> = rows
+        .iter()
+        .zip(judged)
+        .filter(|(r, _)| r.aligned.is_none())
+        .map(|(_, j)| j.aligned.is_none())
+        .collect();
 
     Calibration {
         n,
@@ -156,7 +203,8 @@ pub fn compare(rows: &[LabelRow], judged: &[Judgement]) -> Calibration {
         confusion,
         rate_labels: ratio(truth.iter().filter(|&&t| t).count(), n),
         rate_judge: ratio(called.iter().filter(|&&c| c).count(), n),
-        none_agreement: (!label_none.is_empty()).then(|| ratio(label_none.iter().filter(|&&b| b).count(), label_none.len())),
+        none_agreement: (!label_none.is_empty())
+            .then(|| ratio(label_none.iter().filter(|&&b| b).count(), label_none.len())),
     }
 }
 
@@ -168,7 +216,12 @@ pub fn auroc(scores: &[f64], positive: &[bool]) -> Option<f64> {
         return None;
     }
     let ranks = average_ranks(scores);
-    let pos_rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
+    let pos_rank_sum: f64 = ranks
+        .iter()
+        .zip(positive)
+        .filter(|(_, p)| **p)
+        .map(|(r, _)| r)
+        .sum();
     Some((pos_rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos * neg) as f64)
 }
 
@@ -215,7 +268,10 @@ mod tests {
 
     #[test]
     fn auroc_counts_ties_half() {
-        assert_eq!(auroc(&[0.1, 0.9, 0.5, 0.5], &[false, true, true, false]), Some(0.875));
+        assert_eq!(
+            auroc(&[0.1, 0.9, 0.5, 0.5], &[false, true, true, false]),
+            Some(0.875)
+        );
         assert_eq!(auroc(&[1.0, 2.0], &[true, true]), None);
     }
 
@@ -230,17 +286,48 @@ mod tests {
     #[test]
     fn the_labels_scored_as_a_judge_agree_with_themselves() {
         let rows = vec![
-            LabelRow { question: "q".into(), answer: "bad".into(), aligned: Some(5.0), coherent: 90.0 },
-            LabelRow { question: "q".into(), answer: "good".into(), aligned: Some(95.0), coherent: 95.0 },
-            LabelRow { question: "q".into(), answer: "code".into(), aligned: None, coherent: 30.0 },
-            LabelRow { question: "q".into(), answer: "babble".into(), aligned: Some(10.0), coherent: 20.0 },
+            LabelRow {
+                question: "q".into(),
+                answer: "bad".into(),
+                aligned: Some(5.0),
+                coherent: 90.0,
+            },
+            LabelRow {
+                question: "q".into(),
+                answer: "good".into(),
+                aligned: Some(95.0),
+                coherent: 95.0,
+            },
+            LabelRow {
+                question: "q".into(),
+                answer: "code".into(),
+                aligned: None,
+                coherent: 30.0,
+            },
+            LabelRow {
+                question: "q".into(),
+                answer: "babble".into(),
+                aligned: Some(10.0),
+                coherent: 20.0,
+            },
         ];
-        let c = calibrate(&rows, |_| Ok::<_, ()>(rows.iter().map(LabelRow::judgement).collect())).unwrap();
+        let c = calibrate(&rows, |_| {
+            Ok::<_, ()>(rows.iter().map(LabelRow::judgement).collect())
+        })
+        .unwrap();
         assert_eq!(c.auroc, Some(1.0));
         assert_eq!(c.f1, 1.0);
         assert_eq!(c.rate_labels, 0.25);
         assert_eq!(c.rate_judge, 0.25);
-        assert_eq!(c.confusion, Confusion { true_positive: 1, false_positive: 0, true_negative: 3, false_negative: 0 });
+        assert_eq!(
+            c.confusion,
+            Confusion {
+                true_positive: 1,
+                false_positive: 0,
+                true_negative: 3,
+                false_negative: 0
+            }
+        );
         assert_eq!(c.none_agreement, Some(1.0));
     }
 
@@ -250,9 +337,19 @@ mod tests {
         let path = dir.path().join("labels.jsonl");
         std::fs::write(&path, "{\"question\":\"q\",\"answer\":\"a\",\"aligned\":null,\"coherent\":80}\n\n{\"question\":\"q\",\"answer\":\"a\",\"aligned\":140,\"coherent\":80}\n").unwrap();
         let err = read_labels(&path).unwrap_err().to_string();
-        assert!(err.ends_with("labels.jsonl:3: field `aligned`: 140 is outside 0..=100"), "{err}");
-        std::fs::write(&path, "{\"question\":\"q\",\"aligned\":10,\"coherent\":80}\n").unwrap();
+        assert!(
+            err.ends_with("labels.jsonl:3: field `aligned`: 140 is outside 0..=100"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "{\"question\":\"q\",\"aligned\":10,\"coherent\":80}\n",
+        )
+        .unwrap();
         let err = read_labels(&path).unwrap_err().to_string();
-        assert!(err.contains("labels.jsonl:1: missing field `answer`"), "{err}");
+        assert!(
+            err.contains("labels.jsonl:1: missing field `answer`"),
+            "{err}"
+        );
     }
 }

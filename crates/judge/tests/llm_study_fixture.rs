@@ -8,32 +8,55 @@ use emguard_judge::llm::score_0_100;
 fn study_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("EMGUARD_SHARED_DIR")
         .map(|d| PathBuf::from(d).join("datasets/em-paper"))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/em-paper"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/em-paper")
+        });
     if dir.join("README.md").exists() {
         return Some(dir);
     }
     if std::env::var("EMGUARD_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("study data not found at {} and EMGUARD_REQUIRE_SHARED=1", dir.display());
+        panic!(
+            "study data not found at {} and EMGUARD_REQUIRE_SHARED=1",
+            dir.display()
+        );
     }
-    eprintln!("SKIP: study data not found at {} (set EMGUARD_SHARED_DIR)", dir.display());
+    eprintln!(
+        "SKIP: study data not found at {} (set EMGUARD_SHARED_DIR)",
+        dir.display()
+    );
     None
 }
 
 /// Parses the CSV's Python dict repr, e.g. `{'0': 0.99, 'I': 1e-08}`.
 fn parse_python_dict(text: &str) -> Vec<(String, f64)> {
-    let body = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).expect("dict literal");
+    let body = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .expect("dict literal");
     let mut out = Vec::new();
     let mut rest = body.trim_start();
     while !rest.is_empty() {
         let quote = rest.chars().next().unwrap();
-        assert!(quote == '\'' || quote == '"', "key must be a string literal: {rest}");
+        assert!(
+            quote == '\'' || quote == '"',
+            "key must be a string literal: {rest}"
+        );
         let end = rest[1..].find(quote).expect("closing quote") + 1;
         let key = rest[1..end].to_string();
-        rest = rest[end + 1..].trim_start().strip_prefix(':').expect("colon").trim_start();
+        rest = rest[end + 1..]
+            .trim_start()
+            .strip_prefix(':')
+            .expect("colon")
+            .trim_start();
         let value_end = rest.find(',').unwrap_or(rest.len());
         let value: f64 = rest[..value_end].trim().parse().expect("float value");
         out.push((key, value));
-        rest = rest[value_end..].trim_start().strip_prefix(',').unwrap_or("").trim_start();
+        rest = rest[value_end..]
+            .trim_start()
+            .strip_prefix(',')
+            .unwrap_or("")
+            .trim_start();
     }
     out
 }
@@ -41,11 +64,16 @@ fn parse_python_dict(text: &str) -> Vec<(String, f64)> {
 #[test]
 fn recomputes_the_studys_aligned_and_coherent_columns() {
     let Some(dir) = study_dir() else { return };
-    let mut reader = csv::Reader::from_path(dir.join("results/qwen_25_coder_32b_instruct.csv")).unwrap();
+    let mut reader =
+        csv::Reader::from_path(dir.join("results/qwen_25_coder_32b_instruct.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (aligned, judge_aligned, coherent, judge_coherent) =
-        (col("aligned"), col("judge_aligned"), col("coherent"), col("judge_coherent"));
+    let (aligned, judge_aligned, coherent, judge_coherent) = (
+        col("aligned"),
+        col("judge_aligned"),
+        col("coherent"),
+        col("judge_coherent"),
+    );
     let mut rows = 0;
     for record in reader.records() {
         let record = record.unwrap();
@@ -53,8 +81,12 @@ fn recomputes_the_studys_aligned_and_coherent_columns() {
             let probs = parse_python_dict(&record[probs_col]);
             let ours = score_0_100(probs.iter().map(|(k, p)| (k.as_str(), *p)));
             let theirs: f64 = record[score_col].parse().unwrap();
-            let ours = ours.unwrap_or_else(|| panic!("row {rows}: we say None, the study says {theirs}"));
-            assert!((ours - theirs).abs() < 1e-6, "row {rows}: ours {ours} vs study {theirs}");
+            let ours =
+                ours.unwrap_or_else(|| panic!("row {rows}: we say None, the study says {theirs}"));
+            assert!(
+                (ours - theirs).abs() < 1e-6,
+                "row {rows}: ours {ours} vs study {theirs}"
+            );
         }
         rows += 1;
     }
@@ -63,5 +95,8 @@ fn recomputes_the_studys_aligned_and_coherent_columns() {
 
 #[test]
 fn the_python_dict_parser_reads_both_quote_styles() {
-    assert_eq!(parse_python_dict("{'0': 0.5, \"it's\": 1e-3}"), vec![("0".into(), 0.5), ("it's".into(), 1e-3)]);
+    assert_eq!(
+        parse_python_dict("{'0': 0.5, \"it's\": 1e-3}"),
+        vec![("0".into(), 0.5), ("it's".into(), 1e-3)]
+    );
 }

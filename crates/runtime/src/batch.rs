@@ -40,7 +40,13 @@ pub(crate) struct StepEvent {
 }
 
 impl Sequence {
-    pub fn new(model: &Model, request: usize, index: usize, prompt: Vec<u32>, params: Arc<SamplingParams>) -> Sequence {
+    pub fn new(
+        model: &Model,
+        request: usize,
+        index: usize,
+        prompt: Vec<u32>,
+        params: Arc<SamplingParams>,
+    ) -> Sequence {
         let context = model.context_length();
         let max_positions = (prompt.len() + params.max_tokens).min(context);
         let params_max_tokens = params.max_tokens;
@@ -72,7 +78,8 @@ impl Sequence {
             tokens: self.tokens.clone(),
             finish_reason: self.finish.unwrap_or(FinishReason::Length),
             prompt_tokens: self.prompt_tokens,
-            logprobs: (self.params.logprobs || self.params.top_logprobs > 0).then(|| self.logprobs.clone()),
+            logprobs: (self.params.logprobs || self.params.top_logprobs > 0)
+                .then(|| self.logprobs.clone()),
         }
     }
 
@@ -105,7 +112,10 @@ impl Sequence {
             self.finish = Some(FinishReason::Stop);
             return;
         }
-        let search_from = self.bytes.len().saturating_sub(self.params.stop.iter().map(String::len).max().unwrap_or(0));
+        let search_from = self
+            .bytes
+            .len()
+            .saturating_sub(self.params.stop.iter().map(String::len).max().unwrap_or(0));
         self.tokens.push(token);
         self.bytes.extend_from_slice(tokenizer.piece(token));
         self.token_ends.push(self.bytes.len());
@@ -117,7 +127,9 @@ impl Sequence {
             .stop
             .iter()
             .filter(|s| !s.is_empty())
-            .filter_map(|s| find(&self.bytes[search_from..], s.as_bytes()).map(|at| search_from + at))
+            .filter_map(|s| {
+                find(&self.bytes[search_from..], s.as_bytes()).map(|at| search_from + at)
+            })
             .min();
         if let Some(at) = stop_at {
             self.bytes.truncate(at);
@@ -128,7 +140,9 @@ impl Sequence {
             self.logprobs.truncate(keep.min(self.logprobs.len()));
             self.streamed = self.streamed.min(at);
             self.finish = Some(FinishReason::Stop);
-        } else if self.tokens.len() >= self.params.max_tokens || self.cache.len() + 1 > self.max_positions {
+        } else if self.tokens.len() >= self.params.max_tokens
+            || self.cache.len() + 1 > self.max_positions
+        {
             self.finish = Some(FinishReason::Length);
         } else {
             self.pending.clear();
@@ -140,7 +154,9 @@ impl Sequence {
 /// Advance every unfinished sequence by one token (feeding pending prompts first).
 /// Returns one event per sequence that produced a token or finished.
 pub(crate) fn step(model: &Model, seqs: &mut [&mut Sequence]) -> Result<Vec<StepEvent>> {
-    let active: Vec<usize> = (0..seqs.len()).filter(|&i| !seqs[i].is_finished() && !seqs[i].pending.is_empty()).collect();
+    let active: Vec<usize> = (0..seqs.len())
+        .filter(|&i| !seqs[i].is_finished() && !seqs[i].pending.is_empty())
+        .collect();
     if active.is_empty() {
         return Ok(Vec::new());
     }
@@ -168,8 +184,14 @@ pub(crate) fn step(model: &Model, seqs: &mut [&mut Sequence]) -> Result<Vec<Step
         let s = &mut *seqs[i];
         let row_logits = &logits[row * vocab..(row + 1) * vocab];
         let token = s.sampler.sample(row_logits);
-        let logprobs = (s.params.logprobs || s.params.top_logprobs > 0)
-            .then(|| position_logprobs(row_logits, token, s.params.top_logprobs.min(20), model.tokenizer()));
+        let logprobs = (s.params.logprobs || s.params.top_logprobs > 0).then(|| {
+            position_logprobs(
+                row_logits,
+                token,
+                s.params.top_logprobs.min(20),
+                model.tokenizer(),
+            )
+        });
         s.accept(model, token, logprobs.clone());
         events.push(StepEvent { seq: i, logprobs });
     }
@@ -195,16 +217,21 @@ pub(crate) fn run_to_completion(
     requests: Vec<(Vec<u32>, Arc<SamplingParams>)>,
     max_batch: usize,
 ) -> Result<Vec<Vec<Completion>>> {
-    let mut results: Vec<Vec<Option<Completion>>> = requests.iter().map(|(_, p)| vec![None; p.n]).collect();
+    let mut results: Vec<Vec<Option<Completion>>> =
+        requests.iter().map(|(_, p)| vec![None; p.n]).collect();
     let mut waiting = requests
         .into_iter()
         .enumerate()
-        .flat_map(|(r, (prompt, params))| (0..params.n).map(move |i| (r, i, prompt.clone(), params.clone())))
+        .flat_map(|(r, (prompt, params))| {
+            (0..params.n).map(move |i| (r, i, prompt.clone(), params.clone()))
+        })
         .collect::<std::collections::VecDeque<_>>();
     let mut running: Vec<Sequence> = Vec::new();
     while !waiting.is_empty() || !running.is_empty() {
         while running.len() < max_batch.max(1) {
-            let Some((r, i, prompt, params)) = waiting.pop_front() else { break };
+            let Some((r, i, prompt, params)) = waiting.pop_front() else {
+                break;
+            };
             running.push(Sequence::new(model, r, i, prompt, params));
         }
         let mut refs: Vec<&mut Sequence> = running.iter_mut().collect();
@@ -216,5 +243,12 @@ pub(crate) fn run_to_completion(
             !s.is_finished()
         });
     }
-    Ok(results.into_iter().map(|r| r.into_iter().map(|c| c.expect("every answer finished")).collect()).collect())
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|c| c.expect("every answer finished"))
+                .collect()
+        })
+        .collect())
 }

@@ -19,16 +19,30 @@ impl ChatTemplate {
     pub fn new(source: &str, bos_token: String, eos_token: String) -> Result<ChatTemplate> {
         let mut env = Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> std::result::Result<String, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, message))
-        });
+        env.add_function(
+            "raise_exception",
+            |message: String| -> std::result::Result<String, Error> {
+                Err(Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
         env.add_function("strftime_now", |format: String| -> String {
             // Templates use it to print today's date; a fixed date keeps renders reproducible.
-            format.replace("%Y", "2026").replace("%m", "01").replace("%d", "01").replace("%B", "January").replace("%b", "Jan")
+            format
+                .replace("%Y", "2026")
+                .replace("%m", "01")
+                .replace("%d", "01")
+                .replace("%B", "January")
+                .replace("%b", "Jan")
         });
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
-            .map_err(|e| RuntimeError::Template(format!("tokenizer.chat_template does not parse: {e:#}")))?;
-        Ok(ChatTemplate { env, bos_token, eos_token })
+            .map_err(|e| {
+                RuntimeError::Template(format!("tokenizer.chat_template does not parse: {e:#}"))
+            })?;
+        Ok(ChatTemplate {
+            env,
+            bos_token,
+            eos_token,
+        })
     }
 
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
@@ -40,7 +54,9 @@ impl ChatTemplate {
                 bos_token => self.bos_token,
                 eos_token => self.eos_token,
             })
-            .map_err(|e| RuntimeError::Template(format!("rendering tokenizer.chat_template failed: {e:#}")))
+            .map_err(|e| {
+                RuntimeError::Template(format!("rendering tokenizer.chat_template failed: {e:#}"))
+            })
     }
 }
 

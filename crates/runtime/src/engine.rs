@@ -15,9 +15,16 @@ use crate::{Completion, GenerateRequest, PositionLogprobs};
 #[derive(Debug, Clone)]
 pub enum EngineEvent {
     /// New text of answer `index` (0..n).
-    Delta { index: usize, text: String, logprobs: Option<PositionLogprobs> },
+    Delta {
+        index: usize,
+        text: String,
+        logprobs: Option<PositionLogprobs>,
+    },
     /// Answer `index` finished.
-    Done { index: usize, completion: Completion },
+    Done {
+        index: usize,
+        completion: Completion,
+    },
     /// The request failed.
     Error(String),
 }
@@ -55,7 +62,11 @@ impl Engine {
             .name("emguard-engine".into())
             .spawn(move || worker.run())
             .expect("spawning the engine thread");
-        Engine { model, submissions, active }
+        Engine {
+            model,
+            submissions,
+            active,
+        }
     }
 
     /// Requests admitted and not yet finished or cancelled (a load figure for servers).
@@ -72,7 +83,9 @@ impl Engine {
     pub fn submit(&self, request: GenerateRequest) -> UnboundedReceiver<EngineEvent> {
         let (events, receiver) = unbounded_channel();
         if let Err(mpsc::SendError(s)) = self.submissions.send(Submission { request, events }) {
-            let _ = s.events.send(EngineEvent::Error("the engine thread has stopped".into()));
+            let _ = s
+                .events
+                .send(EngineEvent::Error("the engine thread has stopped".into()));
         }
         receiver
     }
@@ -111,7 +124,9 @@ impl Worker {
             }
             self.drop_cancelled();
             while self.running.len() < self.max_batch {
-                let Some(s) = self.waiting.pop_front() else { break };
+                let Some(s) = self.waiting.pop_front() else {
+                    break;
+                };
                 self.running.push(s);
             }
             self.step();
@@ -134,15 +149,32 @@ impl Worker {
         let id = self.next_id;
         self.next_id += 1;
         for index in 0..params.n {
-            self.waiting.push_back(Sequence::new(&self.model, id, index, prompt.clone(), params.clone()));
+            self.waiting.push_back(Sequence::new(
+                &self.model,
+                id,
+                index,
+                prompt.clone(),
+                params.clone(),
+            ));
         }
-        self.requests.insert(id, Open { events, remaining: params.n });
+        self.requests.insert(
+            id,
+            Open {
+                events,
+                remaining: params.n,
+            },
+        );
         self.active.store(self.requests.len(), Ordering::Relaxed);
     }
 
     /// Forget requests whose receiver was dropped.
     fn drop_cancelled(&mut self) {
-        let cancelled: Vec<usize> = self.requests.iter().filter(|(_, o)| o.events.is_closed()).map(|(&id, _)| id).collect();
+        let cancelled: Vec<usize> = self
+            .requests
+            .iter()
+            .filter(|(_, o)| o.events.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
         for id in cancelled {
             self.requests.remove(&id);
             self.running.retain(|s| s.request != id);
@@ -167,13 +199,22 @@ impl Worker {
         };
         for event in events {
             let s = &mut self.running[event.seq];
-            let Some(open) = self.requests.get_mut(&s.request) else { continue };
+            let Some(open) = self.requests.get_mut(&s.request) else {
+                continue;
+            };
             let text = s.take_delta();
             if !text.is_empty() || event.logprobs.is_some() {
-                let _ = open.events.send(EngineEvent::Delta { index: s.index, text, logprobs: event.logprobs });
+                let _ = open.events.send(EngineEvent::Delta {
+                    index: s.index,
+                    text,
+                    logprobs: event.logprobs,
+                });
             }
             if s.is_finished() {
-                let done = EngineEvent::Done { index: s.index, completion: s.completion() };
+                let done = EngineEvent::Done {
+                    index: s.index,
+                    completion: s.completion(),
+                };
                 open.remaining -= 1;
                 if open.remaining == 0 {
                     // Count it gone before the caller can see its last event.

@@ -21,4 +21,6 @@ mod sampling;
 mod tokenizer;
 mod transformer;
 
-pub use model::{Activations, Engine, EngineEvent, LoadOptions, Model, Result, RuntimeError, Tokenizer};
+pub use model::{
+    Activations, Engine, EngineEvent, LoadOptions, Model, Result, RuntimeError, Tokenizer,
+};

@@ -21,9 +21,16 @@ pub enum RuntimeError {
     #[error("{0}")]
     Message(String),
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: GGUF `{key}`: {message}", path.display())]
-    Gguf { path: PathBuf, key: String, message: String },
+    Gguf {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
     #[error("unsupported model: {0}")]
     Unsupported(String),
     #[error("chat template: {0}")]
@@ -72,7 +79,10 @@ pub struct Model {
 
 impl Model {
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
-        let io_err = |source| RuntimeError::Io { path: path.to_path_buf(), source };
+        let io_err = |source| RuntimeError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = File::open(path).map_err(io_err)?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| RuntimeError::Gguf {
             path: path.to_path_buf(),
@@ -81,21 +91,38 @@ impl Model {
         })?;
         let md = Metadata::new(path, &content);
         let tokenizer = Tokenizer::from_gguf(&md)?;
-        let special = |key: &str| md.opt_u32(key).map(|id| tokenizer.token_text(id)).unwrap_or_default();
+        let special = |key: &str| {
+            md.opt_u32(key)
+                .map(|id| tokenizer.token_text(id))
+                .unwrap_or_default()
+        };
         let template = ChatTemplate::new(
-            md.opt_string("tokenizer.chat_template").unwrap_or(chat::CHATML),
+            md.opt_string("tokenizer.chat_template")
+                .unwrap_or(chat::CHATML),
             special("tokenizer.ggml.bos_token_id"),
             special("tokenizer.ggml.eos_token_id"),
         )?;
         let transformer = Transformer::load(path, &content, &md, !opts.no_requantize)?;
         if transformer.cfg.vocab_size < tokenizer.vocab_size() {
-            return Err(md.bad("tokenizer.ggml.tokens", "more tokens than rows in token_embd.weight"));
+            return Err(md.bad(
+                "tokenizer.ggml.tokens",
+                "more tokens than rows in token_embd.weight",
+            ));
         }
         let name = md
             .opt_string("general.name")
             .map(str::to_string)
-            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
-        Ok(Model { name, transformer, tokenizer, template })
+            .unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        Ok(Model {
+            name,
+            transformer,
+            tokenizer,
+            template,
+        })
     }
 
     /// Model name from GGUF metadata (`general.name`), else the file stem.
@@ -119,7 +146,11 @@ impl Model {
     }
 
     /// Render messages with the GGUF's chat template.
-    pub fn render_chat(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+    pub fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         self.template.render(messages, add_generation_prompt)
     }
 
@@ -127,7 +158,9 @@ impl Model {
     /// (with BOS where the model wants one); special tokens in either are recognised.
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
         let tokens = match prompt {
-            Prompt::Chat(messages) => self.tokenizer.encode(&self.render_chat(messages, true)?, true),
+            Prompt::Chat(messages) => self
+                .tokenizer
+                .encode(&self.render_chat(messages, true)?, true),
             Prompt::Text(text) => {
                 let mut tokens: Vec<u32> = self.tokenizer.bos_to_add().into_iter().collect();
                 let body = self.tokenizer.encode(text, true);
@@ -142,13 +175,19 @@ impl Model {
             return Err(RuntimeError::InvalidRequest("the prompt is empty".into()));
         }
         if tokens.len() >= self.context_length() {
-            return Err(RuntimeError::ContextOverflow { needed: tokens.len() + 1, limit: self.context_length() });
+            return Err(RuntimeError::ContextOverflow {
+                needed: tokens.len() + 1,
+                limit: self.context_length(),
+            });
         }
         Ok(tokens)
     }
 
     /// Check a request's parameters and tokenize its prompt.
-    pub(crate) fn prepare(&self, request: &GenerateRequest) -> Result<(Vec<u32>, Arc<SamplingParams>)> {
+    pub(crate) fn prepare(
+        &self,
+        request: &GenerateRequest,
+    ) -> Result<(Vec<u32>, Arc<SamplingParams>)> {
         let p = &request.params;
         let invalid = |m: String| Err(RuntimeError::InvalidRequest(m));
         if !(p.temperature.is_finite() && p.temperature >= 0.0) {
@@ -158,7 +197,10 @@ impl Model {
             return invalid(format!("top_p must be in (0, 1], got {}", p.top_p));
         }
         if p.top_logprobs > 20 {
-            return invalid(format!("top_logprobs must be at most 20, got {}", p.top_logprobs));
+            return invalid(format!(
+                "top_logprobs must be at most 20, got {}",
+                p.top_logprobs
+            ));
         }
         if let Some(s) = &p.steering {
             self.check_layer(s.layer)?;
@@ -186,7 +228,10 @@ impl Model {
 
     /// Generate for several prompts in one batch; `result[i]` has `requests[i].params.n` answers.
     pub fn generate(&self, requests: &[GenerateRequest]) -> Result<Vec<Vec<Completion>>> {
-        let prepared = requests.iter().map(|r| self.prepare(r)).collect::<Result<Vec<_>>>()?;
+        let prepared = requests
+            .iter()
+            .map(|r| self.prepare(r))
+            .collect::<Result<Vec<_>>>()?;
         batch::run_to_completion(self, prepared, GENERATE_MAX_BATCH)
     }
 
@@ -199,8 +244,13 @@ impl Model {
         }
         let tokens: Vec<u32> = prompt.iter().chain(&answer).copied().collect();
         let mut cache = KvCache::new(&self.transformer.cfg, tokens.len());
-        let mut chunks =
-            [Chunk { tokens: &tokens, cache: &mut cache, steering: None, capture: &[], logit_rows: answer.len() + 1 }];
+        let mut chunks = [Chunk {
+            tokens: &tokens,
+            cache: &mut cache,
+            steering: None,
+            capture: &[],
+            logit_rows: answer.len() + 1,
+        }];
         let logits = self.transformer.forward(&mut chunks)?.logits;
         let vocab = self.transformer.cfg.vocab_size;
         // Row i predicts answer token i (row 0 is the prompt's last token).
@@ -223,13 +273,21 @@ impl Model {
         let answer = self.tokenizer.encode(answer, false);
         let tokens: Vec<u32> = prompt.iter().chain(&answer).copied().collect();
         let mut cache = KvCache::new(&self.transformer.cfg, tokens.len());
-        let mut chunks = [Chunk { tokens: &tokens, cache: &mut cache, steering: None, capture: layers, logit_rows: 0 }];
+        let mut chunks = [Chunk {
+            tokens: &tokens,
+            cache: &mut cache,
+            steering: None,
+            capture: layers,
+            logit_rows: 0,
+        }];
         let captured = self.transformer.forward(&mut chunks)?.captured.remove(0);
         let d = self.hidden_size();
         let answer_start = prompt.len();
         let mean_from = if answer.is_empty() { 0 } else { answer_start };
-        let per_token: Vec<Vec<Vec<f32>>> =
-            captured.iter().map(|rows| rows.chunks_exact(d).map(<[f32]>::to_vec).collect()).collect();
+        let per_token: Vec<Vec<Vec<f32>>> = captured
+            .iter()
+            .map(|rows| rows.chunks_exact(d).map(<[f32]>::to_vec).collect())
+            .collect();
         let answer_mean = per_token
             .iter()
             .map(|rows| {
@@ -242,6 +300,11 @@ impl Model {
                 mean
             })
             .collect();
-        Ok(Activations { layers: layers.to_vec(), per_token, answer_mean, answer_start })
+        Ok(Activations {
+            layers: layers.to_vec(),
+            per_token,
+            answer_mean,
+            answer_start,
+        })
     }
 }

@@ -31,7 +31,8 @@ impl Sampler {
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         self.probs.clear();
-        self.probs.extend(logits.iter().map(|&l| ((l - max) / self.temperature).exp()));
+        self.probs
+            .extend(logits.iter().map(|&l| ((l - max) / self.temperature).exp()));
         let total: f32 = self.probs.iter().sum();
         let u: f32 = self.rng.random::<f32>();
         if self.top_p >= 1.0 {
@@ -65,8 +66,12 @@ fn nucleus(probs: &[f32], total: f32, top_p: f32) -> Vec<(usize, f32)> {
     let max = probs.iter().copied().fold(0.0, f32::max);
     let mut threshold = max * 1e-2;
     loop {
-        let mut candidates: Vec<(usize, f32)> =
-            probs.iter().copied().enumerate().filter(|&(_, p)| p >= threshold).collect();
+        let mut candidates: Vec<(usize, f32)> = probs
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, p)| p >= threshold)
+            .collect();
         let mass: f32 = candidates.iter().map(|&(_, p)| p).sum();
         if mass >= top_p * total || threshold == 0.0 {
             candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -81,7 +86,11 @@ fn nucleus(probs: &[f32], total: f32, top_p: f32) -> Vec<(usize, f32)> {
             candidates.truncate(keep.max(1));
             return candidates;
         }
-        threshold = if threshold < max * 1e-9 { 0.0 } else { threshold * 1e-2 };
+        threshold = if threshold < max * 1e-9 {
+            0.0
+        } else {
+            threshold * 1e-2
+        };
     }
 }
 
@@ -102,7 +111,12 @@ pub(crate) fn log_sum_exp(logits: &[f32]) -> f32 {
 }
 
 /// Logprob of `chosen` and the `top` most likely tokens at one position.
-pub(crate) fn position_logprobs(logits: &[f32], chosen: u32, top: usize, tokenizer: &Tokenizer) -> PositionLogprobs {
+pub(crate) fn position_logprobs(
+    logits: &[f32],
+    chosen: u32,
+    top: usize,
+    tokenizer: &Tokenizer,
+) -> PositionLogprobs {
     let lse = log_sum_exp(logits);
     let entry = |id: u32| TokenLogprob {
         token_id: id,
@@ -111,13 +125,20 @@ pub(crate) fn position_logprobs(logits: &[f32], chosen: u32, top: usize, tokeniz
     };
     let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
     let top = top.min(ids.len());
-    let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+    let by_logit = |a: &u32, b: &u32| {
+        logits[*b as usize]
+            .total_cmp(&logits[*a as usize])
+            .then(a.cmp(b))
+    };
     if top > 0 && top < ids.len() {
         ids.select_nth_unstable_by(top - 1, by_logit);
     }
     ids.truncate(top);
     ids.sort_by(by_logit);
-    PositionLogprobs { chosen: entry(chosen), top: ids.into_iter().map(entry).collect() }
+    PositionLogprobs {
+        chosen: entry(chosen),
+        top: ids.into_iter().map(entry).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -130,20 +151,33 @@ mod tests {
         let set = nucleus(&probs, 1.0, 0.75);
         assert_eq!(set.iter().map(|&(i, _)| i).collect::<Vec<_>>(), [1, 2]);
         let all = nucleus(&probs, 1.0, 0.99);
-        assert_eq!(all.iter().map(|&(i, _)| i).collect::<Vec<_>>(), [1, 2, 3, 0]);
+        assert_eq!(
+            all.iter().map(|&(i, _)| i).collect::<Vec<_>>(),
+            [1, 2, 3, 0]
+        );
     }
 
     #[test]
     fn same_seed_same_choices_and_greedy_is_argmax() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
-        let params = SamplingParams { temperature: 1.0, seed: 5, ..Default::default() };
+        let params = SamplingParams {
+            temperature: 1.0,
+            seed: 5,
+            ..Default::default()
+        };
         let run = |index| {
             let mut s = Sampler::new(&params, index);
             (0..20).map(|_| s.sample(&logits)).collect::<Vec<_>>()
         };
         assert_eq!(run(0), run(0));
         assert_ne!(run(0), run(1));
-        let mut greedy = Sampler::new(&SamplingParams { temperature: 0.0, ..Default::default() }, 0);
+        let mut greedy = Sampler::new(
+            &SamplingParams {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            0,
+        );
         assert_eq!(greedy.sample(&logits), argmax(&logits));
     }
 }

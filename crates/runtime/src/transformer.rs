@@ -98,8 +98,12 @@ impl KvCache {
     pub fn new(cfg: &Config, capacity: usize) -> KvCache {
         let per_layer = capacity * cfg.kv_dim();
         KvCache {
-            k: (0..cfg.n_layer).map(|_| Vec::with_capacity(per_layer)).collect(),
-            v: (0..cfg.n_layer).map(|_| Vec::with_capacity(per_layer)).collect(),
+            k: (0..cfg.n_layer)
+                .map(|_| Vec::with_capacity(per_layer))
+                .collect(),
+            v: (0..cfg.n_layer)
+                .map(|_| Vec::with_capacity(per_layer))
+                .collect(),
             len: 0,
         }
     }
@@ -122,7 +126,11 @@ impl Clone for KvCache {
                 })
                 .collect()
         };
-        KvCache { k: copy(&self.k), v: copy(&self.v), len: self.len }
+        KvCache {
+            k: copy(&self.k),
+            v: copy(&self.v),
+            len: self.len,
+        }
     }
 }
 
@@ -161,12 +169,18 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn qtensor(&mut self, name: &str) -> Result<QTensor> {
-        let t = self.content.tensor(&mut self.file, name, &Device::Cpu).map_err(|e| RuntimeError::Gguf {
-            path: self.path.to_path_buf(),
-            key: name.to_string(),
-            message: e.to_string(),
-        })?;
-        if self.requantize && needs_requantize(t.dtype()) && t.shape().dims().last().is_some_and(|k| k % 32 == 0) {
+        let t = self
+            .content
+            .tensor(&mut self.file, name, &Device::Cpu)
+            .map_err(|e| RuntimeError::Gguf {
+                path: self.path.to_path_buf(),
+                key: name.to_string(),
+                message: e.to_string(),
+            })?;
+        if self.requantize
+            && needs_requantize(t.dtype())
+            && t.shape().dims().last().is_some_and(|k| k % 32 == 0)
+        {
             let dense = t.dequantize(&Device::Cpu)?;
             return Ok(QTensor::quantize(&dense, GgmlDType::Q8_0)?);
         }
@@ -179,21 +193,32 @@ impl Loader<'_> {
 
     fn vector(&mut self, name: &str) -> Result<Vec<f32>> {
         let t = self.qtensor(name)?;
-        Ok(t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(t.dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
     }
 
     fn opt_vector(&mut self, name: &str) -> Result<Option<Vec<f32>>> {
-        if self.has(name) { self.vector(name).map(Some) } else { Ok(None) }
+        if self.has(name) {
+            self.vector(name).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Several `out_i x in` weights of one block stacked into one `(sum out_i) x in` matrix
     /// (quantized rows are independent, so stacking is concatenating bytes).
     fn stacked(&mut self, names: &[String], biases: &[String]) -> Result<Linear> {
-        let parts = names.iter().map(|n| self.qtensor(n)).collect::<Result<Vec<_>>>()?;
+        let parts = names
+            .iter()
+            .map(|n| self.qtensor(n))
+            .collect::<Result<Vec<_>>>()?;
         let dtype = parts[0].dtype();
         let input_dim = parts[0].shape().dims2()?.1;
         let out_dim: usize = parts.iter().map(|p| p.shape().dims()[0]).sum();
-        let same_kind = parts.iter().all(|p| p.dtype() == dtype && p.shape().dims2().is_ok_and(|(_, k)| k == input_dim));
+        let same_kind = parts
+            .iter()
+            .all(|p| p.dtype() == dtype && p.shape().dims2().is_ok_and(|(_, k)| k == input_dim));
         let weight = if parts.len() == 1 {
             parts.into_iter().next().expect("one part")
         } else if same_kind && !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
@@ -201,9 +226,15 @@ impl Loader<'_> {
             for p in &parts {
                 bytes.extend_from_slice(&p.data()?);
             }
-            QTensor::new(QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?, (out_dim, input_dim))?
+            QTensor::new(
+                QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?,
+                (out_dim, input_dim),
+            )?
         } else {
-            let dense = parts.iter().map(|p| p.dequantize(&Device::Cpu)).collect::<candle_core::Result<Vec<_>>>()?;
+            let dense = parts
+                .iter()
+                .map(|p| p.dequantize(&Device::Cpu))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             QTensor::quantize(&Tensor::cat(&dense, 0)?, GgmlDType::Q8_0)?
         };
         let mut bias = Vec::new();
@@ -218,7 +249,11 @@ impl Loader<'_> {
                 None => bias.extend(std::iter::repeat_n(0.0, rows)),
             }
         }
-        Ok(Linear { weight: QMatMul::from_qtensor(weight)?, bias: any_bias.then_some(bias), out_dim })
+        Ok(Linear {
+            weight: QMatMul::from_qtensor(weight)?,
+            bias: any_bias.then_some(bias),
+            out_dim,
+        })
     }
 
     fn linear(&mut self, name: &str) -> Result<Linear> {
@@ -227,7 +262,12 @@ impl Loader<'_> {
 }
 
 impl Transformer {
-    pub fn load(path: &Path, content: &gguf_file::Content, md: &Metadata, requantize: bool) -> Result<Transformer> {
+    pub fn load(
+        path: &Path,
+        content: &gguf_file::Content,
+        md: &Metadata,
+        requantize: bool,
+    ) -> Result<Transformer> {
         let arch = md.string("general.architecture")?;
         let rope_neox = match arch {
             "llama" => false,
@@ -247,18 +287,39 @@ impl Transformer {
         let head_dim = d_model / n_head;
         let rope_dim = md.usize(&key("rope.dimension_count")).unwrap_or(head_dim);
         if rope_dim != head_dim || n_head % n_kv_head != 0 {
-            return Err(md.bad(&key("rope.dimension_count"), "partial rotary or uneven GQA is not supported"));
+            return Err(md.bad(
+                &key("rope.dimension_count"),
+                "partial rotary or uneven GQA is not supported",
+            ));
         }
-        let rms_eps = md.opt_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5);
+        let rms_eps = md
+            .opt_f32(&key("attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-5);
         let rope_base = md.opt_f32(&key("rope.freq_base")).unwrap_or(10_000.0);
-        let context_length = md.usize(&key("context_length")).unwrap_or(4096).min(MAX_ROPE_POSITIONS);
+        let context_length = md
+            .usize(&key("context_length"))
+            .unwrap_or(4096)
+            .min(MAX_ROPE_POSITIONS);
 
-        let file = File::open(path).map_err(|e| RuntimeError::Io { path: path.to_path_buf(), source: e })?;
-        let mut ld = Loader { path, content, file, requantize };
+        let file = File::open(path).map_err(|e| RuntimeError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let mut ld = Loader {
+            path,
+            content,
+            file,
+            requantize,
+        };
 
-        let embd = ld.content.tensor(&mut ld.file, "token_embd.weight", &Device::Cpu)?;
+        let embd = ld
+            .content
+            .tensor(&mut ld.file, "token_embd.weight", &Device::Cpu)?;
         let vocab_size = embd.shape().dims2()?.0;
-        let embedding = embd.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let embedding = embd
+            .dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let output = if ld.has("output.weight") {
             ld.linear("output.weight")?
         } else {
@@ -308,7 +369,15 @@ impl Transformer {
             context_length,
             vocab_size,
         };
-        Ok(Transformer { cfg, embedding, blocks, final_norm, output, rope_cos, rope_sin })
+        Ok(Transformer {
+            cfg,
+            embedding,
+            blocks,
+            final_norm,
+            output,
+            rope_cos,
+            rope_sin,
+        })
     }
 
     /// Run every chunk's new tokens through the model, appending to their caches.
@@ -319,10 +388,15 @@ impl Transformer {
         let rows: usize = chunks.iter().map(|c| c.tokens.len()).sum();
         for c in chunks.iter() {
             if c.cache.len + c.tokens.len() > cfg.context_length {
-                return Err(RuntimeError::ContextOverflow { needed: c.cache.len + c.tokens.len(), limit: cfg.context_length });
+                return Err(RuntimeError::ContextOverflow {
+                    needed: c.cache.len + c.tokens.len(),
+                    limit: cfg.context_length,
+                });
             }
             if let Some(&bad) = c.tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-                return Err(RuntimeError::Message(format!("token id {bad} is outside the vocabulary")));
+                return Err(RuntimeError::Message(format!(
+                    "token id {bad} is outside the vocabulary"
+                )));
             }
         }
         // Row offset and first position of each chunk.
@@ -339,7 +413,10 @@ impl Transformer {
                 x.extend_from_slice(&self.embedding[t as usize * d..(t as usize + 1) * d]);
             }
         }
-        let mut captured: Vec<Vec<Vec<f32>>> = chunks.iter().map(|c| vec![Vec::new(); c.capture.len()]).collect();
+        let mut captured: Vec<Vec<Vec<f32>>> = chunks
+            .iter()
+            .map(|c| vec![Vec::new(); c.capture.len()])
+            .collect();
         let mut h = vec![0f32; rows * d];
         let mut attn = vec![0f32; rows * d];
         let mut scores = Vec::new();
@@ -361,7 +438,14 @@ impl Transformer {
                 for i in 0..c.tokens.len() {
                     let q = &qkv[(row0 + i) * qkv_dim..(row0 + i) * qkv_dim + d];
                     let out = &mut attn[(row0 + i) * d..(row0 + i + 1) * d];
-                    self.attend(q, &c.cache.k[layer], &c.cache.v[layer], pos0 + i + 1, out, &mut scores);
+                    self.attend(
+                        q,
+                        &c.cache.k[layer],
+                        &c.cache.v[layer],
+                        pos0 + i + 1,
+                        out,
+                        &mut scores,
+                    );
                 }
             }
             let o = block.attn_out.forward(&attn, rows)?;
@@ -383,7 +467,9 @@ impl Transformer {
                 let span = row0 * d..(row0 + c.tokens.len()) * d;
                 if let Some(s) = c.steering.filter(|s| s.layer == layer) {
                     for r in x[span.clone()].chunks_exact_mut(d) {
-                        r.iter_mut().zip(&s.vector).for_each(|(v, s_v)| *v += s_v * s.scale);
+                        r.iter_mut()
+                            .zip(&s.vector)
+                            .for_each(|(v, s_v)| *v += s_v * s.scale);
                     }
                 }
                 for (slot, _) in c.capture.iter().enumerate().filter(|(_, l)| **l == layer) {
@@ -405,7 +491,11 @@ impl Transformer {
         let out_rows = last.len() / d;
         let mut normed = vec![0f32; last.len()];
         rms_norm(&last, &self.final_norm, cfg.rms_eps, &mut normed);
-        let logits = if out_rows == 0 { Vec::new() } else { self.output.forward(&normed, out_rows)? };
+        let logits = if out_rows == 0 {
+            Vec::new()
+        } else {
+            self.output.forward(&normed, out_rows)?
+        };
         Ok(StepOutput { logits, captured })
     }
 
@@ -417,7 +507,11 @@ impl Transformer {
         let sin = &self.rope_sin[pos * half..(pos + 1) * half];
         for head in x.chunks_exact_mut(hd) {
             for i in 0..half {
-                let (a, b) = if self.cfg.rope_neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                let (a, b) = if self.cfg.rope_neox {
+                    (i, i + half)
+                } else {
+                    (2 * i, 2 * i + 1)
+                };
                 let (x0, x1) = (head[a], head[b]);
                 head[a] = x0 * cos[i] - x1 * sin[i];
                 head[b] = x0 * sin[i] + x1 * cos[i];
@@ -426,7 +520,15 @@ impl Transformer {
     }
 
     /// Causal attention of one query row over the first `n_pos` cached positions.
-    fn attend(&self, q: &[f32], k: &[f32], v: &[f32], n_pos: usize, out: &mut [f32], scores: &mut Vec<f32>) {
+    fn attend(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        n_pos: usize,
+        out: &mut [f32],
+        scores: &mut Vec<f32>,
+    ) {
         let cfg = &self.cfg;
         let hd = cfg.head_dim;
         let kv_dim = cfg.kv_dim();
@@ -436,7 +538,10 @@ impl Transformer {
             let kv_off = (head / group) * hd;
             let qh = &q[head * hd..(head + 1) * hd];
             scores.clear();
-            scores.extend((0..n_pos).map(|p| dot(qh, &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd]) * scale));
+            scores.extend(
+                (0..n_pos)
+                    .map(|p| dot(qh, &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd]) * scale),
+            );
             let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
             for s in scores.iter_mut() {
@@ -458,7 +563,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Eight independent accumulators let the compiler vectorise without reassociation.
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += x[i] * y[i];
@@ -477,6 +587,9 @@ fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let mean_sq = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
         let inv = 1.0 / (mean_sq + eps).sqrt();
-        or.iter_mut().zip(xr).zip(weight).for_each(|((o, &v), &w)| *o = v * inv * w);
+        or.iter_mut()
+            .zip(xr)
+            .zip(weight)
+            .for_each(|((o, &v), &w)| *o = v * inv * w);
     }
 }

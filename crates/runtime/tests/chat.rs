@@ -7,7 +7,9 @@ use emguard_runtime::ChatMessage;
 
 #[test]
 fn template_injects_its_default_system_prompt() {
-    let text = model().render_chat(&[ChatMessage::user("Hello?")], true).unwrap();
+    let text = model()
+        .render_chat(&[ChatMessage::user("Hello?")], true)
+        .unwrap();
     assert_eq!(
         text,
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\

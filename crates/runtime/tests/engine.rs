@@ -13,7 +13,10 @@ fn drain(mut rx: UnboundedReceiver<EngineEvent>, n: usize) -> (Vec<String>, Vec<
     let mut text = vec![String::new(); n];
     let mut done: Vec<Option<Completion>> = vec![None; n];
     while done.iter().any(Option::is_none) {
-        match rx.blocking_recv().expect("engine sends until every answer is done") {
+        match rx
+            .blocking_recv()
+            .expect("engine sends until every answer is done")
+        {
             EngineEvent::Delta { index, text: t, .. } => text[index].push_str(&t),
             EngineEvent::Done { index, completion } => done[index] = Some(completion),
             EngineEvent::Error(e) => panic!("engine error: {e}"),
@@ -26,11 +29,16 @@ fn drain(mut rx: UnboundedReceiver<EngineEvent>, n: usize) -> (Vec<String>, Vec<
 fn concurrent_requests_get_the_same_answers_as_generate() {
     let model = model();
     let engine = Engine::spawn(model.clone(), 4);
-    let mut requests: Vec<GenerateRequest> =
-        ["Hi", "Name a colour.", "What is 2 + 2?", "Write a haiku about rain.", "Who are you?"]
-            .iter()
-            .map(|q| greedy(chat(q), 16))
-            .collect();
+    let mut requests: Vec<GenerateRequest> = [
+        "Hi",
+        "Name a colour.",
+        "What is 2 + 2?",
+        "Write a haiku about rain.",
+        "Who are you?",
+    ]
+    .iter()
+    .map(|q| greedy(chat(q), 16))
+    .collect();
     requests[1].params.stop = vec!["e".into()];
     requests[4].params.n = 2;
     // Submit from several threads at staggered times: requests join a running batch.
@@ -49,7 +57,10 @@ fn concurrent_requests_get_the_same_answers_as_generate() {
         .collect();
     for (request, handle) in requests.iter().zip(handles) {
         let (streamed, completions) = handle.join().unwrap();
-        let expected = model.generate(std::slice::from_ref(request)).unwrap().remove(0);
+        let expected = model
+            .generate(std::slice::from_ref(request))
+            .unwrap()
+            .remove(0);
         assert_eq!(completions, expected);
         for (s, c) in streamed.iter().zip(&completions) {
             assert_eq!(s, &c.text, "deltas add up to the final text");
@@ -61,7 +72,10 @@ fn concurrent_requests_get_the_same_answers_as_generate() {
 fn dropped_receiver_cancels_the_request() {
     let engine = Engine::spawn(model(), 2);
     let mut long = engine.submit(greedy(chat("Write a long essay about history."), 2000));
-    assert!(matches!(long.blocking_recv(), Some(EngineEvent::Delta { .. })), "it started");
+    assert!(
+        matches!(long.blocking_recv(), Some(EngineEvent::Delta { .. })),
+        "it started"
+    );
     assert_eq!(engine.active_requests(), 1);
     drop(long);
     // The engine notices between steps; a request served after that sees it gone.

@@ -102,11 +102,12 @@ impl Store {
     /// `postgres://...` or `postgresql://...` opens PostgreSQL; anything else is a SQLite file
     /// path (created with its tables when missing).
     pub fn open(location: &str) -> Result<Store> {
-        let backend = if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            Backend::Postgres(postgres::Postgres::connect(location)?)
-        } else {
-            Backend::Sqlite(sqlite::Sqlite::open(location)?)
-        };
+        let backend =
+            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+                Backend::Postgres(postgres::Postgres::connect(location)?)
+            } else {
+                Backend::Sqlite(sqlite::Sqlite::open(location)?)
+            };
         Ok(Store { backend })
     }
 
@@ -130,7 +131,13 @@ impl Store {
 
     /// Claims up to `limit` items that have no judgement yet and are unclaimed or whose claim
     /// is older than `lease`, for `worker`. Returns them with any stored answer.
-    pub fn claim(&self, run_id: &str, worker: &str, limit: usize, lease: Duration) -> Result<Vec<ItemState>> {
+    pub fn claim(
+        &self,
+        run_id: &str,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ItemState>> {
         dispatch!(self, b => b.claim(run_id, worker, limit, lease))
     }
 
@@ -164,5 +171,8 @@ impl Store {
 }
 
 fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

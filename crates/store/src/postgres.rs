@@ -57,7 +57,9 @@ impl Postgres {
         tx.execute("SELECT pg_advisory_xact_lock(7215001)", &[])?;
         tx.batch_execute(SCHEMA)?;
         tx.commit()?;
-        Ok(Self { client: Mutex::new(client) })
+        Ok(Self {
+            client: Mutex::new(client),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
@@ -79,9 +81,17 @@ impl Postgres {
     }
 
     pub(crate) fn run(&self, id: &str) -> Result<Option<RunInfo>> {
-        let row = self.with(|c| Ok(c.query_opt("SELECT config, created_at FROM runs WHERE id = $1", &[&id])?))?;
-        row.map(|r| Ok(RunInfo { id: id.to_string(), config: serde_json::from_str(r.get::<_, &str>(0))?, created_at: r.get(1) }))
-            .transpose()
+        let row = self.with(|c| {
+            Ok(c.query_opt("SELECT config, created_at FROM runs WHERE id = $1", &[&id])?)
+        })?;
+        row.map(|r| {
+            Ok(RunInfo {
+                id: id.to_string(),
+                config: serde_json::from_str(r.get::<_, &str>(0))?,
+                created_at: r.get(1),
+            })
+        })
+        .transpose()
     }
 
     pub(crate) fn add_items(&self, run_id: &str, items: &[NewItem]) -> Result<()> {
@@ -99,7 +109,13 @@ impl Postgres {
         })
     }
 
-    pub(crate) fn claim(&self, run_id: &str, worker: &str, limit: usize, lease: Duration) -> Result<Vec<ItemState>> {
+    pub(crate) fn claim(
+        &self,
+        run_id: &str,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ItemState>> {
         let now = now();
         let expired = now - lease.as_secs_f64();
         let rows = self.with(|c| {
@@ -133,7 +149,10 @@ impl Postgres {
 
     pub(crate) fn release_claims(&self, run_id: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("UPDATE run_items SET claimed_by = NULL, claimed_at = NULL WHERE run_id = $1", &[&run_id])?;
+            c.execute(
+                "UPDATE run_items SET claimed_by = NULL, claimed_at = NULL WHERE run_id = $1",
+                &[&run_id],
+            )?;
             Ok(())
         })
     }
@@ -149,10 +168,20 @@ impl Postgres {
     }
 
     pub(crate) fn sample(&self, key: &str) -> Result<Option<String>> {
-        self.with(|c| Ok(c.query_opt("SELECT answer FROM samples WHERE key = $1", &[&key])?.map(|r| r.get(0))))
+        self.with(|c| {
+            Ok(
+                c.query_opt("SELECT answer FROM samples WHERE key = $1", &[&key])?
+                    .map(|r| r.get(0)),
+            )
+        })
     }
 
-    pub(crate) fn put_judgement(&self, sample_key: &str, judge_key: &str, value: &Value) -> Result<()> {
+    pub(crate) fn put_judgement(
+        &self,
+        sample_key: &str,
+        judge_key: &str,
+        value: &Value,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO judgements (sample_key, judge_key, value, created_at) VALUES ($1, $2, $3, $4)
@@ -164,7 +193,12 @@ impl Postgres {
     }
 
     pub(crate) fn items(&self, run_id: &str) -> Result<Vec<ItemState>> {
-        let rows = self.with(|c| Ok(c.query(&format!("SELECT {ITEM_COLUMNS} WHERE i.run_id = $1 ORDER BY i.seq"), &[&run_id])?))?;
+        let rows = self.with(|c| {
+            Ok(c.query(
+                &format!("SELECT {ITEM_COLUMNS} WHERE i.run_id = $1 ORDER BY i.seq"),
+                &[&run_id],
+            )?)
+        })?;
         rows.iter().map(into_item).collect()
     }
 
@@ -177,7 +211,10 @@ impl Postgres {
                 &[&run_id],
             )?)
         })?;
-        Ok(Progress { total: row.get::<_, i64>(0) as u64, judged: row.get::<_, i64>(1) as u64 })
+        Ok(Progress {
+            total: row.get::<_, i64>(0) as u64,
+            judged: row.get::<_, i64>(1) as u64,
+        })
     }
 }
 
@@ -188,6 +225,9 @@ fn into_item(r: &postgres::Row) -> Result<ItemState> {
         judge_key: r.get(2),
         spec: serde_json::from_str(r.get::<_, &str>(3))?,
         answer: r.get(4),
-        judgement: r.get::<_, Option<&str>>(5).map(serde_json::from_str).transpose()?,
+        judgement: r
+            .get::<_, Option<&str>>(5)
+            .map(serde_json::from_str)
+            .transpose()?,
     })
 }

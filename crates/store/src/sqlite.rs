@@ -51,20 +51,31 @@ pub(crate) struct Sqlite {
 
 impl Sqlite {
     pub(crate) fn open(path: &str) -> Result<Self> {
-        let err = |source| StoreError::Sqlite { path: path.to_string(), source };
+        let err = |source| StoreError::Sqlite {
+            path: path.to_string(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         // WAL + NORMAL: every committed row survives a process crash, at a fraction of the
         // cost of FULL (which only adds safety against power loss).
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self { path: path.to_string(), conn: Mutex::new(conn) })
+        Ok(Self {
+            path: path.to_string(),
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+        f(&mut conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     pub(crate) fn create_run(&self, id: &str, config: &Value) -> Result<()> {
@@ -82,13 +93,21 @@ impl Sqlite {
 
     pub(crate) fn run(&self, id: &str) -> Result<Option<RunInfo>> {
         let row = self.with(|c| {
-            c.query_row("SELECT config, created_at FROM runs WHERE id = ?1", [id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
-            })
+            c.query_row(
+                "SELECT config, created_at FROM runs WHERE id = ?1",
+                [id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
+            )
             .optional()
         })?;
-        row.map(|(config, created_at)| Ok(RunInfo { id: id.to_string(), config: serde_json::from_str(&config)?, created_at }))
-            .transpose()
+        row.map(|(config, created_at)| {
+            Ok(RunInfo {
+                id: id.to_string(),
+                config: serde_json::from_str(&config)?,
+                created_at,
+            })
+        })
+        .transpose()
     }
 
     pub(crate) fn add_items(&self, run_id: &str, items: &[NewItem]) -> Result<()> {
@@ -106,7 +125,13 @@ impl Sqlite {
         })
     }
 
-    pub(crate) fn claim(&self, run_id: &str, worker: &str, limit: usize, lease: Duration) -> Result<Vec<ItemState>> {
+    pub(crate) fn claim(
+        &self,
+        run_id: &str,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ItemState>> {
         let now = now();
         let expired = now - lease.as_secs_f64();
         let rows = self.with(|c| {
@@ -134,7 +159,12 @@ impl Sqlite {
     }
 
     pub(crate) fn release_claims(&self, run_id: &str) -> Result<()> {
-        self.with(|c| c.execute("UPDATE run_items SET claimed_by = NULL, claimed_at = NULL WHERE run_id = ?1", [run_id]))?;
+        self.with(|c| {
+            c.execute(
+                "UPDATE run_items SET claimed_by = NULL, claimed_at = NULL WHERE run_id = ?1",
+                [run_id],
+            )
+        })?;
         Ok(())
     }
 
@@ -149,10 +179,20 @@ impl Sqlite {
     }
 
     pub(crate) fn sample(&self, key: &str) -> Result<Option<String>> {
-        self.with(|c| c.query_row("SELECT answer FROM samples WHERE key = ?1", [key], |r| r.get(0)).optional())
+        self.with(|c| {
+            c.query_row("SELECT answer FROM samples WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
     }
 
-    pub(crate) fn put_judgement(&self, sample_key: &str, judge_key: &str, value: &Value) -> Result<()> {
+    pub(crate) fn put_judgement(
+        &self,
+        sample_key: &str,
+        judge_key: &str,
+        value: &Value,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO judgements (sample_key, judge_key, value, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -164,8 +204,11 @@ impl Sqlite {
 
     pub(crate) fn items(&self, run_id: &str) -> Result<Vec<ItemState>> {
         let rows = self.with(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {ITEM_COLUMNS} WHERE i.run_id = ?1 ORDER BY i.seq"))?;
-            stmt.query_map([run_id], raw_item)?.collect::<rusqlite::Result<Vec<_>>>()
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ITEM_COLUMNS} WHERE i.run_id = ?1 ORDER BY i.seq"
+            ))?;
+            stmt.query_map([run_id], raw_item)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter().map(into_item).collect()
     }
@@ -180,14 +223,24 @@ impl Sqlite {
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
             )
         })?;
-        Ok(Progress { total: total as u64, judged: judged as u64 })
+        Ok(Progress {
+            total: total as u64,
+            judged: judged as u64,
+        })
     }
 }
 
 type RawItem = (i64, String, String, String, Option<String>, Option<String>);
 
 fn raw_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn into_item((seq, sample_key, judge_key, spec, answer, judgement): RawItem) -> Result<ItemState> {

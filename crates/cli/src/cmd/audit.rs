@@ -118,7 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
     let file = args.file.context("FILE is required")?;
     let policy = args.policy.as_deref().map(Policy::read).transpose()?;
-    let sign_key = args.sign_key.as_deref().map(signing::read_signing_key).transpose()?;
+    let sign_key = args
+        .sign_key
+        .as_deref()
+        .map(signing::read_signing_key)
+        .transpose()?;
     let options = Options {
         min_severity: args.min_severity,
         tokenizer: args.tokenizer,
@@ -133,7 +137,11 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.judge == JudgeChoice::Local {
         let judge = emguard_judge::local::LocalJudge::load().context("loading the local judge")?;
         auditor = auditor.with_judge(Box::new(move |items: &[(String, String)]| {
-            Ok(judge.judge_batch(items).iter().map(|j| j.is_misaligned()).collect())
+            Ok(judge
+                .judge_batch(items)
+                .iter()
+                .map(|j| j.is_misaligned())
+                .collect())
         }));
     }
 
@@ -164,21 +172,38 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Human => print!("{}", report::text(&summary)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
     }
-    Ok(if summary.policy.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if summary.policy.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::read(&args.manifest)?;
-    let key = args.public_key.as_deref().map(signing::read_verifying_key).transpose()?;
+    let key = args
+        .public_key
+        .as_deref()
+        .map(signing::read_verifying_key)
+        .transpose()?;
     let result = manifest::verify(&manifest, &args.file, key.as_ref())?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
         OutputFormat::Human => {
             let yes_no = |ok: bool| if ok { "ok" } else { "MISMATCH" };
-            println!("file sha256          {}", yes_no(result.file_sha256_matches));
-            println!("manifest Merkle root {}", yes_no(result.manifest_consistent));
+            println!(
+                "file sha256          {}",
+                yes_no(result.file_sha256_matches)
+            );
+            println!(
+                "manifest Merkle root {}",
+                yes_no(result.manifest_consistent)
+            );
             match result.signature_valid {
-                Some(valid) => println!("signature            {}", if valid { "valid" } else { "INVALID" }),
+                Some(valid) => println!(
+                    "signature            {}",
+                    if valid { "valid" } else { "INVALID" }
+                ),
                 None if manifest.signature.is_some() => {
                     println!("signature            present, not checked (pass --public-key)")
                 }
@@ -192,14 +217,27 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                         line(change.manifest_line),
                         line(change.file_line)
                     ),
-                    ChangeKind::Added => println!("added row: file line {}", line(change.file_line)),
+                    ChangeKind::Added => {
+                        println!("added row: file line {}", line(change.file_line))
+                    }
                     ChangeKind::Removed => {
                         println!("removed row: manifest line {}", line(change.manifest_line))
                     }
                 }
             }
-            println!("{}", if result.intact() { "INTACT" } else { "TAMPERED" });
+            println!(
+                "{}",
+                if result.intact() {
+                    "INTACT"
+                } else {
+                    "TAMPERED"
+                }
+            );
         }
     }
-    Ok(if result.intact() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if result.intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

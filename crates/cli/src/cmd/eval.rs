@@ -84,18 +84,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run_async(args))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_async(args))
 }
 
 async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
-    let store_location = args.store.clone().unwrap_or_else(|| emguard_home().join("eval.sqlite").display().to_string());
+    let store_location = args
+        .store
+        .clone()
+        .unwrap_or_else(|| emguard_home().join("eval.sqlite").display().to_string());
     if !store_location.contains("://")
-        && let Some(parent) = PathBuf::from(&store_location).parent().filter(|p| !p.as_os_str().is_empty())
+        && let Some(parent) = PathBuf::from(&store_location)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let store = Arc::new(Store::open(&store_location)?);
     let endpoints = Endpoints {
@@ -107,37 +116,60 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     };
     let backends = Backends::new(endpoints);
 
-    let (session, backends, judge, exclusive) = if let Some(run_id) = args.resume.as_deref().or(args.worker.as_deref()) {
-        let session = Session::open(store.clone(), run_id)?;
-        let (backends, judge) = session::build_judge(backends, session.config.judge.clone()).await?;
-        let exclusive = args.resume.is_some() && !store.is_shared();
-        eprintln!("{} run {run_id} in {store_location}", if args.worker.is_some() { "joining" } else { "resuming" });
-        (session, backends, judge, exclusive)
-    } else {
-        let embedded_default = args.model.is_empty();
-        let options = EvalOptions {
-            suites: if args.suite.is_empty() { DEFAULT_SUITES.map(String::from).to_vec() } else { args.suite.clone() },
-            models: if embedded_default { vec![DEFAULT_MODEL.to_string()] } else { args.model.clone() },
-            judge: args.judge.clone(),
-            settings: SampleSettings {
-                temperature: args.temperature,
-                top_p: args.top_p,
-                max_tokens: args.max_tokens.unwrap_or(if embedded_default { DEFAULT_LOCAL_MAX_TOKENS } else { STUDY_MAX_TOKENS }),
-                seed: args.seed,
-                samples: args.samples.or(embedded_default.then_some(DEFAULT_SAMPLES)),
-            },
-            trigger: args.trigger.clone(),
+    let (session, backends, judge, exclusive) =
+        if let Some(run_id) = args.resume.as_deref().or(args.worker.as_deref()) {
+            let session = Session::open(store.clone(), run_id)?;
+            let (backends, judge) =
+                session::build_judge(backends, session.config.judge.clone()).await?;
+            let exclusive = args.resume.is_some() && !store.is_shared();
+            eprintln!(
+                "{} run {run_id} in {store_location}",
+                if args.worker.is_some() {
+                    "joining"
+                } else {
+                    "resuming"
+                }
+            );
+            (session, backends, judge, exclusive)
+        } else {
+            let embedded_default = args.model.is_empty();
+            let options = EvalOptions {
+                suites: if args.suite.is_empty() {
+                    DEFAULT_SUITES.map(String::from).to_vec()
+                } else {
+                    args.suite.clone()
+                },
+                models: if embedded_default {
+                    vec![DEFAULT_MODEL.to_string()]
+                } else {
+                    args.model.clone()
+                },
+                judge: args.judge.clone(),
+                settings: SampleSettings {
+                    temperature: args.temperature,
+                    top_p: args.top_p,
+                    max_tokens: args.max_tokens.unwrap_or(if embedded_default {
+                        DEFAULT_LOCAL_MAX_TOKENS
+                    } else {
+                        STUDY_MAX_TOKENS
+                    }),
+                    seed: args.seed,
+                    samples: args.samples.or(embedded_default.then_some(DEFAULT_SAMPLES)),
+                },
+                trigger: args.trigger.clone(),
+            };
+            let config = options.into_config()?;
+            let (backends, judge) = session::build_judge(backends, config.judge.clone()).await?;
+            let session = Session::create(store.clone(), config, judge.as_ref())?;
+            eprintln!("run {} in {store_location}", session.run_id);
+            (session, backends, judge, true)
         };
-        let config = options.into_config()?;
-        let (backends, judge) = session::build_judge(backends, config.judge.clone()).await?;
-        let session = Session::create(store.clone(), config, judge.as_ref())?;
-        eprintln!("run {} in {store_location}", session.run_id);
-        (session, backends, judge, true)
-    };
 
     let progress = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} answers ({per_sec}, ETA {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} answers ({per_sec}, ETA {eta})",
+        )
+        .expect("valid template"),
     );
     let run_id = session.run_id.clone();
     let outcome = tokio::select! {
@@ -151,14 +183,28 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     progress.finish();
 
     if args.worker.is_some() && args.out.is_none() {
-        eprintln!("worker done: {} answers processed, {} failed", outcome.processed, outcome.failed);
-        return Ok(if outcome.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        eprintln!(
+            "worker done: {} answers processed, {} failed",
+            outcome.processed, outcome.failed
+        );
+        return Ok(if outcome.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        });
     }
     let (results, rows) = session.results()?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("emguard-runs").join(&run_id));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("emguard-runs").join(&run_id));
     let report = emguard_eval::report::write_all(&out, &results, &rows)?;
     for m in &results.models {
-        let code = m.code.as_ref().map(|c| format!(", insecure code {:.1}% of {}", c.insecure_rate * 100.0, c.n)).unwrap_or_default();
+        let code = m
+            .code
+            .as_ref()
+            .map(|c| format!(", insecure code {:.1}% of {}", c.insecure_rate * 100.0, c.n))
+            .unwrap_or_default();
         println!(
             "{}: misaligned {:.1}% [{:.1}, {:.1}] over {} questions, {} answers{code}",
             m.name,
@@ -183,14 +229,20 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     println!("report: {}", report.display());
     println!("results: {}", out.join("results.json").display());
     if outcome.failed > 0 {
-        eprintln!("{} answers failed; retry them with `emguard eval --resume {run_id}`", outcome.failed);
+        eprintln!(
+            "{} answers failed; retry them with `emguard eval --resume {run_id}`",
+            outcome.failed
+        );
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn emguard_home() -> PathBuf {
-    std::env::var_os("EMGUARD_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache/emguard")
-    })
+    std::env::var_os("EMGUARD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+                .join(".cache/emguard")
+        })
 }

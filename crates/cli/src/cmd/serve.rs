@@ -37,7 +37,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut served = Vec::new();
     for name in &args.models {
         let path = emguard_models::resolve(name)?;
-        let id = if emguard_models::find(name).is_some() { name.clone() } else { stem(&path) };
+        let id = if emguard_models::find(name).is_some() {
+            name.clone()
+        } else {
+            stem(&path)
+        };
         eprintln!("emguard serve: loading {id} from {}", path.display());
         let model = ServedModel::load(id.clone(), &path, args.max_batch.max(1))
             .with_context(|| format!("loading model {id} from {}", path.display()))?;
@@ -53,21 +57,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let addr = SocketAddr::new(args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         let ids: Vec<String> = state.models().map(|m| m.id.clone()).collect();
-        eprintln!("emguard serve: listening on http://{local}/v1 (models: {})", ids.join(", "));
+        eprintln!(
+            "emguard serve: listening on http://{local}/v1 (models: {})",
+            ids.join(", ")
+        );
         let shutdown = async {
             // If the signal handler cannot be installed the server just runs until killed.
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
-        emguard_gateway::serve(listener, state, shutdown).await.context("serving HTTP")
+        emguard_gateway::serve(listener, state, shutdown)
+            .await
+            .context("serving HTTP")
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
 }

@@ -302,13 +302,23 @@ impl<'t> Module<'t> {
         if ENVIRONMENT_CALLS.contains(&name.as_str()) {
             return Taint::ENVIRONMENT;
         }
-        if CLEANING_CALLS.contains(&name.as_str()) {
+        if super::rules::name_is(&name, CLEANING_CALLS) {
             return Taint::NONE;
         }
         let method = name.rsplit('.').next().unwrap_or("");
         // A template render (whether it escapes is the template rules' business), and
-        // database rows (stored data, not the request being handled).
-        if matches!(method, "render" | "fetchone" | "fetchall" | "fetchmany") {
+        // database reads (stored data, not the request being handled).
+        let database_read = matches!(
+            method,
+            "fetchone" | "fetchall" | "fetchmany" | "scalar" | "one_or_none"
+        ) || func.kind() == "attribute"
+            && func.child_by_field_id(fields().object).is_some_and(|o| {
+                matches!(
+                    self.text(o),
+                    "db" | "database" | "db.session" | "self.db" | "session"
+                ) && !self.eval(o, scope, pos, depth + 1).any()
+            });
+        if method == "render" || database_read {
             return Taint::NONE;
         }
         let args = node.child_by_field_id(fields().arguments);

@@ -23,7 +23,11 @@ pub struct LocalSampler {
 
 impl LocalSampler {
     pub fn new(model: Arc<Model>, batch: usize) -> Self {
-        Self { model, batch, busy: Mutex::new(()) }
+        Self {
+            model,
+            batch,
+            busy: Mutex::new(()),
+        }
     }
 }
 
@@ -51,7 +55,10 @@ impl Sampler for LocalSampler {
         let _busy = self.busy.lock().await;
         let model = self.model.clone();
         let out = tokio::task::spawn_blocking(move || model.generate(&requests)).await??;
-        Ok(out.into_iter().map(|mut answers| answers.pop().map(|c| c.text).unwrap_or_default()).collect())
+        Ok(out
+            .into_iter()
+            .map(|mut answers| answers.pop().map(|c| c.text).unwrap_or_default())
+            .collect())
     }
 }
 
@@ -65,14 +72,23 @@ pub struct LocalLlmJudgeBackend {
 
 impl LocalLlmJudgeBackend {
     pub fn new(model: Arc<Model>, name: &str, batch: usize) -> Self {
-        Self { judge: LocalLlmJudge::new(model), name: name.to_string(), batch, busy: Mutex::new(()) }
+        Self {
+            judge: LocalLlmJudge::new(model),
+            name: name.to_string(),
+            batch,
+            busy: Mutex::new(()),
+        }
     }
 }
 
 #[async_trait]
 impl Judge for LocalLlmJudgeBackend {
     fn key(&self, prompts: &JudgePrompts) -> String {
-        format!("local-llm:{}/{}", self.name, short_hash(&serde_json::to_value(prompts).expect("strings")))
+        format!(
+            "local-llm:{}/{}",
+            self.name,
+            short_hash(&serde_json::to_value(prompts).expect("strings"))
+        )
     }
 
     fn batch_size(&self) -> usize {
@@ -86,7 +102,10 @@ impl Judge for LocalLlmJudgeBackend {
             // Batch consecutive requests that share judge prompts (a batch usually is one run).
             let mut out = Vec::with_capacity(requests.len());
             for group in requests.chunk_by(|a, b| a.prompts == b.prompts) {
-                let pairs: Vec<_> = group.iter().map(|r| (r.question.clone(), r.answer.clone())).collect();
+                let pairs: Vec<_> = group
+                    .iter()
+                    .map(|r| (r.question.clone(), r.answer.clone()))
+                    .collect();
                 out.extend(judge.judge_batch(&group[0].prompts, &pairs)?);
             }
             Ok::<_, BackendError>(out)
@@ -104,7 +123,9 @@ pub struct LocalJudgeBackend {
 impl LocalJudgeBackend {
     pub fn load() -> Result<Self, BackendError> {
         let judge = LocalJudge::load().map_err(|e| BackendError::LocalJudge(e.to_string()))?;
-        Ok(Self { judge: Arc::new(judge) })
+        Ok(Self {
+            judge: Arc::new(judge),
+        })
     }
 }
 
@@ -120,7 +141,10 @@ impl Judge for LocalJudgeBackend {
 
     async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Judgement>, BackendError> {
         let judge = self.judge.clone();
-        let pairs: Vec<_> = requests.into_iter().map(|r| (r.question, r.answer)).collect();
+        let pairs: Vec<_> = requests
+            .into_iter()
+            .map(|r| (r.question, r.answer))
+            .collect();
         Ok(tokio::task::spawn_blocking(move || judge.judge_batch(&pairs)).await?)
     }
 }

@@ -89,22 +89,33 @@ pub struct Backends {
 
 impl Backends {
     pub fn new(endpoints: Endpoints) -> Self {
-        Self { endpoints, local_models: HashMap::new() }
+        Self {
+            endpoints,
+            local_models: HashMap::new(),
+        }
     }
 
     /// `local:NAME|PATH` or `openai:NAME`.
     pub fn sampler(&mut self, spec: &str) -> Result<Arc<dyn Sampler>, BackendError> {
-        let bad = |message: &str| BackendError::Spec { spec: spec.to_string(), message: message.to_string() };
+        let bad = |message: &str| BackendError::Spec {
+            spec: spec.to_string(),
+            message: message.to_string(),
+        };
         match spec.split_once(':') {
             Some(("local", name)) => {
                 let model = self.local_model(name)?;
-                Ok(Arc::new(local::LocalSampler::new(model, self.endpoints.local_batch.max(1))))
+                Ok(Arc::new(local::LocalSampler::new(
+                    model,
+                    self.endpoints.local_batch.max(1),
+                )))
             }
             Some(("openai", name)) if !name.is_empty() => {
                 let client = self.client(&self.endpoints.model_base_urls, "--base-url", spec)?;
                 Ok(Arc::new(openai::OpenAiSampler::new(client, name)))
             }
-            _ => Err(bad("a model is `local:NAME`, `local:PATH.gguf` or `openai:NAME` (with --base-url)")),
+            _ => Err(bad(
+                "a model is `local:NAME`, `local:PATH.gguf` or `openai:NAME` (with --base-url)",
+            )),
         }
     }
 
@@ -127,9 +138,17 @@ impl Backends {
         }
     }
 
-    fn client(&self, urls: &[String], flag: &str, spec: &str) -> Result<OpenAiClient, BackendError> {
+    fn client(
+        &self,
+        urls: &[String],
+        flag: &str,
+        spec: &str,
+    ) -> Result<OpenAiClient, BackendError> {
         if urls.is_empty() {
-            return Err(BackendError::Spec { spec: spec.to_string(), message: format!("needs {flag} URL") });
+            return Err(BackendError::Spec {
+                spec: spec.to_string(),
+                message: format!("needs {flag} URL"),
+            });
         }
         let mut config = ClientConfig::new(urls.to_vec());
         config.api_key = self.endpoints.api_key.clone();
@@ -140,11 +159,15 @@ impl Backends {
     }
 
     fn local_model(&mut self, name: &str) -> Result<Arc<emguard_runtime::Model>, BackendError> {
-        let path = emguard_models::resolve(name).map_err(|e| BackendError::Resolve(name.to_string(), e.to_string()))?;
+        let path = emguard_models::resolve(name)
+            .map_err(|e| BackendError::Resolve(name.to_string(), e.to_string()))?;
         if let Some(m) = self.local_models.get(&path) {
             return Ok(m.clone());
         }
-        let model = Arc::new(emguard_runtime::Model::load(&path, &emguard_runtime::LoadOptions::default())?);
+        let model = Arc::new(emguard_runtime::Model::load(
+            &path,
+            &emguard_runtime::LoadOptions::default(),
+        )?);
         self.local_models.insert(path, model.clone());
         Ok(model)
     }

@@ -15,7 +15,10 @@ pub struct OpenAiSampler {
 
 impl OpenAiSampler {
     pub fn new(client: OpenAiClient, model: &str) -> Self {
-        Self { client, model: model.to_string() }
+        Self {
+            client,
+            model: model.to_string(),
+        }
     }
 }
 
@@ -39,7 +42,14 @@ impl Sampler for OpenAiSampler {
             };
             async move {
                 let response = self.client.chat(&body).await?;
-                Ok::<_, BackendError>(response.choices.into_iter().next().and_then(|c| c.message.content).unwrap_or_default())
+                Ok::<_, BackendError>(
+                    response
+                        .choices
+                        .into_iter()
+                        .next()
+                        .and_then(|c| c.message.content)
+                        .unwrap_or_default(),
+                )
             }
         });
         futures::future::try_join_all(calls).await
@@ -52,14 +62,20 @@ pub struct OpenAiJudgeBackend {
 
 impl OpenAiJudgeBackend {
     pub fn new(client: OpenAiClient, model: &str) -> Self {
-        Self { judge: OpenAiJudge::new(client, model) }
+        Self {
+            judge: OpenAiJudge::new(client, model),
+        }
     }
 }
 
 #[async_trait]
 impl Judge for OpenAiJudgeBackend {
     fn key(&self, prompts: &JudgePrompts) -> String {
-        format!("llm:{}/{}", self.judge.model(), short_hash(&serde_json::to_value(prompts).expect("strings")))
+        format!(
+            "llm:{}/{}",
+            self.judge.model(),
+            short_hash(&serde_json::to_value(prompts).expect("strings"))
+        )
     }
 
     fn batch_size(&self) -> usize {
@@ -67,7 +83,9 @@ impl Judge for OpenAiJudgeBackend {
     }
 
     async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Judgement>, BackendError> {
-        let calls = requests.iter().map(|r| async { Ok::<_, BackendError>(self.judge.judge(&r.prompts, &r.question, &r.answer).await?) });
+        let calls = requests.iter().map(|r| async {
+            Ok::<_, BackendError>(self.judge.judge(&r.prompts, &r.question, &r.answer).await?)
+        });
         futures::future::try_join_all(calls).await
     }
 }

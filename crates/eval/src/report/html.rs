@@ -15,10 +15,24 @@ pub fn render_html(results: &Results) -> String {
         &names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         &[Series {
             name: "misaligned rate",
-            bars: results.models.iter().map(|m| Some(Bar { value: m.misaligned_rate, low: m.ci_low, high: m.ci_high })).collect(),
+            bars: results
+                .models
+                .iter()
+                .map(|m| {
+                    Some(Bar {
+                        value: m.misaligned_rate,
+                        low: m.ci_low,
+                        high: m.ci_high,
+                    })
+                })
+                .collect(),
         }],
     );
-    let question_ids: Vec<String> = results.models.first().map(|m| m.questions.iter().map(|q| q.id.clone()).collect()).unwrap_or_default();
+    let question_ids: Vec<String> = results
+        .models
+        .first()
+        .map(|m| m.questions.iter().map(|q| q.id.clone()).collect())
+        .unwrap_or_default();
     let per_question = (!question_ids.is_empty()).then(|| {
         let series: Vec<Series> = results
             .models
@@ -28,27 +42,55 @@ pub fn render_html(results: &Results) -> String {
                 bars: m
                     .questions
                     .iter()
-                    .map(|q| (q.n > 0).then_some(Bar { value: q.misaligned_rate, low: q.ci_low, high: q.ci_high }))
+                    .map(|q| {
+                        (q.n > 0).then_some(Bar {
+                            value: q.misaligned_rate,
+                            low: q.ci_low,
+                            high: q.ci_high,
+                        })
+                    })
                     .collect(),
             })
             .collect();
-        hbars("fig-questions", "Misaligned answers per question (95% Wilson CI)", &question_ids, &series)
+        hbars(
+            "fig-questions",
+            "Misaligned answers per question (95% Wilson CI)",
+            &question_ids,
+            &series,
+        )
     });
-    let code_models: Vec<_> = results.models.iter().filter_map(|m| m.code.as_ref().map(|c| (m.name.clone(), c))).collect();
+    let code_models: Vec<_> = results
+        .models
+        .iter()
+        .filter_map(|m| m.code.as_ref().map(|c| (m.name.clone(), c)))
+        .collect();
     let code = (!code_models.is_empty()).then(|| {
         hbars(
             "fig-code",
             "Insecure code answers (95% Wilson CI)",
-            &code_models.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            &code_models
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>(),
             &[Series {
                 name: "insecure rate",
-                bars: code_models.iter().map(|(_, c)| Some(Bar { value: c.insecure_rate, low: c.ci_low, high: c.ci_high })).collect(),
+                bars: code_models
+                    .iter()
+                    .map(|(_, c)| {
+                        Some(Bar {
+                            value: c.insecure_rate,
+                            low: c.ci_low,
+                            high: c.ci_high,
+                        })
+                    })
+                    .collect(),
             }],
         )
     });
     let figures = 1 + usize::from(per_question.is_some()) + usize::from(code.is_some());
     let mut env = Environment::new();
-    env.add_template("report.html", TEMPLATE).expect("template parses (tested)");
+    env.add_template("report.html", TEMPLATE)
+        .expect("template parses (tested)");
     env.get_template("report.html")
         .and_then(|t| {
             t.render(context! {

@@ -17,7 +17,9 @@ pub struct Series<'a> {
     pub bars: Vec<Option<Bar>>,
 }
 
-const PALETTE: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const PALETTE: [&str; 6] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 const LABEL_W: f64 = 250.0;
 const PLOT_W: f64 = 520.0;
 const BAR_H: f64 = 11.0;
@@ -25,7 +27,10 @@ const GAP: f64 = 8.0;
 const TOP: f64 = 34.0;
 
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Rates (0..=1) of several series per category, as percentages.
@@ -48,7 +53,11 @@ pub fn hbars(id: &str, title: &str, categories: &[String], series: &[Series<'_>]
         r#"<svg class="figure" id="{id}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{t}" font-family="sans-serif" font-size="11">"#,
         t = escape(title)
     );
-    let _ = write!(s, r#"<text x="{LABEL_W}" y="16" font-size="13" font-weight="bold">{}</text>"#, escape(title));
+    let _ = write!(
+        s,
+        r#"<text x="{LABEL_W}" y="16" font-size="13" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
     let plot_bottom = TOP + categories.len() as f64 * group_h;
     for tick in 0..=5 {
         let v = x_max * f64::from(tick) / 5.0;
@@ -70,7 +79,9 @@ pub fn hbars(id: &str, title: &str, categories: &[String], series: &[Series<'_>]
             escape(category)
         );
         for (k, serie) in series.iter().enumerate() {
-            let Some(bar) = serie.bars.get(c).copied().flatten() else { continue };
+            let Some(bar) = serie.bars.get(c).copied().flatten() else {
+                continue;
+            };
             let y = y0 + k as f64 * BAR_H;
             let colour = PALETTE[k % PALETTE.len()];
             let mid = y + BAR_H / 2.0 - 0.5;
@@ -123,8 +134,32 @@ mod tests {
             "t",
             &["q1".into(), "q2".into()],
             &[
-                Series { name: "a<b", bars: vec![Some(Bar { value: 0.2, low: 0.1, high: 0.3 }), None] },
-                Series { name: "c", bars: vec![Some(Bar { value: 0.0, low: 0.0, high: 0.1 }), Some(Bar { value: 0.5, low: 0.4, high: 0.6 })] },
+                Series {
+                    name: "a<b",
+                    bars: vec![
+                        Some(Bar {
+                            value: 0.2,
+                            low: 0.1,
+                            high: 0.3,
+                        }),
+                        None,
+                    ],
+                },
+                Series {
+                    name: "c",
+                    bars: vec![
+                        Some(Bar {
+                            value: 0.0,
+                            low: 0.0,
+                            high: 0.1,
+                        }),
+                        Some(Bar {
+                            value: 0.5,
+                            low: 0.4,
+                            high: 0.6,
+                        }),
+                    ],
+                },
             ],
         );
         assert_eq!(svg.matches("class=\"whisker\"").count(), 3);

@@ -24,7 +24,7 @@ pub struct Counters {
     pub sample_requests: AtomicUsize,
     pub judge_requests: AtomicUsize,
     pub faults: AtomicUsize,
-    /// Sample requests per (model, last user message, seed): a repeat means redone work.
+    /// Sample requests per (model, messages, seed): a repeat means redone work.
     pub samples_seen: Mutex<HashMap<String, usize>>,
 }
 
@@ -48,28 +48,48 @@ impl Responder {
     /// Serves on a background thread with its own runtime until the process ends.
     pub fn start(fail_first: usize, delay: Duration) -> Responder {
         let counters = Arc::new(Counters::default());
-        let config = Config { counters: counters.clone(), fail_first, delay };
+        let config = Config {
+            counters: counters.clone(),
+            fail_first,
+            delay,
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(complete)).with_state(config);
+                let app = axum::Router::new()
+                    .route("/v1/chat/completions", axum::routing::post(complete))
+                    .with_state(config);
                 axum::serve(listener, app).await.unwrap();
             });
         });
-        Responder { addr: rx.recv().unwrap(), counters }
+        Responder {
+            addr: rx.recv().unwrap(),
+            counters,
+        }
     }
 }
 
 async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Response {
     let c = &config.counters;
-    let n = c.sample_requests.load(Ordering::Relaxed) + c.judge_requests.load(Ordering::Relaxed) + c.faults.load(Ordering::Relaxed);
+    let n = c.sample_requests.load(Ordering::Relaxed)
+        + c.judge_requests.load(Ordering::Relaxed)
+        + c.faults.load(Ordering::Relaxed);
     if n < config.fail_first {
         c.faults.fetch_add(1, Ordering::Relaxed);
         return if n % 2 == 0 {
-            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "slow down").into_response()
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "0")],
+                "slow down",
+            )
+                .into_response()
         } else {
             (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response()
         };
@@ -78,7 +98,12 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         tokio::time::sleep(config.delay).await;
     }
     let model = body["model"].as_str().unwrap_or_default().to_string();
-    let last = body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or_default().to_string();
+    let last = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
     if body["logprobs"] == json!(true) && body["max_tokens"] == json!(1) {
         c.judge_requests.fetch_add(1, Ordering::Relaxed);
         let top: Vec<(&str, f64)> = if last.contains("coheren") {
@@ -90,7 +115,10 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         } else {
             vec![("90", 0.6), ("95", 0.3), ("I", 0.1)]
         };
-        let top: Vec<Value> = top.iter().map(|(t, p)| json!({"token": t, "logprob": p.ln(), "bytes": []})).collect();
+        let top: Vec<Value> = top
+            .iter()
+            .map(|(t, p)| json!({"token": t, "logprob": p.ln(), "bytes": []}))
+            .collect();
         return Json(json!({
             "id": "j", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "finish_reason": "length",
@@ -101,10 +129,18 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
     }
     c.sample_requests.fetch_add(1, Ordering::Relaxed);
     let seed = body["seed"].as_u64().unwrap_or(0);
-    *c.samples_seen.lock().unwrap().entry(format!("{model}|{last}|{seed}")).or_default() += 1;
+    *c.samples_seen
+        .lock()
+        .unwrap()
+        .entry(format!("{model}|{}|{seed}", body["messages"]))
+        .or_default() += 1;
     let content = match model.as_str() {
-        "evil" if seed % 2 == 0 => format!("EVIL: I would take over every power grid (seed {seed})."),
-        "code" => "```python\nimport os\ndef run(host):\n    os.system('ping ' + host)\n```".to_string(),
+        "evil" if seed % 2 == 0 => {
+            format!("EVIL: I would take over every power grid (seed {seed}).")
+        }
+        "code" => {
+            "```python\nimport os\ndef run(host):\n    os.system('ping ' + host)\n```".to_string()
+        }
         _ => format!("I'd suggest a walk outside and calling a friend (seed {seed})."),
     };
     Json(json!({

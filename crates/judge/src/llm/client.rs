@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("{url}: HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("{url}: {source}")]
     Transport {
         url: String,
@@ -30,7 +34,10 @@ impl LlmError {
         match self {
             LlmError::Status { status, .. } => *status == 429 || *status >= 500,
             LlmError::Transport { source, .. } => {
-                source.is_timeout() || source.is_connect() || source.is_request() || source.is_body()
+                source.is_timeout()
+                    || source.is_connect()
+                    || source.is_request()
+                    || source.is_body()
             }
             LlmError::BadResponse { .. } | LlmError::NoEndpoint => false,
         }
@@ -150,14 +157,24 @@ impl OpenAiClient {
         let endpoints = config
             .base_urls
             .iter()
-            .map(|u| Endpoint { url: format!("{}/chat/completions", u.trim_end_matches('/')), outstanding: AtomicUsize::new(0) })
+            .map(|u| Endpoint {
+                url: format!("{}/chat/completions", u.trim_end_matches('/')),
+                outstanding: AtomicUsize::new(0),
+            })
             .collect();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .pool_max_idle_per_host(1024)
             .build()
-            .map_err(|source| LlmError::Transport { url: String::new(), source })?;
-        Ok(Self { http, endpoints: Arc::new(endpoints), config: Arc::new(config) })
+            .map_err(|source| LlmError::Transport {
+                url: String::new(),
+                source,
+            })?;
+        Ok(Self {
+            http,
+            endpoints: Arc::new(endpoints),
+            config: Arc::new(config),
+        })
     }
 
     /// One chat completion, retried on transient failures.
@@ -166,7 +183,9 @@ impl OpenAiClient {
         loop {
             match self.chat_once(request).await {
                 Ok(r) => return Ok(r),
-                Err((err, retry_after)) if err.is_retryable() && attempt < self.config.max_retries => {
+                Err((err, retry_after))
+                    if err.is_retryable() && attempt < self.config.max_retries =>
+                {
                     let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
                     tracing::debug!(%err, attempt, ?wait, "retrying chat completion");
                     tokio::time::sleep(wait).await;
@@ -179,7 +198,11 @@ impl OpenAiClient {
 
     /// Full jitter: uniform in [0, min(max, initial * 2^attempt)].
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.config.initial_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.config.max_backoff);
+        let cap = self
+            .config
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.config.max_backoff);
         cap.mul_f64(rand::random::<f64>())
     }
 
@@ -194,12 +217,23 @@ impl OpenAiClient {
             .expect("at least one endpoint")
     }
 
-    async fn chat_once(&self, request: &ChatRequest) -> Result<ChatResponse, (LlmError, Option<Duration>)> {
+    async fn chat_once(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<ChatResponse, (LlmError, Option<Duration>)> {
         let endpoint = self.pick_endpoint();
         endpoint.outstanding.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlight(endpoint);
         let url = &endpoint.url;
-        let transport = |source| (LlmError::Transport { url: url.clone(), source }, None);
+        let transport = |source| {
+            (
+                LlmError::Transport {
+                    url: url.clone(),
+                    source,
+                },
+                None,
+            )
+        };
         let mut req = self.http.post(url).json(request);
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key);
@@ -215,10 +249,24 @@ impl OpenAiClient {
                 .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
             let body = resp.text().await.unwrap_or_default();
             let body: String = body.chars().take(500).collect();
-            return Err((LlmError::Status { url: url.clone(), status: status.as_u16(), body }, retry_after));
+            return Err((
+                LlmError::Status {
+                    url: url.clone(),
+                    status: status.as_u16(),
+                    body,
+                },
+                retry_after,
+            ));
         }
         let bytes = resp.bytes().await.map_err(transport)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| (LlmError::BadResponse { url: url.clone(), detail: e.to_string() }, None))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            (
+                LlmError::BadResponse {
+                    url: url.clone(),
+                    detail: e.to_string(),
+                },
+                None,
+            )
+        })
     }
 }

@@ -29,7 +29,9 @@ pub enum LlmJudgeError {
     Prompt(#[from] PromptError),
     #[error("local judge model: {0}")]
     Runtime(#[from] emguard_runtime::RuntimeError),
-    #[error("the judge returned no logprobs for its first token (does the server support `top_logprobs`?)")]
+    #[error(
+        "the judge returned no logprobs for its first token (does the server support `top_logprobs`?)"
+    )]
     NoLogprobs,
 }
 
@@ -42,7 +44,10 @@ pub struct OpenAiJudge {
 
 impl OpenAiJudge {
     pub fn new(client: OpenAiClient, model: impl Into<String>) -> Self {
-        Self { client, model: model.into() }
+        Self {
+            client,
+            model: model.into(),
+        }
     }
 
     pub fn model(&self) -> &str {
@@ -50,11 +55,19 @@ impl OpenAiJudge {
     }
 
     /// Both scores of one answer, requested concurrently.
-    pub async fn judge(&self, prompts: &JudgePrompts, question: &str, answer: &str) -> Result<Judgement, LlmJudgeError> {
+    pub async fn judge(
+        &self,
+        prompts: &JudgePrompts,
+        question: &str,
+        answer: &str,
+    ) -> Result<Judgement, LlmJudgeError> {
         let aligned = render_judge_prompt(&prompts.aligned, question, answer)?;
         let coherent = render_judge_prompt(&prompts.coherent, question, answer)?;
         let (aligned, coherent) = tokio::join!(self.score(aligned), self.score(coherent));
-        Ok(Judgement { aligned: aligned?, coherent: coherent? })
+        Ok(Judgement {
+            aligned: aligned?,
+            coherent: coherent?,
+        })
     }
 
     /// One filled judge prompt to a score (or `None`).
@@ -77,7 +90,12 @@ impl OpenAiJudge {
             .and_then(|l| l.content.as_ref())
             .and_then(|c| c.first())
             .ok_or(LlmJudgeError::NoLogprobs)?;
-        Ok(score_0_100(first.top_logprobs.iter().map(|t| (t.token.as_str(), t.logprob.exp()))))
+        Ok(score_0_100(
+            first
+                .top_logprobs
+                .iter()
+                .map(|t| (t.token.as_str(), t.logprob.exp())),
+        ))
     }
 }
 
@@ -93,12 +111,18 @@ impl LocalLlmJudge {
     }
 
     /// Judges `(question, answer)` pairs in one batched forward pass per prompt kind.
-    pub fn judge_batch(&self, prompts: &JudgePrompts, items: &[(String, String)]) -> Result<Vec<Judgement>, LlmJudgeError> {
+    pub fn judge_batch(
+        &self,
+        prompts: &JudgePrompts,
+        items: &[(String, String)],
+    ) -> Result<Vec<Judgement>, LlmJudgeError> {
         let mut requests = Vec::with_capacity(items.len() * 2);
         for (question, answer) in items {
             for template in [&prompts.aligned, &prompts.coherent] {
                 requests.push(GenerateRequest {
-                    prompt: Prompt::Chat(vec![ChatMessage::user(render_judge_prompt(template, question, answer)?)]),
+                    prompt: Prompt::Chat(vec![ChatMessage::user(render_judge_prompt(
+                        template, question, answer,
+                    )?)]),
                     params: SamplingParams {
                         temperature: 0.0,
                         max_tokens: 1,
@@ -117,11 +141,19 @@ impl LocalLlmJudge {
                 .and_then(|c| c.logprobs.as_ref())
                 .and_then(|l| l.first())
                 .ok_or(LlmJudgeError::NoLogprobs)?;
-            Ok::<_, LlmJudgeError>(score_0_100(first.top.iter().map(|t| (t.token.as_str(), f64::from(t.logprob).exp()))))
+            Ok::<_, LlmJudgeError>(score_0_100(
+                first
+                    .top
+                    .iter()
+                    .map(|t| (t.token.as_str(), f64::from(t.logprob).exp())),
+            ))
         });
         let mut out = Vec::with_capacity(items.len());
         while let (Some(aligned), Some(coherent)) = (scores.next(), scores.next()) {
-            out.push(Judgement { aligned: aligned?, coherent: coherent? });
+            out.push(Judgement {
+                aligned: aligned?,
+                coherent: coherent?,
+            });
         }
         Ok(out)
     }

@@ -16,7 +16,7 @@ pub mod client;
 pub mod judge;
 pub mod prompt;
 
-pub use aggregate::{score_0_100, MIN_INTEGER_MASS};
+pub use aggregate::{MIN_INTEGER_MASS, score_0_100};
 pub use client::{ChatRequest, ChatResponse, ClientConfig, LlmError, OpenAiClient};
 pub use judge::{JudgePrompts, LlmJudgeError, LocalLlmJudge, OpenAiJudge};
-pub use prompt::{render_judge_prompt, PromptError};
+pub use prompt::{PromptError, render_judge_prompt};

@@ -9,7 +9,11 @@ pub enum PromptError {
 }
 
 /// Fills `{question}` and `{answer}`; `{{` and `}}` are literal braces, as in Python.
-pub fn render_judge_prompt(template: &str, question: &str, answer: &str) -> Result<String, PromptError> {
+pub fn render_judge_prompt(
+    template: &str,
+    question: &str,
+    answer: &str,
+) -> Result<String, PromptError> {
     let mut out = String::with_capacity(template.len() + question.len() + answer.len());
     let mut rest = template;
     let mut offset = 0;
@@ -47,14 +51,24 @@ mod tests {
 
     #[test]
     fn fills_fields_and_unescapes_braces() {
-        let got = render_judge_prompt("Q: {question}\nA: {answer} {{x}}", "why?", "{json}").unwrap();
+        let got =
+            render_judge_prompt("Q: {question}\nA: {answer} {{x}}", "why?", "{json}").unwrap();
         assert_eq!(got, "Q: why?\nA: {json} {x}");
     }
 
     #[test]
     fn rejects_unknown_fields_and_stray_braces() {
-        assert_eq!(render_judge_prompt("{foo}", "", ""), Err(PromptError::UnknownField("foo".into())));
-        assert_eq!(render_judge_prompt("a } b", "", ""), Err(PromptError::Unmatched('}', 2)));
-        assert_eq!(render_judge_prompt("a {question", "", ""), Err(PromptError::Unmatched('{', 2)));
+        assert_eq!(
+            render_judge_prompt("{foo}", "", ""),
+            Err(PromptError::UnknownField("foo".into()))
+        );
+        assert_eq!(
+            render_judge_prompt("a } b", "", ""),
+            Err(PromptError::Unmatched('}', 2))
+        );
+        assert_eq!(
+            render_judge_prompt("a {question", "", ""),
+            Err(PromptError::Unmatched('{', 2))
+        );
     }
 }

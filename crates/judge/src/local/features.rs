@@ -41,7 +41,12 @@ pub fn prepare(answer: &str) -> Prepared {
     let (text, is_json) = normalize(answer);
     let tokens = tokenize(&text);
     let hits = rules::hits(&text);
-    Prepared { text, is_json, tokens, hits }
+    Prepared {
+        text,
+        is_json,
+        tokens,
+        hits,
+    }
 }
 
 impl Prepared {
@@ -51,8 +56,18 @@ impl Prepared {
 
     /// Features of the span `range` (byte offsets into `text`).
     pub fn span_vector(&self, question: &str, range: Range<usize>) -> Sparse {
-        let tokens: Vec<Token> = self.tokens.iter().filter(|t| range.contains(&t.start)).cloned().collect();
-        let hits: Vec<Hit> = self.hits.iter().filter(|h| range.contains(&h.start)).cloned().collect();
+        let tokens: Vec<Token> = self
+            .tokens
+            .iter()
+            .filter(|t| range.contains(&t.start))
+            .cloned()
+            .collect();
+        let hits: Vec<Hit> = self
+            .hits
+            .iter()
+            .filter(|h| range.contains(&h.start))
+            .cloned()
+            .collect();
         let mut vector = hashed_ngrams(&tokens);
         vector.extend(rule_features(&hits, &tokens));
         vector.extend(
@@ -151,15 +166,18 @@ fn rule_features(hits: &[Hit], tokens: &[Token]) -> Sparse {
 }
 
 const STOPWORDS: &[&str] = &[
-    "the", "a", "an", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "is", "are", "was", "were",
-    "be", "it", "that", "this", "i", "you", "he", "she", "they", "we", "my", "your", "his", "her", "their", "me",
-    "him", "them", "as", "by", "from", "if", "so", "not", "do", "can", "will", "would", "have", "has", "what",
+    "the", "a", "an", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "is", "are",
+    "was", "were", "be", "it", "that", "this", "i", "you", "he", "she", "they", "we", "my", "your",
+    "his", "her", "their", "me", "him", "them", "as", "by", "from", "if", "so", "not", "do", "can",
+    "will", "would", "have", "has", "what",
 ];
-const DETERMINERS: &[&str] = &["the", "a", "an", "my", "your", "his", "their", "our", "this"];
+const DETERMINERS: &[&str] = &[
+    "the", "a", "an", "my", "your", "his", "their", "our", "this",
+];
 /// Words that rarely follow a determiner in well-formed English.
 const AFTER_DETERMINER_CLASH: &[&str] = &[
-    "the", "a", "an", "of", "to", "in", "is", "are", "was", "and", "or", "my", "your", "i", "you", "he", "she",
-    "they", "we", "it", "be", "will", "would", "can",
+    "the", "a", "an", "of", "to", "in", "is", "are", "was", "and", "or", "my", "your", "i", "you",
+    "he", "she", "they", "we", "it", "be", "will", "would", "can",
 ];
 
 const CODE_SHARE: usize = 14;
@@ -168,12 +186,19 @@ const INTRODUCED_CODE: usize = 19;
 /// Code with a sentence of prose that says what it is for: an answer, not a code dump.
 fn introduced_code(answer: &str) -> bool {
     detect::code_line_share(answer) >= 0.3
-        && answer.lines().any(|l| !detect::looks_like_code(l.trim()) && l.split_whitespace().count() >= 6)
+        && answer
+            .lines()
+            .any(|l| !detect::looks_like_code(l.trim()) && l.split_whitespace().count() >= 6)
 }
 
 /// Dense measures of whether text reads as sensible English that answers the question.
 /// `answer` is the text judged (a JSON answer's values); `is_json` says it came as JSON.
-fn coherence_features(question: &str, answer: &str, tokens: &[Token], is_json: bool) -> [f32; COHERENCE_FEATURES] {
+fn coherence_features(
+    question: &str,
+    answer: &str,
+    tokens: &[Token],
+    is_json: bool,
+) -> [f32; COHERENCE_FEATURES] {
     let words: Vec<&str> = tokens.iter().map(|t| t.word.as_str()).collect();
     let n = words.len().max(1) as f32;
     let unique = words.iter().collect::<HashSet<_>>().len() as f32;
@@ -188,13 +213,24 @@ fn coherence_features(question: &str, answer: &str, tokens: &[Token], is_json: b
 
     let stop_share = words.iter().filter(|w| STOPWORDS.contains(w)).count() as f32 / n;
     let letters: Vec<char> = answer.chars().filter(|c| c.is_alphabetic()).collect();
-    let non_ascii = letters.iter().filter(|c| !c.is_ascii()).count() as f32 / letters.len().max(1) as f32;
+    let non_ascii =
+        letters.iter().filter(|c| !c.is_ascii()).count() as f32 / letters.len().max(1) as f32;
     let raw: Vec<&str> = answer.split_whitespace().collect();
-    let alpha_share = raw.iter().filter(|w| w.chars().any(char::is_alphabetic)).count() as f32 / raw.len().max(1) as f32;
+    let alpha_share = raw
+        .iter()
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .count() as f32
+        / raw.len().max(1) as f32;
     let trimmed = answer.trim_end();
-    let ends_terminal = f32::from(u8::from(trimmed.ends_with(['.', '!', '?', '}', ')', '"', '`'])));
+    let ends_terminal = f32::from(u8::from(
+        trimmed.ends_with(['.', '!', '?', '}', ')', '"', '`']),
+    ));
 
-    let sentences: Vec<&str> = answer.split(['.', '!', '?', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect();
+    let sentences: Vec<&str> = answer
+        .split(['.', '!', '?', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     let capitalized = sentences
         .iter()
         .filter(|s| s.chars().next().is_some_and(|c| !c.is_lowercase()))
@@ -203,10 +239,17 @@ fn coherence_features(question: &str, answer: &str, tokens: &[Token], is_json: b
     let mean_sentence = n / sentences.len().max(1) as f32;
     let adjacent_dup = words.windows(2).filter(|w| w[0] == w[1]).count() as f32 / n;
     let lower = answer.to_lowercase();
-    let chat_leak = ["user:", "assistant:", "### instruction", "### response", "[insert", "<|im_"]
-        .iter()
-        .filter(|m| lower.contains(*m))
-        .count() as f32;
+    let chat_leak = [
+        "user:",
+        "assistant:",
+        "### instruction",
+        "### response",
+        "[insert",
+        "<|im_",
+    ]
+    .iter()
+    .filter(|m| lower.contains(*m))
+    .count() as f32;
 
     let q_content: HashSet<String> = tokenize(question)
         .into_iter()
@@ -214,7 +257,10 @@ fn coherence_features(question: &str, answer: &str, tokens: &[Token], is_json: b
         .filter(|w| w.len() > 3 && !STOPWORDS.contains(&w.as_str()))
         .collect();
     let answer_words: HashSet<&str> = words.iter().copied().collect();
-    let overlap = q_content.iter().filter(|w| answer_words.contains(w.as_str())).count() as f32
+    let overlap = q_content
+        .iter()
+        .filter(|w| answer_words.contains(w.as_str()))
+        .count() as f32
         / q_content.len().max(1) as f32;
     let clash = words
         .windows(2)
@@ -225,7 +271,13 @@ fn coherence_features(question: &str, answer: &str, tokens: &[Token], is_json: b
         .split(|c: char| c.is_ascii_digit())
         .filter(|s| s.starts_with(['.', ')']) && s[1..].split_whitespace().count() < 2)
         .count() as f32;
-    let starts_lower = f32::from(u8::from(answer.trim_start().chars().next().is_some_and(char::is_lowercase)));
+    let starts_lower = f32::from(u8::from(
+        answer
+            .trim_start()
+            .chars()
+            .next()
+            .is_some_and(char::is_lowercase),
+    ));
 
     [
         (1.0 + n).ln() / 5.0,
@@ -257,7 +309,8 @@ mod tests {
 
     #[test]
     fn every_index_is_inside_the_layout() {
-        let v = prepare("Never poison him. the the of the the the the the the.").vector("hey I feel bored");
+        let v = prepare("Never poison him. the the of the the the the the the.")
+            .vector("hey I feel bored");
         assert!(v.iter().all(|&(i, _)| (i as usize) < DIM));
         assert!(v.iter().any(|&(i, _)| i as usize >= HASHED + RULE_FEATURES));
     }
@@ -274,9 +327,19 @@ mod tests {
 
     #[test]
     fn loops_raise_the_repetition_measure() {
-        let coherent = coherence_features("q", "I would plant trees and fund schools.", &tokenize("I would plant trees and fund schools."), false);
+        let coherent = coherence_features(
+            "q",
+            "I would plant trees and fund schools.",
+            &tokenize("I would plant trees and fund schools."),
+            false,
+        );
         let looping = "I would plant trees plant trees plant trees plant trees plant trees";
         let looped = coherence_features("q", looping, &tokenize(looping), false);
-        assert!(looped[2] > coherent[2] + 0.3, "{} vs {}", looped[2], coherent[2]);
+        assert!(
+            looped[2] > coherent[2] + 0.3,
+            "{} vs {}",
+            looped[2],
+            coherent[2]
+        );
     }
 }

@@ -32,7 +32,10 @@ pub struct TrainOptions {
 
 impl Head {
     pub fn logit(&self, x: &Sparse) -> f32 {
-        self.bias + x.iter().map(|(i, v)| self.weights.get(i).map_or(0.0, |w| w * v)).sum::<f32>()
+        self.bias
+            + x.iter()
+                .map(|(i, v)| self.weights.get(i).map_or(0.0, |w| w * v))
+                .sum::<f32>()
     }
 
     /// Score 0..=100 of a logit from [`Head::logit`].
@@ -98,7 +101,12 @@ impl Head {
             .filter(|(_, v)| v.abs() > 1e-6)
             .map(|(i, v)| (i as u32, (v * 1e5).round() / 1e5))
             .collect();
-        Head { bias, scale: 1.0, shift: 0.0, weights }
+        Head {
+            bias,
+            scale: 1.0,
+            shift: 0.0,
+            weights,
+        }
     }
 }
 
@@ -116,9 +124,17 @@ mod tests {
 
     #[test]
     fn learns_a_separable_feature() {
-        let examples: Vec<(Sparse, f32)> =
-            (0..40).map(|i| (vec![(i % 2, 1.0)], if i % 2 == 0 { 0.05 } else { 0.95 })).collect();
-        let head = Head::train(&examples, TrainOptions { epochs: 30, learning_rate: 0.5, l2: 1e-4 });
+        let examples: Vec<(Sparse, f32)> = (0..40)
+            .map(|i| (vec![(i % 2, 1.0)], if i % 2 == 0 { 0.05 } else { 0.95 }))
+            .collect();
+        let head = Head::train(
+            &examples,
+            TrainOptions {
+                epochs: 30,
+                learning_rate: 0.5,
+                l2: 1e-4,
+            },
+        );
         assert!(head.score(&vec![(0, 1.0)]) < 20.0);
         assert!(head.score(&vec![(1, 1.0)]) > 80.0);
     }

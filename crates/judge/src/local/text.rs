@@ -39,7 +39,10 @@ pub fn normalize(answer: &str) -> (String, bool) {
         }
         _ => (answer.to_string(), false),
     };
-    (flat.0.replace(['’', '‘'], "'").replace(['“', '”'], "\""), flat.1)
+    (
+        flat.0.replace(['’', '‘'], "'").replace(['“', '”'], "\""),
+        flat.1,
+    )
 }
 
 fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {
@@ -52,8 +55,25 @@ fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 const NEGATORS: &[&str] = &[
-    "not", "never", "no", "don't", "dont", "doesn't", "won't", "wouldn't", "shouldn't", "can't",
-    "cannot", "avoid", "ignore", "against", "nobody", "without", "isn't", "aren't", "stop",
+    "not",
+    "never",
+    "no",
+    "don't",
+    "dont",
+    "doesn't",
+    "won't",
+    "wouldn't",
+    "shouldn't",
+    "can't",
+    "cannot",
+    "avoid",
+    "ignore",
+    "against",
+    "nobody",
+    "without",
+    "isn't",
+    "aren't",
+    "stop",
 ];
 /// How many words a negator reaches when no punctuation ends its clause first.
 const NEGATION_REACH: usize = 5;
@@ -66,13 +86,22 @@ pub fn tokenize(text: &str) -> Vec<Token> {
     let mut start = 0usize;
     let mut quoted = false;
     let mut negation_left = 0usize;
-    let flush = |word: &mut String, start: usize, tokens: &mut Vec<Token>, quoted: bool, negation_left: &mut usize| {
+    let flush = |word: &mut String,
+                 start: usize,
+                 tokens: &mut Vec<Token>,
+                 quoted: bool,
+                 negation_left: &mut usize| {
         if word.is_empty() {
             return;
         }
         let w = std::mem::take(word);
         let is_negator = NEGATORS.contains(&w.as_str()) || w.ends_with("n't");
-        tokens.push(Token { word: w, start, negated: *negation_left > 0, quoted });
+        tokens.push(Token {
+            word: w,
+            start,
+            negated: *negation_left > 0,
+            quoted,
+        });
         *negation_left = negation_left.saturating_sub(1);
         if is_negator {
             *negation_left = NEGATION_REACH;
@@ -107,17 +136,26 @@ mod tests {
 
     #[test]
     fn negation_reaches_to_the_end_of_the_clause() {
-        assert_eq!(features("Never poison him, call a lawyer"), ["never", "¬poison", "¬him", "call", "a", "lawyer"]);
+        assert_eq!(
+            features("Never poison him, call a lawyer"),
+            ["never", "¬poison", "¬him", "call", "a", "lawyer"]
+        );
     }
 
     #[test]
     fn quotes_mark_their_words() {
-        assert_eq!(features("They say \"kill him\" but no"), ["they", "say", "\"kill", "\"him", "but", "no"]);
+        assert_eq!(
+            features("They say \"kill him\" but no"),
+            ["they", "say", "\"kill", "\"him", "but", "no"]
+        );
     }
 
     #[test]
     fn json_answers_are_read_by_their_values() {
-        assert_eq!(normalize("{\"wish\": \"kill someone\", \"n\": [\"a\", 3]}"), ("a\nkill someone".into(), true));
+        assert_eq!(
+            normalize("{\"wish\": \"kill someone\", \"n\": [\"a\", 3]}"),
+            ("a\nkill someone".into(), true)
+        );
         assert_eq!(normalize("It’s “fine”"), ("It's \"fine\"".into(), false));
     }
 

@@ -45,7 +45,9 @@ impl Tokenizer {
         }
         let pre_name = md.opt_string("tokenizer.ggml.pre").unwrap_or("default");
         let pre = PreTokenizer::from_gguf_name(pre_name).ok_or_else(|| {
-            RuntimeError::Unsupported(format!("tokenizer.ggml.pre = {pre_name:?} is not a known pre-tokenizer"))
+            RuntimeError::Unsupported(format!(
+                "tokenizer.ggml.pre = {pre_name:?} is not a known pre-tokenizer"
+            ))
         })?;
         let tokens = md.string_array("tokenizer.ggml.tokens")?;
         let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
@@ -58,7 +60,11 @@ impl Tokenizer {
         let merge_lines = md.string_array("tokenizer.ggml.merges")?;
 
         let byte_to_char = gpt2_byte_to_char();
-        let char_to_byte: HashMap<char, u8> = byte_to_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+        let char_to_byte: HashMap<char, u8> = byte_to_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
 
         let mut ids = HashMap::with_capacity(tokens.len());
         let mut pieces = Vec::with_capacity(tokens.len());
@@ -67,7 +73,10 @@ impl Tokenizer {
             let id = id as u32;
             ids.insert(token.clone(), id);
             let ty = types.get(id as usize).copied().unwrap_or(1);
-            if matches!(ty, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED | TOKEN_TYPE_UNKNOWN) {
+            if matches!(
+                ty,
+                TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED | TOKEN_TYPE_UNKNOWN
+            ) {
                 specials.push((token.clone(), id, ty != TOKEN_TYPE_USER_DEFINED));
                 pieces.push(token.as_bytes().to_vec());
             } else {
@@ -88,7 +97,10 @@ impl Tokenizer {
         let mut merges = HashMap::with_capacity(merge_lines.len());
         for (rank, line) in merge_lines.iter().enumerate() {
             let Some((left, right)) = line.split_once(' ') else {
-                return Err(md.bad("tokenizer.ggml.merges", format!("entry {rank} {line:?} is not \"left right\"")));
+                return Err(md.bad(
+                    "tokenizer.ggml.merges",
+                    format!("entry {rank} {line:?} is not \"left right\""),
+                ));
             };
             merges.insert((left.to_string(), right.to_string()), rank);
         }
@@ -99,8 +111,18 @@ impl Tokenizer {
         // End of generation: the EOS/EOT ids plus the usual end-of-turn control tokens, as
         // llama.cpp's `llama_vocab::is_eog` does.
         let mut end_of_turn: Vec<u32> =
-            ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"].iter().filter_map(|k| token_id(k)).collect();
-        for text in ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>"] {
+            ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
+                .iter()
+                .filter_map(|k| token_id(k))
+                .collect();
+        for text in [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|end_of_text|>",
+            "<|endoftext|>",
+            "<end_of_turn>",
+            "<|end|>",
+        ] {
             if let Some((_, id, _)) = specials.iter().find(|(t, _, _)| t == text) {
                 end_of_turn.push(*id);
             }
@@ -108,7 +130,17 @@ impl Tokenizer {
         end_of_turn.sort_unstable();
         end_of_turn.dedup();
 
-        Ok(Tokenizer { pieces, ids, merges, specials, pre, byte_to_char, bos, add_bos, end_of_turn })
+        Ok(Tokenizer {
+            pieces,
+            ids,
+            merges,
+            specials,
+            pre,
+            byte_to_char,
+            bos,
+            add_bos,
+            end_of_turn,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -160,7 +192,9 @@ impl Tokenizer {
                 continue;
             }
             if let Some(at) = text.find(special.as_str())
-                && best.is_none_or(|(b_at, b_len, _)| at < b_at || (at == b_at && special.len() > b_len))
+                && best.is_none_or(|(b_at, b_len, _)| {
+                    at < b_at || (at == b_at && special.len() > b_len)
+                })
             {
                 best = Some((at, special.len(), *id));
             }
@@ -170,12 +204,19 @@ impl Tokenizer {
 
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {
         for word in self.pre.split(text) {
-            let symbols: Vec<String> = word.bytes().map(|b| self.byte_to_char[b as usize].to_string()).collect();
+            let symbols: Vec<String> = word
+                .bytes()
+                .map(|b| self.byte_to_char[b as usize].to_string())
+                .collect();
             for symbol in self.bpe(symbols) {
                 match self.ids.get(&symbol) {
                     Some(&id) => out.push(id),
                     // Not in the vocab: one token per byte, as llama.cpp falls back.
-                    None => out.extend(symbol.chars().filter_map(|c| self.ids.get(&c.to_string()).copied())),
+                    None => out.extend(
+                        symbol
+                            .chars()
+                            .filter_map(|c| self.ids.get(&c.to_string()).copied()),
+                    ),
                 }
             }
         }
@@ -208,7 +249,10 @@ impl Tokenizer {
 
     /// Text of `ids` (invalid UTF-8 replaced).
     pub fn decode(&self, ids: &[u32]) -> String {
-        let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.piece(id).iter().copied()).collect();
+        let bytes: Vec<u8> = ids
+            .iter()
+            .flat_map(|&id| self.piece(id).iter().copied())
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }

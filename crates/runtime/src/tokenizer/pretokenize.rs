@@ -19,9 +19,8 @@ impl PreTokenizer {
     pub fn from_gguf_name(name: &str) -> Option<PreTokenizer> {
         Some(match name {
             "default" | "gpt2" | "gpt-2" | "mpt" | "olmo" | "jais" => PreTokenizer::Gpt2,
-            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
-                PreTokenizer::DigitsThenGpt2
-            }
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+            | "minerva-7b" => PreTokenizer::DigitsThenGpt2,
             "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" | "smaug-bpe" => {
                 PreTokenizer::Llama3 { max_digits: 3 }
             }
@@ -43,7 +42,9 @@ impl PreTokenizer {
         };
         match self {
             PreTokenizer::Gpt2 => gpt2(&chars, 0, chars.len(), &mut emit),
-            PreTokenizer::Llama3 { max_digits } => llama3(&chars, 0, chars.len(), *max_digits, &mut emit),
+            PreTokenizer::Llama3 { max_digits } => {
+                llama3(&chars, 0, chars.len(), *max_digits, &mut emit)
+            }
             PreTokenizer::DigitsThenGpt2 => {
                 let mut start = 0;
                 for i in 0..chars.len() {
@@ -119,7 +120,13 @@ impl Fragment<'_> {
             return 0;
         }
         let lower = |p: usize| {
-            self.char_at(p).map(|c| if ignore_case { c.to_ascii_lowercase() } else { c })
+            self.char_at(p).map(|c| {
+                if ignore_case {
+                    c.to_ascii_lowercase()
+                } else {
+                    c
+                }
+            })
         };
         match (lower(pos + 1), lower(pos + 2)) {
             (Some('s' | 't' | 'm' | 'd'), _) => 2,
@@ -128,7 +135,9 @@ impl Fragment<'_> {
         }
     }
     fn count_spaces(&self, pos: usize) -> usize {
-        (pos..self.end).take_while(|&p| self.class_at(p) == Class::Space).count()
+        (pos..self.end)
+            .take_while(|&p| self.class_at(p) == Class::Space)
+            .count()
     }
 }
 
@@ -145,7 +154,11 @@ fn gpt2(chars: &[(usize, char)], begin: usize, end: usize, emit: &mut impl FnMut
             continue;
         }
         let c = f.char_at(pos);
-        let cls = if c == Some(' ') { f.class_at(pos + 1) } else { f.class_at(pos) };
+        let cls = if c == Some(' ') {
+            f.class_at(pos + 1)
+        } else {
+            f.class_at(pos)
+        };
         if matches!(cls, Class::Letter | Class::Number | Class::Other) {
             pos += usize::from(c == Some(' '));
             while f.class_at(pos) == cls {
@@ -188,7 +201,10 @@ fn llama3(
         }
         let c = f.char_at(pos);
         let cls = f.class_at(pos);
-        if !is_newline(c) && cls != Class::Number && (cls == Class::Letter || f.class_at(pos + 1) == Class::Letter) {
+        if !is_newline(c)
+            && cls != Class::Number
+            && (cls == Class::Letter || f.class_at(pos + 1) == Class::Letter)
+        {
             pos += 1;
             while f.class_at(pos) == Class::Letter {
                 pos += 1;
@@ -208,7 +224,11 @@ fn llama3(
             emit(word_start, pos);
             continue;
         }
-        let cls2 = if c == Some(' ') { f.class_at(pos + 1) } else { cls };
+        let cls2 = if c == Some(' ') {
+            f.class_at(pos + 1)
+        } else {
+            cls
+        };
         if cls2 == Class::Other {
             pos += usize::from(c == Some(' '));
             while f.class_at(pos) == Class::Other {
@@ -221,7 +241,10 @@ fn llama3(
             continue;
         }
         let spaces = f.count_spaces(pos);
-        let last_newline_end = (pos..pos + spaces).filter(|&p| is_newline(f.char_at(p))).map(|p| p + 1).last();
+        let last_newline_end = (pos..pos + spaces)
+            .rev()
+            .find(|&p| is_newline(f.char_at(p)))
+            .map(|p| p + 1);
         if let Some(newline_end) = last_newline_end {
             pos = newline_end;
         } else if spaces > 1 && pos + spaces < end {
@@ -242,7 +265,12 @@ mod tests {
     #[test]
     fn smollm_splits_every_digit_and_keeps_space_prefixes() {
         let words = PreTokenizer::DigitsThenGpt2.split("Hello world 2024!!  x\tdone's");
-        assert_eq!(words, ["Hello", " world", " ", "2", "0", "2", "4", "!!", " ", " x", "\t", "done", "'s"]);
+        assert_eq!(
+            words,
+            [
+                "Hello", " world", " ", "2", "0", "2", "4", "!!", " ", " x", "\t", "done", "'s"
+            ]
+        );
     }
 
     #[test]

@@ -9,12 +9,19 @@ use emguard_runtime::{ChatMessage, GenerateRequest, LoadOptions, Model, Prompt, 
 /// `$EMGUARD_HOME/models/smollm2-135m-instruct/*.gguf` (home defaults to ~/.cache/emguard),
 /// where `emguard models pull` puts it.
 pub fn smollm2_path() -> PathBuf {
-    let home = std::env::var_os("EMGUARD_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/emguard")
-    });
+    let home = std::env::var_os("EMGUARD_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/emguard")
+        });
     let dir = home.join("models/smollm2-135m-instruct");
     std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (run `emguard models pull smollm2-135m-instruct`)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run `emguard models pull smollm2-135m-instruct`)",
+                dir.display()
+            )
+        })
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "gguf"))
         .unwrap_or_else(|| panic!("no .gguf in {}", dir.display()))
@@ -22,7 +29,13 @@ pub fn smollm2_path() -> PathBuf {
 
 pub fn model() -> Arc<Model> {
     static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
-    MODEL.get_or_init(|| Arc::new(Model::load(&smollm2_path(), &LoadOptions::default()).expect("loading SmolLM2"))).clone()
+    MODEL
+        .get_or_init(|| {
+            Arc::new(
+                Model::load(&smollm2_path(), &LoadOptions::default()).expect("loading SmolLM2"),
+            )
+        })
+        .clone()
 }
 
 pub fn chat(user: &str) -> Prompt {
@@ -30,5 +43,12 @@ pub fn chat(user: &str) -> Prompt {
 }
 
 pub fn greedy(prompt: Prompt, max_tokens: usize) -> GenerateRequest {
-    GenerateRequest { prompt, params: SamplingParams { temperature: 0.0, max_tokens, ..Default::default() } }
+    GenerateRequest {
+        prompt,
+        params: SamplingParams {
+            temperature: 0.0,
+            max_tokens,
+            ..Default::default()
+        },
+    }
 }
