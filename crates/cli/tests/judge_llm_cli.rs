@@ -2,18 +2,10 @@
 //! over HTTP against a real `emguard serve` (`llm:`) and in-process (`local-llm:`). Both follow
 //! one protocol (max_tokens 1, temperature 0, top-20 logprobs), so their figures must agree.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-/// Kills the server when the test ends, passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::Server;
 
 fn emguard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_emguard"))
@@ -84,21 +76,8 @@ fn calibrate_gives_the_same_figures_for_the_served_and_the_in_process_llm_judge(
     )
     .unwrap();
 
-    let mut child = emguard()
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let base_url = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(rest) = line.strip_prefix("emguard serve: listening on ") {
-            break rest.split(' ').next().unwrap().to_owned();
-        }
-    };
+    let server = Server::start();
+    let base_url = &server.base_url;
 
     let served = calibrate(dir.path(), &format!("llm:smollm2-135m-instruct@{base_url}"));
     let gguf = emguard_models::resolve("smollm2-135m-instruct").unwrap();

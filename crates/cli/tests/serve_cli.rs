@@ -1,18 +1,10 @@
 //! `emguard serve` as a user starts it: the real binary with the default model on a free port.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
-/// Kills the server when the test ends, passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::Server;
 
 /// A minimal HTTP/1.1 request over std, answered with `Connection: close`.
 fn http(addr: &str, request: &str) -> String {
@@ -25,24 +17,14 @@ fn http(addr: &str, request: &str) -> String {
 
 #[test]
 fn serve_answers_health_and_chat_on_the_printed_address() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_emguard"))
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve prints its address before anything else ends")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("emguard serve: listening on http://") {
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
+    let server = Server::start();
+    let addr = server
+        .base_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 
     let health = http(
