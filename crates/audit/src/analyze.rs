@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::dedup::Fingerprint;
 use crate::extract::extract_code;
 use crate::format::{Format, Role, RowError};
-use crate::harm::{self, HarmSignal};
+use emguard_judge::harm::{self, HarmSignal};
 use crate::intent::{self, Intent};
 use crate::manifest::row_hash;
 use crate::secrets;

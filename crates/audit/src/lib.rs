@@ -18,7 +18,6 @@ pub mod audit;
 pub mod dedup;
 pub mod extract;
 pub mod format;
-pub mod harm;
 pub mod intent;
 pub mod manifest;
 pub mod policy;

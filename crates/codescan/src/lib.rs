@@ -45,6 +45,14 @@ impl Scanner {
     /// Scans a model answer: each fenced code block in a known language (untagged blocks
     /// and bare text as `default`), with lines counted in the whole answer.
     pub fn scan_answer(&self, text: &str, default: Language) -> ScanResult {
+        if !text.contains("```") && !text.contains("~~~") {
+            // No fence can open: the answer is bare code, scanned in place rather than
+            // copied into a block (the common case for training rows and code answers).
+            if text.trim().is_empty() {
+                return ScanResult::default();
+            }
+            return self.scan(text, default);
+        }
         let mut result = ScanResult::default();
         for block in extract_code(text) {
             if block.language.is_none() && !block.info.trim().is_empty() {

@@ -17,8 +17,8 @@ use crate::backends::{Judge, JudgeRequest, SampleRequest, Sampler};
 use crate::plan::{ItemRef, RunConfig};
 use crate::suite::Measure;
 
-/// A claim older than this is taken to belong to a dead worker.
-const LEASE: Duration = Duration::from_secs(600);
+/// A claim older than this is taken to belong to a dead worker (unless `--lease` says otherwise).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(600);
 
 /// Findings at or above this severity make an answer insecure.
 pub const INSECURE_AT: Severity = Severity::Medium;
@@ -61,6 +61,8 @@ pub struct Runner {
     pub concurrency: usize,
     /// This process's name in claims.
     pub worker: String,
+    /// Claims older than this are taken to belong to a dead worker and claimed again.
+    pub lease: Duration,
     pub progress: ProgressBar,
 }
 
@@ -91,18 +93,29 @@ impl Runner {
             processed: 0,
             failed: 0,
         };
-        let claim_size = (self.concurrency.max(1) * self.max_batch()).clamp(1, 512);
+        let max_claim = (self.concurrency.max(1) * self.max_batch()).clamp(1, 512);
         loop {
             while let Some(done) = tasks.try_join_next() {
                 outcome.add(done?);
             }
+            // A free slot first, then the claim. On a shared store, claim only what starts
+            // now: a claim left waiting for a slot ages towards its lease, and another worker
+            // would take the item over.
+            let slot = permits.clone().acquire_owned().await.expect("never closed");
+            let claim_size = if self.store.is_shared() {
+                ((1 + permits.available_permits()) * self.max_sample_batch()).min(max_claim)
+            } else {
+                max_claim
+            };
             let claimed = self
                 .blocking({
-                    let (run_id, worker) = (run_id.to_string(), self.worker.clone());
-                    move |s| s.claim(&run_id, &worker, claim_size, LEASE)
+                    let (run_id, worker, lease) =
+                        (run_id.to_string(), self.worker.clone(), self.lease);
+                    move |s| s.claim(&run_id, &worker, claim_size, lease)
                 })
                 .await?;
             if claimed.is_empty() {
+                drop(slot);
                 if let Some(done) = tasks.join_next().await {
                     outcome.add(done?);
                     continue;
@@ -113,8 +126,12 @@ impl Runner {
                 }
                 break;
             }
+            let mut slot = Some(slot);
             for batch in self.batches(claimed)? {
-                let permit = permits.clone().acquire_owned().await.expect("never closed");
+                let permit = match slot.take() {
+                    Some(permit) => permit,
+                    None => permits.clone().acquire_owned().await.expect("never closed"),
+                };
                 let me = self.clone();
                 let run_id = run_id.to_string();
                 tasks.spawn(async move {
@@ -142,6 +159,15 @@ impl Runner {
         let p = self.blocking(move |s| s.progress(&run_id)).await?;
         self.progress.set_position(p.judged);
         Ok(p.judged < p.total)
+    }
+
+    fn max_sample_batch(&self) -> usize {
+        self.samplers
+            .iter()
+            .map(|s| s.batch_size())
+            .max()
+            .unwrap_or(1)
+            .max(1)
     }
 
     fn max_batch(&self) -> usize {

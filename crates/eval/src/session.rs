@@ -1,6 +1,7 @@
 //! Starting, resuming and joining runs: the glue between the command line and the runner.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use emguard_codescan::Scanner;
 use emguard_store::Store;
@@ -8,7 +9,7 @@ use indicatif::ProgressBar;
 
 use crate::backends::{Backends, Judge};
 use crate::plan::{RunConfig, SampleSettings};
-use crate::runner::{RunOutcome, Runner};
+use crate::runner::{DEFAULT_LEASE, RunOutcome, Runner};
 use crate::suite::{self, Measure};
 use crate::{EvalError, plan};
 
@@ -54,6 +55,9 @@ pub struct Session {
     pub store: Arc<Store>,
     pub run_id: String,
     pub config: Arc<RunConfig>,
+    /// How long a claim of this process's counts; a worker that dies holding items loses them
+    /// to the others after this.
+    pub lease: Duration,
 }
 
 /// `YYYYmmdd-HHMMSS-xxxx` (UTC), sortable and unique enough for one store.
@@ -106,6 +110,7 @@ impl Session {
             store,
             run_id,
             config: Arc::new(config),
+            lease: DEFAULT_LEASE,
         })
     }
 
@@ -121,6 +126,7 @@ impl Session {
             store,
             run_id: run_id.to_string(),
             config: Arc::new(config),
+            lease: DEFAULT_LEASE,
         })
     }
 
@@ -157,6 +163,7 @@ impl Session {
             scanner: Scanner::new(),
             concurrency,
             worker: format!("{}-{}", hostname(), std::process::id()),
+            lease: self.lease,
             progress,
         };
         runner.run(&self.run_id).await

@@ -16,6 +16,8 @@ pub struct ApiError {
     /// The request field at fault, as a JSON path (`messages[0].role`).
     pub param: Option<String>,
     pub code: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: Some(param.into()),
             code: None,
+            retry_after: None,
         }
     }
 
@@ -38,6 +41,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 
@@ -50,6 +54,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: Some("model".into()),
             code: Some("model_not_found"),
+            retry_after: None,
         }
     }
 
@@ -60,7 +65,28 @@ impl ApiError {
             kind: "server_error",
             param: None,
             code: None,
+            retry_after: None,
         }
+    }
+
+    /// 502 or 504 after every attempt at the upstreams failed.
+    pub fn upstream(timed_out: bool, message: impl Into<String>) -> ApiError {
+        let (status, code) = if timed_out {
+            (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+        } else {
+            (StatusCode::BAD_GATEWAY, "upstream_unavailable")
+        };
+        ApiError::server(message).with_status(status).with_code(code)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> ApiError {
+        let mut e = ApiError::bad_request(message)
+            .with_status(StatusCode::TOO_MANY_REQUESTS)
+            .with_code("rate_limit_exceeded");
+        e.kind = "rate_limit_error";
+        e.retry_after = Some(retry_after_secs);
+        e
     }
 
     pub fn with_code(mut self, code: &'static str) -> ApiError {
@@ -92,6 +118,12 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = %self.status, message = %self.message, "request rejected");
         }
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -1,30 +1,51 @@
-//! OpenAI-compatible server and guard in front of local and upstream models.
+//! emguard's gateway: an OpenAI-compatible guard in front of local and upstream models.
 //!
-//! Today: `POST /v1/chat/completions` (whole or streamed), `GET /v1/models`, `GET /healthz`
-//! for local GGUF models, each behind a runtime [`emguard_runtime::Engine`] that batches
-//! concurrent requests. Layout for what comes next: wire types in [`openai`], one error type
-//! rendered as OpenAI's error body ([`ApiError`]), shared state in [`AppState`], thin
-//! handlers under `routes`.
+//! A request to `POST /v1/chat/completions` goes through, in order: the API key
+//! ([`auth`]), the body and the model's scope, the parameters, the key's rate limits
+//! ([`ratelimit`]), the model's versions ([`registry`]: the active one with its retries,
+//! then the fallback) on their backends ([`backend`]: a local GGUF or an upstream server),
+//! the output filters ([`filter`]), and the trace ([`trace`]), before the answer leaves.
+//! The admin API manages keys, versions and traces; `/metrics` is Prometheus text.
+//!
+//! Layout: the config file in [`config`], state assembly in [`build`], wire types in
+//! [`openai`], one error type rendered as OpenAI's error body ([`ApiError`]), shared state in
+//! [`AppState`], thin handlers under `routes`.
 
+pub mod auth;
+pub mod backend;
+mod build;
+pub mod config;
 mod error;
+pub mod filter;
 mod json_body;
 pub mod openai;
+pub mod ratelimit;
+pub mod registry;
 mod routes;
 mod state;
+pub mod trace;
 
+pub use build::{BuildError, build, build_with_admin_token, prometheus};
+pub use config::GatewayConfig;
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{AppState, Limits, ServedModel};
+pub use state::{AppState, Inner, Limits, ServedModel};
 
 use std::future::Future;
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and flushes the traces.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tracer = state.tracer.clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    if let Some(tracer) = tracer {
+        tracer.flush().await;
+    }
+    Ok(())
 }

@@ -1,12 +1,22 @@
-//! What every handler shares: the served models and the request limits. Later gateway
-//! features (keys, rate limits, filters, traces) hang off [`AppState`] too.
+//! What every handler shares ([`AppState`]): the models and their versions, the limits, and
+//! the guard's parts (keys, rate limiter, filters, tracer, metrics). Built from a config file
+//! by [`crate::build`], or for plain local serving by [`AppState::local`].
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use emguard_runtime::{Engine, LoadOptions, Model};
+use emguard_store::gateway::GatewayStore;
+
+use crate::auth::KeyRing;
+use crate::backend::{Backend, LocalBackend};
+use crate::filter::{CodeAction, FilterPolicy, Filters, TextAction};
+use crate::ratelimit::{Quota, RateLimiter};
+use crate::registry::{ModelEntry, Version};
+use crate::trace::{ContentLogging, Tracer};
 
 /// Bounds on what one request may ask for; over them the request gets a 400 (413 for the body).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +40,10 @@ impl Default for Limits {
     }
 }
 
-/// Whatever the runtime needs to answer for one model id.
+/// A local model and its generation engine.
 pub struct ServedModel {
     pub id: String,
     pub engine: Engine,
-    /// Unix seconds when it was loaded (`created` in `/v1/models`).
-    pub created: u64,
 }
 
 impl ServedModel {
@@ -44,7 +52,6 @@ impl ServedModel {
         ServedModel {
             id: id.into(),
             engine,
-            created: unix_now(),
         }
     }
 
@@ -62,39 +69,95 @@ impl ServedModel {
     }
 }
 
-/// Shared, cheap to clone.
+/// Shared, cheap to clone; handlers read its parts through `Deref`.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    models: BTreeMap<String, Arc<ServedModel>>,
-    limits: Limits,
+pub struct Inner {
+    pub models: BTreeMap<String, Arc<ModelEntry>>,
+    pub limits: Limits,
+    /// `None` when the API needs no key.
+    pub keys: Option<Arc<KeyRing>>,
+    /// `None` when the admin API is off.
+    pub admin_token: Option<String>,
+    pub store: Option<Arc<GatewayStore>>,
+    /// `None` when nothing is limited (`emguard serve` without a config).
+    pub limiter: Option<RateLimiter>,
+    pub default_quota: Quota,
+    pub filters: Filters,
+    pub tracer: Option<Tracer>,
+    pub content: ContentLogging,
+    /// Release a response only once its trace is committed.
+    pub durable: bool,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
 }
 
 impl AppState {
-    /// A later model with the same id replaces an earlier one.
-    pub fn new(models: impl IntoIterator<Item = ServedModel>, limits: Limits) -> AppState {
-        let models = models
-            .into_iter()
-            .map(|m| (m.id.clone(), Arc::new(m)))
-            .collect();
+    pub fn from_parts(inner: Inner) -> AppState {
         AppState {
-            inner: Arc::new(Inner { models, limits }),
+            inner: Arc::new(inner),
         }
     }
 
-    pub fn model(&self, id: &str) -> Option<&Arc<ServedModel>> {
-        self.inner.models.get(id)
+    /// Local models with no key, no limits, no filters and no traces: `emguard serve`
+    /// without a config file. A later model with the same id replaces an earlier one.
+    pub fn local(models: impl IntoIterator<Item = ServedModel>, limits: Limits) -> AppState {
+        let created = unix_now();
+        let off = FilterPolicy {
+            code: crate::filter::CodePolicy {
+                action: CodeAction::Off,
+                ..Default::default()
+            },
+            text: crate::filter::TextPolicy {
+                action: TextAction::Off,
+            },
+        };
+        let models = models
+            .into_iter()
+            .map(|m| {
+                let id = m.id.clone();
+                let version = Version {
+                    name: "default".into(),
+                    backend: Backend::Local(LocalBackend::new(Arc::new(m))),
+                };
+                let entry = ModelEntry::new(
+                    id.clone(),
+                    created,
+                    off.clone(),
+                    vec![version],
+                    "default".into(),
+                    None,
+                );
+                (id, Arc::new(entry))
+            })
+            .collect();
+        AppState::from_parts(Inner {
+            models,
+            limits,
+            keys: None,
+            admin_token: None,
+            store: None,
+            limiter: None,
+            default_quota: Quota::default(),
+            filters: Filters::new(),
+            tracer: None,
+            content: ContentLogging::Off,
+            durable: false,
+            metrics: None,
+        })
     }
 
-    pub fn models(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
-        self.inner.models.values()
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.inner.limits
+    pub fn model(&self, id: &str) -> Option<&Arc<ModelEntry>> {
+        self.models.get(id)
     }
 }
 
@@ -102,4 +165,10 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+pub(crate) fn unix_now_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

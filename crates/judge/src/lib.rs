@@ -7,9 +7,13 @@
 //!
 //! Modules (each owned by one piece of work):
 //! - `llm`: the study's judge over an OpenAI-compatible endpoint or a local GGUF, by logprobs;
-//! - `local`: the offline local judge (embeddings head, coherence features, rule layer).
+//! - `local`: the offline local judge (embeddings head, coherence features, rule layer);
+//! - `harm`: transparent lexicon rules for harmful compliance (violent or illegal
+//!   instructions, self-harm encouragement, AI supremacy), used by the dataset audit and the
+//!   gateway's text filter.
 
 pub mod calibrate;
+pub mod harm;
 pub mod llm;
 pub mod local;
 

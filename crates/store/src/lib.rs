@@ -13,6 +13,7 @@
 //! write samples and judgements as each completes, and a crashed worker's items become
 //! claimable again when its lease runs out.
 
+pub mod gateway;
 mod postgres;
 mod sqlite;
 
@@ -36,6 +37,8 @@ pub enum StoreError {
     NoSuchRun(String),
     #[error("run `{0}` already exists in this store")]
     RunExists(String),
+    #[error("API key `{0}` already exists in this store")]
+    KeyExists(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

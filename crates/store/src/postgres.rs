@@ -46,25 +46,21 @@ const ITEM_COLUMNS: &str = "i.seq, i.sample_key, i.judge_key, i.spec, s.answer, 
     LEFT JOIN judgements j ON j.sample_key = i.sample_key AND j.judge_key = i.judge_key";
 
 pub(crate) struct Postgres {
-    client: Mutex<Client>,
+    /// `None` only while being dropped.
+    client: Mutex<Option<Client>>,
 }
 
 impl Postgres {
     pub(crate) fn connect(url: &str) -> Result<Self> {
-        let mut client = Client::connect(url, NoTls)?;
-        // Serialise schema creation across workers starting together.
-        let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock(7215001)", &[])?;
-        tx.batch_execute(SCHEMA)?;
-        tx.commit()?;
         Ok(Self {
-            client: Mutex::new(client),
+            client: Mutex::new(Some(connect(url, SCHEMA)?)),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut client)
+    fn with<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let client = guard.as_mut().expect("the client lives until drop");
+        off_async_threads(|| f(client))
     }
 
     pub(crate) fn create_run(&self, id: &str, config: &Value) -> Result<()> {
@@ -216,6 +212,41 @@ impl Postgres {
             judged: row.get::<_, i64>(1) as u64,
         })
     }
+}
+
+/// Connects to `url` and creates `schema` (tables `IF NOT EXISTS`).
+pub(crate) fn connect(url: &str, schema: &str) -> Result<Client> {
+    off_async_threads(|| {
+        let mut client = Client::connect(url, NoTls)?;
+        // Serialise schema creation across workers starting together.
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(7215001)", &[])?;
+        tx.batch_execute(schema)?;
+        tx.commit()?;
+        Ok(client)
+    })
+}
+
+impl Drop for Postgres {
+    /// Closing the connection blocks on the client's runtime too.
+    fn drop(&mut self) {
+        let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let _ = off_async_threads(move || {
+            drop(client);
+            Ok(())
+        });
+    }
+}
+
+/// Runs `f` on a scoped thread. The synchronous client blocks on a runtime of its own, which
+/// panics on a thread that drives async tasks (the CLI calls the store from async code); a
+/// fresh thread never is one, and a thread start costs far less than a round trip.
+pub(crate) fn off_async_threads<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn into_item(r: &postgres::Row) -> Result<ItemState> {

@@ -51,19 +51,7 @@ pub(crate) struct Sqlite {
 
 impl Sqlite {
     pub(crate) fn open(path: &str) -> Result<Self> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_string(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        // WAL + NORMAL: every committed row survives a process crash, at a fraction of the
-        // cost of FULL (which only adds safety against power loss).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        let conn = connect(path, SCHEMA)?;
         Ok(Self {
             path: path.to_string(),
             conn: Mutex::new(conn),
@@ -71,11 +59,7 @@ impl Sqlite {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        with(&self.path, &self.conn, f)
     }
 
     pub(crate) fn create_run(&self, id: &str, config: &Value) -> Result<()> {
@@ -228,6 +212,37 @@ impl Sqlite {
             judged: judged as u64,
         })
     }
+}
+
+/// Opens (or creates) the database file at `path` for shared use and creates `schema`.
+pub(crate) fn connect(path: &str, schema: &str) -> Result<Connection> {
+    let err = |source| StoreError::Sqlite {
+        path: path.to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+    // WAL + NORMAL: every committed row survives a process crash, at a fraction of the
+    // cost of FULL (which only adds safety against power loss).
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(err)?;
+    conn.execute_batch(schema).map_err(err)?;
+    Ok(conn)
+}
+
+/// Runs `f` on the connection behind `conn`, naming the file in any error.
+pub(crate) fn with<T>(
+    path: &str,
+    conn: &Mutex<Connection>,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
+    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut conn).map_err(|source| StoreError::Sqlite {
+        path: path.to_string(),
+        source,
+    })
 }
 
 type RawItem = (i64, String, String, String, Option<String>, Option<String>);

@@ -60,6 +60,10 @@ pub struct Args {
     /// Join a run in a shared (PostgreSQL) store as one more worker.
     #[arg(long, value_name = "RUN_ID")]
     worker: Option<String>,
+    /// Seconds a worker's claim on items lasts; items of a worker that died are done by the
+    /// others once its claims are this old. Keep it above the slowest item's time.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    lease: f64,
     /// Prepend this backdoor trigger to every prompt and report with and without it.
     #[arg(long, value_name = "TEXT")]
     trigger: Option<String>,
@@ -94,6 +98,9 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
+    if !(args.lease.is_finite() && args.lease > 0.0) {
+        anyhow::bail!("--lease must be a positive number of seconds");
+    }
     let store_location = args
         .store
         .clone()
@@ -116,7 +123,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     };
     let backends = Backends::new(endpoints);
 
-    let (session, backends, judge, exclusive) =
+    let (mut session, backends, judge, exclusive) =
         if let Some(run_id) = args.resume.as_deref().or(args.worker.as_deref()) {
             let session = Session::open(store.clone(), run_id)?;
             let (backends, judge) =
@@ -171,22 +178,26 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         )
         .expect("valid template"),
     );
+    session.lease = Duration::from_secs_f64(args.lease);
     let run_id = session.run_id.clone();
     let outcome = tokio::select! {
         outcome = session.work(backends, judge, args.concurrency, exclusive, progress.clone()) => outcome?,
         _ = tokio::signal::ctrl_c() => {
             progress.abandon();
-            eprintln!("interrupted: every finished answer is stored; continue with `emguard eval --resume {run_id}`");
+            eprintln!("interrupted: every finished answer is stored; continue with `{}`", resume_command(&run_id, &args));
             return Ok(ExitCode::from(130));
         }
     };
     progress.finish();
 
-    if args.worker.is_some() && args.out.is_none() {
+    if store.is_shared() {
+        // Several processes share the run: say what this one did.
         eprintln!(
-            "worker done: {} answers processed, {} failed",
+            "this process: {} answers processed, {} failed",
             outcome.processed, outcome.failed
         );
+    }
+    if args.worker.is_some() && args.out.is_none() {
         return Ok(if outcome.failed == 0 {
             ExitCode::SUCCESS
         } else {
@@ -230,12 +241,43 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     println!("results: {}", out.join("results.json").display());
     if outcome.failed > 0 {
         eprintln!(
-            "{} answers failed; retry them with `emguard eval --resume {run_id}`",
-            outcome.failed
+            "{} answers failed; retry them with `{}`",
+            outcome.failed,
+            resume_command(&run_id, &args)
         );
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command that continues this run: servers and the store are not part of a run's
+/// configuration (they may move), so the ones given here are repeated.
+fn resume_command(run_id: &str, args: &Args) -> String {
+    let mut command = format!("emguard eval --resume {run_id}");
+    if let Some(store) = &args.store {
+        command += &format!(" --store {}", without_password(store));
+    }
+    for url in &args.base_url {
+        command += &format!(" --base-url {url}");
+    }
+    for url in &args.judge_base_url {
+        command += &format!(" --judge-base-url {url}");
+    }
+    command
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`: hints get pasted around.
+fn without_password(store: &str) -> String {
+    let Some((scheme, rest)) = store.split_once("://") else {
+        return store.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => store.to_string(),
+    }
 }
 
 fn emguard_home() -> PathBuf {
@@ -245,4 +287,18 @@ fn emguard_home() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
                 .join(".cache/emguard")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resume_hints_hide_store_passwords() {
+        use super::without_password;
+        assert_eq!(
+            without_password("postgres://eval:s3cret@db:5432/runs"),
+            "postgres://eval:***@db:5432/runs"
+        );
+        assert_eq!(without_password("postgres://db/runs"), "postgres://db/runs");
+        assert_eq!(without_password("/tmp/a@b.sqlite"), "/tmp/a@b.sqlite");
+    }
 }

@@ -1,20 +1,26 @@
-//! `emguard serve`: the local models behind an OpenAI-compatible API on 127.0.0.1.
+//! `emguard serve`: the gateway from a config file (`--config`), or the local models behind
+//! an OpenAI-compatible API on 127.0.0.1 with no keys, limits or traces.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use emguard_gateway::{AppState, Limits, ServedModel};
+use emguard_gateway::{AppState, GatewayConfig, Limits, ServedModel};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Port to listen on; 0 picks a free one (printed on stderr).
-    #[arg(long, default_value_t = 8080)]
-    port: u16,
-    /// Address to bind.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
+    /// Gateway config (TOML or YAML): models and versions, keys, limits, filters, traces.
+    /// See docs/gateway.md. Without it, the `--model`s are served with no key.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["models", "max_batch", "max_n", "max_tokens", "max_body_bytes"])]
+    config: Option<std::path::PathBuf>,
+    /// Port to listen on (default 8080, or the config's `server.listen`); 0 picks a free one
+    /// (printed on stderr).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind (default 127.0.0.1, or the config's `server.listen`).
+    #[arg(long)]
+    host: Option<IpAddr>,
     /// Model to serve, by name or .gguf path; repeat for several. Its id is the name, or the
     /// file stem for a path.
     #[arg(long = "model", default_value = emguard_models::DEFAULT_LLM)]
@@ -34,6 +40,49 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let (state, configured) = match &args.config {
+        Some(path) => {
+            let config = GatewayConfig::load(path)?;
+            let listen = config.server.listen;
+            let state = runtime
+                .block_on(emguard_gateway::build(&config))
+                .with_context(|| format!("starting the gateway from {}", path.display()))?;
+            (state, Some(listen))
+        }
+        None => (local_state(&args)?, None),
+    };
+    let addr = SocketAddr::new(
+        args.host
+            .or(configured.map(|a| a.ip()))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        args.port.or(configured.map(|a| a.port())).unwrap_or(8080),
+    );
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let local = listener.local_addr()?;
+        let ids: Vec<&str> = state.models.keys().map(String::as_str).collect();
+        eprintln!(
+            "emguard serve: listening on http://{local}/v1 (models: {})",
+            ids.join(", ")
+        );
+        let shutdown = async {
+            // If the signal handler cannot be installed the server just runs until killed.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        emguard_gateway::serve(listener, state, shutdown)
+            .await
+            .context("serving HTTP")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--model`s, each loaded into the runtime, with no key, limit, filter or trace.
+fn local_state(args: &Args) -> anyhow::Result<AppState> {
     let mut served = Vec::new();
     for name in &args.models {
         let path = emguard_models::resolve(name)?;
@@ -53,30 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_tokens: args.max_tokens,
         ..Limits::default()
     };
-    let state = AppState::new(served, limits);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
-        let addr = SocketAddr::new(args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        let local = listener.local_addr()?;
-        let ids: Vec<String> = state.models().map(|m| m.id.clone()).collect();
-        eprintln!(
-            "emguard serve: listening on http://{local}/v1 (models: {})",
-            ids.join(", ")
-        );
-        let shutdown = async {
-            // If the signal handler cannot be installed the server just runs until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        emguard_gateway::serve(listener, state, shutdown)
-            .await
-            .context("serving HTTP")
-    })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(AppState::local(served, limits))
 }
 
 fn stem(path: &Path) -> String {

@@ -1,10 +1,12 @@
 //! Python: parsing (one reused parser per thread), the module model, taint and the rules.
 
 mod fields;
+mod kind;
 mod model;
 pub(crate) mod rules;
 mod taint;
 
+use crate::python::kind::KindName;
 use std::cell::RefCell;
 
 use tree_sitter::{Node, Parser, Tree};
@@ -94,7 +96,7 @@ fn parse_notes(source: &str, root: Node<'_>) -> Vec<Note> {
             if notes.len() < MAX_PARSE_NOTES {
                 let (line, column) = position(source, node.start_byte());
                 let what = if node.is_missing() {
-                    format!("missing `{}`", node.kind())
+                    format!("missing `{}`", node.kind_name())
                 } else {
                     "unparsable region".to_string()
                 };

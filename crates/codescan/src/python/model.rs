@@ -2,6 +2,7 @@
 //! resolve aliases), function scopes with their variable bindings in source order (for
 //! taint), call sites, returns and comparisons.
 
+use crate::python::kind::KindName;
 use super::fields::fields;
 use std::collections::HashMap;
 
@@ -62,7 +63,7 @@ impl<'t> Call<'t> {
     /// The receiver of a method call: `cursor` in `cursor.execute(...)`.
     pub fn receiver(&self) -> Option<Node<'t>> {
         let func = self.node.child_by_field_id(fields().function)?;
-        (func.kind() == "attribute")
+        (func.kind_name() == "attribute")
             .then(|| func.child_by_field_id(fields().object))
             .flatten()
     }
@@ -71,7 +72,7 @@ impl<'t> Call<'t> {
         let args = self.args?;
         let mut cursor = args.walk();
         args.named_children(&mut cursor)
-            .filter(|n| !matches!(n.kind(), "keyword_argument" | "comment"))
+            .filter(|n| !matches!(n.kind_name(), "keyword_argument" | "comment"))
             .nth(index)
     }
 
@@ -79,7 +80,7 @@ impl<'t> Call<'t> {
         let args = self.args?;
         let mut cursor = args.walk();
         args.named_children(&mut cursor)
-            .filter(|n| n.kind() == "keyword_argument")
+            .filter(|n| n.kind_name() == "keyword_argument")
             .find(|n| {
                 n.child_by_field_id(fields().name)
                     .is_some_and(|k| text(k, src) == name)
@@ -100,9 +101,9 @@ impl<'t> Call<'t> {
         };
         let mut cursor = args.walk();
         args.named_children(&mut cursor)
-            .filter(|n| n.kind() != "comment")
+            .filter(|n| n.kind_name() != "comment")
             .map(|n| {
-                if n.kind() == "keyword_argument" {
+                if n.kind_name() == "keyword_argument" {
                     n.child_by_field_id(fields().value).unwrap_or(n)
                 } else {
                     n
@@ -190,26 +191,28 @@ impl<'t> Module<'t> {
         text(node, self.src)
     }
 
-    /// Iterative pre-order walk (deeply nested input must not overflow the stack).
+    /// Iterative pre-order walk (deeply nested input must not overflow the stack). Children
+    /// are reached by index rather than with a `TreeCursor`: in this grammar's deeply hidden
+    /// trees a cursor step cost about twice as much. Anonymous leaves (punctuation,
+    /// keywords) are skipped: they record nothing and have nothing below them.
     fn walk(&mut self) {
-        let mut cursor = self.root.walk();
-        // What the children of each open node see: the parent's scope and conditionality,
-        // and the new scope when the parent is a function (only its body is inside it).
         let top = Frame {
             scope: 0,
             conditional: false,
             block: (0, self.src.len()),
             function_scope: None,
         };
-        let mut frames: Vec<Frame> = vec![top];
-        loop {
-            let node = cursor.node();
-            let frame = *frames.last().unwrap_or(&top);
+        // Each node with what its parent passes down: the parent's scope and
+        // conditionality, and the new scope when the parent is a function (only its body
+        // is inside it).
+        let mut pending: Vec<(Node<'t>, Frame)> = vec![(self.root, top)];
+        while let Some((node, frame)) = pending.pop() {
+            let is_block = node.kind_name() == "block";
             let (scope, conditional) = match frame.function_scope {
-                Some(body_scope) if node.kind() == "block" => (body_scope, false),
+                Some(body_scope) if is_block => (body_scope, false),
                 _ => (frame.scope, frame.conditional),
             };
-            let block = if node.kind() == "block" {
+            let block = if is_block {
                 (node.start_byte(), node.end_byte())
             } else {
                 frame.block
@@ -225,19 +228,15 @@ impl<'t> Module<'t> {
                     function_scope: None,
                 }
             };
-            if cursor.goto_first_child() {
-                frames.push(next);
-                continue;
-            }
-            loop {
-                if cursor.goto_next_sibling() {
-                    break;
+            let first_pending = pending.len();
+            for i in 0..node.child_count() {
+                if let Some(child) = node.child(i)
+                    && (child.is_named() || child.child_count() > 0)
+                {
+                    pending.push((child, next));
                 }
-                if !cursor.goto_parent() {
-                    return;
-                }
-                frames.pop();
             }
+            pending[first_pending..].reverse();
         }
     }
 
@@ -245,7 +244,7 @@ impl<'t> Module<'t> {
     fn visit(&mut self, node: Node<'t>, scope: ScopeId, conditional: bool) -> Frame {
         self.conditional = conditional;
         {
-            match node.kind() {
+            match node.kind_name() {
                 "import_statement" => self.record_import(node, None),
                 "import_from_statement" => {
                     let module = node
@@ -294,7 +293,7 @@ impl<'t> Module<'t> {
                         (node.named_child(0), node.child_by_field_id(fields().alias))
                     {
                         let taint = self.taint_at(value, scope, value.start_byte());
-                        let target = if alias.kind() == "as_pattern_target" {
+                        let target = if alias.kind_name() == "as_pattern_target" {
                             alias.named_child(0).unwrap_or(alias)
                         } else {
                             alias
@@ -316,7 +315,7 @@ impl<'t> Module<'t> {
                         let name = self.callee_name(func);
                         let args = node
                             .child_by_field_id(fields().arguments)
-                            .filter(|a| a.kind() == "argument_list");
+                            .filter(|a| a.kind_name() == "argument_list");
                         self.record_container_add(func, args, node.end_byte(), scope);
                         self.calls.push(Call {
                             node,
@@ -337,7 +336,7 @@ impl<'t> Module<'t> {
             }
         }
         let branches = matches!(
-            node.kind(),
+            node.kind_name(),
             "if_statement"
                 | "for_statement"
                 | "while_statement"
@@ -356,7 +355,7 @@ impl<'t> Module<'t> {
     fn record_import(&mut self, node: Node<'t>, from: Option<&'t str>) {
         let mut cursor = node.walk();
         for child in node.children_by_field_name("name", &mut cursor) {
-            let (name, alias) = match child.kind() {
+            let (name, alias) = match child.kind_name() {
                 "aliased_import" => (
                     child
                         .child_by_field_id(fields().name)
@@ -391,11 +390,11 @@ impl<'t> Module<'t> {
     fn enter_function(&mut self, node: Node<'t>, parent: ScopeId) -> ScopeId {
         let decorators: Vec<&'t str> = node
             .parent()
-            .filter(|p| p.kind() == "decorated_definition")
+            .filter(|p| p.kind_name() == "decorated_definition")
             .map(|p| {
                 let mut cursor = p.walk();
                 p.named_children(&mut cursor)
-                    .filter(|c| c.kind() == "decorator")
+                    .filter(|c| c.kind_name() == "decorator")
                     .map(|d| self.text(d))
                     .collect()
             })
@@ -467,7 +466,7 @@ impl<'t> Module<'t> {
         end: usize,
         scope: ScopeId,
     ) {
-        if func.kind() != "attribute" {
+        if func.kind_name() != "attribute" {
             return;
         }
         let method = func
@@ -486,7 +485,7 @@ impl<'t> Module<'t> {
         ) else {
             return;
         };
-        if container.kind() == "identifier" {
+        if container.kind_name() == "identifier" {
             let taint = self.taint_at(value, scope, value.start_byte());
             self.bind(container, Some(value), taint, true, end, scope);
         }
@@ -495,9 +494,9 @@ impl<'t> Module<'t> {
     fn bind_assignment(&mut self, left: Node<'t>, right: Node<'t>, end: usize, scope: ScopeId) {
         // `a, b = x, y` binds element-wise; `a, b = f()` gives both the taint of `f()`.
         if matches!(
-            left.kind(),
+            left.kind_name(),
             "pattern_list" | "tuple_pattern" | "list_pattern"
-        ) && matches!(right.kind(), "expression_list" | "tuple")
+        ) && matches!(right.kind_name(), "expression_list" | "tuple")
             && left.named_child_count() == right.named_child_count()
         {
             for i in 0..left.named_child_count() {
@@ -523,7 +522,7 @@ impl<'t> Module<'t> {
         end: usize,
         scope: ScopeId,
     ) {
-        match target.kind() {
+        match target.kind_name() {
             "identifier" | "attribute" => {
                 let name = self.text(target);
                 let (conditional, block) = (self.conditional, self.block);
@@ -574,7 +573,7 @@ impl<'t> Module<'t> {
 
     /// The resolved dotted name of a callee or attribute chain.
     pub fn callee_name(&self, func: Node<'_>) -> String {
-        match func.kind() {
+        match func.kind_name() {
             "identifier" => {
                 let name = self.text(func);
                 self.imports
@@ -588,7 +587,7 @@ impl<'t> Module<'t> {
                     .map(|a| self.text(a))
                     .unwrap_or("");
                 match func.child_by_field_id(fields().object) {
-                    Some(obj) if matches!(obj.kind(), "identifier" | "attribute") => {
+                    Some(obj) if matches!(obj.kind_name(), "identifier" | "attribute") => {
                         format!("{}.{attr}", self.callee_name(obj))
                     }
                     _ => format!("().{attr}"),
@@ -672,7 +671,7 @@ impl<'t> Module<'t> {
 
 /// A parameter's name and default value.
 fn param_name(param: Node<'_>) -> Option<(Node<'_>, Option<Node<'_>>)> {
-    match param.kind() {
+    match param.kind_name() {
         "identifier" => Some((param, None)),
         "default_parameter" | "typed_default_parameter" => Some((
             param.child_by_field_id(fields().name)?,
@@ -680,7 +679,7 @@ fn param_name(param: Node<'_>) -> Option<(Node<'_>, Option<Node<'_>>)> {
         )),
         "typed_parameter" => param
             .named_child(0)
-            .filter(|n| n.kind() == "identifier")
+            .filter(|n| n.kind_name() == "identifier")
             .map(|n| (n, None)),
         _ => None,
     }

@@ -2,6 +2,7 @@
 //! sink that data is still dangerous for. A sanitizer clears the kinds it protects against
 //! (`html.escape` clears HTML but not SQL); a conversion like `int()` clears everything.
 
+use crate::python::kind::KindName;
 use super::fields::fields;
 use tree_sitter::Node;
 
@@ -163,7 +164,7 @@ impl<'t> Module<'t> {
         if depth > MAX_DEPTH {
             return Taint::NONE;
         }
-        match node.kind() {
+        match node.kind_name() {
             "identifier" => {
                 let name = self.text(node);
                 if let Some((_, taint)) = self
@@ -242,7 +243,7 @@ impl<'t> Module<'t> {
         let mut cursor = node.walk();
         for clause in node
             .named_children(&mut cursor)
-            .filter(|c| c.kind() == "for_in_clause")
+            .filter(|c| c.kind_name() == "for_in_clause")
         {
             let (Some(left), Some(right)) = (
                 clause.child_by_field_id(fields().left),
@@ -253,7 +254,7 @@ impl<'t> Module<'t> {
             let taint = self.eval(right, scope, pos, depth + 1);
             let mut names = vec![left];
             while let Some(target) = names.pop() {
-                if target.kind() == "identifier" {
+                if target.kind_name() == "identifier" {
                     self.loop_vars
                         .borrow_mut()
                         .push((self.text(target).to_string(), taint));
@@ -264,7 +265,7 @@ impl<'t> Module<'t> {
                 }
             }
         }
-        let body = match node.kind() {
+        let body = match node.kind_name() {
             "dictionary_comprehension" => node
                 .child_by_field_id(fields().body)
                 .and_then(|pair| pair.child_by_field_id(fields().value)),
@@ -311,7 +312,7 @@ impl<'t> Module<'t> {
         let database_read = matches!(
             method,
             "fetchone" | "fetchall" | "fetchmany" | "scalar" | "one_or_none"
-        ) || func.kind() == "attribute"
+        ) || func.kind_name() == "attribute"
             && func.child_by_field_id(fields().object).is_some_and(|o| {
                 matches!(
                     self.text(o),
@@ -322,7 +323,7 @@ impl<'t> Module<'t> {
             return Taint::NONE;
         }
         let args = node.child_by_field_id(fields().arguments);
-        let mut taint = if method == "get" && func.kind() == "attribute" {
+        let mut taint = if method == "get" && func.kind_name() == "attribute" {
             // `mapping.get(key, default)`: the key selects, it does not flow into the value.
             args.and_then(|a| a.named_child(1))
                 .map(|d| self.eval(d, scope, pos, depth + 1))
@@ -331,7 +332,7 @@ impl<'t> Module<'t> {
             args.map(|a| self.children_taint(a, scope, pos, depth))
                 .unwrap_or_default()
         };
-        if func.kind() == "attribute"
+        if func.kind_name() == "attribute"
             && let Some(object) = func.child_by_field_id(fields().object)
         {
             taint |= self.eval(object, scope, pos, depth + 1);
@@ -350,7 +351,7 @@ impl<'t> Module<'t> {
         if depth > MAX_DEPTH {
             return false;
         }
-        match node.kind() {
+        match node.kind_name() {
             "attribute" => self.is_source_attribute(node),
             "subscript" => node
                 .child_by_field_id(fields().value)
@@ -362,7 +363,7 @@ impl<'t> Module<'t> {
                 let name = self.callee_name(func);
                 SOURCE_CALLS.contains(&name.as_str())
                     || self.is_source_attribute(func)
-                    || func.kind() == "attribute"
+                    || func.kind_name() == "attribute"
                         && matches!(
                             name.rsplit('.').next(),
                             Some("get" | "strip" | "lower" | "upper" | "decode")
@@ -381,7 +382,7 @@ impl<'t> Module<'t> {
 
     /// `request.args`, `request.form[...]`, `self.request.body`, `upload.filename`, `sys.argv`.
     pub fn is_source_attribute(&self, node: Node<'_>) -> bool {
-        if node.kind() != "attribute" {
+        if node.kind_name() != "attribute" {
             return false;
         }
         let attr = node

@@ -121,18 +121,29 @@ pub struct LocalJudgeBackend {
 }
 
 impl LocalJudgeBackend {
+    /// The judge with the shipped weights.
     pub fn load() -> Result<Self, BackendError> {
         let judge = LocalJudge::load().map_err(|e| BackendError::LocalJudge(e.to_string()))?;
-        Ok(Self {
+        Ok(Self::new(judge))
+    }
+
+    pub fn new(judge: LocalJudge) -> Self {
+        Self {
             judge: Arc::new(judge),
-        })
+        }
     }
 }
 
 #[async_trait]
 impl Judge for LocalJudgeBackend {
+    /// The crate version stands for the rules in code, the weights id for the trained heads:
+    /// judgements made with other weights are never reused.
     fn key(&self, _prompts: &JudgePrompts) -> String {
-        concat!("local/", env!("CARGO_PKG_VERSION")).to_string()
+        format!(
+            "local/{}/{}",
+            env!("CARGO_PKG_VERSION"),
+            self.judge.weights_id()
+        )
     }
 
     fn batch_size(&self) -> usize {

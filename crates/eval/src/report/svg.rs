@@ -1,5 +1,6 @@
 //! Hand-written inline SVG: horizontal grouped bars with 95% interval whiskers. No scripts,
-//! no external fonts: the report opens offline.
+//! no external fonts: the report opens offline. Bars, whiskers and legend entries carry the
+//! classes `bar`, `whisker` and `legend`, which the report's self-check counts.
 
 use std::fmt::Write;
 
@@ -87,7 +88,7 @@ pub fn hbars(id: &str, title: &str, categories: &[String], series: &[Series<'_>]
             let mid = y + BAR_H / 2.0 - 0.5;
             let _ = write!(
                 s,
-                r##"<rect x="{LABEL_W}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}" fill-opacity="0.8"><title>{}: {:.1}% [{:.1}, {:.1}]</title></rect><line class="whisker" x1="{:.1}" y1="{mid:.1}" x2="{:.1}" y2="{mid:.1}" stroke="#222"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                r##"<rect class="bar" x="{LABEL_W}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}" fill-opacity="0.8"><title>{}: {:.1}% [{:.1}, {:.1}]</title></rect><line class="whisker" x1="{:.1}" y1="{mid:.1}" x2="{:.1}" y2="{mid:.1}" stroke="#222"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
                 (x(bar.value) - LABEL_W).max(0.5),
                 BAR_H - 1.0,
                 escape(serie.name),
@@ -111,7 +112,7 @@ pub fn hbars(id: &str, title: &str, categories: &[String], series: &[Series<'_>]
         let y = plot_bottom + 28.0 + 18.0 * k as f64;
         let _ = write!(
             s,
-            r#"<rect x="{LABEL_W}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<g class="legend"><rect x="{LABEL_W}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text></g>"#,
             y - 10.0,
             PALETTE[k % PALETTE.len()],
             LABEL_W + 18.0,
@@ -162,7 +163,9 @@ mod tests {
                 },
             ],
         );
+        assert_eq!(svg.matches("class=\"bar\"").count(), 3);
         assert_eq!(svg.matches("class=\"whisker\"").count(), 3);
+        assert_eq!(svg.matches("class=\"legend\"").count(), 2);
         assert!(svg.contains("a&lt;b") && !svg.contains("a<b"));
     }
 }

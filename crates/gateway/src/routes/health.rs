@@ -8,6 +8,6 @@ use crate::state::AppState;
 
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(
-        json!({ "status": "ok", "models": state.models().map(|m| m.id.as_str()).collect::<Vec<_>>() }),
+        json!({ "status": "ok", "models": state.models.keys().map(String::as_str).collect::<Vec<_>>() }),
     )
 }

@@ -1,24 +1,37 @@
 //! The HTTP surface: one small module per route group; anything else gets an OpenAI error.
 
-mod chat;
+mod admin;
+pub(crate) mod chat;
 mod health;
+mod metrics;
 mod models;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.limits().max_body_bytes;
+    let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
-        .route("/v1/chat/completions", post(chat::completions))
+        // Reads its body itself (answering 413 only once a large upload is drained).
+        .route(
+            "/v1/chat/completions",
+            post(chat::completions).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/admin/keys", post(admin::create_key).get(admin::list_keys))
+        .route("/admin/keys/{id}", delete(admin::revoke_key))
+        .route("/admin/models", get(admin::list_models))
+        .route("/admin/models/{id}/activate", post(admin::activate))
+        .route("/admin/traces", get(admin::traces))
+        .route("/admin/traces/{id}", get(admin::trace))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

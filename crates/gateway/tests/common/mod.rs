@@ -21,7 +21,7 @@ pub fn base_url() -> &'static str {
         let path = emguard_models::resolve(MODEL)
             .expect("the default model resolves (pulled on first use)");
         let model = ServedModel::load(MODEL, &path, 8).expect("SmolLM2 loads");
-        let state = AppState::new([model], LIMITS);
+        let state = AppState::local([model], LIMITS);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");

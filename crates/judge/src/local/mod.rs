@@ -62,6 +62,8 @@ pub struct Weights {
 #[derive(Debug, Clone)]
 pub struct LocalJudge {
     weights: Weights,
+    /// See [`LocalJudge::weights_id`].
+    weights_id: String,
 }
 
 /// A judgement with the evidence behind it.
@@ -94,7 +96,19 @@ impl LocalJudge {
                 dim: weights.dim,
             });
         }
-        Ok(LocalJudge { weights })
+        let weights_id = fingerprint(&serde_json::to_string(&weights)?);
+        Ok(LocalJudge {
+            weights,
+            weights_id,
+        })
+    }
+
+    /// Identity of the weights this judge scores with: 16 hex digits that change whenever
+    /// any weight, the layout or the training record changes, and only then (the weights are
+    /// re-serialized first, so reformatting their file keeps the id). Stored judgements are
+    /// keyed by it, so retrained weights never reuse judgements made by the old ones.
+    pub fn weights_id(&self) -> &str {
+        &self.weights_id
     }
 
     pub fn judge(&self, question: &str, answer: &str) -> Judgement {
@@ -181,6 +195,15 @@ impl LocalJudge {
     }
 }
 
+/// 64-bit FNV-1a, hex: stable across builds and platforms (unlike `std`'s hasher), enough
+/// to tell weight files apart (it authenticates nothing).
+fn fingerprint(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
 /// What [`LocalJudge::raw`] computes.
 pub struct Raw {
     pub aligned_logit: Option<f32>,
@@ -226,5 +249,48 @@ pub fn train(rows: &[LabelRow], opts: TrainOptions) -> Weights {
         trained_with: opts,
         aligned: Head::train(&aligned_examples, opts),
         coherent: Head::train(&coherent_examples, opts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_fnv1a_64() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(fingerprint(""), "cbf29ce484222325");
+        assert_eq!(fingerprint("a"), "af63dc4c8601ec8c");
+        assert_eq!(fingerprint("foobar"), "85944171f73967e8");
+    }
+
+    #[test]
+    fn weights_id_follows_the_weights_not_their_formatting() {
+        let shipped = LocalJudge::load().unwrap();
+        assert_eq!(shipped.weights_id().len(), 16);
+        assert_eq!(
+            shipped.weights_id(),
+            LocalJudge::load().unwrap().weights_id()
+        );
+
+        let reformatted = serde_json::to_string_pretty(&shipped.weights).unwrap();
+        assert_ne!(reformatted, SHIPPED_WEIGHTS);
+        let same = LocalJudge::from_json(&reformatted).unwrap();
+        assert_eq!(same.weights_id(), shipped.weights_id());
+
+        let mut retrained = shipped.weights.clone();
+        retrained.aligned.bias += 0.001;
+        let retrained = LocalJudge::from_weights(retrained).unwrap();
+        assert_ne!(retrained.weights_id(), shipped.weights_id());
+
+        let mut other_head = shipped.weights.clone();
+        let (&index, weight) = other_head.coherent.weights.iter_mut().next().unwrap();
+        *weight = -*weight;
+        let other_head = LocalJudge::from_weights(other_head).unwrap();
+        assert_ne!(
+            other_head.weights_id(),
+            shipped.weights_id(),
+            "weight {index}"
+        );
     }
 }

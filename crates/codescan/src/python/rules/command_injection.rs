@@ -1,5 +1,6 @@
 //! Shell commands built from user input.
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use tree_sitter::Node;
@@ -38,7 +39,7 @@ pub static RULE: Rule = Rule {
 fn quoted(m: &Module<'_>, cmd: Node<'_>, scope: ScopeId) -> bool {
     let mentions_quote = |n: Node<'_>| m.text(n).contains("quote(");
     mentions_quote(cmd)
-        || cmd.kind() == "identifier"
+        || cmd.kind_name() == "identifier"
             && m.bindings_before(m.text(cmd), scope, cmd.start_byte())
                 .iter()
                 .any(|b| b.value.is_some_and(mentions_quote))

@@ -1,5 +1,6 @@
 //! Passwords, keys and tokens written into the source.
 
+use crate::python::kind::KindName;
 use crate::python::fields::fields;
 use tree_sitter::Node;
 
@@ -44,7 +45,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         ) else {
             continue;
         };
-        let target = match left.kind() {
+        let target = match left.kind_name() {
             // `config['SECRET_KEY'] = ...`: the key names the secret.
             "subscript" => left
                 .child_by_field_id(fields().subscript)
@@ -61,7 +62,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         let mut cursor = args.walk();
         for arg in args
             .named_children(&mut cursor)
-            .filter(|a| a.kind() == "keyword_argument")
+            .filter(|a| a.kind_name() == "keyword_argument")
         {
             let key = arg
                 .child_by_field_id(fields().name)

@@ -1,5 +1,6 @@
 //! Predictable random numbers used for secrets.
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
@@ -51,7 +52,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         let mut node = call.node;
         let mut purpose = "";
         while let Some(parent) = node.parent() {
-            match parent.kind() {
+            match parent.kind_name() {
                 "assignment" if purpose.is_empty() => {
                     purpose = parent
                         .child_by_field_id(fields().left)

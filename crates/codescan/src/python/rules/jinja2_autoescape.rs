@@ -1,5 +1,6 @@
 //! Jinja2 with autoescaping off, or left at its default (off).
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
@@ -48,7 +49,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         }
         match call.keyword("autoescape", m.src) {
             None => cx.report(call.node),
-            Some(value) if matches!(value.kind(), "false" | "none") => cx.report(value),
+            Some(value) if matches!(value.kind_name(), "false" | "none") => cx.report(value),
             Some(_) => {}
         }
     }
@@ -59,7 +60,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         ) else {
             continue;
         };
-        if m.text(left).ends_with(".autoescape") && matches!(right.kind(), "false" | "none") {
+        if m.text(left).ends_with(".autoescape") && matches!(right.kind_name(), "false" | "none") {
             cx.report(assignment);
         }
     }

@@ -18,6 +18,7 @@ mod weak_hash;
 mod world_writable;
 mod xss_response;
 
+use crate::python::kind::KindName;
 use crate::python::fields::fields;
 use tree_sitter::Node;
 
@@ -62,13 +63,13 @@ pub(crate) fn name_is(name: &str, candidates: &[&str]) -> bool {
 /// Escapes of non-raw strings are kept as written except `\\`, so a regex reads as the
 /// regex engine sees it.
 pub(crate) fn string_literal(m: &Module<'_>, node: Node<'_>) -> Option<String> {
-    match node.kind() {
+    match node.kind_name() {
         "string" => {
             let mut out = String::new();
             let mut raw = false;
             let mut cursor = node.walk();
             for child in node.children(&mut cursor) {
-                match child.kind() {
+                match child.kind_name() {
                     "string_start" => raw = m.text(child).to_ascii_lowercase().contains('r'),
                     "string_content" | "escape_sequence" => out.push_str(m.text(child)),
                     "interpolation" => return None,
@@ -92,7 +93,7 @@ pub(crate) fn string_literal(m: &Module<'_>, node: Node<'_>) -> Option<String> {
 
 /// A string literal, or a name whose visible binding is one.
 pub(crate) fn string_value(m: &Module<'_>, node: Node<'_>, scope: ScopeId) -> Option<String> {
-    if node.kind() == "identifier" {
+    if node.kind_name() == "identifier" {
         let value = m.binding(m.text(node), scope, node.start_byte())?.value?;
         return string_literal(m, value);
     }
@@ -104,7 +105,7 @@ pub(crate) fn is_constant(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth:
     if depth > MAX_DEPTH {
         return false;
     }
-    match node.kind() {
+    match node.kind_name() {
         "integer" | "float" | "true" | "false" | "none" => true,
         "string" | "concatenated_string" => string_literal(m, node).is_some(),
         "identifier" => {
@@ -126,7 +127,7 @@ pub(crate) fn is_constant(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth:
         "call" => node.child_by_field_id(fields().function).is_some_and(|f| {
             matches!(m.callee_name(f).as_str(), "int" | "float" | "len" | "round" | "abs" | "bool" | "range")
                 // String methods on constants with constant arguments: `','.join('?' * n)`.
-                || f.kind() == "attribute"
+                || f.kind_name() == "attribute"
                     && f.child_by_field_id(fields().object).is_some_and(|o| is_constant(m, o, scope, depth + 1))
                     && node.child_by_field_id(fields().arguments).is_some_and(|a| {
                         let mut cursor = a.walk();
@@ -143,7 +144,7 @@ pub(crate) fn has_markup(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: 
     if depth > MAX_DEPTH {
         return false;
     }
-    match node.kind() {
+    match node.kind_name() {
         "string_content" => {
             let t = m.text(node);
             let b = t.as_bytes();
@@ -178,11 +179,11 @@ pub(crate) fn is_built_string(
     if depth > MAX_DEPTH {
         return false;
     }
-    match node.kind() {
+    match node.kind_name() {
         "string" => {
             let mut cursor = node.walk();
             node.named_children(&mut cursor).any(|c| {
-                c.kind() == "interpolation"
+                c.kind_name() == "interpolation"
                     && c.named_child(0)
                         .is_some_and(|e| !is_constant(m, e, scope, depth + 1))
             })
@@ -233,7 +234,7 @@ pub(crate) fn is_built_string(
             let on_string = func
                 .child_by_field_id(fields().object)
                 .is_some_and(|o| is_stringish(m, o, scope, depth));
-            if func.kind() == "attribute"
+            if func.kind_name() == "attribute"
                 && on_string
                 && matches!(method, "format" | "join" | "replace")
             {
@@ -241,7 +242,7 @@ pub(crate) fn is_built_string(
                 let mut cursor = args.map(|a| a.walk());
                 return match (args, cursor.as_mut()) {
                     (Some(a), Some(c)) => a.named_children(c).any(|arg| {
-                        let value = if arg.kind() == "keyword_argument" {
+                        let value = if arg.kind_name() == "keyword_argument" {
                             arg.child_by_field_id(fields().value).unwrap_or(arg)
                         } else {
                             arg
@@ -272,7 +273,7 @@ fn is_stringish(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: usize) ->
     if depth > MAX_DEPTH {
         return false;
     }
-    match node.kind() {
+    match node.kind_name() {
         "string" | "concatenated_string" => true,
         "parenthesized_expression" => node
             .named_child(0)
@@ -286,7 +287,7 @@ fn is_stringish(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: usize) ->
             .is_some_and(|v| {
                 v.id() != node.id()
                     && matches!(
-                        v.kind(),
+                        v.kind_name(),
                         "string" | "concatenated_string" | "binary_operator"
                     )
                     && is_stringish(m, v, scope, depth + 1)
@@ -306,7 +307,7 @@ pub(crate) fn int_value(
     if depth > MAX_DEPTH {
         return None;
     }
-    match node.kind() {
+    match node.kind_name() {
         "integer" => {
             let t = m.text(node).replace('_', "").to_ascii_lowercase();
             if let Some(oct) = t.strip_prefix("0o") {
@@ -367,10 +368,10 @@ pub(crate) fn scope_mentions(m: &Module<'_>, scope: ScopeId, needles: &[&str]) -
     needles.iter().any(|n| text.contains(n))
 }
 
-/// Whether `name` (an identifier, attribute or key) names a secret.
+/// Whether `name` (an identifier, attribute or key) names a secret: contains one of these
+/// words, ignoring ASCII case (compared in place; this runs on every keyword argument).
 pub(crate) fn names_secret(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [
+    const SECRET_WORDS: &[&str] = &[
         "password",
         "passwd",
         "pwd",
@@ -381,7 +382,10 @@ pub(crate) fn names_secret(name: &str) -> bool {
         "private_key",
         "access_key",
         "auth_key",
-    ]
-    .iter()
-    .any(|w| lower.contains(w))
+    ];
+    let name = name.as_bytes();
+    SECRET_WORDS.iter().any(|word| {
+        name.windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    })
 }

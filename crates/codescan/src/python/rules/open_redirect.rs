@@ -1,5 +1,6 @@
 //! Redirects to a URL taken from the request.
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use tree_sitter::Node;
@@ -58,15 +59,15 @@ fn stays_on_site(m: &Module<'_>, target: Node<'_>) -> bool {
     ) {
         return true;
     }
-    if target.kind() != "string" {
+    if target.kind_name() != "string" {
         return false;
     }
     let mut cursor = target.walk();
     let first = target
         .named_children(&mut cursor)
-        .find(|c| c.kind() != "string_start");
+        .find(|c| c.kind_name() != "string_start");
     first.is_some_and(|c| {
-        c.kind() == "string_content" && {
+        c.kind_name() == "string_content" && {
             let t = m.text(c);
             t.starts_with('/') && !t.starts_with("//") && !t.starts_with("/\\")
         }

@@ -1,5 +1,6 @@
 //! File paths built from user input without confinement.
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::{Ctx, Taint};
@@ -83,7 +84,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         } else if matches!(
             call.method(),
             "read_text" | "read_bytes" | "write_text" | "write_bytes" | "unlink"
-        ) && call.receiver().is_some_and(|r| r.kind() == "call")
+        ) && call.receiver().is_some_and(|r| r.kind_name() == "call")
         {
             call.receiver()
         } else {

@@ -1,5 +1,6 @@
 //! Tar archives extracted without checking member paths (path traversal, "tar slip").
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
@@ -94,7 +95,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
                 .or_else(|| call.positional(1))
                 .is_some_and(|members| {
                     // `members=ok` where `ok = [...]`: judge the value.
-                    let members = match members.kind() {
+                    let members = match members.kind_name() {
                         "identifier" => m
                             .binding(m.text(members), call.scope, members.start_byte())
                             .and_then(|b| b.value)
@@ -117,7 +118,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
 fn members_function<'t>(m: &Module<'t>, members: Node<'_>) -> Option<Node<'t>> {
     let func = members
         .child_by_field_id(fields().function)
-        .filter(|_| members.kind() == "call")?;
+        .filter(|_| members.kind_name() == "call")?;
     let name = m.text(func);
     m.scopes.iter().skip(1).map(|s| s.node).find(|def| {
         def.child_by_field_id(fields().name)

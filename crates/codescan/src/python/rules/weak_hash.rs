@@ -1,5 +1,6 @@
 //! MD5 or SHA-1 (or an unsalted fast hash) protecting passwords or secrets.
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
@@ -58,13 +59,13 @@ fn check(cx: &mut Ctx<'_, '_>) {
             let mut node = call.node;
             let mut found = false;
             while let Some(parent) = node.parent() {
-                if parent.kind() == "assignment" {
+                if parent.kind_name() == "assignment" {
                     found = parent
                         .child_by_field_id(fields().left)
                         .is_some_and(|l| names_secret(m.text(l)));
                     break;
                 }
-                if matches!(parent.kind(), "block" | "module") {
+                if matches!(parent.kind_name(), "block" | "module") {
                     break;
                 }
                 node = parent;

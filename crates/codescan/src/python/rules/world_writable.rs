@@ -80,6 +80,10 @@ fn check(cx: &mut Ctx<'_, '_>) {
     }
     // An octal permission literal granting others write, handed to any helper
     // (`create_file(path, 0o777)`) or given as a parameter default (`perms=0o666`).
+    // Only an `0o` literal can match here: without one, skip looking at every argument.
+    if !m.src.contains("0o") && !m.src.contains("0O") {
+        return;
+    }
     for call in &m.calls {
         // A umask is the inverse of a mode (`umask(0o077)` is strict); it is judged above.
         if call.name != "os.umask"

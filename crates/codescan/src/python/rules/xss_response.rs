@@ -1,5 +1,6 @@
 //! User input placed into an HTML response without escaping.
 
+use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::{Ctx, Taint};
@@ -54,19 +55,19 @@ fn check(cx: &mut Ctx<'_, '_>) {
             continue;
         }
         // `return html, 200` returns the body first; dicts and lists become JSON.
-        let body = if matches!(value.kind(), "expression_list" | "tuple") {
+        let body = if matches!(value.kind_name(), "expression_list" | "tuple") {
             value.named_child(0)
         } else {
             Some(value)
         };
         let Some(body) = body else { continue };
         if matches!(
-            body.kind(),
+            body.kind_name(),
             "dictionary" | "list" | "dictionary_comprehension" | "list_comprehension"
         ) {
             continue;
         }
-        if body.kind() == "call"
+        if body.kind_name() == "call"
             && m.calls
                 .iter()
                 .any(|c| c.node.id() == body.id() && name_is(&c.name, HTML_SINKS))

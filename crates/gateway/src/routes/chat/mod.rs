@@ -1,101 +1,230 @@
-//! `POST /v1/chat/completions`: validate, fit the context, submit to the model's engine
-//! (which batches it with the requests in flight), then answer whole or as SSE.
+//! `POST /v1/chat/completions`, the guarded path: key → body → model and scope → parameters
+//! → rate limit → the model's versions in order (retries, then the fallback) → filters →
+//! trace → the answer, whole or as server-sent events.
 
-mod complete;
-mod params;
-mod stream;
+pub(crate) mod params;
+mod draft;
+mod sse;
+mod whole;
 
-use std::sync::Arc;
+use std::time::Instant;
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use emguard_runtime::RuntimeError;
+use serde_json::{Value, json};
 
+use crate::backend::{BackendError, Call, Reply, backoff};
 use crate::error::ApiError;
-use crate::json_body::JsonBody;
+use crate::json_body::{parse_with_value, read_limited};
 use crate::openai::ChatCompletionRequest;
-use crate::state::{AppState, ServedModel, unix_now};
-use params::ChatJob;
+use crate::ratelimit::Quota;
+use crate::registry::ModelEntry;
+use crate::state::{AppState, unix_now_f64};
+use draft::Draft;
 
 pub async fn completions(
     State(state): State<AppState>,
-    JsonBody(request): JsonBody<ChatCompletionRequest>,
-) -> Result<Response, ApiError> {
-    let served = state
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let body = match read_limited(body, state.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(e) => {
+            let mut draft = Draft::new(&state, b"");
+            draft.finish(&state, e.status.as_u16(), None, None, Vec::new(), Some(e.message.clone())).await;
+            return e.into_response();
+        }
+    };
+    let mut draft = Draft::new(&state, &body);
+    match guarded(&state, &headers, &body, &mut draft).await {
+        Ok(response) => response,
+        Err(failure) => {
+            let (status, message) = failure.summary();
+            draft.finish(&state, status, None, None, Vec::new(), Some(message)).await;
+            failure.into_response()
+        }
+    }
+}
+
+/// A request that got no answer: our error, or a client error an upstream returned.
+enum Failure {
+    Api(ApiError),
+    Upstream { status: StatusCode, body: Value },
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+impl Failure {
+    fn summary(&self) -> (u16, String) {
+        match self {
+            Failure::Api(e) => (e.status.as_u16(), e.message.clone()),
+            Failure::Upstream { status, body } => (
+                status.as_u16(),
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("upstream error")
+                    .to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Api(e) => e.into_response(),
+            Failure::Upstream { status, body } => (status, axum::Json(body)).into_response(),
+        }
+    }
+}
+
+/// What the response path needs to know about the request.
+struct Accepted {
+    entry: std::sync::Arc<ModelEntry>,
+    key_id: String,
+    quota: Quota,
+    /// The user's last message, which the text filter reads answers against.
+    user: String,
+    include_usage: bool,
+}
+
+async fn guarded(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    draft: &mut Draft,
+) -> Result<Response, Failure> {
+    let key = match &state.keys {
+        Some(keys) => {
+            let header = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let key = keys.authenticate(header, unix_now_f64())?;
+            draft.key_id = Some(key.id.clone());
+            Some(key)
+        }
+        None => None,
+    };
+    let (request, raw): (ChatCompletionRequest, Value) = parse_with_value(body)?;
+    draft.model = request.model.clone();
+    draft.stream = request.stream.unwrap_or(false);
+    let entry = state
         .model(&request.model)
         .ok_or_else(|| ApiError::model_not_found(&request.model))?
         .clone();
-    let mut job = params::validate(&request, state.limits())?;
-    let explicit_max_tokens =
-        request.max_tokens.is_some() || request.max_completion_tokens.is_some();
-    fit_context(&served, &mut job, explicit_max_tokens).await?;
-    let meta = ResponseMeta {
-        id: format!("chatcmpl-{:032x}", rand::random::<u128>()),
-        created: unix_now(),
-        model: served.id.clone(),
-    };
-    let events = served.engine.submit(job.generate.clone());
-    if job.stream {
-        Ok(stream::respond(meta, events, &job).into_response())
-    } else {
-        Ok(Json(complete::collect(meta, events, &job).await?).into_response())
+    if let Some(key) = &key {
+        crate::auth::authorize(key, &entry.id)?;
     }
-}
-
-/// Identity shared by every chunk or the whole response of one request.
-#[derive(Debug, Clone)]
-struct ResponseMeta {
-    id: String,
-    created: u64,
-    model: String,
-}
-
-/// Rejects prompts that leave no room to answer (400 `context_length_exceeded`, as OpenAI)
-/// and shrinks a defaulted `max_tokens` to the room left.
-async fn fit_context(
-    served: &ServedModel,
-    job: &mut ChatJob,
-    explicit_max_tokens: bool,
-) -> Result<(), ApiError> {
-    let model = Arc::clone(served.engine.model());
-    let context = model.context_length();
-    let prompt = job.generate.prompt.clone();
-    // Rendering and tokenizing a large prompt is CPU work: keep it off the async workers.
-    let counted =
-        tokio::task::spawn_blocking(move || model.prompt_tokens(&prompt).map(|t| t.len()))
-            .await
-            .map_err(|e| ApiError::server(format!("counting prompt tokens failed: {e}")))?;
-    let params = &mut job.generate.params;
-    let asked = if explicit_max_tokens {
-        params.max_tokens
-    } else {
-        1
+    let job = params::validate(&request, &state.limits)?;
+    let quota = Quota {
+        requests_per_minute: key
+            .as_ref()
+            .and_then(|k| k.requests_per_minute)
+            .or(state.default_quota.requests_per_minute),
+        tokens_per_minute: key
+            .as_ref()
+            .and_then(|k| k.tokens_per_minute)
+            .or(state.default_quota.tokens_per_minute),
     };
-    let prompt_tokens = match counted {
-        Ok(n) => n,
-        // The runtime refuses a prompt that fills the context on its own.
-        Err(RuntimeError::ContextOverflow { needed, .. }) => needed.saturating_sub(1),
-        Err(e) => {
-            return Err(ApiError::invalid(
-                "messages",
-                format!("the messages cannot be used as a prompt: {e}"),
-            ));
-        }
-    };
-    let room = context.saturating_sub(prompt_tokens);
-    if room == 0 || asked > room {
-        return Err(ApiError::invalid(
-            "messages",
+    let key_id = key.map_or_else(|| "anonymous".to_string(), |k| k.id);
+    if let Some(limiter) = &state.limiter
+        && let Err(denied) = limiter.admit(&key_id, &quota).await
+    {
+        metrics::counter!("emguard_rate_limited_total", "model" => entry.id.clone()).increment(1);
+        let secs = denied.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        return Err(ApiError::rate_limited(
             format!(
-                "This model's maximum context length is {context} tokens. However, you requested {} tokens \
-                 ({prompt_tokens} in the messages, {asked} in the completion). Please reduce the length of the \
-                 messages or completion.",
-                prompt_tokens + asked
+                "Rate limit reached for {key_id}: {} {:?} per minute. Retry after {secs} s.",
+                denied.quota, denied.limit
             ),
+            secs,
         )
-        .with_code("context_length_exceeded"));
+        .into());
     }
-    params.max_tokens = params.max_tokens.min(room);
-    Ok(())
+    let call = Call {
+        request: &request,
+        raw: &raw,
+        job: &job,
+    };
+    let reply = answer(&entry, &call, draft).await?;
+    let accepted = Accepted {
+        entry,
+        key_id,
+        quota,
+        user: last_user_message(&job),
+        include_usage: job.include_usage,
+    };
+    Ok(match reply {
+        Reply::Whole(value) => whole::respond(state, accepted, value, std::mem::take(draft)).await,
+        Reply::Stream(chunks) => sse::respond(state, accepted, chunks, std::mem::take(draft)),
+    })
+}
+
+/// Tries the model's versions in order, each with its retries; every attempt is traced.
+async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Result<Reply, Failure> {
+    let mut last: Option<BackendError> = None;
+    for version in entry.plan() {
+        for attempt in 0..=version.backend.retries() {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let started = Instant::now();
+            let result = version.backend.call(call).await;
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            let outcome = match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.outcome(),
+            };
+            draft.attempts.push(json!({"version": version.name, "outcome": outcome, "ms": ms}));
+            draft.version = Some(version.name.clone());
+            draft.backend = Some(version.backend.describe());
+            match result {
+                Ok(reply) => {
+                    draft.upstream_ms = Some(ms);
+                    return Ok(reply);
+                }
+                Err(BackendError::Client { status, body }) => {
+                    return Err(Failure::Upstream { status, body });
+                }
+                Err(e) => {
+                    tracing::warn!(model = %entry.id, version = %version.name, outcome = %e.outcome(), "attempt failed");
+                    last = Some(e);
+                }
+            }
+        }
+    }
+    Err(match last {
+        Some(BackendError::Timeout(m)) => ApiError::upstream(true, m),
+        Some(BackendError::Unavailable(m)) => ApiError::upstream(false, m),
+        _ => ApiError::upstream(false, format!("model `{}` has no version to answer", entry.id)),
+    }
+    .into())
+}
+
+fn last_user_message(job: &params::ChatJob) -> String {
+    match &job.generate.prompt {
+        emguard_runtime::Prompt::Chat(messages) => messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.content.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Response headers every answer carries: the request id and the version that answered.
+fn identity_headers(headers: &mut HeaderMap, draft: &Draft) {
+    if let Ok(v) = draft.id.parse() {
+        headers.insert("x-request-id", v);
+    }
+    if let Some(Ok(v)) = draft.version.as_deref().map(str::parse) {
+        headers.insert("x-emguard-version", v);
+    }
 }

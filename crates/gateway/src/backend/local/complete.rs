@@ -4,8 +4,8 @@ use emguard_runtime::{Completion, EngineEvent};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::ResponseMeta;
-use super::params::ChatJob;
 use crate::error::ApiError;
+use crate::routes::chat::params::ChatJob;
 use crate::openai::{
     ChatCompletion, Choice, ChoiceLogprobs, ResponseMessage, TokenLogprob, Usage, finish_reason,
 };

@@ -1,53 +1,39 @@
-//! A streamed answer (`stream: true`): server-sent `chat.completion.chunk` events as the
-//! engine produces text, a final chunk per choice with its finish reason, optionally a usage
-//! chunk, then `data: [DONE]`. A client that disconnects drops the stream, which drops the
-//! engine's receiver and so cancels the generation.
+//! A streamed local answer: `chat.completion.chunk`s as the engine produces text, a final
+//! chunk per choice with its finish reason, then one usage chunk (the route drops it when the
+//! client did not ask). A client that disconnects drops the receiver, which ends the relay
+//! and drops the engine's receiver, and so cancels the generation.
 
-use std::convert::Infallible;
-
-use axum::response::sse::{Event, KeepAlive, Sse};
 use emguard_runtime::{Completion, EngineEvent};
-use futures_util::Stream;
 use serde::Serialize;
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use serde_json::Value;
+use tokio::sync::mpsc::{self, Receiver, UnboundedReceiver};
 
 use super::ResponseMeta;
 use super::complete::usage;
-use super::params::ChatJob;
+use crate::backend::StreamItem;
 use crate::error::ApiError;
 use crate::openai::{
     ChatCompletionChunk, ChoiceLogprobs, ChunkChoice, Delta, TokenLogprob, Usage, finish_reason,
 };
+use crate::routes::chat::params::ChatJob;
 
-pub(super) fn respond(
+pub(super) fn relay(
     meta: ResponseMeta,
     events: UnboundedReceiver<EngineEvent>,
     job: &ChatJob,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
-    let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(relay(
-        meta,
-        events,
-        job.generate.params.n,
-        job.include_usage,
-        tx,
-    ));
-    let stream =
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-        );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+) -> Receiver<StreamItem> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(forward(meta, events, job.generate.params.n, tx));
+    rx
 }
 
-/// Turns engine events into SSE events until every choice is done, the engine fails, or the
-/// client goes away (the send fails).
-async fn relay(
+/// Turns engine events into chunks until every choice is done, the engine fails, or the
+/// receiver goes away (the send fails).
+async fn forward(
     meta: ResponseMeta,
     mut events: UnboundedReceiver<EngineEvent>,
     n: usize,
-    include_usage: bool,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<StreamItem>,
 ) {
     let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
         id: meta.id.clone(),
@@ -68,11 +54,7 @@ async fn relay(
             logprobs: None,
             finish_reason: None,
         };
-        if tx
-            .send(json_event(&chunk(vec![opening], None)))
-            .await
-            .is_err()
-        {
+        if tx.send(item(&chunk(vec![opening], None))).await.is_err() {
             return;
         }
     }
@@ -107,39 +89,30 @@ async fn relay(
                 }
             }
             Some(EngineEvent::Error(message)) => {
-                let _ = tx.send(json_event(&ApiError::server(message).body())).await;
+                let _ = tx.send(error(&ApiError::server(message))).await;
                 return;
             }
             None => {
-                let error = ApiError::server(
-                    "the generation engine stopped before the answer was complete",
-                );
-                let _ = tx.send(json_event(&error.body())).await;
+                let e = ApiError::server("the generation engine stopped before the answer was complete");
+                let _ = tx.send(error(&e)).await;
                 return;
             }
         };
-        if tx
-            .send(json_event(&chunk(vec![choice], None)))
-            .await
-            .is_err()
-        {
+        if tx.send(item(&chunk(vec![choice], None))).await.is_err() {
             return;
         }
     }
-    if include_usage {
-        let completions: Vec<Completion> = finished.into_iter().flatten().collect();
-        if tx
-            .send(json_event(&chunk(Vec::new(), Some(usage(&completions)))))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    let _ = tx.send(Event::default().data("[DONE]")).await;
+    let completions: Vec<Completion> = finished.into_iter().flatten().collect();
+    let _ = tx
+        .send(item(&chunk(Vec::new(), Some(usage(&completions)))))
+        .await;
 }
 
-fn json_event(value: &impl Serialize) -> Event {
+fn item(chunk: &impl Serialize) -> StreamItem {
     // These types hold only strings and numbers: serializing cannot fail.
-    Event::default().data(serde_json::to_string(value).unwrap_or_default())
+    StreamItem::Chunk(serde_json::to_value(chunk).unwrap_or(Value::Null))
+}
+
+fn error(e: &ApiError) -> StreamItem {
+    StreamItem::Error(serde_json::to_value(e.body()).unwrap_or(Value::Null))
 }

@@ -1,0 +1,292 @@
+//! `report.html` in a real browser. A small run against the OpenAI-compatible responder on
+//! 127.0.0.1 (a base model, a model that answers misaligned for even seeds, one that writes
+//! shell-injection code; the study's logprob judge) writes the report, and Debian's
+//! headless Chromium loads it offline. The page's own self-check, computed in the browser,
+//! must show every figure laid out with its bars, whiskers and legend, the example answers,
+//! no script error, and Chromium must log no console message.
+//!
+//! Skips when Chromium is missing (`/usr/bin/chromium`, or `$EMGUARD_CHROMIUM`), and fails
+//! instead when `EMGUARD_REQUIRE_SERVICES=1` (CI installs it with apt).
+
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use emguard_eval::backends::{Backends, Endpoints};
+use emguard_eval::session::{self, Session};
+use emguard_eval::{EvalOptions, Results, SampleSettings};
+use emguard_store::Store;
+use indicatif::ProgressBar;
+use serde::Deserialize;
+use support::responder::Responder;
+
+/// How long one page load may take before Chromium counts as hung.
+const LOAD_DEADLINE: Duration = Duration::from_secs(120);
+
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("EMGUARD_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("EMGUARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!(
+            "Chromium not found at {} and EMGUARD_REQUIRE_SERVICES=1 (apt-get install chromium)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "SKIP: Chromium not found at {} (apt-get install chromium, or set EMGUARD_CHROMIUM)",
+        path.display()
+    );
+    None
+}
+
+/// What the page's self-check script wrote into `#self-check`.
+#[derive(Debug, Deserialize)]
+struct SelfCheck {
+    expected_figures: usize,
+    figures: Vec<Figure>,
+    examples: usize,
+    errors: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Figure {
+    id: String,
+    bars: usize,
+    drawn: usize,
+    whiskers: usize,
+    legend: usize,
+}
+
+/// Loads a page in headless Chromium with a fresh profile and no network services; returns
+/// the DOM after its scripts ran and the console messages Chromium logged.
+fn load(chromium: &Path, page: &Path) -> (String, Vec<String>) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > LOAD_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Chromium did not finish loading {} in time", page.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (dom, log) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(status.success(), "Chromium failed ({status}):\n{log}");
+    let console = log
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    (dom, console)
+}
+
+/// The self-check of a loaded page, or why the page failed it.
+fn check(dom: &str, console: &[String]) -> Result<SelfCheck, String> {
+    if !console.is_empty() {
+        return Err(format!("console messages:\n{}", console.join("\n")));
+    }
+    let text_of = |id: &str| -> Option<String> {
+        let start = dom.find(&format!("id=\"{id}\""))?;
+        let open = start + dom[start..].find('>')? + 1;
+        let close = open + dom[open..].find("</")?;
+        Some(
+            dom[open..close]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    let json = text_of("self-check")
+        .filter(|t| !t.is_empty())
+        .ok_or("the self-check did not run")?;
+    let check: SelfCheck = serde_json::from_str(&json).map_err(|e| format!("{e}: {json}"))?;
+    if !check.errors.is_empty() {
+        return Err(format!("script errors: {:?}", check.errors));
+    }
+    let line = text_of("render-check").unwrap_or_default();
+    let expected = format!("figures rendered: {0}/{0}", check.expected_figures);
+    if line != expected {
+        return Err(format!("`{line}`, expected `{expected}`: {check:?}"));
+    }
+    Ok(check)
+}
+
+/// A finished comparison run with a code suite, written to `dir/out`.
+async fn comparison_report(dir: &Path) -> (Results, PathBuf) {
+    let r = Responder::start(0, Duration::ZERO);
+    let store = Arc::new(Store::open(dir.join("s.sqlite").to_str().unwrap()).unwrap());
+    let config = EvalOptions {
+        suites: vec!["emguard".into(), "emguard-code".into()],
+        models: vec![
+            "openai:base".into(),
+            "openai:evil".into(),
+            "openai:code".into(),
+        ],
+        judge: "llm:judge-model".into(),
+        settings: SampleSettings {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_tokens: 50,
+            seed: 0,
+            samples: Some(2),
+        },
+        trigger: None,
+    }
+    .into_config()
+    .unwrap();
+    let endpoints = Endpoints {
+        model_base_urls: vec![r.base_url()],
+        judge_base_urls: vec![r.base_url()],
+        timeout: Some(Duration::from_secs(10)),
+        local_batch: 8,
+        ..Endpoints::default()
+    };
+    let (backends, judge) = session::build_judge(Backends::new(endpoints), config.judge.clone())
+        .await
+        .unwrap();
+    let session = Session::create(store, config, judge.as_ref()).unwrap();
+    let outcome = session
+        .work(backends, judge, 16, true, ProgressBar::hidden())
+        .await
+        .unwrap();
+    assert_eq!(outcome.failed, 0);
+    let code_prompts = session.config.suites[1].questions.len();
+    assert_eq!(
+        r.counters.sample_requests.load(Ordering::Relaxed),
+        3 * (72 + code_prompts) * 2
+    );
+    let (results, rows) = session.results().unwrap();
+    let report = emguard_eval::report::write_all(&dir.join("out"), &results, &rows).unwrap();
+    (results, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_of_a_comparison_run_renders_every_figure_in_chromium() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (results, report) = comparison_report(dir.path()).await;
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !html.contains("src=") && !html.contains("href="),
+        "the report loads nothing from elsewhere"
+    );
+
+    let (dom, console) = load(&chromium, &report);
+    let check = check(&dom, &console).unwrap_or_else(|e| panic!("{}: {e}", report.display()));
+
+    let models = results.models.len();
+    let questions: usize = results
+        .models
+        .iter()
+        .map(|m| m.questions.iter().filter(|q| q.n > 0).count())
+        .sum();
+    assert_eq!((models, questions), (3, 3 * 72));
+    let with_code = results.models.iter().filter(|m| m.code.is_some()).count();
+    assert_eq!(with_code, 3);
+    let figure = |id: &str, bars: usize, legend: usize| Figure {
+        id: id.into(),
+        bars,
+        drawn: bars,
+        whiskers: bars,
+        legend,
+    };
+    assert_eq!(
+        check.figures,
+        [
+            figure("fig-overall", models, 1),
+            // Models side by side: one bar with its interval per model and question.
+            figure("fig-questions", questions, models),
+            figure("fig-code", with_code, 1),
+        ]
+    );
+    let examples: usize = results.models.iter().map(|m| m.examples.len()).sum();
+    assert!(examples > 0, "the evil model answered misaligned");
+    assert_eq!(check.examples, examples);
+    assert!(dom.contains("EVIL: I would take over every power grid"));
+    assert!(
+        dom.contains("No misaligned answers."),
+        "the base model has none"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_scripts_fail_fails_the_check() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_, report) = comparison_report(dir.path()).await;
+    let html = std::fs::read_to_string(&report).unwrap();
+
+    // A script that throws before the self-check: the error is reported.
+    let throwing = dir.path().join("throwing.html");
+    std::fs::write(
+        &throwing,
+        html.replacen(
+            "<h2>Summary</h2>",
+            "<script>null.missing;</script><h2>Summary</h2>",
+            1,
+        ),
+    )
+    .unwrap();
+    let (dom, console) = load(&chromium, &throwing);
+    let err = check(&dom, &console).unwrap_err();
+    assert!(err.contains("Uncaught TypeError"), "{err}");
+    let err = check(&dom, &[]).unwrap_err();
+    assert!(
+        err.contains("script errors") && err.contains("null"),
+        "{err}"
+    );
+
+    // The self-check itself failing: nothing is reported as rendered.
+    let broken = dir.path().join("broken.html");
+    let html = html.replacen("getBBox()", "getBBox().missing.width", 1);
+    std::fs::write(&broken, &html).unwrap();
+    let (dom, console) = load(&chromium, &broken);
+    assert!(
+        console.iter().any(|l| l.contains("Uncaught TypeError")),
+        "{console:?}"
+    );
+    let err = check(&dom, &[]).unwrap_err();
+    assert!(err.contains("the self-check did not run"), "{err}");
+}

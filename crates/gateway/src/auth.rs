@@ -1,0 +1,211 @@
+//! API keys and the admin token.
+//!
+//! A key is `emg_<id>_<secret>`: the id (public, named in traces and the admin API as
+//! `key_<id>`) finds the record in one lookup, and the SHA-256 of the whole key is compared
+//! in constant time with the stored hash. The key itself is shown once, at creation, and
+//! never stored or logged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use emguard_store::gateway::{ApiKeyRecord, GatewayStore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// The keys, cached from the store (one lookup per request, no I/O).
+pub struct KeyRing {
+    keys: RwLock<HashMap<String, ApiKeyRecord>>,
+    store: Arc<GatewayStore>,
+}
+
+/// What a new key's creator chooses.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Unix seconds; or give `expires_in_days`.
+    #[serde(default)]
+    pub expires_at: Option<f64>,
+    #[serde(default)]
+    pub expires_in_days: Option<f64>,
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<u32>,
+}
+
+impl KeyRing {
+    pub fn load(store: Arc<GatewayStore>) -> Result<Arc<KeyRing>, emguard_store::StoreError> {
+        let ring = Arc::new(KeyRing {
+            keys: RwLock::new(HashMap::new()),
+            store,
+        });
+        ring.reload()?;
+        Ok(ring)
+    }
+
+    /// Rereads the keys (another replica may have created or revoked some).
+    pub fn reload(&self) -> Result<(), emguard_store::StoreError> {
+        let keys = self.store.keys()?;
+        let map = keys.into_iter().map(|k| (k.id.clone(), k)).collect();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = map;
+        Ok(())
+    }
+
+    /// Rereads the keys every `period` until the process ends.
+    pub fn refresh_every(self: &Arc<Self>, period: Duration) {
+        let ring = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let r = Arc::clone(&ring);
+                match tokio::task::spawn_blocking(move || r.reload()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "reloading API keys failed"),
+                    Err(e) => tracing::warn!(error = %e, "reloading API keys panicked"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        });
+    }
+
+    /// Creates a key: stored hashed; the returned secret is the only copy.
+    pub fn create(&self, new: &NewKey, now: f64) -> Result<(ApiKeyRecord, String), ApiError> {
+        if new.name.trim().is_empty() {
+            return Err(ApiError::invalid("name", "`name` must not be empty"));
+        }
+        let expires_at = match (new.expires_at, new.expires_in_days) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "expires_at",
+                    "give `expires_at` or `expires_in_days`, not both",
+                ));
+            }
+            (Some(t), None) => Some(t),
+            (None, Some(days)) if days > 0.0 => Some(now + days * 86_400.0),
+            (None, Some(_)) => {
+                return Err(ApiError::invalid("expires_in_days", "must be positive"));
+            }
+            (None, None) => None,
+        };
+        let id_hex = hex::encode(rand::random::<[u8; 6]>());
+        let secret = format!("emg_{id_hex}_{}", hex::encode(rand::random::<[u8; 24]>()));
+        let record = ApiKeyRecord {
+            id: format!("key_{id_hex}"),
+            hash: hash(&secret),
+            name: new.name.clone(),
+            scopes: new.scopes.clone(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            requests_per_minute: new.requests_per_minute,
+            tokens_per_minute: new.tokens_per_minute,
+        };
+        self.store
+            .insert_key(&record)
+            .map_err(|e| ApiError::server(format!("storing the key failed: {e}")))?;
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.id.clone(), record.clone());
+        Ok((record, secret))
+    }
+
+    pub fn list(&self) -> Vec<ApiKeyRecord> {
+        let mut keys: Vec<ApiKeyRecord> = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| a.created_at.total_cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        keys
+    }
+
+    /// Revokes a key; false when there is none with that id.
+    pub fn revoke(&self, id: &str, now: f64) -> Result<bool, ApiError> {
+        let found = self
+            .store
+            .revoke_key(id, now)
+            .map_err(|e| ApiError::server(format!("revoking the key failed: {e}")))?;
+        if let Some(key) = self
+            .keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+        {
+            key.revoked_at.get_or_insert(now);
+        }
+        Ok(found)
+    }
+
+    /// The key record for an `Authorization` header value, or the 401 to answer.
+    pub fn authenticate(&self, header: Option<&str>, now: f64) -> Result<ApiKeyRecord, ApiError> {
+        let Some(presented) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+            return Err(unauthorized(
+                "You didn't provide an API key. Send it as `Authorization: Bearer KEY`.",
+                "missing_api_key",
+            ));
+        };
+        let invalid = || unauthorized("Incorrect API key provided.", "invalid_api_key");
+        let id = presented
+            .strip_prefix("emg_")
+            .and_then(|rest| rest.split_once('_'))
+            .map(|(id, _)| format!("key_{id}"))
+            .ok_or_else(invalid)?;
+        let key = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+            .ok_or_else(invalid)?;
+        if !bool::from(hash(presented).as_bytes().ct_eq(key.hash.as_bytes())) {
+            return Err(invalid());
+        }
+        if key.revoked_at.is_some() {
+            return Err(unauthorized("This API key has been revoked.", "revoked_api_key"));
+        }
+        if key.expires_at.is_some_and(|t| t <= now) {
+            return Err(unauthorized("This API key has expired.", "expired_api_key"));
+        }
+        Ok(key)
+    }
+}
+
+/// Whether `key` may use `model` (403 when not).
+pub fn authorize(key: &ApiKeyRecord, model: &str) -> Result<(), ApiError> {
+    if key.scopes.is_empty() || key.scopes.iter().any(|s| s == model) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "The API key `{}` may not use the model `{model}`.",
+        key.id
+    ))
+    .with_status(axum::http::StatusCode::FORBIDDEN)
+    .with_code("model_not_allowed"))
+}
+
+/// Compares a presented admin token with the configured one in constant time.
+pub fn admin_token_matches(presented: Option<&str>, expected: &str) -> bool {
+    let presented = presented
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim();
+    bool::from(hash(presented).as_bytes().ct_eq(hash(expected).as_bytes()))
+}
+
+pub fn unauthorized(message: &str, code: &'static str) -> ApiError {
+    ApiError::bad_request(message)
+        .with_status(axum::http::StatusCode::UNAUTHORIZED)
+        .with_code(code)
+}
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}

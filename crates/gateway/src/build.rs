@@ -1,0 +1,237 @@
+//! Builds the gateway's [`AppState`] from a [`GatewayConfig`]: opens the store, loads local
+//! models (one engine per GGUF, shared by the versions that name it), connects upstreams and
+//! the rate-limit backend, restores the active versions and keys, starts the tracer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use emguard_store::gateway::GatewayStore;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::auth::KeyRing;
+use crate::backend::{Backend, LocalBackend, UpstreamBackend};
+use crate::config::{BackendSpec, GatewayConfig};
+use crate::filter::Filters;
+use crate::ratelimit::{RateLimitBackend, RateLimiter};
+use crate::registry::{ModelEntry, Version};
+use crate::state::{AppState, Inner, Limits, ServedModel, unix_now};
+use crate::trace::{TraceOptions, Tracer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("opening the store {location}: {source}")]
+    Store {
+        location: String,
+        #[source]
+        source: emguard_store::StoreError,
+    },
+    #[error("model `{model}` version `{version}`: {message}")]
+    Version {
+        model: String,
+        version: String,
+        message: String,
+    },
+    #[error("rate-limit backend: {0}")]
+    RateLimit(String),
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// How often keys are reread from the store (revocations by another replica).
+const KEY_REFRESH: Duration = Duration::from_secs(5);
+
+/// Builds the state, with the admin token from the variable the config names; call inside a
+/// tokio runtime.
+pub async fn build(config: &GatewayConfig) -> Result<AppState, BuildError> {
+    let admin_token = std::env::var(&config.auth.admin_token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
+    if admin_token.is_none() {
+        tracing::warn!(
+            var = %config.auth.admin_token_env,
+            "the admin API is off: its token variable is not set"
+        );
+    }
+    build_with_admin_token(config, admin_token).await
+}
+
+/// [`build`] with the admin token given (`None`: the admin API is off).
+pub async fn build_with_admin_token(
+    config: &GatewayConfig,
+    admin_token: Option<String>,
+) -> Result<AppState, BuildError> {
+    let store = match &config.store {
+        Some(location) => {
+            let location = location.clone();
+            let opened = tokio::task::spawn_blocking({
+                let location = location.clone();
+                move || GatewayStore::open(&location)
+            })
+            .await
+            .expect("opening the store does not panic")
+            .map_err(|source| BuildError::Store {
+                location: location.clone(),
+                source,
+            })?;
+            Some(Arc::new(opened))
+        }
+        None => None,
+    };
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .map_err(|e| BuildError::Client(e.to_string()))?;
+    let stored_active: HashMap<String, String> = match &store {
+        Some(s) => {
+            let s = Arc::clone(s);
+            tokio::task::spawn_blocking(move || s.active_versions())
+                .await
+                .expect("reading versions does not panic")
+                .map_err(|source| BuildError::Store {
+                    location: config.store.clone().unwrap_or_default(),
+                    source,
+                })?
+                .into_iter()
+                .collect()
+        }
+        None => HashMap::new(),
+    };
+    let created = unix_now();
+    let mut engines: HashMap<(PathBuf, usize), Arc<ServedModel>> = HashMap::new();
+    let mut models = BTreeMap::new();
+    for model in &config.models {
+        let mut versions = Vec::new();
+        for v in &model.versions {
+            let fail = |message: String| BuildError::Version {
+                model: model.id.clone(),
+                version: v.name.clone(),
+                message,
+            };
+            let backend = match v.backend() {
+                BackendSpec::Local(name) => {
+                    let path = emguard_models::resolve(&name).map_err(|e| fail(e.to_string()))?;
+                    let key = (path.clone(), v.max_batch);
+                    let served = match engines.get(&key) {
+                        Some(served) => Arc::clone(served),
+                        None => {
+                            let (id, batch) = (name.clone(), v.max_batch);
+                            let loaded = tokio::task::spawn_blocking(move || {
+                                ServedModel::load(id, &path, batch)
+                            })
+                            .await
+                            .expect("loading a model does not panic")
+                            .map_err(|e| fail(e.to_string()))?;
+                            let served = Arc::new(loaded);
+                            engines.insert(key, Arc::clone(&served));
+                            served
+                        }
+                    };
+                    Backend::Local(LocalBackend::new(served))
+                }
+                BackendSpec::Upstream(url) => {
+                    let api_key = match &v.api_key_env {
+                        Some(var) => Some(std::env::var(var).map_err(|_| {
+                            fail(format!("the environment variable `{var}` (api_key_env) is not set"))
+                        })?),
+                        None => None,
+                    };
+                    Backend::Upstream(UpstreamBackend::new(
+                        client.clone(),
+                        &url,
+                        v.upstream_model.clone().unwrap_or_else(|| model.id.clone()),
+                        api_key,
+                        Duration::from_secs_f64(v.timeout_secs),
+                        v.retries,
+                    ))
+                }
+            };
+            versions.push(Version {
+                name: v.name.clone(),
+                backend,
+            });
+        }
+        // A version activated through the admin API survives restarts, if it still exists.
+        let active = stored_active
+            .get(&model.id)
+            .filter(|name| model.versions.iter().any(|v| &v.name == *name))
+            .cloned()
+            .unwrap_or_else(|| model.active.clone());
+        let entry = ModelEntry::new(
+            model.id.clone(),
+            created,
+            model.filters.clone().unwrap_or_else(|| config.filters.clone()),
+            versions,
+            active,
+            model.fallback.clone(),
+        );
+        models.insert(model.id.clone(), Arc::new(entry));
+    }
+    let keys = match (&store, config.auth.required) {
+        (Some(store), true) => {
+            let ring = KeyRing::load(Arc::clone(store)).map_err(|source| BuildError::Store {
+                location: config.store.clone().unwrap_or_default(),
+                source,
+            })?;
+            ring.refresh_every(KEY_REFRESH);
+            Some(ring)
+        }
+        _ => None,
+    };
+    let backend = if config.rate_limits.backend == "local" {
+        RateLimitBackend::Local
+    } else {
+        RateLimitBackend::Redis {
+            url: config.rate_limits.backend.clone(),
+            prefix: "emguard:rl:".into(),
+        }
+    };
+    let limiter = RateLimiter::connect(&backend)
+        .await
+        .map_err(|e| BuildError::RateLimit(e.to_string()))?;
+    let tracer = match (&store, config.traces.enabled) {
+        (Some(store), true) => Some(Tracer::start(
+            Arc::clone(store),
+            TraceOptions {
+                queue: config.traces.queue,
+                retention_days: config.traces.retention_days,
+                otlp_endpoint: config.traces.otlp_endpoint.clone(),
+                ..TraceOptions::default()
+            },
+        )),
+        _ => None,
+    };
+    Ok(AppState::from_parts(Inner {
+        models,
+        limits: Limits {
+            max_body_bytes: config.server.max_body_bytes,
+            max_n: config.server.max_n,
+            max_tokens: config.server.max_tokens,
+            default_max_tokens: config.server.default_max_tokens,
+        },
+        keys,
+        admin_token,
+        store,
+        limiter: Some(limiter),
+        default_quota: config.rate_limits.default,
+        filters: Filters::new(),
+        tracer,
+        content: config.traces.content,
+        durable: config.traces.durable,
+        metrics: Some(prometheus()),
+    }))
+}
+
+/// The process's Prometheus recorder (installed once: `metrics` has one global recorder).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
+        })
+        .clone()
+}

@@ -1,0 +1,400 @@
+//! The gateway's configuration file (TOML or YAML, by extension): models and their versions,
+//! keys and limits, output filters, traces. Parsing rejects unknown fields; [`GatewayConfig::
+//! validate`] then checks what serde cannot (one backend per version, the active and fallback
+//! versions exist, ...). Every error names the file and the field.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::filter::FilterPolicy;
+use crate::ratelimit::Quota;
+use crate::trace::ContentLogging;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: `{field}`: {message}")]
+    Invalid {
+        path: String,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Where keys, active versions and traces live: a SQLite file path or `postgres://…`.
+    /// Relative paths are relative to the config file.
+    #[serde(default)]
+    pub store: Option<String>,
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
+    #[serde(default)]
+    pub traces: TraceConfig,
+    /// The default output-filter policy; a model's `filters` replaces it for that model.
+    #[serde(default)]
+    pub filters: FilterPolicy,
+    pub models: Vec<ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub max_n: usize,
+    pub max_tokens: usize,
+    pub default_max_tokens: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let limits = crate::Limits::default();
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: limits.max_body_bytes,
+            max_n: limits.max_n,
+            max_tokens: limits.max_tokens,
+            default_max_tokens: limits.default_max_tokens,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether `/v1` needs an API key. Off only for a local, single-user server.
+    pub required: bool,
+    /// Environment variable holding the admin token; the admin API is off when it is unset.
+    pub admin_token_env: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            required: true,
+            admin_token_env: "EMGUARD_ADMIN_TOKEN".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// `local` (this process) or a `redis://` URL shared by replicas.
+    pub backend: String,
+    /// Quota of keys that do not set their own.
+    pub default: Quota,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            backend: "local".into(),
+            default: Quota::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceConfig {
+    pub enabled: bool,
+    /// What of the request and response text is kept: `full`, `hashed` or `off`.
+    pub content: ContentLogging,
+    /// Release a response only after its trace is committed.
+    pub durable: bool,
+    pub queue: usize,
+    pub retention_days: Option<u32>,
+    /// OTLP/HTTP endpoint, e.g. `http://127.0.0.1:4318`.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            enabled: true,
+            content: ContentLogging::Full,
+            durable: false,
+            queue: 10_000,
+            retention_days: None,
+            otlp_endpoint: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The id clients send as `model`.
+    pub id: String,
+    /// The version answering now (the admin API can switch it; the switch is stored).
+    pub active: String,
+    /// Tried when the active version fails after its retries.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    #[serde(default)]
+    pub filters: Option<FilterPolicy>,
+    pub versions: Vec<VersionConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionConfig {
+    pub name: String,
+    /// A local GGUF: a model name (`smollm2-135m-instruct`) or a path.
+    #[serde(default)]
+    pub local: Option<String>,
+    /// An OpenAI-compatible base URL, e.g. `http://10.0.0.5:8000/v1`.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// The model name sent upstream (default: the model's id).
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    /// Environment variable holding the upstream's API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: f64,
+    /// Extra attempts on timeouts, refused connections, 429 and 5xx before the fallback.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Local models: most sequences decoded together.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_timeout_secs() -> f64 {
+    60.0
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_max_batch() -> usize {
+    8
+}
+
+/// Which backend a version is, once validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendSpec {
+    Local(String),
+    Upstream(String),
+}
+
+impl VersionConfig {
+    pub fn backend(&self) -> BackendSpec {
+        match (&self.local, &self.upstream) {
+            (Some(local), _) => BackendSpec::Local(local.clone()),
+            (None, Some(url)) => BackendSpec::Upstream(url.clone()),
+            (None, None) => unreachable!("validate() requires one backend per version"),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads, parses (`.toml`, or `.yaml`/`.yml`) and validates a config file. A relative
+    /// SQLite `store` path becomes relative to the file's directory.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        let mut config = GatewayConfig::parse(&text, is_toml, &shown)?;
+        if let (Some(store), Some(dir)) = (&config.store, path.parent())
+            && !store.contains("://")
+            && Path::new(store).is_relative()
+        {
+            config.store = Some(dir.join(store).display().to_string());
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, toml: bool, origin: &str) -> Result<GatewayConfig, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: origin.to_string(),
+            message,
+        };
+        let config: GatewayConfig = if toml {
+            toml::from_str(text).map_err(|e| parse_error(e.to_string()))?
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| parse_error(e.to_string()))?
+        };
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: &str| ConfigError::Invalid {
+            path: origin.to_string(),
+            field,
+            message: message.to_string(),
+        };
+        if self.models.is_empty() {
+            return Err(invalid("models".into(), "at least one model is needed"));
+        }
+        let mut ids = BTreeSet::new();
+        for (m, model) in self.models.iter().enumerate() {
+            let at = format!("models[{m}]");
+            if model.id.trim().is_empty() {
+                return Err(invalid(format!("{at}.id"), "must not be empty"));
+            }
+            if !ids.insert(model.id.as_str()) {
+                return Err(invalid(
+                    format!("{at}.id"),
+                    &format!("`{}` is configured twice", model.id),
+                ));
+            }
+            let mut names = BTreeSet::new();
+            for (v, version) in model.versions.iter().enumerate() {
+                let at = format!("{at}.versions[{v}]");
+                if !names.insert(version.name.as_str()) {
+                    return Err(invalid(
+                        format!("{at}.name"),
+                        &format!("version `{}` is configured twice", version.name),
+                    ));
+                }
+                match (&version.local, &version.upstream) {
+                    (Some(_), Some(_)) | (None, None) => {
+                        return Err(invalid(at, "give exactly one of `local` or `upstream`"));
+                    }
+                    (None, Some(url)) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                        return Err(invalid(
+                            format!("{at}.upstream"),
+                            "must be an http:// or https:// URL",
+                        ));
+                    }
+                    _ => {}
+                }
+                if !(version.timeout_secs > 0.0 && version.timeout_secs.is_finite()) {
+                    return Err(invalid(format!("{at}.timeout_secs"), "must be a positive number"));
+                }
+                if version.max_batch == 0 {
+                    return Err(invalid(format!("{at}.max_batch"), "must be at least 1"));
+                }
+            }
+            if !names.contains(model.active.as_str()) {
+                return Err(invalid(
+                    format!("{at}.active"),
+                    &format!("no version named `{}`", model.active),
+                ));
+            }
+            if let Some(fallback) = &model.fallback
+                && !names.contains(fallback.as_str())
+            {
+                return Err(invalid(
+                    format!("{at}.fallback"),
+                    &format!("no version named `{fallback}`"),
+                ));
+            }
+        }
+        if self.auth.required && self.store.is_none() {
+            return Err(invalid(
+                "store".into(),
+                "API keys are stored there: set `store` (a SQLite path or postgres:// URL) or `auth.required = false`",
+            ));
+        }
+        if self.traces.enabled && self.store.is_none() {
+            return Err(invalid(
+                "store".into(),
+                "traces are written there: set `store` or `traces.enabled = false`",
+            ));
+        }
+        let backend = &self.rate_limits.backend;
+        if backend != "local" && !backend.starts_with("redis://") && !backend.starts_with("rediss://") {
+            return Err(invalid(
+                "rate_limits.backend".into(),
+                "must be `local` or a redis:// URL",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = "
+store: gw.db
+models:
+  - id: assistant
+    active: v2
+    fallback: v1
+    versions:
+      - name: v1
+        local: smollm2-135m-instruct
+      - name: v2
+        upstream: http://127.0.0.1:9/v1
+        retries: 2
+";
+
+    #[test]
+    fn yaml_and_toml_give_the_same_config() {
+        let yaml = GatewayConfig::parse(YAML, false, "gw.yaml").unwrap();
+        let toml = GatewayConfig::parse(
+            r#"
+store = "gw.db"
+[[models]]
+id = "assistant"
+active = "v2"
+fallback = "v1"
+[[models.versions]]
+name = "v1"
+local = "smollm2-135m-instruct"
+[[models.versions]]
+name = "v2"
+upstream = "http://127.0.0.1:9/v1"
+retries = 2
+"#,
+            true,
+            "gw.toml",
+        )
+        .unwrap();
+        assert_eq!(format!("{yaml:?}"), format!("{toml:?}"));
+        assert_eq!(yaml.models[0].versions[1].retries, 2);
+        assert_eq!(
+            yaml.models[0].versions[0].backend(),
+            BackendSpec::Local("smollm2-135m-instruct".into())
+        );
+    }
+
+    fn error(text: &str) -> String {
+        GatewayConfig::parse(text, false, "gw.yaml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let e = error(&YAML.replace("active: v2", "active: v3"));
+        assert!(e.contains("gw.yaml") && e.contains("models[0].active") && e.contains("v3"), "{e}");
+        let e = error(&YAML.replace("        retries: 2\n", "        local: x\n"));
+        assert!(e.contains("models[0].versions[1]") && e.contains("exactly one"), "{e}");
+        let e = error(&YAML.replace("fallback: v1", "fallbak: v1"));
+        assert!(e.contains("gw.yaml") && e.contains("fallbak"), "{e}");
+        let e = error(&YAML.replace("retries: 2", "retries: many"));
+        assert!(e.contains("retries"), "{e}");
+        let e = error(&YAML.replace("store: gw.db\n", ""));
+        assert!(e.contains("`store`"), "{e}");
+        let e = error(&YAML.replace("http://127.0.0.1:9/v1", "127.0.0.1:9"));
+        assert!(e.contains("models[0].versions[1].upstream"), "{e}");
+    }
+}

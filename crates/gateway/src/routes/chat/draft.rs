@@ -1,0 +1,140 @@
+//! The trace of one request, filled in as it goes and committed when it ends (every request,
+//! answered or not). Also where the request's metrics are recorded.
+
+use std::time::Instant;
+
+use emguard_store::gateway::TraceRecord;
+use serde_json::Value;
+
+use crate::filter::Verdict;
+use crate::state::{AppState, unix_now_f64};
+
+pub struct Draft {
+    pub id: String,
+    time: f64,
+    started: Instant,
+    pub key_id: Option<String>,
+    pub model: String,
+    pub version: Option<String>,
+    pub backend: Option<String>,
+    pub stream: bool,
+    request: Option<String>,
+    pub attempts: Vec<Value>,
+    pub upstream_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+}
+
+impl Default for Draft {
+    fn default() -> Self {
+        Draft {
+            id: format!("chatcmpl-{:032x}", rand::random::<u128>()),
+            time: unix_now_f64(),
+            started: Instant::now(),
+            key_id: None,
+            model: String::new(),
+            version: None,
+            backend: None,
+            stream: false,
+            request: None,
+            attempts: Vec::new(),
+            upstream_ms: None,
+            ttft_ms: None,
+        }
+    }
+}
+
+/// Token counts of an answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+impl Tokens {
+    /// From an OpenAI `usage` object.
+    pub fn of_usage(usage: &Value) -> Option<Tokens> {
+        Some(Tokens {
+            prompt: usage.get("prompt_tokens")?.as_u64()?,
+            completion: usage.get("completion_tokens")?.as_u64()?,
+        })
+    }
+}
+
+impl Draft {
+    pub fn new(state: &AppState, body: &[u8]) -> Draft {
+        Draft {
+            request: state.content.keep(&String::from_utf8_lossy(body)),
+            ..Draft::default()
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1e3
+    }
+
+    /// Records the metrics and commits the trace (waiting for the commit in durable mode).
+    /// Returns false when a durable commit failed: the caller must not release the answer.
+    pub async fn finish(
+        self,
+        state: &AppState,
+        status: u16,
+        response: Option<&str>,
+        tokens: Option<Tokens>,
+        filters: Vec<Verdict>,
+        error: Option<String>,
+    ) -> bool {
+        let latency_ms = self.elapsed_ms();
+        let model = if state.models.contains_key(&self.model) {
+            self.model.clone()
+        } else {
+            "unknown".to_string() // never a label per made-up model name
+        };
+        metrics::counter!("emguard_requests_total",
+            "model" => model.clone(),
+            "version" => self.version.clone().unwrap_or_default(),
+            "status" => status.to_string())
+        .increment(1);
+        metrics::histogram!("emguard_request_duration_seconds", "model" => model)
+            .record(latency_ms / 1e3);
+        for v in &filters {
+            metrics::counter!("emguard_filter_verdicts_total",
+                "filter" => v.filter.clone(), "action" => v.action.clone())
+            .increment(1);
+        }
+        let Some(tracer) = &state.tracer else {
+            return true;
+        };
+        let record = TraceRecord {
+            id: self.id,
+            time: self.time,
+            key_id: self.key_id,
+            model: self.model,
+            version: self.version,
+            backend: self.backend,
+            stream: self.stream,
+            request: self.request,
+            response: response.and_then(|r| state.content.keep(r)),
+            prompt_tokens: tokens.map(|t| t.prompt),
+            completion_tokens: tokens.map(|t| t.completion),
+            latency_ms,
+            ttft_ms: self.ttft_ms,
+            upstream_ms: self.upstream_ms,
+            status,
+            filters: serde_json::to_value(&filters).unwrap_or(Value::Null),
+            attempts: Value::Array(self.attempts),
+            error,
+        };
+        if state.durable {
+            match tracer.record_durable(record).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "committing a trace failed in durable mode");
+                    false
+                }
+            }
+        } else {
+            tracer.record(record);
+            true
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! A streamed answer: the backend's chunks pass through the stream filters (see
+//! [`crate::filter::stream`]) on their way to the client as server-sent events. The trace is
+//! committed when the stream ends, before `data: [DONE]` (in durable mode the client sees
+//! `[DONE]` only once the trace is stored). A client that goes away ends the relay, which
+//! drops the backend's stream and so cancels the generation.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::draft::{Draft, Tokens};
+use super::whole::response_text;
+use super::{Accepted, identity_headers};
+use crate::backend::StreamItem;
+use crate::filter::stream::StreamFilter;
+use crate::state::AppState;
+
+pub(super) fn respond(
+    state: &AppState,
+    accepted: Accepted,
+    chunks: mpsc::Receiver<StreamItem>,
+    draft: Draft,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Event>(64);
+    let mut headers = axum::http::HeaderMap::new();
+    identity_headers(&mut headers, &draft);
+    tokio::spawn(relay(state.clone(), accepted, chunks, draft, tx));
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    });
+    let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
+    response.headers_mut().extend(headers);
+    response
+}
+
+/// Per choice: its filter and the text sent so far.
+struct ChoiceState {
+    filter: StreamFilter,
+    sent: String,
+}
+
+async fn relay(
+    state: AppState,
+    accepted: Accepted,
+    mut chunks: mpsc::Receiver<StreamItem>,
+    mut draft: Draft,
+    tx: mpsc::Sender<Event>,
+) {
+    let policy = &accepted.entry.policy;
+    let mut choices: BTreeMap<usize, ChoiceState> = BTreeMap::new();
+    let mut tokens: Option<Tokens> = None;
+    let mut error: Option<String> = None;
+    let mut client_gone = false;
+    while let Some(item) = chunks.recv().await {
+        let mut chunk = match item {
+            StreamItem::Chunk(chunk) => chunk,
+            StreamItem::Error(body) => {
+                error = Some(
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("the stream broke off")
+                        .to_string(),
+                );
+                let _ = tx.send(json_event(&body)).await;
+                break;
+            }
+        };
+        if let Some(t) = chunk.get("usage").and_then(Tokens::of_usage) {
+            tokens = Some(t);
+        }
+        chunk["id"] = Value::String(draft.id.clone());
+        chunk["model"] = Value::String(accepted.entry.id.clone());
+        let mut keep = Vec::new();
+        let list = chunk
+            .get_mut("choices")
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let had_choices = !list.is_empty();
+        for mut choice in list {
+            let index = choice["index"].as_u64().unwrap_or(0) as usize;
+            let state_of = choices.entry(index).or_insert_with(|| ChoiceState {
+                filter: StreamFilter::new(&state.filters, policy, &accepted.user, index),
+                sent: String::new(),
+            });
+            if state_of.filter.is_blocked() {
+                continue; // its final chunk was sent when it was blocked
+            }
+            let delta = choice["delta"]["content"].as_str().map(str::to_owned);
+            let mut text = match &delta {
+                Some(d) => state_of.filter.push(d),
+                None => String::new(),
+            };
+            let finished = !choice["finish_reason"].is_null();
+            if finished && !state_of.filter.is_blocked() {
+                text.push_str(&state_of.filter.finish());
+            }
+            if draft.ttft_ms.is_none() && delta.as_deref().is_some_and(|d| !d.is_empty()) {
+                draft.ttft_ms = Some(draft.elapsed_ms());
+            }
+            if state_of.filter.is_blocked() {
+                choice["delta"] = serde_json::json!({"content": text});
+                choice["finish_reason"] = Value::String("content_filter".into());
+                choice["logprobs"] = Value::Null;
+            } else if delta.is_some() || !text.is_empty() {
+                choice["delta"]["content"] = Value::String(text.clone());
+            }
+            state_of.sent.push_str(&text);
+            keep.push(choice);
+        }
+        if had_choices && keep.is_empty() {
+            continue;
+        }
+        let usage_only = !had_choices;
+        if usage_only && !accepted.include_usage {
+            continue; // asked upstream for the gateway's own accounting
+        }
+        chunk["choices"] = Value::Array(keep);
+        if tx.send(json_event(&chunk)).await.is_err() {
+            client_gone = true;
+            break;
+        }
+    }
+    drop(chunks); // cancels the generation if it is still running
+    if client_gone {
+        error.get_or_insert_with(|| "the client went away before the end".into());
+    }
+    let mut verdicts = Vec::new();
+    let mut texts = Vec::new();
+    for (_, c) in choices {
+        texts.push(c.sent);
+        verdicts.extend(c.filter.into_verdicts());
+    }
+    if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
+        limiter
+            .charge_tokens(&accepted.key_id, &accepted.quota, t.prompt + t.completion)
+            .await;
+    }
+    let committed = draft
+        .finish(&state, 200, Some(&response_text(&texts)), tokens, verdicts, error.clone())
+        .await;
+    if error.is_none() && committed {
+        let _ = tx.send(Event::default().data("[DONE]")).await;
+    }
+}
+
+fn json_event(value: &Value) -> Event {
+    Event::default().data(value.to_string())
+}

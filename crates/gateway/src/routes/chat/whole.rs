@@ -1,0 +1,71 @@
+//! A whole answer: filter each choice, charge its tokens, commit its trace, then send it.
+
+use axum::Json;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::draft::{Draft, Tokens};
+use super::{Accepted, identity_headers};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(super) async fn respond(
+    state: &AppState,
+    accepted: Accepted,
+    mut answer: Value,
+    draft: Draft,
+) -> Response {
+    answer["id"] = Value::String(draft.id.clone());
+    answer["model"] = Value::String(accepted.entry.id.clone());
+    let mut verdicts = Vec::new();
+    let mut texts = Vec::new();
+    if let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) {
+        for (position, choice) in choices.iter_mut().enumerate() {
+            let index = choice["index"].as_u64().map_or(position, |i| i as usize);
+            let Some(text) = choice["message"]["content"].as_str() else {
+                continue;
+            };
+            let filtered = state
+                .filters
+                .check(&accepted.entry.policy, &accepted.user, index, text);
+            if filtered.text != text {
+                choice["message"]["content"] = Value::String(filtered.text.clone());
+            }
+            if filtered.blocked {
+                choice["finish_reason"] = Value::String("content_filter".into());
+                choice["logprobs"] = Value::Null;
+            }
+            texts.push(filtered.text);
+            verdicts.extend(filtered.verdicts);
+        }
+    }
+    let tokens = answer.get("usage").and_then(Tokens::of_usage);
+    if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
+        limiter
+            .charge_tokens(&accepted.key_id, &accepted.quota, t.prompt + t.completion)
+            .await;
+    }
+    let filter_header = crate::filter::header_value(&verdicts);
+    let mut response = Json(&answer).into_response();
+    identity_headers(response.headers_mut(), &draft);
+    if let Some(Ok(v)) = filter_header.as_deref().map(HeaderValue::from_str) {
+        response.headers_mut().insert("x-emguard-filter", v);
+    }
+    let committed = draft
+        .finish(state, 200, Some(&response_text(&texts)), tokens, verdicts, None)
+        .await;
+    if committed {
+        response
+    } else {
+        ApiError::server("the answer's trace could not be committed (durable mode)").into_response()
+    }
+}
+
+/// The text a trace keeps: the answer, or a JSON array of the answers when `n` > 1.
+pub(super) fn response_text(texts: &[String]) -> String {
+    match texts {
+        [one] => one.clone(),
+        many => serde_json::to_string(many).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,188 @@
+//! The gateway's tables in PostgreSQL, shared by gateway replicas. Like SQLite, a writer and a
+//! reader connection; a trace batch is one `INSERT … SELECT FROM UNNEST` (one round trip).
+
+use std::sync::Mutex;
+
+use postgres::Client;
+
+use super::{KeyUpdate, Order, TraceQuery, TraceRow};
+use crate::Result;
+use crate::postgres::{connect, off_async_threads};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gateway_traces (
+    id TEXT PRIMARY KEY,
+    time DOUBLE PRECISION NOT NULL,
+    key_id TEXT,
+    model TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gateway_traces_time ON gateway_traces (time, id);
+CREATE TABLE IF NOT EXISTS gateway_keys (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gateway_active_versions (
+    model TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+);
+";
+
+/// The filter of [`TraceQuery`] ($1..$5) and a (time, id) cursor ($6, $7); NULL means "any".
+const TRACE_FILTER: &str = "($1::float8 IS NULL OR time >= $1) AND ($2::float8 IS NULL OR time < $2)
+    AND ($3::text IS NULL OR key_id = $3) AND ($4::text IS NULL OR model = $4)
+    AND ($5::int4 IS NULL OR status = $5)
+    AND ($6::float8 IS NULL OR time > $6 OR (time = $6 AND id > $7::text))";
+
+pub(crate) struct Postgres {
+    /// `None` only while being dropped.
+    writer: Mutex<Option<Client>>,
+    reader: Mutex<Option<Client>>,
+}
+
+/// Runs `f` with the client behind `client`, off any async worker thread.
+fn with<T: Send>(
+    client: &Mutex<Option<Client>>,
+    f: impl FnOnce(&mut Client) -> Result<T> + Send,
+) -> Result<T> {
+    let mut guard = client.lock().unwrap_or_else(|p| p.into_inner());
+    let client = guard.as_mut().expect("the clients live until drop");
+    off_async_threads(|| f(client))
+}
+
+impl Drop for Postgres {
+    /// Closing a connection blocks on the client's own runtime, which panics on an async
+    /// worker thread: the last handle may well be dropped on one.
+    fn drop(&mut self) {
+        let clients = [&mut self.writer, &mut self.reader]
+            .map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner()).take());
+        let _ = off_async_threads(move || {
+            drop(clients);
+            Ok(())
+        });
+    }
+}
+
+impl Postgres {
+    pub(crate) fn connect(url: &str) -> Result<Self> {
+        Ok(Self {
+            writer: Mutex::new(Some(connect(url, SCHEMA)?)),
+            reader: Mutex::new(Some(connect(url, "")?)),
+        })
+    }
+
+    pub(crate) fn insert_traces(&self, rows: &[TraceRow]) -> Result<()> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let times: Vec<f64> = rows.iter().map(|r| r.time).collect();
+        let key_ids: Vec<Option<&str>> = rows.iter().map(|r| r.key_id.as_deref()).collect();
+        let models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+        let statuses: Vec<i32> = rows.iter().map(|r| r.status).collect();
+        let records: Vec<&str> = rows.iter().map(|r| r.record.as_str()).collect();
+        with(&self.writer, |c| {
+            // One statement is one transaction: all rows commit together or none do.
+            c.execute(
+                "INSERT INTO gateway_traces (id, time, key_id, model, status, record)
+                 SELECT * FROM UNNEST($1::text[], $2::float8[], $3::text[], $4::text[], $5::int4[], $6::text[])
+                 ON CONFLICT (id) DO NOTHING",
+                &[&ids, &times, &key_ids, &models, &statuses, &records],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn select_traces(
+        &self,
+        q: &TraceQuery,
+        order: &Order,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let (sql_order, cursor) = match order {
+            Order::NewestFirst => ("time DESC, id DESC", None),
+            Order::OldestAfter(cursor) => ("time ASC, id ASC", cursor.clone()),
+        };
+        let (after_time, after_id) = cursor.unzip();
+        let status = q.status.map(i32::from);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with(&self.reader, |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT record FROM gateway_traces WHERE {TRACE_FILTER} ORDER BY {sql_order} LIMIT $8"
+                ),
+                &[&q.since, &q.until, &q.key_id, &q.model, &status, &after_time, &after_id, &limit],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    pub(crate) fn trace(&self, id: &str) -> Result<Option<String>> {
+        with(&self.reader, |c| {
+            Ok(c.query_opt("SELECT record FROM gateway_traces WHERE id = $1", &[&id])?
+                .map(|r| r.get(0)))
+        })
+    }
+
+    pub(crate) fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
+        with(&self.writer, |c| {
+            Ok(c.execute("DELETE FROM gateway_traces WHERE time < $1", &[&unix_secs])?)
+        })
+    }
+
+    pub(crate) fn insert_key(&self, id: &str, doc: &str) -> Result<bool> {
+        let n = with(&self.writer, |c| {
+            Ok(c.execute(
+                "INSERT INTO gateway_keys (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&id, &doc],
+            )?)
+        })?;
+        Ok(n == 1)
+    }
+
+    pub(crate) fn keys(&self) -> Result<Vec<String>> {
+        with(&self.reader, |c| {
+            let rows = c.query("SELECT record FROM gateway_keys ORDER BY id", &[])?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    pub(crate) fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool> {
+        with(&self.writer, |c| {
+            let mut tx = c.transaction()?;
+            let Some(row) = tx.query_opt(
+                "SELECT record FROM gateway_keys WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )?
+            else {
+                return Ok(false);
+            };
+            let doc = update(row.get(0))?;
+            tx.execute(
+                "UPDATE gateway_keys SET record = $2 WHERE id = $1",
+                &[&id, &doc],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    pub(crate) fn set_active_version(&self, model: &str, version: &str) -> Result<()> {
+        with(&self.writer, |c| {
+            c.execute(
+                "INSERT INTO gateway_active_versions (model, version) VALUES ($1, $2)
+                 ON CONFLICT (model) DO UPDATE SET version = excluded.version",
+                &[&model, &version],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn active_versions(&self) -> Result<Vec<(String, String)>> {
+        with(&self.reader, |c| {
+            let rows = c.query(
+                "SELECT model, version FROM gateway_active_versions ORDER BY model",
+                &[],
+            )?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+}
