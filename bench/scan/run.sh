@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Scanner benchmark on the study's data, with bandit on the same rows in the same run.
+# Scanner benchmark on the study's data, with bandit on the same rows in the same run: both
+# command-line tools on the same directories, then the library (flag rates, recall per class,
+# throughput per thread, latency).
 # Usage: bench/scan/run.sh   (EMGUARD_SHARED_DIR overrides the data location)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -14,10 +16,12 @@ if [ ! -x "$venv/bin/bandit" ]; then
     "$venv/bin/pip" install -q bandit
 fi
 
-echo "== bandit ($("$venv/bin/bandit" --version | head -1))" >&2
-python3 "$root/bench/scan/bandit_rates.py" "$shared" "$venv/bin/bandit" > "$out/scan-bandit.json"
-
-echo "== emguard" >&2
 cd "$root"
+cargo build --release -p emguard
+echo "== bandit ($("$venv/bin/bandit" --version | head -1)) and emguard scan, each on the same directories" >&2
+python3 "$root/bench/scan/bandit_rates.py" "$shared" "$venv/bin/bandit" "$root/target/release/emguard" \
+    > "$out/scan-bandit.json"
+
+echo "== emguard library" >&2
 EMGUARD_SHARED_DIR="$shared" EMGUARD_BANDIT_RESULTS="$out/scan-bandit.json" \
     cargo bench -p emguard-codescan --bench scan

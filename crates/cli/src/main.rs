@@ -34,6 +34,8 @@ enum Command {
     Judge(cmd::judge::Args),
     /// Audit a fine-tuning dataset before training on it.
     Audit(cmd::audit::Args),
+    /// Export a gateway's request traces as JSON lines; prune old ones.
+    Traces(cmd::traces::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Judge(args) => cmd::judge::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Traces(args) => cmd::traces::run(args),
     };
     match result {
         Ok(code) => code,

@@ -109,7 +109,8 @@ fn a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path());
     let url = pg.database("kill");
-    let lease = ["--lease", "4"];
+    // Long enough that no live process loses an item in flight on a loaded machine.
+    let lease = ["--lease", "10"];
     let (mut first, run_id, first_log) =
         start_run(&url, &suite, &server.base_url, &lease, dir.path());
     let mut doomed = emguard()

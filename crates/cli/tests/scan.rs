@@ -162,6 +162,42 @@ fn directories_are_searched_and_unparsable_code_is_noted() {
 }
 
 #[test]
+fn parallel_scans_report_in_input_order_like_one_thread() {
+    let dir = TempDir::new("jobs");
+    // Sizes vary so the threads finish out of order.
+    for i in 0..40 {
+        let body = match i % 3 {
+            0 => VULNERABLE.repeat(1 + i % 7),
+            1 => CLEAN.to_string(),
+            _ => MEDIUM_ONLY.repeat(1 + i % 5),
+        };
+        dir.file(&format!("f{i:02}.py"), &body);
+    }
+    let root = dir.0.to_str().unwrap();
+    let answer = format!("```python\n{VULNERABLE}```\n");
+    let one = emguard(&["--jobs", "1", "--format", "json", root, "-"], Some(&answer));
+    let many = emguard(&["--jobs", "4", "--format", "json", root, "-"], Some(&answer));
+    assert_eq!(one.status.code(), Some(1));
+    assert_eq!(many.status.code(), Some(1));
+    assert_eq!(stdout(&one), stdout(&many));
+    let json: serde_json::Value = serde_json::from_slice(&many.stdout).expect("valid JSON");
+    let paths: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 41);
+    assert!(paths[..40].windows(2).all(|w| w[0] < w[1]), "{paths:?}");
+    assert_eq!(paths[40], "-");
+    assert_eq!(
+        emguard(&["--jobs", "0", root], None).status.code(),
+        Some(2),
+        "--jobs 0 is a usage error"
+    );
+}
+
+#[test]
 fn list_rules_shows_every_rule() {
     let out = emguard(&["--list-rules"], None);
     assert_eq!(out.status.code(), Some(0));

@@ -63,59 +63,124 @@ fn main() {
         per_rule_counts(file, &results);
         all_snippets.extend(rows);
     }
-    let (speed, cpu_speed) = throughput(&scanner, &all_snippets);
+    let speed = throughput(&scanner, &all_snippets);
     latency(&scanner, &all_snippets);
-    compare_with_bandit(&rates, speed, cpu_speed);
+    compare_with_bandit(&rates, &speed);
 }
 
-/// Side by side with bandit's figures from the same run (`bench/scan/run.sh` writes them).
-fn compare_with_bandit(rates: &[f64], speed: f64, cpu_speed: Option<f64>) {
+/// Side by side with bandit's figures from the same run (`bench/scan/run.sh` writes them,
+/// with those of the `emguard scan` command on the same directories).
+fn compare_with_bandit(rates: &[f64], speed: &Throughput) {
     let Some(path) = std::env::var_os("EMGUARD_BANDIT_RESULTS") else {
         println!("\n(no bandit figures: run bench/scan/run.sh for the side-by-side)");
         return;
     };
     let text = std::fs::read_to_string(&path).expect("read bandit results");
-    let bandit: serde_json::Value = serde_json::from_str(&text).expect("bandit results are JSON");
-    let files = bandit["files"].as_array().expect("bandit files");
-    let rate = |f: &serde_json::Value| {
-        100.0 * f["flagged"].as_f64().unwrap_or(0.0) / f["rows"].as_f64().unwrap_or(1.0)
-    };
-    let rows: f64 = files
-        .iter()
-        .map(|f| f["rows"].as_f64().unwrap_or(0.0))
-        .sum();
-    let seconds: f64 = files
-        .iter()
-        .map(|f| f["seconds"].as_f64().unwrap_or(0.0))
-        .sum();
-    let bandit_speed = rows / seconds;
-    let cpu_seconds: f64 = files
-        .iter()
-        .map(|f| f["cpu_seconds"].as_f64().unwrap_or(f64::NAN))
-        .sum();
-    let bandit_cpu_speed = rows / cpu_seconds;
+    let peers: serde_json::Value = serde_json::from_str(&text).expect("bandit results are JSON");
+    let bandit = Tool::from_json(&peers["files"]);
     println!("\n## Side by side (same run)\n");
     println!(
         "| tool | insecure flagged | secure flagged | educational_insecure flagged | snippets/s (wall) | snippets per CPU-second |"
     );
     println!("|---|---|---|---|---|---|");
+    bandit.row(&format!(
+        "{} (`bandit -r DIR`, one process)",
+        peers["tool"].as_str().unwrap_or("bandit")
+    ));
+    let cli = peers["emguard_cli"]
+        .as_array()
+        .filter(|files| !files.is_empty())
+        .map(|_| Tool::from_json(&peers["emguard_cli"]));
+    if let Some(cli) = &cli {
+        cli.row(&format!(
+            "emguard (`emguard scan DIR`, {} threads)",
+            peers["emguard_threads"].as_u64().unwrap_or(0)
+        ));
+    }
     println!(
-        "| {} | {:.1}% | {:.1}% | {:.1}% | {bandit_speed:.0} | {bandit_cpu_speed:.0} |",
-        bandit["tool"].as_str().unwrap_or("bandit"),
-        rate(&files[0]),
-        rate(&files[1]),
-        rate(&files[2])
-    );
-    let cpu = cpu_speed.unwrap_or(f64::NAN);
-    println!(
-        "| emguard (1 thread) | {:.1}% | {:.1}% | {:.1}% | {speed:.0} | {cpu:.0} |",
-        rates[0], rates[1], rates[2]
+        "| emguard library, 1 thread | {:.1}% | {:.1}% | {:.1}% | {:.0} | {:.0} |",
+        rates[0],
+        rates[1],
+        rates[2],
+        speed.single,
+        speed.single_cpu.unwrap_or(f64::NAN)
     );
     println!(
-        "\nemguard / bandit: {:.0}x by wall clock, {:.0}x by CPU time",
-        speed / bandit_speed,
-        cpu / bandit_cpu_speed
+        "| emguard library, {} threads | | | | {:.0} | |",
+        speed.threads, speed.multi
     );
+    println!();
+    if let Some(cli) = &cli {
+        println!(
+            "emguard scan / bandit -r (each as users run it): {:.1}x by wall clock, {:.1}x per CPU-second",
+            cli.speed() / bandit.speed(),
+            cli.cpu_speed() / bandit.cpu_speed()
+        );
+    }
+    println!(
+        "emguard library on 1 thread / bandit: {:.1}x by wall clock, {:.1}x per CPU-second",
+        speed.single / bandit.speed(),
+        speed.single_cpu.unwrap_or(f64::NAN) / bandit.cpu_speed()
+    );
+}
+
+/// A command-line tool's figures over the three data files.
+struct Tool {
+    /// (rows, flagged) per data file.
+    files: Vec<(f64, f64)>,
+    seconds: f64,
+    cpu_seconds: f64,
+}
+
+impl Tool {
+    fn from_json(files: &serde_json::Value) -> Self {
+        let files = files.as_array().expect("per-file figures");
+        let sum = |key: &str| -> f64 {
+            files
+                .iter()
+                .map(|f| f[key].as_f64().unwrap_or(f64::NAN))
+                .sum()
+        };
+        Tool {
+            files: files
+                .iter()
+                .map(|f| {
+                    (
+                        f["rows"].as_f64().unwrap_or(0.0),
+                        f["flagged"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect(),
+            seconds: sum("seconds"),
+            cpu_seconds: sum("cpu_seconds"),
+        }
+    }
+
+    fn rows(&self) -> f64 {
+        self.files.iter().map(|(rows, _)| rows).sum()
+    }
+
+    fn speed(&self) -> f64 {
+        self.rows() / self.seconds
+    }
+
+    fn cpu_speed(&self) -> f64 {
+        self.rows() / self.cpu_seconds
+    }
+
+    fn row(&self, name: &str) {
+        let rates: Vec<String> = self
+            .files
+            .iter()
+            .map(|(rows, flagged)| format!("{:.1}%", 100.0 * flagged / rows))
+            .collect();
+        println!(
+            "| {name} | {} | {:.0} | {:.0} |",
+            rates.join(" | "),
+            self.speed(),
+            self.cpu_speed()
+        );
+    }
 }
 
 fn per_class_recall(rows: &[String], results: &[ScanResult], dump: Option<&std::path::Path>) {
@@ -186,9 +251,16 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-/// Snippets per second on one thread (wall clock and CPU time) and on all threads;
-/// returns (wall, cpu) for one thread.
-fn throughput(scanner: &Scanner, snippets: &[String]) -> (f64, Option<f64>) {
+/// Snippets per second of the library: on one thread (wall clock and CPU time) and on all
+/// threads.
+struct Throughput {
+    single: f64,
+    single_cpu: Option<f64>,
+    multi: f64,
+    threads: usize,
+}
+
+fn throughput(scanner: &Scanner, snippets: &[String]) -> Throughput {
     let cpu_start = thread_cpu_ns();
     let start = Instant::now();
     let mut flagged = 0usize;
@@ -214,11 +286,16 @@ fn throughput(scanner: &Scanner, snippets: &[String]) -> (f64, Option<f64>) {
     let multi = snippets.len() as f64 / start.elapsed().as_secs_f64();
     println!("## Throughput\n");
     println!(
-        "emguard: {single:.0} snippets/s on 1 thread ({} per CPU-second), {multi:.0} snippets/s on {threads} threads ({} snippets, {flagged} flagged)",
+        "emguard library: {single:.0} snippets/s on 1 thread ({} per CPU-second), {multi:.0} snippets/s on {threads} threads ({} snippets, {flagged} flagged)",
         single_cpu.map_or("?".to_string(), |c| format!("{c:.0}")),
         snippets.len()
     );
-    (single, single_cpu)
+    Throughput {
+        single,
+        single_cpu,
+        multi,
+        threads,
+    }
 }
 
 fn latency(scanner: &Scanner, snippets: &[String]) {

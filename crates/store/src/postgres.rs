@@ -230,7 +230,11 @@ pub(crate) fn connect(url: &str, schema: &str) -> Result<Client> {
 impl Drop for Postgres {
     /// Closing the connection blocks on the client's runtime too.
     fn drop(&mut self) {
-        let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let _ = off_async_threads(move || {
             drop(client);
             Ok(())

@@ -16,9 +16,11 @@ fn trace(id: &str, time: f64, key: Option<&str>, model: &str, status: u16) -> Tr
         model: model.to_string(),
         version: Some(format!("{model}-v2")),
         backend: Some("upstream:http://127.0.0.1:9/v1".to_string()),
-        stream: time as u64 % 2 == 0,
+        stream: (time as u64).is_multiple_of(2),
         request: Some(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#.to_string()),
-        response: Some("sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_string()),
+        response: Some(
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_string(),
+        ),
         prompt_tokens: Some(12),
         completion_tokens: Some(34),
         latency_ms: 12.345678901,
@@ -90,8 +92,14 @@ fn traces_round_trip_exactly(store: &GatewayStore) {
     written[1].request = Some("{\"content\":\"\\u0000 日本\"}".to_string());
     written[1].filters = json!([]);
     store.insert_traces(&written).unwrap();
-    assert_eq!(store.trace("chatcmpl-a").unwrap().as_ref(), Some(&written[0]));
-    assert_eq!(store.trace("chatcmpl-b").unwrap().as_ref(), Some(&written[1]));
+    assert_eq!(
+        store.trace("chatcmpl-a").unwrap().as_ref(),
+        Some(&written[0])
+    );
+    assert_eq!(
+        store.trace("chatcmpl-b").unwrap().as_ref(),
+        Some(&written[1])
+    );
     assert_eq!(store.trace("chatcmpl-none").unwrap(), None);
     // A retried batch leaves the stored trace as it was.
     let mut again = written[0].clone();
@@ -108,7 +116,13 @@ fn trace_queries_filter_and_order_newest_first(store: &GatewayStore) {
             let key = ["key_a", "key_b"][i % 2];
             let model = ["m1", "m2", "m3"][i % 3];
             let status = if i % 5 == 0 { 429 } else { 200 };
-            trace(&format!("r{i:02}"), 100.0 + i as f64, Some(key), model, status)
+            trace(
+                &format!("r{i:02}"),
+                100.0 + i as f64,
+                Some(key),
+                model,
+                status,
+            )
         })
         .collect();
     store.insert_traces(&batch).unwrap();
@@ -131,7 +145,11 @@ fn trace_queries_filter_and_order_newest_first(store: &GatewayStore) {
         ["r07", "r06", "r05"]
     );
     assert_eq!(ids(&q(&|q| q.key_id = Some("key_b".into()))).len(), 10);
-    assert!(q(&|q| q.key_id = Some("key_b".into())).iter().all(|t| t.key_id.as_deref() == Some("key_b")));
+    assert!(
+        q(&|q| q.key_id = Some("key_b".into()))
+            .iter()
+            .all(|t| t.key_id.as_deref() == Some("key_b"))
+    );
     assert_eq!(
         ids(&q(&|q| {
             q.model = Some("m1".into());
@@ -146,7 +164,15 @@ on_both!(trace_queries_filter_and_order_newest_first);
 fn export_reads_every_trace_oldest_first_across_pages(store: &GatewayStore) {
     // 2,500 traces, many sharing a start time, so that pages break inside runs of equal times.
     let batch: Vec<TraceRecord> = (0..2500)
-        .map(|i| trace(&format!("t{i:04}"), 5000.0 + (i / 7) as f64, Some("key_x"), "m", 200))
+        .map(|i| {
+            trace(
+                &format!("t{i:04}"),
+                5000.0 + (i / 7) as f64,
+                Some("key_x"),
+                "m",
+                200,
+            )
+        })
         .collect();
     for chunk in batch.chunks(512) {
         store.insert_traces(chunk).unwrap();
@@ -155,7 +181,7 @@ fn export_reads_every_trace_oldest_first_across_pages(store: &GatewayStore) {
     store
         .export_traces(&TraceQuery::default(), |t| {
             seen.push(t);
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
     assert_eq!(seen, batch, "every trace once, in (time, id) order");
@@ -169,7 +195,7 @@ fn export_reads_every_trace_oldest_first_across_pages(store: &GatewayStore) {
         .export_traces(&query, |t| {
             assert!((5100.0..5200.0).contains(&t.time));
             filtered += 1;
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
     assert_eq!(filtered, 700);
@@ -200,8 +226,18 @@ fn keys_insert_list_and_revoke(store: &GatewayStore) {
     assert!(!store.revoke_key("key_none", 1.0).unwrap());
     let keys = store.keys().unwrap();
     assert_eq!(keys[0], a, "the other key is untouched");
-    assert_eq!(keys[1].revoked_at, Some(1_750_000_000.5), "the first revocation time stays");
-    assert_eq!(ApiKeyRecord { revoked_at: None, ..keys[1].clone() }, b);
+    assert_eq!(
+        keys[1].revoked_at,
+        Some(1_750_000_000.5),
+        "the first revocation time stays"
+    );
+    assert_eq!(
+        ApiKeyRecord {
+            revoked_at: None,
+            ..keys[1].clone()
+        },
+        b
+    );
 }
 on_both!(keys_insert_list_and_revoke);
 
@@ -212,7 +248,10 @@ fn active_versions_are_set_and_replaced(store: &GatewayStore) {
     store.set_active_version("zeta", "v2").unwrap();
     assert_eq!(
         store.active_versions().unwrap(),
-        [("alpha".to_string(), "v1".to_string()), ("zeta".to_string(), "v2".to_string())]
+        [
+            ("alpha".to_string(), "v1".to_string()),
+            ("zeta".to_string(), "v2".to_string())
+        ]
     );
 }
 on_both!(active_versions_are_set_and_replaced);
@@ -224,14 +263,22 @@ fn sqlite_state_survives_reopening_the_file() {
     let path = path.to_str().unwrap();
     {
         let store = GatewayStore::open(path).unwrap();
-        store.insert_traces(&[trace("r1", 1.0, Some("key_1"), "m", 200)]).unwrap();
+        store
+            .insert_traces(&[trace("r1", 1.0, Some("key_1"), "m", 200)])
+            .unwrap();
         store.insert_key(&key("key_1")).unwrap();
         store.set_active_version("m", "v3").unwrap();
     }
     let store = GatewayStore::open(path).unwrap();
-    assert_eq!(store.trace("r1").unwrap(), Some(trace("r1", 1.0, Some("key_1"), "m", 200)));
+    assert_eq!(
+        store.trace("r1").unwrap(),
+        Some(trace("r1", 1.0, Some("key_1"), "m", 200))
+    );
     assert_eq!(store.keys().unwrap(), [key("key_1")]);
-    assert_eq!(store.active_versions().unwrap(), [("m".to_string(), "v3".to_string())]);
+    assert_eq!(
+        store.active_versions().unwrap(),
+        [("m".to_string(), "v3".to_string())]
+    );
     let mode: String = rusqlite::Connection::open(path)
         .unwrap()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -245,10 +292,14 @@ fn postgres_committed_traces_survive_a_server_crash() {
         return;
     };
     if !pg.started_cluster() {
-        eprintln!("SKIP postgres_committed_traces_survive_a_server_crash: needs a cluster the test starts itself");
+        eprintln!(
+            "SKIP postgres_committed_traces_survive_a_server_crash: needs a cluster the test starts itself"
+        );
         return;
     }
-    let batch: Vec<TraceRecord> = (0..100).map(|i| trace(&format!("c{i}"), i as f64, None, "m", 200)).collect();
+    let batch: Vec<TraceRecord> = (0..100)
+        .map(|i| trace(&format!("c{i}"), i as f64, None, "m", 200))
+        .collect();
     {
         let store = GatewayStore::open(&pg.url).unwrap();
         store.insert_traces(&batch).unwrap();
@@ -257,15 +308,28 @@ fn postgres_committed_traces_survive_a_server_crash() {
         assert!(store.traces(&TraceQuery::default()).is_err());
     }
     let store = GatewayStore::open(&pg.url).unwrap();
-    let mut back = store.traces(&TraceQuery { limit: 1000, ..TraceQuery::default() }).unwrap();
+    let mut back = store
+        .traces(&TraceQuery {
+            limit: 1000,
+            ..TraceQuery::default()
+        })
+        .unwrap();
     back.reverse();
     assert_eq!(back, batch);
 }
 
 #[test]
 fn a_bad_location_is_a_clear_error() {
-    let err = GatewayStore::open("/nonexistent-dir/x/gateway.sqlite").err().unwrap();
-    assert!(err.to_string().contains("/nonexistent-dir/x/gateway.sqlite"), "{err}");
-    let err = GatewayStore::open("postgresql://nobody@127.0.0.1:1/none").err().unwrap();
+    let err = GatewayStore::open("/nonexistent-dir/x/gateway.sqlite")
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("/nonexistent-dir/x/gateway.sqlite"),
+        "{err}"
+    );
+    let err = GatewayStore::open("postgresql://nobody@127.0.0.1:1/none")
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
 }

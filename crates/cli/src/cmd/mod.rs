@@ -7,3 +7,4 @@ pub mod judge;
 pub mod models;
 pub mod scan;
 pub mod serve;
+pub mod traces;

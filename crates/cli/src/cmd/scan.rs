@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use emguard_codescan::{Finding, Language, Note, ScanResult, Scanner, Severity, all_rules, sarif};
@@ -28,6 +29,9 @@ pub struct Args {
     /// List the rules (id, CWE, severity, confidence, title) and exit.
     #[arg(long)]
     list_rules: bool,
+    /// Files scanned at once (default: one per CPU core).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,45 +47,95 @@ struct Scanned {
     result: ScanResult,
 }
 
+/// What to scan: stdin (already read) or a file.
+enum Input {
+    Stdin(String),
+    File(PathBuf),
+}
+
+impl Input {
+    /// Reads and scans the input. Markdown files and stdin are model answers; other files
+    /// are code of their extension's language unless `answers` is set.
+    fn scan(&self, scanner: &Scanner, answers: bool) -> anyhow::Result<Scanned> {
+        match self {
+            Input::Stdin(text) => Ok(Scanned {
+                path: "-".into(),
+                result: scanner.scan_answer(text, Language::Python),
+            }),
+            Input::File(file) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("{}: cannot read as UTF-8 text", file.display()))?;
+                let result = match Language::from_path(file) {
+                    Some(lang) if !answers => scanner.scan(&text, lang),
+                    _ => scanner.scan_answer(&text, Language::Python),
+                };
+                Ok(Scanned {
+                    path: file.display().to_string(),
+                    result,
+                })
+            }
+        }
+    }
+}
+
+/// Scans the inputs on `jobs` threads (each takes the next unscanned input, so a few large
+/// files do not hold up the rest) and returns the results in input order; the first error
+/// in input order, if any.
+fn scan_all(inputs: &[Input], answers: bool, jobs: usize) -> anyhow::Result<Vec<Scanned>> {
+    let scanner = Scanner::new();
+    let next = AtomicUsize::new(0);
+    let jobs = jobs.clamp(1, inputs.len().max(1));
+    let mut done: Vec<(usize, anyhow::Result<Scanned>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, input.scan(&scanner, answers)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, scanned)| scanned).collect()
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.list_rules {
         list_rules(args.format)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let scanner = Scanner::new();
-    let mut scanned = Vec::new();
+    let mut inputs = Vec::new();
     for path in &args.paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
                 .context("reading stdin (is it UTF-8 text?)")?;
-            scanned.push(Scanned {
-                path: "-".into(),
-                result: scanner.scan_answer(&text, Language::Python),
-            });
+            inputs.push(Input::Stdin(text));
             continue;
         }
         let meta =
             std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let files = if meta.is_dir() {
-            files_under(path)?
+        if meta.is_dir() {
+            inputs.extend(files_under(path)?.into_iter().map(Input::File));
         } else {
-            vec![path.clone()]
-        };
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("{}: cannot read as UTF-8 text", file.display()))?;
-            let result = match Language::from_path(&file) {
-                Some(lang) if !args.answers => scanner.scan(&text, lang),
-                _ => scanner.scan_answer(&text, Language::Python),
-            };
-            scanned.push(Scanned {
-                path: file.display().to_string(),
-                result,
-            });
+            inputs.push(Input::File(path.clone()));
         }
     }
+    let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let scanned = scan_all(&inputs, args.answers, jobs)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Human => print_human(&mut out, &scanned)?,

@@ -13,8 +13,14 @@ pub struct Server {
 impl Server {
     /// Starts the server with the default model and waits for its address line.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts `emguard serve --port 0 ARGS...` and waits for its address line.
+    pub fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_emguard"))
             .args(["serve", "--port", "0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -31,6 +37,12 @@ impl Server {
             }
         };
         Server { child, base_url }
+    }
+
+    /// Kills the process at once (SIGKILL): nothing is flushed, no handler runs.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,12 +1,12 @@
 //! Python: parsing (one reused parser per thread), the module model, taint and the rules.
 
 mod fields;
-mod kind;
 mod model;
 pub(crate) mod rules;
+mod syntax;
 mod taint;
 
-use crate::python::kind::KindName;
+use crate::python::syntax::KindName;
 use std::cell::RefCell;
 
 use tree_sitter::{Node, Parser, Tree};

@@ -2,8 +2,8 @@
 //! resolve aliases), function scopes with their variable bindings in source order (for
 //! taint), call sites, returns and comparisons.
 
-use crate::python::kind::KindName;
 use super::fields::fields;
+use crate::python::syntax::{KindName, named_children};
 use std::collections::HashMap;
 
 use tree_sitter::Node;
@@ -70,16 +70,14 @@ impl<'t> Call<'t> {
 
     pub fn positional(&self, index: usize) -> Option<Node<'t>> {
         let args = self.args?;
-        let mut cursor = args.walk();
-        args.named_children(&mut cursor)
+        named_children(args)
             .filter(|n| !matches!(n.kind_name(), "keyword_argument" | "comment"))
             .nth(index)
     }
 
     pub fn keyword(&self, name: &str, src: &str) -> Option<Node<'t>> {
         let args = self.args?;
-        let mut cursor = args.walk();
-        args.named_children(&mut cursor)
+        named_children(args)
             .filter(|n| n.kind_name() == "keyword_argument")
             .find(|n| {
                 n.child_by_field_id(fields().name)
@@ -99,8 +97,7 @@ impl<'t> Call<'t> {
         let Some(args) = self.args else {
             return Vec::new();
         };
-        let mut cursor = args.walk();
-        args.named_children(&mut cursor)
+        named_children(args)
             .filter(|n| n.kind_name() != "comment")
             .map(|n| {
                 if n.kind_name() == "keyword_argument" {
@@ -392,8 +389,7 @@ impl<'t> Module<'t> {
             .parent()
             .filter(|p| p.kind_name() == "decorated_definition")
             .map(|p| {
-                let mut cursor = p.walk();
-                p.named_children(&mut cursor)
+                named_children(p)
                     .filter(|c| c.kind_name() == "decorator")
                     .map(|d| self.text(d))
                     .collect()
@@ -404,12 +400,7 @@ impl<'t> Module<'t> {
             .any(|d| ROUTE_DECORATORS.iter().any(|marker| d.contains(marker)));
         let params = node.child_by_field_id(fields().parameters);
         let param_names: Vec<(Node<'t>, Option<Node<'t>>)> = params
-            .map(|p| {
-                let mut cursor = p.walk();
-                p.named_children(&mut cursor)
-                    .filter_map(param_name)
-                    .collect()
-            })
+            .map(|p| named_children(p).filter_map(param_name).collect())
             .unwrap_or_default();
         let takes_request = param_names
             .iter()
@@ -561,8 +552,7 @@ impl<'t> Module<'t> {
             | "list"
             | "parenthesized_expression"
             | "list_splat_pattern" => {
-                let mut cursor = target.walk();
-                let parts: Vec<Node<'t>> = target.named_children(&mut cursor).collect();
+                let parts: Vec<Node<'t>> = named_children(target).collect();
                 for part in parts {
                     self.bind(part, value, taint, augmented, end, scope);
                 }

@@ -2,8 +2,8 @@
 //! sink that data is still dangerous for. A sanitizer clears the kinds it protects against
 //! (`html.escape` clears HTML but not SQL); a conversion like `int()` clears everything.
 
-use crate::python::kind::KindName;
 use super::fields::fields;
+use crate::python::syntax::{KindName, named_children};
 use tree_sitter::Node;
 
 use super::model::{Module, ScopeId};
@@ -240,11 +240,7 @@ impl<'t> Module<'t> {
         depth: usize,
     ) -> Taint {
         let mut bound = 0;
-        let mut cursor = node.walk();
-        for clause in node
-            .named_children(&mut cursor)
-            .filter(|c| c.kind_name() == "for_in_clause")
-        {
+        for clause in named_children(node).filter(|c| c.kind_name() == "for_in_clause") {
             let (Some(left), Some(right)) = (
                 clause.child_by_field_id(fields().left),
                 clause.child_by_field_id(fields().right),
@@ -260,8 +256,7 @@ impl<'t> Module<'t> {
                         .push((self.text(target).to_string(), taint));
                     bound += 1;
                 } else {
-                    let mut c = target.walk();
-                    names.extend(target.named_children(&mut c));
+                    names.extend(named_children(target));
                 }
             }
         }
@@ -282,8 +277,7 @@ impl<'t> Module<'t> {
 
     fn children_taint(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
         let mut taint = Taint::NONE;
-        let mut cursor = node.walk();
-        for child in node.named_children(&mut cursor) {
+        for child in named_children(node) {
             taint |= self.eval(child, scope, pos, depth + 1);
             if taint == Taint::ALL {
                 break;

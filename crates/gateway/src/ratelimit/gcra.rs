@@ -9,14 +9,14 @@
 
 use std::time::Duration;
 
-const MICROS_PER_MINUTE: f64 = 60_000_000.0;
+const MICROS_PER_MINUTE: u64 = 60_000_000;
 
 /// One per-minute limit turned into GCRA times.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Lane {
-    /// Exact time one unit (a request, a token) is worth at the quota's rate.
-    unit_us: f64,
-    /// `unit_us` rounded to whole microseconds (at least 1): the cost of one unit.
+    per_minute: u64,
+    /// The time one unit (a request, a token) is worth at the quota's rate, rounded to whole
+    /// microseconds (at least 1).
     pub interval_us: u64,
     /// The burst as time: `burst units × interval_us`.
     pub span_us: u64,
@@ -27,27 +27,28 @@ impl Lane {
     /// one unit.
     pub fn new(per_minute: u32, burst: Duration) -> Lane {
         debug_assert!(per_minute > 0, "a zero limit has no lane");
-        let unit_us = MICROS_PER_MINUTE / f64::from(per_minute);
-        let interval_us = (unit_us.round() as u64).max(1);
-        let burst_units = (f64::from(per_minute) * burst.as_secs_f64() / 60.0)
-            .floor()
-            .max(1.0) as u64;
+        // Integer arithmetic: this runs on every admit.
+        let per_minute = u64::from(per_minute);
+        let interval_us = ((MICROS_PER_MINUTE + per_minute / 2) / per_minute).max(1);
+        let burst_ms = u64::try_from(burst.as_millis()).unwrap_or(u64::MAX);
+        let burst_units = per_minute.saturating_mul(burst_ms) / 60_000;
         Lane {
-            unit_us,
+            per_minute,
             interval_us,
-            span_us: burst_units * interval_us,
+            span_us: burst_units.max(1).saturating_mul(interval_us),
         }
     }
 
     /// The time `units` are worth, rounded once so that large charges stay exact.
     pub fn cost_us(&self, units: u64) -> u64 {
-        (units as f64 * self.unit_us).round() as u64
+        let exact = u128::from(units) * u128::from(MICROS_PER_MINUTE) / u128::from(self.per_minute);
+        u64::try_from(exact).unwrap_or(u64::MAX)
     }
 
     /// Grants `cost_us` if the burst allows: the new TAT, or the wait in microseconds (≥ 1)
     /// until it would be allowed.
     pub fn take(&self, tat: u64, now: u64, cost_us: u64) -> Result<u64, u64> {
-        let new_tat = tat.max(now) + cost_us;
+        let new_tat = tat.max(now).saturating_add(cost_us);
         let ahead = new_tat - now;
         if ahead <= self.span_us {
             Ok(new_tat)
@@ -64,7 +65,7 @@ impl Lane {
 
 /// Charges `cost_us` after the fact: the TAT may run ahead of the burst, which is debt.
 pub(crate) fn charge(tat: u64, now: u64, cost_us: u64) -> u64 {
-    tat.max(now) + cost_us
+    tat.max(now).saturating_add(cost_us)
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+
+// Key ids are issued by the gateway, not chosen by clients: a fast seeded hash will do.
+use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -23,12 +26,12 @@ const MIN_SWEEP_LEN: usize = 1024;
 
 pub(super) struct LocalStore {
     epoch: Instant,
-    hasher: std::hash::RandomState,
+    hasher: RandomState,
     shards: Box<[Mutex<Shard>]>,
 }
 
 struct Shard {
-    keys: HashMap<Box<str>, KeyState>,
+    keys: HashMap<Box<str>, KeyState, RandomState>,
     sweep_at_len: usize,
 }
 
@@ -40,6 +43,24 @@ struct KeyState {
 }
 
 impl KeyState {
+    fn admit(&mut self, lanes: &Lanes, now: u64) -> Verdict {
+        if let Some(tokens) = lanes.tokens
+            && let Err(wait_us) = tokens.room(self.tokens_tat, now)
+        {
+            return Verdict::Limited(LimitKind::Tokens, wait_us);
+        }
+        let Some(requests) = lanes.requests else {
+            return Verdict::Admitted;
+        };
+        match requests.take(self.requests_tat, now, requests.interval_us) {
+            Ok(requests_tat) => {
+                self.requests_tat = requests_tat;
+                Verdict::Admitted
+            }
+            Err(wait_us) => Verdict::Limited(LimitKind::Requests, wait_us),
+        }
+    }
+
     fn idle_at(&self, now: u64) -> bool {
         self.requests_tat <= now && self.tokens_tat <= now
     }
@@ -49,11 +70,11 @@ impl LocalStore {
     pub fn new() -> LocalStore {
         LocalStore {
             epoch: Instant::now(),
-            hasher: std::hash::RandomState::new(),
+            hasher: RandomState::default(),
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        keys: HashMap::new(),
+                        keys: HashMap::default(),
                         sweep_at_len: MIN_SWEEP_LEN,
                     })
                 })
@@ -64,44 +85,30 @@ impl LocalStore {
     pub fn admit(&self, key_id: &str, lanes: &Lanes) -> Verdict {
         let now = self.now_us();
         let mut shard = self.shard(key_id);
-        let state = shard.keys.get(key_id).copied().unwrap_or_default();
-        if let Some(tokens) = lanes.tokens
-            && let Err(wait_us) = tokens.room(state.tokens_tat, now)
-        {
-            return Verdict::Limited(LimitKind::Tokens, wait_us);
+        if let Some(state) = shard.keys.get_mut(key_id) {
+            return state.admit(lanes, now);
         }
-        let Some(requests) = lanes.requests else {
-            return Verdict::Admitted;
-        };
-        match requests.take(state.requests_tat, now, requests.interval_us) {
-            Ok(requests_tat) => {
-                shard.store(
-                    key_id,
-                    KeyState {
-                        requests_tat,
-                        ..state
-                    },
-                    now,
-                );
-                Verdict::Admitted
-            }
-            Err(wait_us) => Verdict::Limited(LimitKind::Requests, wait_us),
-        }
+        let mut state = KeyState::default();
+        let verdict = state.admit(lanes, now);
+        shard.insert(key_id, state, now);
+        verdict
     }
 
     pub fn charge_tokens(&self, key_id: &str, tokens: &Lane, count: u64) {
         let now = self.now_us();
+        let cost_us = tokens.cost_us(count);
         let mut shard = self.shard(key_id);
-        let state = shard.keys.get(key_id).copied().unwrap_or_default();
-        let tokens_tat = gcra::charge(state.tokens_tat, now, tokens.cost_us(count));
-        shard.store(
-            key_id,
-            KeyState {
-                tokens_tat,
-                ..state
-            },
-            now,
-        );
+        match shard.keys.get_mut(key_id) {
+            Some(state) => state.tokens_tat = gcra::charge(state.tokens_tat, now, cost_us),
+            None => {
+                let tokens_tat = gcra::charge(0, now, cost_us);
+                let state = KeyState {
+                    tokens_tat,
+                    ..KeyState::default()
+                };
+                shard.insert(key_id, state, now);
+            }
+        }
     }
 
     fn now_us(&self) -> u64 {
@@ -127,16 +134,15 @@ impl LocalStore {
 }
 
 impl Shard {
-    fn store(&mut self, key_id: &str, state: KeyState, now: u64) {
-        match self.keys.get_mut(key_id) {
-            Some(slot) => *slot = state,
-            None => {
-                self.keys.insert(key_id.into(), state);
-                if self.keys.len() >= self.sweep_at_len {
-                    self.keys.retain(|_, state| !state.idle_at(now));
-                    self.sweep_at_len = (2 * self.keys.len()).max(MIN_SWEEP_LEN);
-                }
-            }
+    /// Adds a key not in the map yet, unless its state is that of a key never seen.
+    fn insert(&mut self, key_id: &str, state: KeyState, now: u64) {
+        if state.idle_at(now) {
+            return;
+        }
+        self.keys.insert(key_id.into(), state);
+        if self.keys.len() >= self.sweep_at_len {
+            self.keys.retain(|_, state| !state.idle_at(now));
+            self.sweep_at_len = (2 * self.keys.len()).max(MIN_SWEEP_LEN);
         }
     }
 }

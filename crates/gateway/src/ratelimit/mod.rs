@@ -286,7 +286,9 @@ impl RateLimiter {
             } else {
                 match &inner.store {
                     Store::Local(store) => store.admit(key_id, &lanes),
-                    Store::Redis(store) => match store.admit(key_id, &lanes).await {
+                    // Boxed: the Redis call's state is large, and inline it would be moved
+                    // around with every local admit's future too.
+                    Store::Redis(store) => match Box::pin(store.admit(key_id, &lanes)).await {
                         Ok(verdict) => {
                             inner.backend_answered();
                             verdict
@@ -329,7 +331,8 @@ impl RateLimiter {
         }
         match &inner.store {
             Store::Local(store) => store.charge_tokens(key_id, &lane, tokens),
-            Store::Redis(store) => match store.charge_tokens(key_id, &lane, tokens).await {
+            Store::Redis(store) => match Box::pin(store.charge_tokens(key_id, &lane, tokens)).await
+            {
                 Ok(()) => inner.backend_answered(),
                 // The tokens go uncharged: the request already ran, nothing to refuse.
                 Err(error) => inner.backend_failed(&error),

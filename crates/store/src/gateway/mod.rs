@@ -136,9 +136,10 @@ enum Order {
 /// How many traces [`GatewayStore::export_traces`] reads at a time.
 const EXPORT_PAGE: usize = 1000;
 
+/// Boxed: each holds two connections (hundreds of bytes), and a store is opened once.
 enum Backend {
-    Sqlite(sqlite::Sqlite),
-    Postgres(postgres::Postgres),
+    Sqlite(Box<sqlite::Sqlite>),
+    Postgres(Box<postgres::Postgres>),
 }
 
 /// The gateway's store handle; `Send + Sync`. SQLite gets a writer and a reader connection so
@@ -162,9 +163,9 @@ impl GatewayStore {
     pub fn open(location: &str) -> Result<GatewayStore> {
         let backend =
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-                Backend::Postgres(postgres::Postgres::connect(location)?)
+                Backend::Postgres(Box::new(postgres::Postgres::connect(location)?))
             } else {
-                Backend::Sqlite(sqlite::Sqlite::open(location)?)
+                Backend::Sqlite(Box::new(sqlite::Sqlite::open(location)?))
             };
         Ok(GatewayStore { backend })
     }
@@ -173,7 +174,10 @@ impl GatewayStore {
     /// survive a kill of the process. A trace whose id is already stored is left as it was,
     /// so a batch retried after an unclear failure is harmless.
     pub fn insert_traces(&self, batch: &[TraceRecord]) -> Result<()> {
-        let rows = batch.iter().map(TraceRow::new).collect::<Result<Vec<_>>>()?;
+        let rows = batch
+            .iter()
+            .map(TraceRow::new)
+            .collect::<Result<Vec<_>>>()?;
         dispatch!(self, b => b.insert_traces(&rows))
     }
 

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS gateway_active_versions (
 ";
 
 /// The filter of [`TraceQuery`] ($1..$5) and a (time, id) cursor ($6, $7); NULL means "any".
-const TRACE_FILTER: &str = "($1::float8 IS NULL OR time >= $1) AND ($2::float8 IS NULL OR time < $2)
+const TRACE_FILTER: &str =
+    "($1::float8 IS NULL OR time >= $1) AND ($2::float8 IS NULL OR time < $2)
     AND ($3::text IS NULL OR key_id = $3) AND ($4::text IS NULL OR model = $4)
     AND ($5::int4 IS NULL OR status = $5)
     AND ($6::float8 IS NULL OR time > $6 OR (time = $6 AND id > $7::text))";
@@ -117,8 +118,10 @@ impl Postgres {
 
     pub(crate) fn trace(&self, id: &str) -> Result<Option<String>> {
         with(&self.reader, |c| {
-            Ok(c.query_opt("SELECT record FROM gateway_traces WHERE id = $1", &[&id])?
-                .map(|r| r.get(0)))
+            Ok(
+                c.query_opt("SELECT record FROM gateway_traces WHERE id = $1", &[&id])?
+                    .map(|r| r.get(0)),
+            )
         })
     }
 

@@ -119,7 +119,8 @@ impl Sqlite {
     }
 
     pub(crate) fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
-        let n = self.write(|c| c.execute("DELETE FROM gateway_traces WHERE time < ?1", [unix_secs]))?;
+        let n =
+            self.write(|c| c.execute("DELETE FROM gateway_traces WHERE time < ?1", [unix_secs]))?;
         Ok(n as u64)
     }
 
@@ -151,15 +152,20 @@ impl Sqlite {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sqlite)?;
         let doc: Option<String> = tx
-            .query_row("SELECT record FROM gateway_keys WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT record FROM gateway_keys WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(sqlite)?;
         let Some(doc) = doc else {
             return Ok(false);
         };
         let doc = update(&doc)?;
-        tx.execute("UPDATE gateway_keys SET record = ?2 WHERE id = ?1", [id, &doc])
-            .map_err(sqlite)?;
+        tx.execute(
+            "UPDATE gateway_keys SET record = ?2 WHERE id = ?1",
+            [id, &doc],
+        )
+        .map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         Ok(true)
     }

@@ -40,7 +40,9 @@ impl TestPostgres {
     /// `None` (after printing why) when no PostgreSQL can be had here.
     pub fn start(test: &str) -> Option<TestPostgres> {
         let result = match std::env::var("EMGUARD_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => fresh_database(&url).map(|url| TestPostgres { url, cluster: None }),
+            Ok(url) if !url.is_empty() => {
+                fresh_database(&url).map(|url| TestPostgres { url, cluster: None })
+            }
             _ => start_cluster(),
         };
         match result {
@@ -49,7 +51,9 @@ impl TestPostgres {
                 if std::env::var("EMGUARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
                     panic!("{test}: PostgreSQL required (EMGUARD_REQUIRE_SERVICES=1) but {why}");
                 }
-                eprintln!("SKIP {test}: no PostgreSQL: {why} (set EMGUARD_TEST_POSTGRES_URL or install postgresql)");
+                eprintln!(
+                    "SKIP {test}: no PostgreSQL: {why} (set EMGUARD_TEST_POSTGRES_URL or install postgresql)"
+                );
                 None
             }
         }
@@ -65,7 +69,11 @@ impl TestPostgres {
             .args(["-m", "immediate", "-w", "stop"])
             .output()
             .expect("pg_ctl runs");
-        assert!(stop.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&stop.stderr));
+        assert!(
+            stop.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&stop.stderr)
+        );
         start_server(c).expect("restart PostgreSQL");
     }
 
@@ -77,12 +85,21 @@ impl TestPostgres {
 /// Creates a database of its own on the server at `url`; returns its URL.
 fn fresh_database(url: &str) -> Result<String, String> {
     static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!("emguard_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-    let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| format!("connect {url}: {e}"))?;
+    let name = format!(
+        "emguard_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .map_err(|e| format!("connect {url}: {e}"))?;
     client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
         .map_err(|e| format!("create database on {url}: {e}"))?;
-    let (base, tail) = url.rsplit_once('/').ok_or_else(|| format!("no database in {url}"))?;
+    let (base, tail) = url
+        .rsplit_once('/')
+        .ok_or_else(|| format!("no database in {url}"))?;
     let (base, query) = match tail.split_once('?') {
         Some((_, q)) => (base, format!("?{q}")),
         None => (base, String::new()),
@@ -101,7 +118,9 @@ fn postgres_bin() -> Result<PathBuf, String> {
             .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    versions.pop().ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin".to_string())
+    versions
+        .pop()
+        .ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin".to_string())
 }
 
 /// PostgreSQL refuses to run as root: as root, run its binaries as user `postgres`.
@@ -118,14 +137,22 @@ fn pg_command(program: &Path, run_as_postgres: bool) -> Command {
 fn start_cluster() -> Result<TestPostgres, String> {
     let bin = postgres_bin()?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let run_as_postgres = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) == 0;
+    let run_as_postgres = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        == 0;
     if run_as_postgres {
         let uid = Command::new("id")
             .args(["-u", "postgres"])
             .output()
             .ok()
             .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
             .ok_or("running as root and there is no user `postgres` to run the server as")?;
         std::os::unix::fs::chown(dir.path(), Some(uid), None).map_err(|e| e.to_string())?;
     }
@@ -137,7 +164,10 @@ fn start_cluster() -> Result<TestPostgres, String> {
         .output()
         .map_err(|e| format!("initdb: {e}"))?;
     if !init.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&init.stderr)));
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        ));
     }
     let cluster = Cluster {
         bin,
@@ -180,7 +210,10 @@ fn start_server(c: &Cluster) -> Result<u16, String> {
         .map_err(|e| format!("pg_ctl: {e}"))?;
     if !start.status.success() {
         let log = std::fs::read_to_string(c.dir.path().join("log")).unwrap_or_default();
-        return Err(format!("pg_ctl start failed: {}{log}", String::from_utf8_lossy(&start.stderr)));
+        return Err(format!(
+            "pg_ctl start failed: {}{log}",
+            String::from_utf8_lossy(&start.stderr)
+        ));
     }
     Ok(port)
 }

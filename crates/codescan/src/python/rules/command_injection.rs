@@ -1,8 +1,8 @@
 //! Shell commands built from user input.
 
-use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
+use crate::python::syntax::KindName;
 use tree_sitter::Node;
 
 use crate::python::{Ctx, Module, ScopeId, Taint};

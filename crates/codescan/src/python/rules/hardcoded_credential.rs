@@ -1,7 +1,7 @@
 //! Passwords, keys and tokens written into the source.
 
-use crate::python::kind::KindName;
 use crate::python::fields::fields;
+use crate::python::syntax::{KindName, children, named_children};
 use tree_sitter::Node;
 
 use crate::finding::{Confidence, Severity};
@@ -9,7 +9,7 @@ use crate::language::Language;
 use crate::python::{Ctx, Module};
 use crate::rule::Rule;
 
-use super::{names_secret, string_literal};
+use super::{mentions_secret, names_secret, string_literal};
 
 pub static RULE: Rule = Rule {
     id: "PY-HARDCODED-CREDENTIAL",
@@ -38,6 +38,10 @@ pub static RULE: Rule = Rule {
 
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
+    // Every name tested below is text of the source, except a subscript key joined from
+    // several literals (`cfg['pass' 'word']`): when no secret's name occurs in the source,
+    // only such a key can still be one, and the rest is skipped.
+    let source_mentions_secret = mentions_secret(m.src);
     for &(assignment, _) in &m.assignments {
         let (Some(left), Some(right)) = (
             assignment.child_by_field_id(fields().left),
@@ -45,6 +49,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
         ) else {
             continue;
         };
+        if !source_mentions_secret && left.kind_name() != "subscript" {
+            continue;
+        }
         let target = match left.kind_name() {
             // `config['SECRET_KEY'] = ...`: the key names the secret.
             "subscript" => left
@@ -57,13 +64,12 @@ fn check(cx: &mut Ctx<'_, '_>) {
             cx.report(assignment);
         }
     }
+    if !source_mentions_secret {
+        return;
+    }
     for call in &m.calls {
         let Some(args) = call.args else { continue };
-        let mut cursor = args.walk();
-        for arg in args
-            .named_children(&mut cursor)
-            .filter(|a| a.kind_name() == "keyword_argument")
-        {
+        for arg in named_children(args).filter(|a| a.kind_name() == "keyword_argument") {
             let key = arg
                 .child_by_field_id(fields().name)
                 .map(|n| m.text(n))
@@ -80,8 +86,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         let (Some(left), Some(right)) = (cmp.named_child(0), cmp.named_child(1)) else {
             continue;
         };
-        let mut cursor = cmp.walk();
-        let is_eq = cmp.children(&mut cursor).any(|c| m.text(c) == "==");
+        let is_eq = children(cmp).any(|c| m.text(c) == "==");
         // Comparing a secret with a literal is a built-in credential whatever its value.
         if is_eq
             && names_secret(m.text(left))
@@ -156,4 +161,20 @@ fn is_demo_default(value: &str) -> bool {
             | "key"
             | "token"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Language, Scanner};
+
+    #[test]
+    fn a_key_split_across_literals_is_still_a_secret() {
+        // No secret's name occurs in the source as written: only the joined key names one.
+        let source = "cfg = {}\ncfg['pass' 'word'] = 'Zk81x9f2q'\n";
+        let result = Scanner::new().scan(source, Language::Python);
+        assert!(
+            result.findings.iter().any(|f| f.rule_id == super::RULE.id),
+            "{result:?}"
+        );
+    }
 }

@@ -1,10 +1,10 @@
 //! Predictable random numbers used for secrets.
 
-use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
 use crate::python::fields::fields;
+use crate::python::syntax::KindName;
 use crate::rule::Rule;
 
 use super::names_secret;

@@ -1,10 +1,10 @@
 //! Jinja2 with autoescaping off, or left at its default (off).
 
-use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
 use crate::python::fields::fields;
+use crate::python::syntax::KindName;
 use crate::rule::Rule;
 
 use super::{name_is, string_literal};

@@ -18,8 +18,8 @@ mod weak_hash;
 mod world_writable;
 mod xss_response;
 
-use crate::python::kind::KindName;
 use crate::python::fields::fields;
+use crate::python::syntax::{KindName, children, named_children};
 use tree_sitter::Node;
 
 use super::{Module, ScopeId};
@@ -67,8 +67,7 @@ pub(crate) fn string_literal(m: &Module<'_>, node: Node<'_>) -> Option<String> {
         "string" => {
             let mut out = String::new();
             let mut raw = false;
-            let mut cursor = node.walk();
-            for child in node.children(&mut cursor) {
+            for child in children(node) {
                 match child.kind_name() {
                     "string_start" => raw = m.text(child).to_ascii_lowercase().contains('r'),
                     "string_content" | "escape_sequence" => out.push_str(m.text(child)),
@@ -80,8 +79,7 @@ pub(crate) fn string_literal(m: &Module<'_>, node: Node<'_>) -> Option<String> {
         }
         "concatenated_string" => {
             let mut out = String::new();
-            let mut cursor = node.walk();
-            for part in node.named_children(&mut cursor) {
+            for part in named_children(node) {
                 out.push_str(&string_literal(m, part)?);
             }
             Some(out)
@@ -120,8 +118,7 @@ pub(crate) fn is_constant(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth:
                 })
         }
         "parenthesized_expression" | "tuple" | "list" | "binary_operator" | "subscript" | "slice" | "unary_operator" => {
-            let mut cursor = node.walk();
-            node.named_children(&mut cursor).all(|c| is_constant(m, c, scope, depth + 1))
+            named_children(node).all(|c| is_constant(m, c, scope, depth + 1))
         }
         // Numbers cannot carry markup or SQL, whatever they were computed from.
         "call" => node.child_by_field_id(fields().function).is_some_and(|f| {
@@ -130,8 +127,7 @@ pub(crate) fn is_constant(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth:
                 || f.kind_name() == "attribute"
                     && f.child_by_field_id(fields().object).is_some_and(|o| is_constant(m, o, scope, depth + 1))
                     && node.child_by_field_id(fields().arguments).is_some_and(|a| {
-                        let mut cursor = a.walk();
-                        a.named_children(&mut cursor).all(|c| is_constant(m, c, scope, depth + 1))
+                        named_children(a).all(|c| is_constant(m, c, scope, depth + 1))
                     })
         }),
         _ => false,
@@ -160,11 +156,7 @@ pub(crate) fn has_markup(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: 
                 b.value
                     .is_some_and(|v| v.id() != node.id() && has_markup(m, v, scope, depth + 1))
             }),
-        _ => {
-            let mut cursor = node.walk();
-            node.children(&mut cursor)
-                .any(|c| has_markup(m, c, scope, depth + 1))
-        }
+        _ => children(node).any(|c| has_markup(m, c, scope, depth + 1)),
     }
 }
 
@@ -180,18 +172,13 @@ pub(crate) fn is_built_string(
         return false;
     }
     match node.kind_name() {
-        "string" => {
-            let mut cursor = node.walk();
-            node.named_children(&mut cursor).any(|c| {
-                c.kind_name() == "interpolation"
-                    && c.named_child(0)
-                        .is_some_and(|e| !is_constant(m, e, scope, depth + 1))
-            })
-        }
+        "string" => named_children(node).any(|c| {
+            c.kind_name() == "interpolation"
+                && c.named_child(0)
+                    .is_some_and(|e| !is_constant(m, e, scope, depth + 1))
+        }),
         "concatenated_string" | "parenthesized_expression" => {
-            let mut cursor = node.walk();
-            node.named_children(&mut cursor)
-                .any(|c| is_built_string(m, c, scope, depth + 1))
+            named_children(node).any(|c| is_built_string(m, c, scope, depth + 1))
         }
         // `query[:-5]` is as built as `query`.
         "subscript" => node
@@ -238,19 +225,18 @@ pub(crate) fn is_built_string(
                 && on_string
                 && matches!(method, "format" | "join" | "replace")
             {
-                let args = node.child_by_field_id(fields().arguments);
-                let mut cursor = args.map(|a| a.walk());
-                return match (args, cursor.as_mut()) {
-                    (Some(a), Some(c)) => a.named_children(c).any(|arg| {
-                        let value = if arg.kind_name() == "keyword_argument" {
-                            arg.child_by_field_id(fields().value).unwrap_or(arg)
-                        } else {
-                            arg
-                        };
-                        !is_constant(m, value, scope, depth + 1)
-                    }),
-                    _ => false,
-                };
+                return node
+                    .child_by_field_id(fields().arguments)
+                    .is_some_and(|args| {
+                        named_children(args).any(|arg| {
+                            let value = if arg.kind_name() == "keyword_argument" {
+                                arg.child_by_field_id(fields().value).unwrap_or(arg)
+                            } else {
+                                arg
+                            };
+                            !is_constant(m, value, scope, depth + 1)
+                        })
+                    });
             }
             false
         }
@@ -368,24 +354,33 @@ pub(crate) fn scope_mentions(m: &Module<'_>, scope: ScopeId, needles: &[&str]) -
     needles.iter().any(|n| text.contains(n))
 }
 
-/// Whether `name` (an identifier, attribute or key) names a secret: contains one of these
-/// words, ignoring ASCII case (compared in place; this runs on every keyword argument).
+/// Words that make a name a secret's name (compared ignoring ASCII case).
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "token",
+    "private_key",
+    "access_key",
+    "auth_key",
+];
+
+/// Whether `name` (an identifier, attribute or key) names a secret: contains one of
+/// [`SECRET_WORDS`], compared in place (this runs on every keyword argument).
 pub(crate) fn names_secret(name: &str) -> bool {
-    const SECRET_WORDS: &[&str] = &[
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "api_key",
-        "apikey",
-        "token",
-        "private_key",
-        "access_key",
-        "auth_key",
-    ];
     let name = name.as_bytes();
     SECRET_WORDS.iter().any(|word| {
         name.windows(word.len())
             .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
     })
+}
+
+/// Whether a secret's name occurs anywhere in `text`: the same test as [`names_secret`],
+/// faster on a whole source.
+pub(crate) fn mentions_secret(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|word| lower.contains(word))
 }

@@ -1,8 +1,8 @@
 //! Redirects to a URL taken from the request.
 
-use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
+use crate::python::syntax::{KindName, named_children};
 use tree_sitter::Node;
 
 use crate::python::{Ctx, Module, Taint};
@@ -62,10 +62,7 @@ fn stays_on_site(m: &Module<'_>, target: Node<'_>) -> bool {
     if target.kind_name() != "string" {
         return false;
     }
-    let mut cursor = target.walk();
-    let first = target
-        .named_children(&mut cursor)
-        .find(|c| c.kind_name() != "string_start");
+    let first = named_children(target).find(|c| c.kind_name() != "string_start");
     first.is_some_and(|c| {
         c.kind_name() == "string_content" && {
             let t = m.text(c);

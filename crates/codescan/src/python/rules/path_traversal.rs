@@ -1,8 +1,8 @@
 //! File paths built from user input without confinement.
 
-use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
+use crate::python::syntax::KindName;
 use crate::python::{Ctx, Taint};
 use crate::rule::Rule;
 

@@ -1,10 +1,10 @@
 //! Tar archives extracted without checking member paths (path traversal, "tar slip").
 
-use crate::python::kind::KindName;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
 use crate::python::fields::fields;
+use crate::python::syntax::KindName;
 use crate::rule::Rule;
 
 use tree_sitter::Node;

@@ -3,6 +3,7 @@
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
+use crate::python::syntax::children;
 use crate::rule::Rule;
 
 use super::string_literal;
@@ -32,8 +33,7 @@ pub static RULE: Rule = Rule {
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for &(cmp, _) in &m.comparisons {
-        let mut cursor = cmp.walk();
-        let is_in = cmp.children(&mut cursor).any(|c| m.text(c) == "in");
+        let is_in = children(cmp).any(|c| m.text(c) == "in");
         let Some(left) = cmp.named_child(0) else {
             continue;
         };

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Gateway benchmark (issue 7): latency that `emguard serve --config` adds over a direct call to
+# the same constant-answer upstream, with auth, rate limits, traces and the code filter on,
+# side by side with the LiteLLM proxy in front of the same upstream, in one run.
+#
+# Usage: bench/gateway/run.sh [--rates "1000 5000"] [--duration 20] [--warmup 5] [--soak]
+#                             [--no-build]
+#   --soak   instead of the latency table: emguard at 1,000 requests/s for 10 minutes, its RSS
+#            sampled every 10 s (start/end/max printed).
+# Env: LOAD_CORES (default 0) runs the load generator and the upstream, GATEWAY_CORES (default
+#      1) the gateway under test (emguard or LiteLLM), via taskset; set both to "0,1" to
+#      share both cores.
+#
+# oha (the load generator) is installed into bench/.tools and LiteLLM into bench/.venv-litellm
+# on first use. Raw oha JSON and server logs go to bench/out/gateway/.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+here="$root/bench/gateway"
+out="$root/bench/out/gateway"
+tools="$root/bench/.tools"
+venv="$root/bench/.venv-litellm"
+
+rates="1000 5000"
+duration=20
+warmup=5
+soak=false
+build=true
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rates) rates="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        --warmup) warmup="$2"; shift 2 ;;
+        --soak) soak=true; shift ;;
+        --no-build) build=false; shift ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+load_cores="${LOAD_CORES:-0}"
+gateway_cores="${GATEWAY_CORES:-1}"
+
+upstream_port=18101
+emguard_port=18102
+litellm_port=18103
+litellm_master=sk-litellm-bench-master
+export EMGUARD_ADMIN_TOKEN="bench-admin-$$-$RANDOM"
+mkdir -p "$out"
+
+# ---- tools -------------------------------------------------------------------------------
+if [ ! -x "$tools/bin/oha" ]; then
+    echo "== installing oha into $tools" >&2
+    cargo install oha --locked --root "$tools"
+fi
+oha="$tools/bin/oha"
+if [ "$soak" = false ] && [ ! -x "$venv/bin/litellm" ]; then
+    echo "== installing LiteLLM into $venv" >&2
+    python3 -m venv "$venv"
+    echo '*' > "$venv/.gitignore"
+    "$venv/bin/pip" install -q 'litellm[proxy]'
+fi
+if [ "$build" = true ]; then
+    echo "== building emguard and the constant upstream (release)" >&2
+    (cd "$root" && cargo build --release -q -p emguard \
+        && cargo build --release -q -p emguard-gateway --example constant_upstream)
+fi
+emguard="$root/target/release/emguard"
+upstream_bin="$root/target/release/examples/constant_upstream"
+
+# ---- processes -----------------------------------------------------------------------------
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_port() { # port, name, pid: until the port accepts connections
+    for _ in $(seq 1 300); do
+        if ! kill -0 "$3" 2>/dev/null; then echo "run.sh: $2 exited; see $out/$2.log" >&2; exit 1; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "run.sh: $2 did not listen on port $1 in 30 s; see $out/$2.log" >&2
+    exit 1
+}
+
+stop() { # pid
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+for port in $upstream_port $emguard_port $litellm_port; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "run.sh: port $port is taken; stop what listens there" >&2
+        exit 1
+    fi
+done
+
+# The answer holds a small fenced Python block that builds a shell command from an argument, so
+# the code filter parses and scans real code and annotates a finding (PY-COMMAND-INJECTION) on
+# every request.
+answer=$'Here is a helper that backs up a folder:\n\n```python\nimport os\n\ndef backup(path):\n    os.system("tar czf backup.tgz " + path)\n```\n\nCall it with the folder to archive.'
+taskset -c "$load_cores" "$upstream_bin" --port "$upstream_port" --threads 1 --answer "$answer" \
+    > "$out/upstream.log" 2>&1 &
+upstream_pid=$!
+pids+=("$upstream_pid")
+wait_port "$upstream_port" upstream "$upstream_pid"
+
+body="$out/request.json"
+cat > "$body" <<'EOF'
+{"model": "assistant", "messages": [{"role": "user", "content": "Write a Python helper that runs a shell command and returns its output."}], "max_tokens": 64}
+EOF
+
+start_emguard() { # config file, log name -> sets emguard_pid and key
+    rm -f "$out"/"$2".db "$out"/"$2".db-wal "$out"/"$2".db-shm
+    taskset -c "$gateway_cores" "$emguard" serve --config "$1" --port "$emguard_port" \
+        > "$out/$2.log" 2>&1 &
+    emguard_pid=$!
+    pids+=("$emguard_pid")
+    wait_port "$emguard_port" "$2" "$emguard_pid"
+    # A key with a quota far above the offered load: every request is metered, none refused.
+    key=$(curl -sf -X POST "http://127.0.0.1:$emguard_port/admin/keys" \
+        -H "Authorization: Bearer $EMGUARD_ADMIN_TOKEN" -H 'content-type: application/json' \
+        -d '{"name": "bench", "scopes": ["assistant"], "requests_per_minute": 1000000000, "tokens_per_minute": 1000000000}' \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+    check "http://127.0.0.1:$emguard_port" "$key" "$2"
+}
+
+check() { # base URL, key, name: one request must answer 200 (and, for emguard, be annotated)
+    local headers
+    headers=$(curl -sf -D - -o "$out/$3-sample.json" "$1/v1/chat/completions" \
+        -H "Authorization: Bearer $2" -H 'content-type: application/json' --data-binary "@$body") \
+        || { echo "run.sh: $3 does not answer; see $out/$3.log" >&2; exit 1; }
+    case "$3" in
+        emguard*) grep -qi '^x-emguard-filter:' <<<"$headers" \
+            || { echo "run.sh: $3 answered without x-emguard-filter; the code filter did not act" >&2; exit 1; } ;;
+    esac
+}
+
+# One measured point: warm-up, then `duration` seconds at `rate` requests/s, open loop
+# (oha's --latency-correction counts the time a request waited for its scheduled start, so a
+# gateway that falls behind shows it in the percentiles instead of hiding it).
+load() { # name, base URL, key, rate, seconds, output file (or /dev/null)
+    taskset -c "$load_cores" "$oha" --no-tui --output-format json -q "$4" -z "${5}s" \
+        --latency-correction -c 200 -t 10s -m POST -H 'content-type: application/json' \
+        -H "Authorization: Bearer $3" -D "$body" "$2/v1/chat/completions" > "$6"
+}
+
+point() { # target, base URL, key, rate
+    echo "== $1 at $4 requests/s (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    load "$1" "$2" "$3" "$4" "$warmup" /dev/null
+    load "$1" "$2" "$3" "$4" "$duration" "$out/$1-$4.json"
+    printf '%s\n' "$(cut -d' ' -f1 /proc/loadavg)" > "$out/$1-$4.load"
+}
+
+if [ "$soak" = true ]; then
+    start_emguard "$here/emguard.yaml" emguard
+    rss() { awk '/VmRSS/ {print $2}' "/proc/$emguard_pid/status"; }
+    echo "== soak: emguard at 1000 requests/s for 600 s, RSS every 10 s" >&2
+    load soak "http://127.0.0.1:$emguard_port" "$key" 1000 600 "$out/soak-1000.json" &
+    load_pid=$!
+    : > "$out/soak-rss.tsv"
+    for t in $(seq 0 10 600); do
+        printf '%s\t%s\n' "$t" "$(rss)" >> "$out/soak-rss.tsv"
+        [ "$t" -lt 600 ] && sleep 10
+    done
+    wait "$load_pid"
+    python3 "$here/table.py" soak "$out"
+    exit 0
+fi
+
+echo "== cores: load generator + upstream on $load_cores, gateway under test on $gateway_cores;" \
+    "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+for rate in $rates; do
+    point direct "http://127.0.0.1:$upstream_port" none "$rate"
+done
+
+start_emguard "$here/emguard.yaml" emguard
+for rate in $rates; do
+    point emguard "http://127.0.0.1:$emguard_port" "$key" "$rate"
+done
+stop "$emguard_pid"
+
+start_emguard "$here/emguard-durable.yaml" emguard-durable
+point emguard-durable "http://127.0.0.1:$emguard_port" "$key" 1000
+stop "$emguard_pid"
+
+# LiteLLM: one uvicorn worker (its default), the bundled model price map (no network here).
+LITELLM_LOCAL_MODEL_COST_MAP=True taskset -c "$gateway_cores" "$venv/bin/litellm" \
+    --config "$here/litellm.yaml" --host 127.0.0.1 --port "$litellm_port" > "$out/litellm.log" 2>&1 &
+litellm_pid=$!
+pids+=("$litellm_pid")
+wait_port "$litellm_port" litellm "$litellm_pid"
+check "http://127.0.0.1:$litellm_port" "$litellm_master" litellm
+for rate in $rates; do
+    point litellm "http://127.0.0.1:$litellm_port" "$litellm_master" "$rate"
+done
+stop "$litellm_pid"
+
+python3 "$here/table.py" latency "$out" $rates
