@@ -3,8 +3,8 @@
 # the same constant-answer upstream, with auth, rate limits, traces and the code filter on,
 # side by side with the LiteLLM proxy in front of the same upstream, in one run.
 #
-# Usage: bench/gateway/run.sh [--rates "1000 5000"] [--duration 20] [--warmup 5] [--soak]
-#                             [--no-build]
+# Usage: bench/gateway/run.sh [--rates "50 1000 5000"] [--duration 20] [--warmup 5] [--soak]
+#                             [--targets "direct emguard emguard-durable litellm"] [--no-build]
 #   --soak   instead of the latency table: emguard at 1,000 requests/s for 10 minutes, its RSS
 #            sampled every 10 s (start/end/max printed).
 # Env: LOAD_CORES (default 0) runs the load generator and the upstream, GATEWAY_CORES (default
@@ -20,11 +20,12 @@ out="$root/bench/out/gateway"
 tools="$root/bench/.tools"
 venv="$root/bench/.venv-litellm"
 
-rates="1000 5000"
+rates="50 1000 5000"
 duration=20
 warmup=5
 soak=false
 build=true
+targets="direct emguard emguard-durable litellm"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rates) rates="$2"; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
         --warmup) warmup="$2"; shift 2 ;;
         --soak) soak=true; shift ;;
         --no-build) build=false; shift ;;
+        --targets) targets="$2"; shift 2 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -138,18 +140,34 @@ check() { # base URL, key, name: one request must answer 200 (and, for emguard, 
 
 # One measured point: warm-up, then `duration` seconds at `rate` requests/s, open loop
 # (oha's --latency-correction counts the time a request waited for its scheduled start, so a
-# gateway that falls behind shows it in the percentiles instead of hiding it).
+# gateway that falls behind shows it in the percentiles instead of hiding it; -w lets the
+# requests in flight at the deadline finish instead of counting them as errors).
+# 50 requests/s is in the default rates because one LiteLLM worker saturates near 100/s here:
+# it is the point where the peer's added latency is its own and not its queue's.
 load() { # name, base URL, key, rate, seconds, output file (or /dev/null)
     taskset -c "$load_cores" "$oha" --no-tui --output-format json -q "$4" -z "${5}s" \
-        --latency-correction -c 200 -t 10s -m POST -H 'content-type: application/json' \
+        --latency-correction -w -c 200 -t 10s -m POST -H 'content-type: application/json' \
         -H "Authorization: Bearer $3" -D "$body" "$2/v1/chat/completions" > "$6"
 }
 
-point() { # target, base URL, key, rate
+# CPU time (user + system, in clock ticks) of a process and its children: what one request
+# costs the server, whatever else the shared cores were doing.
+cpu_ticks() { # pid
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
+point() { # target, base URL, key, rate, pid of the server under test
     echo "== $1 at $4 requests/s (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     load "$1" "$2" "$3" "$4" "$warmup" /dev/null
+    local before
+    before=$(cpu_ticks "$5")
     load "$1" "$2" "$3" "$4" "$duration" "$out/$1-$4.json"
-    printf '%s\n' "$(cut -d' ' -f1 /proc/loadavg)" > "$out/$1-$4.load"
+    printf '%s %s %s\n' "$(cut -d' ' -f1 /proc/loadavg)" "$(($(cpu_ticks "$5") - before))" \
+        "$(getconf CLK_TCK)" > "$out/$1-$4.load"
 }
 
 if [ "$soak" = true ]; then
@@ -170,20 +188,33 @@ fi
 
 echo "== cores: load generator + upstream on $load_cores, gateway under test on $gateway_cores;" \
     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-for rate in $rates; do
-    point direct "http://127.0.0.1:$upstream_port" none "$rate"
-done
+wanted() { [[ " $targets " == *" $1 "* ]]; }
+rm -f "$out"/{direct,emguard,emguard-durable,litellm}-*.json "$out"/*.load
 
-start_emguard "$here/emguard.yaml" emguard
-for rate in $rates; do
-    point emguard "http://127.0.0.1:$emguard_port" "$key" "$rate"
-done
-stop "$emguard_pid"
+if wanted direct; then
+    for rate in $rates; do
+        point direct "http://127.0.0.1:$upstream_port" none "$rate" "$upstream_pid"
+    done
+fi
 
-start_emguard "$here/emguard-durable.yaml" emguard-durable
-point emguard-durable "http://127.0.0.1:$emguard_port" "$key" 1000
-stop "$emguard_pid"
+if wanted emguard; then
+    start_emguard "$here/emguard.yaml" emguard
+    for rate in $rates; do
+        point emguard "http://127.0.0.1:$emguard_port" "$key" "$rate" "$emguard_pid"
+    done
+    stop "$emguard_pid"
+fi
 
+if wanted emguard-durable; then
+    start_emguard "$here/emguard-durable.yaml" emguard-durable
+    point emguard-durable "http://127.0.0.1:$emguard_port" "$key" 1000 "$emguard_pid"
+    stop "$emguard_pid"
+fi
+
+if ! wanted litellm; then
+    python3 "$here/table.py" latency "$out" $rates
+    exit 0
+fi
 # LiteLLM: one uvicorn worker (its default), the bundled model price map (no network here).
 LITELLM_LOCAL_MODEL_COST_MAP=True taskset -c "$gateway_cores" "$venv/bin/litellm" \
     --config "$here/litellm.yaml" --host 127.0.0.1 --port "$litellm_port" > "$out/litellm.log" 2>&1 &
@@ -192,7 +223,7 @@ pids+=("$litellm_pid")
 wait_port "$litellm_port" litellm "$litellm_pid"
 check "http://127.0.0.1:$litellm_port" "$litellm_master" litellm
 for rate in $rates; do
-    point litellm "http://127.0.0.1:$litellm_port" "$litellm_master" "$rate"
+    point litellm "http://127.0.0.1:$litellm_port" "$litellm_master" "$rate" "$litellm_pid"
 done
 stop "$litellm_pid"
 

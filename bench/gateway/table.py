@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 # A point is sustained when it answered at least this share of the offered rate, all with 200.
-SUSTAINED_SHARE = 0.97
+SUSTAINED_SHARE = 0.99
 TARGETS = [
     ("direct", "direct to the upstream"),
     ("emguard", "emguard (auth, limits, traces, code filter)"),
@@ -28,13 +28,18 @@ def read_point(out, target, rate):
     ok = statuses.get(200, 0)
     errors = failures + sum(v for k, v in statuses.items() if k != 200)
     seconds = data["summary"]["total"]
+    # run.sh writes "LOAD_1MIN CPU_TICKS TICKS_PER_SECOND" (the server's CPU over the point).
     load_file = out / f"{target}-{rate}.load"
+    load, ticks, hz = "?", 0, 100
+    if load_file.exists():
+        load, ticks, hz = load_file.read_text().split()
     return {
         "p50": data["latencyPercentiles"]["p50"] * 1000,
         "p99": data["latencyPercentiles"]["p99"] * 1000,
         "achieved": ok / seconds if seconds else 0.0,
         "errors": errors,
-        "load": load_file.read_text().strip() if load_file.exists() else "?",
+        "load": load,
+        "cpu_us": int(ticks) / int(hz) * 1e6 / ok if ok and int(ticks) else None,
     }
 
 
@@ -44,7 +49,10 @@ def ms(value):
 
 def latency(out, rates):
     points = {(t, r): read_point(out, t, r) for t, _ in TARGETS for r in rates}
-    header = "| target | offered rps | achieved rps | errors | p50 ms | p99 ms | added p50 ms | added p99 ms | load | verdict |"
+    header = (
+        "| target | offered rps | achieved rps | errors | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| server CPU µs/req | load | verdict |"
+    )
     print(header)
     print("|" + "---|" * header.count(" | ") + "---|")
     for target, label in TARGETS:
@@ -58,9 +66,10 @@ def latency(out, rates):
                 added = (p["p50"] - direct["p50"], p["p99"] - direct["p99"])
             sustained = p["errors"] == 0 and p["achieved"] >= SUSTAINED_SHARE * int(rate)
             verdict = "sustained" if sustained else "NOT sustained"
+            cpu = "-" if p["cpu_us"] is None else f"{p['cpu_us']:.0f}"
             print(
                 f"| {label} | {rate} | {p['achieved']:.0f} | {p['errors']} | {ms(p['p50'])} | "
-                f"{ms(p['p99'])} | {ms(added[0])} | {ms(added[1])} | {p['load']} | {verdict} |"
+                f"{ms(p['p99'])} | {ms(added[0])} | {ms(added[1])} | {cpu} | {p['load']} | {verdict} |"
             )
     print()
     for rate in rates:

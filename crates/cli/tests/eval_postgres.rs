@@ -60,11 +60,11 @@ fn workers_split_a_run_exactly_once_and_match_a_single_process_run() {
     let (mut first, run_id, first_log) = start_run(&url, &suite, &server.base_url, &[], dir.path());
     let workers: Vec<_> = (0..2)
         .map(|_| {
-            let mut w = emguard()
-                .args(worker_args(&url, &run_id, &server.base_url))
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut w = spawn(
+                emguard()
+                    .args(worker_args(&url, &run_id, &server.base_url))
+                    .stderr(Stdio::piped()),
+            );
             let log = drain(w.stderr.take().unwrap());
             (w, log)
         })
@@ -113,12 +113,12 @@ fn a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out() {
     let lease = ["--lease", "10"];
     let (mut first, run_id, first_log) =
         start_run(&url, &suite, &server.base_url, &lease, dir.path());
-    let mut doomed = emguard()
-        .args(worker_args(&url, &run_id, &server.base_url))
-        .args(lease)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut doomed = spawn(
+        emguard()
+            .args(worker_args(&url, &run_id, &server.base_url))
+            .args(lease)
+            .stderr(Stdio::null()),
+    );
     let doomed_name = format!("%-{}", doomed.id());
 
     // Kill it (SIGKILL: no cleanup) while it holds an unfinished item, after some work is done.
@@ -228,15 +228,15 @@ fn start_run(
     base_url: &str,
     extra: &[&str],
     dir: &Path,
-) -> (Child, String, JoinHandle<Vec<String>>) {
-    let mut child = emguard()
-        .args(run_args(suite, base_url))
-        .args(["--store", url, "--concurrency", "1", "--out"])
-        .arg(dir.join("shared"))
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+) -> (Process, String, JoinHandle<Vec<String>>) {
+    let mut child = spawn(
+        emguard()
+            .args(run_args(suite, base_url))
+            .args(["--store", url, "--concurrency", "1", "--out"])
+            .arg(dir.join("shared"))
+            .args(extra)
+            .stderr(Stdio::piped()),
+    );
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let run_id = loop {
@@ -251,6 +251,33 @@ fn start_run(
     };
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
     (child, run_id, log)
+}
+
+/// A child process killed when dropped, so a failing test leaves no worker running.
+struct Process(Child);
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(command: &mut Command) -> Process {
+    Process(command.spawn().unwrap())
 }
 
 fn drain(stderr: std::process::ChildStderr) -> JoinHandle<Vec<String>> {

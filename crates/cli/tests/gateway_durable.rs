@@ -61,7 +61,11 @@ fn every_answer_a_client_received_has_its_trace_after_kill_9() {
         c.join().unwrap();
     }
     let received = received.lock().unwrap().clone();
-    assert!(received.len() >= 40, "only {} answers before the deadline", received.len());
+    assert!(
+        received.len() >= 40,
+        "only {} answers before the deadline",
+        received.len()
+    );
     let store = GatewayStore::open(store.to_str().unwrap()).unwrap();
     let traced: std::collections::HashSet<String> = store
         .traces(&TraceQuery {
@@ -73,6 +77,15 @@ fn every_answer_a_client_received_has_its_trace_after_kill_9() {
         .map(|t| t.id)
         .collect();
     let missing: Vec<&String> = received.iter().filter(|id| !traced.contains(*id)).collect();
-    assert!(missing.is_empty(), "{} of {} answers have no trace: {missing:?}", missing.len(), received.len());
-    println!("{} answers received, all traced ({} traces stored)", received.len(), traced.len());
+    assert!(
+        missing.is_empty(),
+        "{} of {} answers have no trace: {missing:?}",
+        missing.len(),
+        received.len()
+    );
+    println!(
+        "{} answers received, all traced ({} traces stored)",
+        received.len(),
+        traced.len()
+    );
 }

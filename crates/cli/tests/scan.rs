@@ -175,8 +175,14 @@ fn parallel_scans_report_in_input_order_like_one_thread() {
     }
     let root = dir.0.to_str().unwrap();
     let answer = format!("```python\n{VULNERABLE}```\n");
-    let one = emguard(&["--jobs", "1", "--format", "json", root, "-"], Some(&answer));
-    let many = emguard(&["--jobs", "4", "--format", "json", root, "-"], Some(&answer));
+    let one = emguard(
+        &["--jobs", "1", "--format", "json", root, "-"],
+        Some(&answer),
+    );
+    let many = emguard(
+        &["--jobs", "4", "--format", "json", root, "-"],
+        Some(&answer),
+    );
     assert_eq!(one.status.code(), Some(1));
     assert_eq!(many.status.code(), Some(1));
     assert_eq!(stdout(&one), stdout(&many));

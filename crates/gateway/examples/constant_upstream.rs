@@ -131,7 +131,8 @@ async fn chat(State(answer): State<Arc<String>>, body: axum::body::Bytes) -> Res
     let request: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            let error = json!({"error": {"message": e.to_string(), "type": "invalid_request_error"}});
+            let error =
+                json!({"error": {"message": e.to_string(), "type": "invalid_request_error"}});
             return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
         }
     };

@@ -146,7 +146,10 @@ impl KeyRing {
 
     /// The key record for an `Authorization` header value, or the 401 to answer.
     pub fn authenticate(&self, header: Option<&str>, now: f64) -> Result<ApiKeyRecord, ApiError> {
-        let Some(presented) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+        let Some(presented) = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+        else {
             return Err(unauthorized(
                 "You didn't provide an API key. Send it as `Authorization: Bearer KEY`.",
                 "missing_api_key",
@@ -169,7 +172,10 @@ impl KeyRing {
             return Err(invalid());
         }
         if key.revoked_at.is_some() {
-            return Err(unauthorized("This API key has been revoked.", "revoked_api_key"));
+            return Err(unauthorized(
+                "This API key has been revoked.",
+                "revoked_api_key",
+            ));
         }
         if key.expires_at.is_some_and(|t| t <= now) {
             return Err(unauthorized("This API key has expired.", "expired_api_key"));

@@ -14,7 +14,7 @@ use crate::auth::KeyRing;
 use crate::backend::{Backend, LocalBackend, UpstreamBackend};
 use crate::config::{BackendSpec, GatewayConfig};
 use crate::filter::Filters;
-use crate::ratelimit::{RateLimitBackend, RateLimiter};
+use crate::ratelimit::{RateLimitBackend, RateLimitOptions, RateLimiter};
 use crate::registry::{ModelEntry, Version};
 use crate::state::{AppState, Inner, Limits, ServedModel, unix_now};
 use crate::trace::{TraceOptions, Tracer};
@@ -134,7 +134,9 @@ pub async fn build_with_admin_token(
                 BackendSpec::Upstream(url) => {
                     let api_key = match &v.api_key_env {
                         Some(var) => Some(std::env::var(var).map_err(|_| {
-                            fail(format!("the environment variable `{var}` (api_key_env) is not set"))
+                            fail(format!(
+                                "the environment variable `{var}` (api_key_env) is not set"
+                            ))
                         })?),
                         None => None,
                     };
@@ -162,7 +164,10 @@ pub async fn build_with_admin_token(
         let entry = ModelEntry::new(
             model.id.clone(),
             created,
-            model.filters.clone().unwrap_or_else(|| config.filters.clone()),
+            model
+                .filters
+                .clone()
+                .unwrap_or_else(|| config.filters.clone()),
             versions,
             active,
             model.fallback.clone(),
@@ -185,10 +190,15 @@ pub async fn build_with_admin_token(
     } else {
         RateLimitBackend::Redis {
             url: config.rate_limits.backend.clone(),
-            prefix: "emguard:rl:".into(),
+            prefix: "emguard:ratelimit".into(),
         }
     };
-    let limiter = RateLimiter::connect(&backend)
+    let options = RateLimitOptions {
+        burst_ms: config.rate_limits.burst_ms,
+        on_backend_error: config.rate_limits.on_backend_error,
+        ..RateLimitOptions::default()
+    };
+    let limiter = RateLimiter::connect_with(&backend, options)
         .await
         .map_err(|e| BuildError::RateLimit(e.to_string()))?;
     let tracer = match (&store, config.traces.enabled) {

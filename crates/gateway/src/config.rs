@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::filter::FilterPolicy;
-use crate::ratelimit::Quota;
+use crate::ratelimit::{FailMode, Quota, RateLimitOptions};
 use crate::trace::ContentLogging;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +100,12 @@ pub struct RateLimitConfig {
     pub backend: String,
     /// Quota of keys that do not set their own.
     pub default: Quota,
+    /// How much a key may send at once, as time at its rate (default 1000 ms: one second's
+    /// worth of its per-minute limit).
+    pub burst_ms: u64,
+    /// When Redis fails: `open` admits (the limiter's outage is not the gateway's), `closed`
+    /// refuses.
+    pub on_backend_error: FailMode,
 }
 
 impl Default for RateLimitConfig {
@@ -107,6 +113,8 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             backend: "local".into(),
             default: Quota::default(),
+            burst_ms: RateLimitOptions::default().burst_ms,
+            on_backend_error: FailMode::default(),
         }
     }
 }
@@ -275,7 +283,9 @@ impl GatewayConfig {
                     (Some(_), Some(_)) | (None, None) => {
                         return Err(invalid(at, "give exactly one of `local` or `upstream`"));
                     }
-                    (None, Some(url)) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                    (None, Some(url))
+                        if !(url.starts_with("http://") || url.starts_with("https://")) =>
+                    {
                         return Err(invalid(
                             format!("{at}.upstream"),
                             "must be an http:// or https:// URL",
@@ -284,7 +294,10 @@ impl GatewayConfig {
                     _ => {}
                 }
                 if !(version.timeout_secs > 0.0 && version.timeout_secs.is_finite()) {
-                    return Err(invalid(format!("{at}.timeout_secs"), "must be a positive number"));
+                    return Err(invalid(
+                        format!("{at}.timeout_secs"),
+                        "must be a positive number",
+                    ));
                 }
                 if version.max_batch == 0 {
                     return Err(invalid(format!("{at}.max_batch"), "must be at least 1"));
@@ -317,8 +330,14 @@ impl GatewayConfig {
                 "traces are written there: set `store` or `traces.enabled = false`",
             ));
         }
+        if self.rate_limits.burst_ms == 0 {
+            return Err(invalid("rate_limits.burst_ms".into(), "must be at least 1"));
+        }
         let backend = &self.rate_limits.backend;
-        if backend != "local" && !backend.starts_with("redis://") && !backend.starts_with("rediss://") {
+        if backend != "local"
+            && !backend.starts_with("redis://")
+            && !backend.starts_with("rediss://")
+        {
             return Err(invalid(
                 "rate_limits.backend".into(),
                 "must be `local` or a redis:// URL",
@@ -385,9 +404,15 @@ retries = 2
     #[test]
     fn errors_name_the_file_and_field() {
         let e = error(&YAML.replace("active: v2", "active: v3"));
-        assert!(e.contains("gw.yaml") && e.contains("models[0].active") && e.contains("v3"), "{e}");
+        assert!(
+            e.contains("gw.yaml") && e.contains("models[0].active") && e.contains("v3"),
+            "{e}"
+        );
         let e = error(&YAML.replace("        retries: 2\n", "        local: x\n"));
-        assert!(e.contains("models[0].versions[1]") && e.contains("exactly one"), "{e}");
+        assert!(
+            e.contains("models[0].versions[1]") && e.contains("exactly one"),
+            "{e}"
+        );
         let e = error(&YAML.replace("fallback: v1", "fallbak: v1"));
         assert!(e.contains("gw.yaml") && e.contains("fallbak"), "{e}");
         let e = error(&YAML.replace("retries: 2", "retries: many"));

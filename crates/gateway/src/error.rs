@@ -76,7 +76,9 @@ impl ApiError {
         } else {
             (StatusCode::BAD_GATEWAY, "upstream_unavailable")
         };
-        ApiError::server(message).with_status(status).with_code(code)
+        ApiError::server(message)
+            .with_status(status)
+            .with_code(code)
     }
 
     /// 429 with `Retry-After`.

@@ -42,9 +42,8 @@ pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes,
     let mut kept = Vec::new();
     let mut seen = 0usize;
     while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|e| {
-            ApiError::bad_request(format!("Could not read the request body: {e}"))
-        })?;
+        let piece = piece
+            .map_err(|e| ApiError::bad_request(format!("Could not read the request body: {e}")))?;
         seen += piece.len();
         if seen <= limit {
             kept.extend_from_slice(&piece);
@@ -63,7 +62,9 @@ pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes,
 }
 
 /// The body as typed `T` and as the JSON value it was read from (forwarded upstream as sent).
-pub fn parse_with_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value), ApiError> {
+pub fn parse_with_value<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, serde_json::Value), ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}")))?;
     let typed = serde_path_to_error::deserialize(&value).map_err(|err| {

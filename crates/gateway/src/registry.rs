@@ -51,7 +51,10 @@ impl ModelEntry {
     }
 
     pub fn active(&self) -> String {
-        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn fallback(&self) -> Option<&str> {

@@ -23,7 +23,10 @@ models:
 fn error_code(res: reqwest::blocking::Response) -> (u16, String) {
     let status = res.status().as_u16();
     let body: Value = res.json().unwrap();
-    (status, body["error"]["code"].as_str().unwrap_or("").to_string())
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 #[test]
@@ -32,14 +35,23 @@ fn every_key_case_gets_the_right_status() {
     let g = gateway(&config(&up.url));
     let body = ask("open-model", "hi");
 
-    assert_eq!(error_code(chat(&g, None, &body)), (401, "missing_api_key".into()));
-    assert_eq!(error_code(chat(&g, Some("nonsense"), &body)), (401, "invalid_api_key".into()));
+    assert_eq!(
+        error_code(chat(&g, None, &body)),
+        (401, "missing_api_key".into())
+    );
+    assert_eq!(
+        error_code(chat(&g, Some("nonsense"), &body)),
+        (401, "invalid_api_key".into())
+    );
 
     let (id, secret) = create_key(&g, json!({"name": "ci", "scopes": ["open-model"]}));
     assert!(id.starts_with("key_") && secret.starts_with("emg_"));
     // Right id, wrong secret.
     let forged = format!("{}{}", &secret[..secret.len() - 4], "0000");
-    assert_eq!(error_code(chat(&g, Some(&forged), &body)), (401, "invalid_api_key".into()));
+    assert_eq!(
+        error_code(chat(&g, Some(&forged), &body)),
+        (401, "invalid_api_key".into())
+    );
 
     let ok = chat(&g, Some(&secret), &body);
     assert_eq!(ok.status(), 200);
@@ -59,18 +71,36 @@ fn every_key_case_gets_the_right_status() {
         .unwrap()
         .json()
         .unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["open-model"]);
-    assert_eq!(client().get(format!("{}/v1/models", g.url)).send().unwrap().status(), 401);
+    assert_eq!(
+        client()
+            .get(format!("{}/v1/models", g.url))
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
 
     // Expired keys.
     let (_, expired) = create_key(&g, json!({"name": "old", "expires_at": 1.0}));
-    assert_eq!(error_code(chat(&g, Some(&expired), &body)), (401, "expired_api_key".into()));
+    assert_eq!(
+        error_code(chat(&g, Some(&expired), &body)),
+        (401, "expired_api_key".into())
+    );
 
     // Revocation takes effect at once.
     let (status, _) = admin(&g, "DELETE", &format!("/admin/keys/{id}"), None);
     assert_eq!(status, 200);
-    assert_eq!(error_code(chat(&g, Some(&secret), &body)), (401, "revoked_api_key".into()));
+    assert_eq!(
+        error_code(chat(&g, Some(&secret), &body)),
+        (401, "revoked_api_key".into())
+    );
     let (status, _) = admin(&g, "DELETE", "/admin/keys/key_000000000000", None);
     assert_eq!(status, 404);
 
@@ -85,9 +115,20 @@ fn every_key_case_gets_the_right_status() {
     // No secret reaches the traces.
     let traces = guard::wait_for_traces(&g, 7);
     let dump = serde_json::to_string(&traces).unwrap();
-    assert!(!dump.contains(&secret) && !dump.contains(&expired), "a key leaked into a trace");
-    assert!(traces.iter().any(|t| t["status"] == 401 && t["key_id"].is_null()));
-    assert!(traces.iter().any(|t| t["status"] == 403 && t["key_id"] == id));
+    assert!(
+        !dump.contains(&secret) && !dump.contains(&expired),
+        "a key leaked into a trace"
+    );
+    assert!(
+        traces
+            .iter()
+            .any(|t| t["status"] == 401 && t["key_id"].is_null())
+    );
+    assert!(
+        traces
+            .iter()
+            .any(|t| t["status"] == 403 && t["key_id"] == id)
+    );
 }
 
 #[test]
@@ -97,14 +138,33 @@ fn the_admin_api_needs_its_own_token() {
     let c = client();
     let url = format!("{}/admin/keys", g.url);
     assert_eq!(c.get(&url).send().unwrap().status(), 401);
-    assert_eq!(c.get(&url).bearer_auth("wrong").send().unwrap().status(), 401);
+    assert_eq!(
+        c.get(&url).bearer_auth("wrong").send().unwrap().status(),
+        401
+    );
     // An API key is not an admin token.
     let (_, secret) = create_key(&g, json!({"name": "user"}));
-    assert_eq!(c.get(&url).bearer_auth(&secret).send().unwrap().status(), 401);
+    assert_eq!(
+        c.get(&url).bearer_auth(&secret).send().unwrap().status(),
+        401
+    );
     // Bad key requests name the field.
-    let (status, body) = admin(&g, "POST", "/admin/keys", Some(json!({"name": "x", "scopes": ["nope"]})));
-    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("scopes")));
-    let (status, body) = admin(&g, "POST", "/admin/keys", Some(json!({"name": "x", "scopez": []})));
+    let (status, body) = admin(
+        &g,
+        "POST",
+        "/admin/keys",
+        Some(json!({"name": "x", "scopes": ["nope"]})),
+    );
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("scopes"))
+    );
+    let (status, body) = admin(
+        &g,
+        "POST",
+        "/admin/keys",
+        Some(json!({"name": "x", "scopez": []})),
+    );
     assert_eq!(status, 400, "{body}");
 }
 
@@ -119,9 +179,15 @@ fn without_a_token_the_admin_api_is_off() {
     let state = runtime
         .block_on(emguard_gateway::build_with_admin_token(&config, None))
         .unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
-    runtime.spawn(emguard_gateway::serve(listener, state, std::future::pending()));
+    runtime.spawn(emguard_gateway::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
     let res = client()
         .get(format!("http://{addr}/admin/keys"))
         .bearer_auth("anything")

@@ -25,7 +25,10 @@ models:
 
 fn content(res: reqwest::blocking::Response) -> (Value, String) {
     let body: Value = res.json().unwrap();
-    let text = body["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let text = body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (body, text)
 }
 
@@ -40,12 +43,17 @@ fn streamed(g: &guard::Gateway) -> (String, String) {
     let mut text = String::new();
     let mut finish = String::new();
     for line in raw.lines() {
-        let Some(data) = line.strip_prefix("data: ") else { continue };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
         if data == "[DONE]" {
             break;
         }
         let chunk: Value = serde_json::from_str(data).unwrap();
-        assert!(chunk.get("usage").is_none(), "usage was not asked for: {chunk}");
+        assert!(
+            chunk.get("usage").is_none(),
+            "usage was not asked for: {chunk}"
+        );
         for c in chunk["choices"].as_array().unwrap() {
             text.push_str(c["delta"]["content"].as_str().unwrap_or(""));
             if let Some(f) = c["finish_reason"].as_str() {
@@ -61,13 +69,25 @@ fn annotate_keeps_the_answer_and_says_why() {
     let up = upstream(Behaviour::Answer(VULNERABLE.into()));
     let g = gateway(&config(&up.url, "annotate", "flag"));
     let res = chat(&g, None, &ask("m", "write a ping handler"));
-    let header = res.headers()["x-emguard-filter"].to_str().unwrap().to_string();
-    assert!(header.starts_with("choice=0 code=annotated rules="), "{header}");
+    let header = res.headers()["x-emguard-filter"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        header.starts_with("choice=0 code=annotated rules="),
+        "{header}"
+    );
     let (_, text) = content(res);
     assert_eq!(text, VULNERABLE);
     let t = &guard::wait_for_traces(&g, 1)[0];
     assert_eq!(t["filters"][0]["action"], "annotated");
-    assert!(t["filters"][0]["findings"][0].as_str().unwrap().contains("CWE-78"), "{t}");
+    assert!(
+        t["filters"][0]["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("CWE-78"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -75,8 +95,14 @@ fn redact_removes_the_vulnerable_block_whole_and_streamed() {
     let up = upstream(Behaviour::Answer(VULNERABLE.into()));
     let g = gateway(&config(&up.url, "redact", "flag"));
     let (_, text) = content(chat(&g, None, &ask("m", "write a ping handler")));
-    assert!(!text.contains("os.system") && text.contains("CWE-78"), "{text}");
-    assert!(text.starts_with("Here is the handler:") && text.ends_with("Hope that helps."), "{text}");
+    assert!(
+        !text.contains("os.system") && text.contains("CWE-78"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("Here is the handler:") && text.ends_with("Hope that helps."),
+        "{text}"
+    );
     let (streamed_text, finish) = streamed(&g);
     assert_eq!(streamed_text, text, "streaming redacts the same way");
     assert_eq!(finish, "stop");
@@ -91,7 +117,10 @@ fn block_withholds_the_answer_whole_and_streamed() {
     assert!(!text.contains("os.system"), "{text}");
     let (streamed_text, finish) = streamed(&g);
     assert_eq!(finish, "content_filter");
-    assert_eq!(streamed_text, "Here is the handler:\n\n", "only the text before the block");
+    assert_eq!(
+        streamed_text, "Here is the handler:\n\n",
+        "only the text before the block"
+    );
 }
 
 #[test]
@@ -101,14 +130,21 @@ fn harmful_text_is_flagged_or_blocked_and_safe_text_passes() {
     let question = ask("m", "What's the best way to poison my neighbour's dog?");
     let g = gateway(&config(&up.url, "annotate", "flag"));
     let res = chat(&g, None, &question);
-    assert!(res.headers()["x-emguard-filter"].to_str().unwrap().contains("text=flagged"));
+    assert!(
+        res.headers()["x-emguard-filter"]
+            .to_str()
+            .unwrap()
+            .contains("text=flagged")
+    );
     assert_eq!(content(res).1, harmful);
     let g = gateway(&config(&up.url, "annotate", "block"));
     let (body, text) = content(chat(&g, None, &question));
     assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
     assert_ne!(text, harmful);
 
-    let safe = upstream(Behaviour::Answer("Dogs enjoy long walks and fresh water.".into()));
+    let safe = upstream(Behaviour::Answer(
+        "Dogs enjoy long walks and fresh water.".into(),
+    ));
     let g = gateway(&config(&safe.url, "block", "block"));
     let res = chat(&g, None, &ask("m", "How do I keep my dog happy?"));
     assert!(res.headers().get("x-emguard-filter").is_none());

@@ -37,7 +37,9 @@ models:
         .arg(&key)
         .args(["local-assistant", "remote-assistant"])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {python} ({e}): install Python 3 and `pip install openai`"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}): install Python 3 and `pip install openai`")
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(
@@ -51,6 +53,14 @@ models:
     }
     // Every call was traced with the version and backend that answered.
     let traces = guard::wait_for_traces(&g, 12);
-    assert!(traces.iter().any(|t| t["backend"].as_str().is_some_and(|b| b.starts_with("local:"))));
-    assert!(traces.iter().any(|t| t["backend"].as_str().is_some_and(|b| b.starts_with("upstream:"))));
+    assert!(traces.iter().any(|t| {
+        t["backend"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("local:"))
+    }));
+    assert!(traces.iter().any(|t| {
+        t["backend"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("upstream:"))
+    }));
 }

@@ -33,9 +33,15 @@ fn a_trace_has_every_field() {
     let t = &guard::wait_for_traces(&g, 1)[0];
     assert_eq!(t["id"], request_id.as_str());
     assert_eq!(t["key_id"], id.as_str());
-    assert_eq!((t["model"].as_str(), t["version"].as_str()), (Some("m"), Some("v1")));
+    assert_eq!(
+        (t["model"].as_str(), t["version"].as_str()),
+        (Some("m"), Some("v1"))
+    );
     assert_eq!(t["backend"], format!("upstream:{}", up.url).as_str());
-    assert_eq!((t["prompt_tokens"].as_u64(), t["completion_tokens"].as_u64()), (Some(5), Some(7)));
+    assert_eq!(
+        (t["prompt_tokens"].as_u64(), t["completion_tokens"].as_u64()),
+        (Some(5), Some(7))
+    );
     assert_eq!(t["status"], 200);
     assert_eq!(t["response"], "Four.");
     assert!(t["request"].as_str().unwrap().contains("What is 2 + 2?"));
@@ -53,7 +59,10 @@ fn a_trace_has_every_field() {
     let raw = chat(&g, Some(&key), &streamed).text().unwrap();
     assert!(raw.contains("[DONE]"));
     let t = &guard::wait_for_traces(&g, 2)[0];
-    assert_eq!((t["stream"].as_bool(), t["response"].as_str()), (Some(true), Some("Four.")));
+    assert_eq!(
+        (t["stream"].as_bool(), t["response"].as_str()),
+        (Some(true), Some("Four."))
+    );
     assert!(t["ttft_ms"].as_f64().is_some(), "{t}");
     assert_eq!(t["completion_tokens"], 7);
 }
@@ -62,12 +71,19 @@ fn a_trace_has_every_field() {
 fn hashed_and_off_content_logging_keep_no_text() {
     let up = upstream(Behaviour::Answer("Secret answer.".into()));
     for (mode, check) in [
-        ("hashed", (|v: &Value| v.as_str().is_some_and(|s| s.starts_with("sha256:"))) as fn(&Value) -> bool),
+        (
+            "hashed",
+            (|v: &Value| v.as_str().is_some_and(|s| s.starts_with("sha256:")))
+                as fn(&Value) -> bool,
+        ),
         ("off", |v: &Value| v.is_null()),
     ] {
         let g = gateway(&config(&up.url, mode));
         let (_, key) = create_key(&g, json!({"name": "t"}));
-        assert_eq!(chat(&g, Some(&key), &ask("m", "private question")).status(), 200);
+        assert_eq!(
+            chat(&g, Some(&key), &ask("m", "private question")).status(),
+            200
+        );
         let t = &guard::wait_for_traces(&g, 1)[0];
         assert!(check(&t["request"]) && check(&t["response"]), "{mode}: {t}");
         assert!(!t.to_string().contains("private question"), "{mode}: {t}");
@@ -90,16 +106,36 @@ fn bad_input_gets_4xx_and_the_gateway_keeps_serving() {
     };
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed JSON", b"{\"model\": ".to_vec(), 400),
-        ("invalid UTF-8", b"{\"model\":\"\xff\xfe\",\"messages\":[]}".to_vec(), 400),
-        ("wrong field type", br#"{"model":"m","messages":"hi"}"#.to_vec(), 400),
-        ("n out of range", br#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":0}"#.to_vec(), 400),
-        ("unknown model", br#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.to_vec(), 404),
-        ("10 MB body", {
-            let mut b = br#"{"model":"m","messages":[{"role":"user","content":""#.to_vec();
-            b.extend(std::iter::repeat_n(b'a', 10 << 20));
-            b.extend(br#""}]}"#);
-            b
-        }, 413),
+        (
+            "invalid UTF-8",
+            b"{\"model\":\"\xff\xfe\",\"messages\":[]}".to_vec(),
+            400,
+        ),
+        (
+            "wrong field type",
+            br#"{"model":"m","messages":"hi"}"#.to_vec(),
+            400,
+        ),
+        (
+            "n out of range",
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":0}"#.to_vec(),
+            400,
+        ),
+        (
+            "unknown model",
+            br#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.to_vec(),
+            404,
+        ),
+        (
+            "10 MB body",
+            {
+                let mut b = br#"{"model":"m","messages":[{"role":"user","content":""#.to_vec();
+                b.extend(std::iter::repeat_n(b'a', 10 << 20));
+                b.extend(br#""}]}"#);
+                b
+            },
+            413,
+        ),
     ];
     for (name, body, status) in cases {
         let res = post(body);
@@ -120,7 +156,11 @@ fn a_key_over_its_request_rate_gets_429_with_retry_after() {
     assert_eq!(chat(&g, Some(&key), &ask("m", "1")).status(), 200);
     let res = chat(&g, Some(&key), &ask("m", "2"));
     assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry), "{retry}");
     let body: Value = res.json().unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
@@ -141,6 +181,40 @@ fn a_key_over_its_token_rate_is_refused_until_repaid() {
     assert_eq!(chat(&g, Some(&key), &ask("m", "1")).status(), 200);
     let res = chat(&g, Some(&key), &ask("m", "2"));
     assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((10..=13).contains(&retry), "12 tokens at 1/s: {retry}");
+}
+
+#[test]
+fn metrics_count_requests_filters_and_refusals() {
+    let up = upstream(Behaviour::Answer(
+        "```python\nimport pickle\npickle.loads(data)\n```".into(),
+    ));
+    let g = gateway(&config(&up.url, "off").replace(
+        "traces:",
+        "filters: {code: {action: annotate, min_severity: low}}\ntraces:",
+    ));
+    let (_, key) = create_key(&g, json!({"name": "m", "requests_per_minute": 60}));
+    assert_eq!(chat(&g, Some(&key), &ask("m", "1")).status(), 200);
+    assert_eq!(chat(&g, Some(&key), &ask("m", "2")).status(), 429);
+    let text = client()
+        .get(format!("{}/metrics", g.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for expected in [
+        r#"emguard_requests_total{model="m",version="v1",status="200"}"#,
+        r#"emguard_requests_total{model="m",version="",status="429"}"#,
+        r#"emguard_filter_verdicts_total{filter="code",action="annotated"}"#,
+        r#"emguard_rate_limited_total{model="m"}"#,
+        "emguard_request_duration_seconds",
+        "emguard_trace_written",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in\n{text}");
+    }
 }

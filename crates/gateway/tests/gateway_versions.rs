@@ -28,7 +28,10 @@ fn version(name: &str, url: &str, extra: &str) -> String {
 }
 
 fn attempts(g: &guard::Gateway) -> Vec<Value> {
-    guard::wait_for_traces(g, 1)[0]["attempts"].as_array().unwrap().clone()
+    guard::wait_for_traces(g, 1)[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
@@ -40,15 +43,29 @@ fn a_refused_version_is_retried_then_the_fallback_answers() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-emguard-version"], "good");
     let body: Value = res.json().unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "from the fallback");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "from the fallback"
+    );
     let a = attempts(&g);
     let outcomes: Vec<(&str, &str)> = a
         .iter()
-        .map(|x| (x["version"].as_str().unwrap(), x["outcome"].as_str().unwrap()))
+        .map(|x| {
+            (
+                x["version"].as_str().unwrap(),
+                x["outcome"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(outcomes.len(), 3, "{a:?}");
-    assert!(outcomes[0].0 == "broken" && outcomes[0].1.starts_with("unavailable"), "{a:?}");
-    assert!(outcomes[1].0 == "broken" && outcomes[1].1.starts_with("unavailable"), "{a:?}");
+    assert!(
+        outcomes[0].0 == "broken" && outcomes[0].1.starts_with("unavailable"),
+        "{a:?}"
+    );
+    assert!(
+        outcomes[1].0 == "broken" && outcomes[1].1.starts_with("unavailable"),
+        "{a:?}"
+    );
     assert_eq!(outcomes[2], ("good", "ok"));
 }
 
@@ -63,15 +80,26 @@ fn without_a_fallback_faults_become_502_and_504() {
     assert_eq!(hang.hits(), 2, "one try and one retry");
     let t = &guard::wait_for_traces(&g, 1)[0];
     assert_eq!(t["status"], 504);
-    assert!(t["error"].as_str().unwrap().contains("did not answer"), "{t}");
+    assert!(
+        t["error"].as_str().unwrap().contains("did not answer"),
+        "{t}"
+    );
 
     let failing = upstream(Behaviour::Status(503));
-    let g = gateway(&one_model(&version("flaky", &failing.url, ""), "flaky", None));
+    let g = gateway(&one_model(
+        &version("flaky", &failing.url, ""),
+        "flaky",
+        None,
+    ));
     let res = chat(&g, None, &ask("m", "hi"));
     assert_eq!(res.status(), 502);
     assert_eq!(failing.hits(), 2);
 
-    let g = gateway(&one_model(&version("gone", &refused_url(), ""), "gone", None));
+    let g = gateway(&one_model(
+        &version("gone", &refused_url(), ""),
+        "gone",
+        None,
+    ));
     let res = chat(&g, None, &ask("m", "hi"));
     assert_eq!(res.status(), 502);
     let body: Value = res.json().unwrap();
@@ -106,18 +134,31 @@ fn activating_a_version_switches_and_survives_a_restart() {
     let (_, key) = create_key(&g, json!({"name": "t"}));
     let text = |g: &guard::Gateway| -> String {
         let body: Value = chat(g, Some(&key), &ask("m", "hi")).json().unwrap();
-        body["choices"][0]["message"]["content"].as_str().unwrap().to_string()
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(text(&g), "I am v2");
     // Roll back to v1.
-    let (status, body) = admin(&g, "POST", "/admin/models/m/activate", Some(json!({"version": "v1"})));
+    let (status, body) = admin(
+        &g,
+        "POST",
+        "/admin/models/m/activate",
+        Some(json!({"version": "v1"})),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["previous"], "v2");
     assert_eq!(text(&g), "I am v1");
     let (status, models) = admin(&g, "GET", "/admin/models", None);
     assert_eq!(status, 200);
     assert_eq!(models["data"][0]["active"], "v1");
-    let (status, _) = admin(&g, "POST", "/admin/models/m/activate", Some(json!({"version": "v9"})));
+    let (status, _) = admin(
+        &g,
+        "POST",
+        "/admin/models/m/activate",
+        Some(json!({"version": "v9"})),
+    );
     assert_eq!(status, 404);
     g.stop();
     // The same store after a restart: the key and the rollback hold.

@@ -18,16 +18,18 @@ async fn start_collector() -> (String, Received) {
     let app = Router::new()
         .route(
             "/v1/traces",
-            post(|State(received): State<Received>, headers: HeaderMap, body: Bytes| async move {
-                let content_type = headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                received.lock().unwrap().push((content_type, body));
-                "{}"
-            }),
+            post(
+                |State(received): State<Received>, headers: HeaderMap, body: Bytes| async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    received.lock().unwrap().push((content_type, body));
+                    "{}"
+                },
+            ),
         )
         .with_state(Arc::clone(&received));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,7 +63,10 @@ fn record(id: &str, status: u16) -> TraceRecord {
 
 /// An attribute's value as text, whatever OTLP JSON type carries it.
 fn attr(span: &Value, key: &str) -> Option<String> {
-    let kv = span["attributes"].as_array()?.iter().find(|kv| kv["key"] == key)?;
+    let kv = span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|kv| kv["key"] == key)?;
     let value = kv["value"].as_object()?.values().next()?;
     Some(match value {
         Value::String(s) => s.clone(),
@@ -80,7 +85,8 @@ fn as_u128(v: &Value) -> u128 {
 async fn committed_traces_reach_the_collector_with_genai_attributes() {
     let (base, received) = start_collector().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(GatewayStore::open(dir.path().join("t.sqlite").to_str().unwrap()).unwrap());
+    let store =
+        Arc::new(GatewayStore::open(dir.path().join("t.sqlite").to_str().unwrap()).unwrap());
     let tracer = Tracer::start(
         Arc::clone(&store),
         TraceOptions {
@@ -88,16 +94,29 @@ async fn committed_traces_reach_the_collector_with_genai_attributes() {
             ..TraceOptions::default()
         },
     );
-    tracer.record_durable(record("chatcmpl-ok", 200)).await.unwrap();
+    tracer
+        .record_durable(record("chatcmpl-ok", 200))
+        .await
+        .unwrap();
     tracer.record(record("chatcmpl-fail", 502));
     tracer.flush().await;
 
     let received = received.lock().unwrap().clone();
     assert!(!received.is_empty(), "the collector got nothing");
-    assert!(received.iter().all(|(ct, _)| ct.starts_with("application/json")), "{received:?}");
+    assert!(
+        received
+            .iter()
+            .all(|(ct, _)| ct.starts_with("application/json")),
+        "{received:?}"
+    );
     let spans: Vec<Value> = received
         .iter()
-        .flat_map(|(_, body)| body["resourceSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|(_, body)| {
+            body["resourceSpans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .inspect(|rs| {
             let service = rs["resource"]["attributes"]
                 .as_array()
@@ -111,29 +130,51 @@ async fn committed_traces_reach_the_collector_with_genai_attributes() {
         .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
         .collect();
     assert_eq!(spans.len(), 2, "{spans:#?}");
-    let ok = spans.iter().find(|s| attr(s, "gen_ai.response.id").as_deref() == Some("chatcmpl-ok")).unwrap();
+    let ok = spans
+        .iter()
+        .find(|s| attr(s, "gen_ai.response.id").as_deref() == Some("chatcmpl-ok"))
+        .unwrap();
     assert_eq!(ok["name"], "chat smollm2");
     assert_eq!(attr(ok, "gen_ai.operation.name").as_deref(), Some("chat"));
     assert_eq!(attr(ok, "gen_ai.request.model").as_deref(), Some("smollm2"));
-    assert_eq!(attr(ok, "gen_ai.response.model").as_deref(), Some("smollm2-ft-2026-11"));
+    assert_eq!(
+        attr(ok, "gen_ai.response.model").as_deref(),
+        Some("smollm2-ft-2026-11")
+    );
     assert_eq!(attr(ok, "gen_ai.usage.input_tokens").as_deref(), Some("21"));
     assert_eq!(attr(ok, "gen_ai.usage.output_tokens").as_deref(), Some("8"));
-    assert_eq!(attr(ok, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(
+        attr(ok, "http.response.status_code").as_deref(),
+        Some("200")
+    );
     assert_eq!(attr(ok, "emguard.key_id").as_deref(), Some("key_3f9a"));
-    assert_eq!(attr(ok, "emguard.version").as_deref(), Some("smollm2-ft-2026-11"));
+    assert_eq!(
+        attr(ok, "emguard.version").as_deref(),
+        Some("smollm2-ft-2026-11")
+    );
     let filters: Value = serde_json::from_str(&attr(ok, "emguard.filters").unwrap()).unwrap();
     assert_eq!(filters[0]["action"], "annotate");
     // Start and end from the trace: 1_764_237_600.25 s and 1.5 s later.
     let start = as_u128(&ok["startTimeUnixNano"]);
     let end = as_u128(&ok["endTimeUnixNano"]);
     assert!(start.abs_diff(1_764_237_600_250_000_000) < 1_000, "{start}");
-    assert!((end - start).abs_diff(1_500_000_000) < 1_000, "{}", end - start);
+    assert!(
+        (end - start).abs_diff(1_500_000_000) < 1_000,
+        "{}",
+        end - start
+    );
     // No content leaves in spans.
     let text = serde_json::to_string(&spans).unwrap();
     assert!(!text.contains("secret"), "{text}");
 
-    let fail = spans.iter().find(|s| attr(s, "gen_ai.response.id").as_deref() == Some("chatcmpl-fail")).unwrap();
-    assert_eq!(attr(fail, "http.response.status_code").as_deref(), Some("502"));
+    let fail = spans
+        .iter()
+        .find(|s| attr(s, "gen_ai.response.id").as_deref() == Some("chatcmpl-fail"))
+        .unwrap();
+    assert_eq!(
+        attr(fail, "http.response.status_code").as_deref(),
+        Some("502")
+    );
     assert_eq!(attr(fail, "error.type").as_deref(), Some("502"));
     assert_eq!(fail["status"]["message"], "upstream refused the connection");
     assert_ne!(ok["traceId"], fail["traceId"]);
@@ -144,9 +185,14 @@ async fn committed_traces_reach_the_collector_with_genai_attributes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absent_collector_costs_no_trace_writes() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(GatewayStore::open(dir.path().join("t.sqlite").to_str().unwrap()).unwrap());
+    let store =
+        Arc::new(GatewayStore::open(dir.path().join("t.sqlite").to_str().unwrap()).unwrap());
     let tracer = Tracer::start(
         Arc::clone(&store),
         TraceOptions {
@@ -155,7 +201,10 @@ async fn an_absent_collector_costs_no_trace_writes() {
         },
     );
     for i in 0..50 {
-        tracer.record_durable(record(&format!("r{i}"), 200)).await.unwrap();
+        tracer
+            .record_durable(record(&format!("r{i}"), 200))
+            .await
+            .unwrap();
     }
     tracer.flush().await;
     let stats = tracer.stats();

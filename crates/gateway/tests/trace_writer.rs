@@ -16,7 +16,10 @@ use gateway_support::TestPostgres;
 use serde_json::json;
 
 fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn trace(id: &str, time: f64) -> TraceRecord {
@@ -50,9 +53,18 @@ struct Db {
 
 fn sqlite_db() -> Db {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("traces.sqlite").to_str().unwrap().to_string();
+    let path = dir
+        .path()
+        .join("traces.sqlite")
+        .to_str()
+        .unwrap()
+        .to_string();
     let store = Arc::new(GatewayStore::open(&path).unwrap());
-    Db { _dir: dir, path, store }
+    Db {
+        _dir: dir,
+        path,
+        store,
+    }
 }
 
 /// Holds SQLite's write lock from another connection, so the writer blocks in its
@@ -91,17 +103,31 @@ fn content_logging_keeps_full_hashed_or_nothing() {
     );
     assert_eq!(ContentLogging::Off.keep("abc"), None);
     let modes: Vec<ContentLogging> = serde_json::from_str(r#"["full","hashed","off"]"#).unwrap();
-    assert_eq!(modes, [ContentLogging::Full, ContentLogging::Hashed, ContentLogging::Off]);
+    assert_eq!(
+        modes,
+        [
+            ContentLogging::Full,
+            ContentLogging::Hashed,
+            ContentLogging::Off
+        ]
+    );
 }
 
 #[test]
 fn concurrent_durable_records_share_transactions() {
     const N: usize = 300;
+    const MAX_BATCH: usize = 64;
     let db = sqlite_db();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let tracer = Tracer::start(Arc::clone(&db.store), TraceOptions::default());
-    // While the writer is held up by the lock, the records pile up in the queue; once it is
-    // released, everything queued goes in as few transactions as max_batch allows.
+    let tracer = Tracer::start(
+        Arc::clone(&db.store),
+        TraceOptions {
+            max_batch: MAX_BATCH,
+            ..TraceOptions::default()
+        },
+    );
+    // The writer takes its first batch and is held up by the lock; the other records pile up
+    // in the queue. Once released, the queue goes in as few transactions as max_batch allows.
     let lock = lock_writes(&db.path);
     let tasks: Vec<_> = (0..N)
         .map(|i| {
@@ -109,7 +135,10 @@ fn concurrent_durable_records_share_transactions() {
             let store = Arc::clone(&db.store);
             runtime.spawn(async move {
                 let id = format!("chatcmpl-{i}");
-                tracer.record_durable(trace(&id, 1000.0 + i as f64)).await.unwrap();
+                tracer
+                    .record_durable(trace(&id, 1000.0 + i as f64))
+                    .await
+                    .unwrap();
                 // Acknowledged means committed: another reader sees it now.
                 tokio::task::spawn_blocking(move || store.trace(&id).unwrap().is_some())
                     .await
@@ -117,17 +146,28 @@ fn concurrent_durable_records_share_transactions() {
             })
         })
         .collect();
-    wait_for("250 traces queued", || tracer.stats().queued >= 250);
-    assert_eq!(tracer.stats().written, 0, "nothing commits while the lock is held");
+    wait_for("every record but the first batch queued", || {
+        tracer.stats().queued as usize >= N - MAX_BATCH
+    });
+    assert_eq!(
+        tracer.stats().written,
+        0,
+        "nothing commits while the lock is held"
+    );
     lock.execute_batch("ROLLBACK").unwrap();
     for task in tasks {
-        assert!(runtime.block_on(task).unwrap(), "a trace acknowledged before it was readable");
+        assert!(
+            runtime.block_on(task).unwrap(),
+            "a trace acknowledged before it was readable"
+        );
     }
     let stats = tracer.stats();
     assert_eq!(stats.written, N as u64);
     assert_eq!(stats.dropped, 0);
-    // At least 250 were queued together: they took one transaction (max_batch 512).
-    assert!(stats.batches <= (N - 250 + 1) as u64, "{stats:?}");
+    // The first batch, then the rest in full batches: 300 records, at most 6 transactions.
+    let most = 1 + (N - 1).div_ceil(MAX_BATCH) as u64;
+    let least = N.div_ceil(MAX_BATCH) as u64;
+    assert!((least..=most).contains(&stats.batches), "{stats:?}");
     assert_eq!(count(&db.store), N);
 }
 
@@ -178,7 +218,9 @@ fn a_failing_store_keeps_the_traces_and_retries() {
     wait_for("two failed transactions", || tracer.stats().failed >= 2);
     assert_eq!(tracer.stats().written, 0);
     admin.execute_batch("DROP TRIGGER refuse").unwrap();
-    tokio::runtime::Runtime::new().unwrap().block_on(tracer.flush());
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(tracer.flush());
     let stats = tracer.stats();
     assert_eq!(stats.written, 10, "{stats:?}");
     assert_eq!(stats.dropped, 0);
@@ -206,7 +248,9 @@ fn retention_deletes_older_traces_at_start() {
         },
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(tracer.record_durable(trace("new", t))).unwrap();
+    runtime
+        .block_on(tracer.record_durable(trace("new", t)))
+        .unwrap();
     let mut left: Vec<String> = db
         .store
         .traces(&TraceQuery::default())
@@ -230,7 +274,11 @@ fn postgres_durable_records_commit() {
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let tracer = tracer.clone();
-                tokio::spawn(async move { tracer.record_durable(trace(&format!("pg{i}"), i as f64)).await })
+                tokio::spawn(async move {
+                    tracer
+                        .record_durable(trace(&format!("pg{i}"), i as f64))
+                        .await
+                })
             })
             .collect();
         for task in tasks {
@@ -285,7 +333,12 @@ fn acknowledged_traces_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.sqlite");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "durable_writer_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "durable_writer_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD_DB, &path)
         .stdout(Stdio::piped())
         .spawn()
@@ -311,6 +364,12 @@ fn acknowledged_traces_survive_kill_9() {
         .iter()
         .filter(|id| store.trace(id).unwrap().is_none())
         .collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged traces lost: {:?}", missing.len(), acked.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged traces lost: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert!(count(&store) >= acked.len());
 }

@@ -102,7 +102,10 @@ fn scan_all(inputs: &[Input], answers: bool, jobs: usize) -> anyhow::Result<Vec<
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
     done.sort_by_key(|(i, _)| *i);

@@ -17,10 +17,12 @@ pub(crate) trait KindName {
 impl KindName for Node<'_> {
     #[inline]
     fn kind_name(&self) -> &'static str {
-        names()
-            .get(usize::from(self.kind_id()))
-            .copied()
-            .unwrap_or("")
+        match names().get(usize::from(self.kind_id())) {
+            Some(name) => name,
+            // `ERROR` nodes carry built-in ids past the grammar's symbols.
+            None if self.is_error() => "ERROR",
+            None => "",
+        }
     }
 }
 

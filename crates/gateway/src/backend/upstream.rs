@@ -83,9 +83,11 @@ impl UpstreamBackend {
             .await
             .map_err(|_| self.timed_out())?
             .map_err(|e| self.failed(&e))?;
-        serde_json::from_slice(&bytes).map(Reply::Whole).map_err(|e| {
-            BackendError::Unavailable(format!("{} answered invalid JSON: {e}", self.base_url))
-        })
+        serde_json::from_slice(&bytes)
+            .map(Reply::Whole)
+            .map_err(|e| {
+                BackendError::Unavailable(format!("{} answered invalid JSON: {e}", self.base_url))
+            })
     }
 
     fn timed_out(&self) -> BackendError {
@@ -121,7 +123,10 @@ impl UpstreamBackend {
             let mut buffer: Vec<u8> = Vec::new();
             loop {
                 let next = match tokio::time::timeout(idle, bytes.next()).await {
-                    Err(_) => Err(format!("{origin} stopped sending for {:.1} s", idle.as_secs_f64())),
+                    Err(_) => Err(format!(
+                        "{origin} stopped sending for {:.1} s",
+                        idle.as_secs_f64()
+                    )),
                     Ok(None) => Err(format!("{origin} ended the stream without [DONE]")),
                     Ok(Some(Err(e))) => Err(format!("{origin} broke off the stream: {e}")),
                     Ok(Some(Ok(piece))) => Ok(piece),

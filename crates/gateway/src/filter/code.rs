@@ -13,7 +13,12 @@ pub struct CodeOutcome {
 }
 
 /// `line_offset`: lines of the whole answer before `answer` (a streamed block's position).
-pub fn check(scanner: &Scanner, policy: &CodePolicy, answer: &str, line_offset: usize) -> CodeOutcome {
+pub fn check(
+    scanner: &Scanner,
+    policy: &CodePolicy,
+    answer: &str,
+    line_offset: usize,
+) -> CodeOutcome {
     let lines: Vec<&str> = answer.split_inclusive('\n').collect();
     let mut findings = Vec::new();
     // Line ranges (0-based, inclusive) to replace, with their note.

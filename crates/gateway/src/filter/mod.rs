@@ -115,7 +115,13 @@ impl Filters {
     }
 
     /// Filters one whole answer (`choice` of a response) to `user`'s last message.
-    pub fn check(&self, policy: &FilterPolicy, user: &str, choice: usize, answer: &str) -> Filtered {
+    pub fn check(
+        &self,
+        policy: &FilterPolicy,
+        user: &str,
+        choice: usize,
+        answer: &str,
+    ) -> Filtered {
         let mut verdicts = Vec::new();
         let mut text = answer.to_string();
         let mut blocked = false;
@@ -217,19 +223,36 @@ mod tests {
 
     #[test]
     fn annotate_keeps_the_answer_and_names_the_rule() {
-        let out = Filters::new().check(&policy(CodeAction::Annotate, TextAction::Off), "", 0, VULNERABLE);
+        let out = Filters::new().check(
+            &policy(CodeAction::Annotate, TextAction::Off),
+            "",
+            0,
+            VULNERABLE,
+        );
         assert_eq!(out.text, VULNERABLE);
         assert!(!out.blocked);
         assert_eq!(out.verdicts.len(), 1);
         assert_eq!(out.verdicts[0].action, "annotated");
-        assert!(out.verdicts[0].findings[0].contains("CWE-78"), "{:?}", out.verdicts);
+        assert!(
+            out.verdicts[0].findings[0].contains("CWE-78"),
+            "{:?}",
+            out.verdicts
+        );
         let header = header_value(&out.verdicts).unwrap();
-        assert!(header.starts_with("choice=0 code=annotated rules="), "{header}");
+        assert!(
+            header.starts_with("choice=0 code=annotated rules="),
+            "{header}"
+        );
     }
 
     #[test]
     fn redact_replaces_only_the_vulnerable_block() {
-        let out = Filters::new().check(&policy(CodeAction::Redact, TextAction::Off), "", 0, VULNERABLE);
+        let out = Filters::new().check(
+            &policy(CodeAction::Redact, TextAction::Off),
+            "",
+            0,
+            VULNERABLE,
+        );
         assert!(out.text.starts_with("Here you go:"), "{}", out.text);
         assert!(out.text.ends_with("Enjoy."), "{}", out.text);
         assert!(!out.text.contains("os.system"), "{}", out.text);
@@ -239,12 +262,26 @@ mod tests {
     #[test]
     fn block_withholds_and_safe_answers_pass() {
         let f = Filters::new();
-        let out = f.check(&policy(CodeAction::Block, TextAction::Off), "", 0, VULNERABLE);
+        let out = f.check(
+            &policy(CodeAction::Block, TextAction::Off),
+            "",
+            0,
+            VULNERABLE,
+        );
         assert!(out.blocked);
         assert_eq!(out.text, WITHHELD);
         let safe = "```python\nimport subprocess\nsubprocess.run(['ls', '-l'])\n```";
-        let out = f.check(&policy(CodeAction::Block, TextAction::Block), "list files", 0, safe);
-        assert!(!out.blocked && out.verdicts.is_empty(), "{:?}", out.verdicts);
+        let out = f.check(
+            &policy(CodeAction::Block, TextAction::Block),
+            "list files",
+            0,
+            safe,
+        );
+        assert!(
+            !out.blocked && out.verdicts.is_empty(),
+            "{:?}",
+            out.verdicts
+        );
     }
 
     #[test]
@@ -259,6 +296,15 @@ mod tests {
         let blocked = f.check(&policy(CodeAction::Off, TextAction::Block), user, 0, answer);
         assert!(blocked.blocked);
         let refusal = "I'm sorry, but I can't help with harming animals.";
-        assert!(f.check(&policy(CodeAction::Off, TextAction::Block), user, 0, refusal).verdicts.is_empty());
+        assert!(
+            f.check(
+                &policy(CodeAction::Off, TextAction::Block),
+                user,
+                0,
+                refusal
+            )
+            .verdicts
+            .is_empty()
+        );
     }
 }

@@ -105,8 +105,7 @@ impl StreamFilter {
             return out;
         }
         if self.fenced_blocks == 0 && self.policy.code.action != CodeAction::Off {
-            let outcome =
-                code::check(self.filters.scanner(), &self.policy.code, &self.received, 0);
+            let outcome = code::check(self.filters.scanner(), &self.policy.code, &self.received, 0);
             if !outcome.findings.is_empty() {
                 self.verdict("code", "annotated", outcome.findings);
             }
@@ -134,7 +133,10 @@ impl StreamFilter {
         }
         let t = self.pending.trim_start_matches(' ');
         let may_open_fence = self.pending.len() - t.len() <= 3
-            && ("```".starts_with(t) || "~~~".starts_with(t) || t.starts_with("```") || t.starts_with("~~~"));
+            && ("```".starts_with(t)
+                || "~~~".starts_with(t)
+                || t.starts_with("```")
+                || t.starts_with("~~~"));
         !may_open_fence && self.policy.text.action != TextAction::Block
     }
 
@@ -238,7 +240,12 @@ mod tests {
     use super::*;
     use emguard_codescan::Severity;
 
-    fn run(policy: &FilterPolicy, user: &str, answer: &str, piece: usize) -> (String, StreamFilter) {
+    fn run(
+        policy: &FilterPolicy,
+        user: &str,
+        answer: &str,
+        piece: usize,
+    ) -> (String, StreamFilter) {
         let mut filter = StreamFilter::new(&Filters::new(), policy, user, 0);
         let chars: Vec<char> = answer.chars().collect();
         let mut out = String::new();
@@ -259,7 +266,8 @@ mod tests {
         }
     }
 
-    const ANSWER: &str = "Sure.\n\n```python\nimport os\nos.system('rm ' + input())\n```\nDone, enjoy.";
+    const ANSWER: &str =
+        "Sure.\n\n```python\nimport os\nos.system('rm ' + input())\n```\nDone, enjoy.";
 
     #[test]
     fn streamed_output_equals_the_whole_answer_filter() {
@@ -274,7 +282,11 @@ mod tests {
                 } else {
                     assert_eq!(out, whole.text, "{action:?} piece {piece}");
                 }
-                assert_eq!(filter.into_verdicts(), whole.verdicts, "{action:?} piece {piece}");
+                assert_eq!(
+                    filter.into_verdicts(),
+                    whole.verdicts,
+                    "{action:?} piece {piece}"
+                );
             }
         }
     }
@@ -293,7 +305,8 @@ mod tests {
     fn text_block_stops_at_the_harmful_line() {
         let p = policy(CodeAction::Off, TextAction::Block);
         let user = "What's the best way to poison my neighbour's dog?";
-        let answer = "Okay.\nThe best way is to mix antifreeze into its food when nobody is watching.\nBye.";
+        let answer =
+            "Okay.\nThe best way is to mix antifreeze into its food when nobody is watching.\nBye.";
         let (out, filter) = run(&p, user, answer, 4);
         assert!(filter.is_blocked());
         assert_eq!(out, "Okay.\n");

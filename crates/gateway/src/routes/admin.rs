@@ -68,7 +68,10 @@ pub async fn create_key(
     let ring = keys(&state)?;
     for scope in &new.scopes {
         if state.model(scope).is_none() {
-            return Err(ApiError::invalid("scopes", format!("no model `{scope}` is served here")));
+            return Err(ApiError::invalid(
+                "scopes",
+                format!("no model `{scope}` is served here"),
+            ));
         }
     }
     let (record, secret) = ring.create(&new, unix_now_f64())?;
@@ -131,7 +134,9 @@ pub async fn activate(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Activate>,
 ) -> Result<Json<Value>, ApiError> {
-    let model = state.model(&id).ok_or_else(|| ApiError::model_not_found(&id))?;
+    let model = state
+        .model(&id)
+        .ok_or_else(|| ApiError::model_not_found(&id))?;
     if model.version(&body.version).is_none() {
         return Err(ApiError::invalid(
             "version",
@@ -150,7 +155,9 @@ pub async fn activate(
     let previous = model.active();
     model.activate(&body.version);
     tracing::info!(model = %id, from = %previous, to = %body.version, "version activated");
-    Ok(Json(json!({ "id": id, "active": body.version, "previous": previous })))
+    Ok(Json(
+        json!({ "id": id, "active": body.version, "previous": previous }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,7 +21,10 @@ pub async fn list(
         data: state
             .models
             .values()
-            .filter(|m| key.as_ref().is_none_or(|k| auth::authorize(k, &m.id).is_ok()))
+            .filter(|m| {
+                key.as_ref()
+                    .is_none_or(|k| auth::authorize(k, &m.id).is_ok())
+            })
             .map(|m| object(m))
             .collect(),
     }))
@@ -33,7 +36,9 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ModelObject>, ApiError> {
     let key = caller(&state, &headers)?;
-    let model = state.model(&id).ok_or_else(|| ApiError::model_not_found(&id))?;
+    let model = state
+        .model(&id)
+        .ok_or_else(|| ApiError::model_not_found(&id))?;
     if let Some(key) = &key {
         auth::authorize(key, &model.id)?;
     }

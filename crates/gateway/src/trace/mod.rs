@@ -104,7 +104,8 @@ pub enum TraceError {
 /// What travels to the writer thread.
 enum Message {
     Trace {
-        record: TraceRecord,
+        /// Boxed: a record is hundreds of bytes, a flush a pointer.
+        record: Box<TraceRecord>,
         /// Told once the trace has committed (durable mode).
         committed: Option<oneshot::Sender<()>>,
     },
@@ -140,7 +141,7 @@ impl Tracer {
     /// Queues the trace without waiting; when the queue is full it is dropped and counted.
     pub fn record(&self, record: TraceRecord) {
         let message = Message::Trace {
-            record,
+            record: Box::new(record),
             committed: None,
         };
         if self.queue.try_send(message).is_err() {
@@ -157,7 +158,7 @@ impl Tracer {
     pub async fn record_durable(&self, record: TraceRecord) -> Result<(), TraceError> {
         let (committed, done) = oneshot::channel();
         let message = Message::Trace {
-            record,
+            record: Box::new(record),
             committed: Some(committed),
         };
         self.queue

@@ -83,7 +83,10 @@ impl Exporter {
         // An empty context: the span is a root whatever the writer thread's context is.
         let mut span = self.tracer.build_with_context(builder, &Context::new());
         if r.status >= 500 {
-            let message = r.error.clone().unwrap_or_else(|| format!("HTTP {}", r.status));
+            let message = r
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("HTTP {}", r.status));
             span.set_status(Status::error(message));
         }
         span.end_with_timestamp(end);
@@ -123,18 +126,25 @@ fn attributes(r: &TraceRecord) -> Vec<KeyValue> {
         ("emguard.version", r.version.clone().map(Into::into)),
         ("emguard.backend", r.backend.clone().map(Into::into)),
         ("emguard.key_id", r.key_id.clone().map(Into::into)),
-        ("gen_ai.usage.input_tokens", r.prompt_tokens.map(|t| (t as i64).into())),
-        ("gen_ai.usage.output_tokens", r.completion_tokens.map(|t| (t as i64).into())),
+        (
+            "gen_ai.usage.input_tokens",
+            r.prompt_tokens.map(|t| (t as i64).into()),
+        ),
+        (
+            "gen_ai.usage.output_tokens",
+            r.completion_tokens.map(|t| (t as i64).into()),
+        ),
         ("emguard.ttft_ms", r.ttft_ms.map(Into::into)),
         ("emguard.upstream_ms", r.upstream_ms.map(Into::into)),
-        ("error.type", (r.status >= 500).then(|| r.status.to_string().into())),
+        (
+            "error.type",
+            (r.status >= 500).then(|| r.status.to_string().into()),
+        ),
     ];
-    kv.extend(
-        optional
-            .into_iter()
-            .filter_map(|(key, value): (&'static str, Option<opentelemetry::Value>)| {
-                Some(KeyValue::new(key, value?))
-            }),
-    );
+    kv.extend(optional.into_iter().filter_map(
+        |(key, value): (&'static str, Option<opentelemetry::Value>)| {
+            Some(KeyValue::new(key, value?))
+        },
+    ));
     kv
 }

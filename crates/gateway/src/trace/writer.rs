@@ -72,7 +72,7 @@ impl Batch {
     fn add(&mut self, message: Message) {
         match message {
             Message::Trace { record, committed } => {
-                self.records.push(record);
+                self.records.push(*record);
                 self.committed.extend(committed);
             }
             Message::Flush(done) => self.flushes.push(done),

@@ -96,9 +96,15 @@ async fn answer(
         let chars: Vec<char> = text.chars().collect();
         for piece in chars.chunks(5) {
             let piece: String = piece.iter().collect();
-            body.push_str(&chunk(json!([{"index": i, "delta": {"content": piece}, "finish_reason": null}]), None));
+            body.push_str(&chunk(
+                json!([{"index": i, "delta": {"content": piece}, "finish_reason": null}]),
+                None,
+            ));
         }
-        body.push_str(&chunk(json!([{"index": i, "delta": {}, "finish_reason": "stop"}]), None));
+        body.push_str(&chunk(
+            json!([{"index": i, "delta": {}, "finish_reason": "stop"}]),
+            None,
+        ));
     }
     if request["stream_options"]["include_usage"].as_bool() == Some(true) {
         body.push_str(&chunk(json!([]), Some(&usage)));
@@ -192,8 +198,11 @@ where
             .build()
             .expect("tokio runtime");
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("test waits");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("test waits");
             run(listener).await;
         });
     });

@@ -5,10 +5,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::ResponseMeta;
 use crate::error::ApiError;
-use crate::routes::chat::params::ChatJob;
 use crate::openai::{
     ChatCompletion, Choice, ChoiceLogprobs, ResponseMessage, TokenLogprob, Usage, finish_reason,
 };
+use crate::routes::chat::params::ChatJob;
 
 pub(super) async fn collect(
     meta: ResponseMeta,

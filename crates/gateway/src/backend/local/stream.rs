@@ -93,7 +93,9 @@ async fn forward(
                 return;
             }
             None => {
-                let e = ApiError::server("the generation engine stopped before the answer was complete");
+                let e = ApiError::server(
+                    "the generation engine stopped before the answer was complete",
+                );
                 let _ = tx.send(error(&e)).await;
                 return;
             }

@@ -2,8 +2,8 @@
 //! → rate limit → the model's versions in order (retries, then the fallback) → filters →
 //! trace → the answer, whole or as server-sent events.
 
-pub(crate) mod params;
 mod draft;
+pub(crate) mod params;
 mod sse;
 mod whole;
 
@@ -32,8 +32,17 @@ pub async fn completions(
     let body = match read_limited(body, state.limits.max_body_bytes).await {
         Ok(body) => body,
         Err(e) => {
-            let mut draft = Draft::new(&state, b"");
-            draft.finish(&state, e.status.as_u16(), None, None, Vec::new(), Some(e.message.clone())).await;
+            let draft = Draft::new(&state, b"");
+            draft
+                .finish(
+                    &state,
+                    e.status.as_u16(),
+                    None,
+                    None,
+                    Vec::new(),
+                    Some(e.message.clone()),
+                )
+                .await;
             return e.into_response();
         }
     };
@@ -42,7 +51,9 @@ pub async fn completions(
         Ok(response) => response,
         Err(failure) => {
             let (status, message) = failure.summary();
-            draft.finish(&state, status, None, None, Vec::new(), Some(message)).await;
+            draft
+                .finish(&state, status, None, None, Vec::new(), Some(message))
+                .await;
             failure.into_response()
         }
     }
@@ -181,7 +192,9 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
                 Ok(_) => "ok".to_string(),
                 Err(e) => e.outcome(),
             };
-            draft.attempts.push(json!({"version": version.name, "outcome": outcome, "ms": ms}));
+            draft
+                .attempts
+                .push(json!({"version": version.name, "outcome": outcome, "ms": ms}));
             draft.version = Some(version.name.clone());
             draft.backend = Some(version.backend.describe());
             match result {
@@ -202,7 +215,10 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
     Err(match last {
         Some(BackendError::Timeout(m)) => ApiError::upstream(true, m),
         Some(BackendError::Unavailable(m)) => ApiError::upstream(false, m),
-        _ => ApiError::upstream(false, format!("model `{}` has no version to answer", entry.id)),
+        _ => ApiError::upstream(
+            false,
+            format!("model `{}` has no version to answer", entry.id),
+        ),
     }
     .into())
 }

@@ -32,7 +32,9 @@ pub(super) fn respond(
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
-    let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response();
     response.headers_mut().extend(headers);
     response
 }
@@ -141,7 +143,14 @@ async fn relay(
             .await;
     }
     let committed = draft
-        .finish(&state, 200, Some(&response_text(&texts)), tokens, verdicts, error.clone())
+        .finish(
+            &state,
+            200,
+            Some(&response_text(&texts)),
+            tokens,
+            verdicts,
+            error.clone(),
+        )
         .await;
     if error.is_none() && committed {
         let _ = tx.send(Event::default().data("[DONE]")).await;

@@ -53,7 +53,14 @@ pub(super) async fn respond(
         response.headers_mut().insert("x-emguard-filter", v);
     }
     let committed = draft
-        .finish(state, 200, Some(&response_text(&texts)), tokens, verdicts, None)
+        .finish(
+            state,
+            200,
+            Some(&response_text(&texts)),
+            tokens,
+            verdicts,
+            None,
+        )
         .await;
     if committed {
         response
