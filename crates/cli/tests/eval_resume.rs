@@ -28,7 +28,7 @@ const DEADLINE: Duration = Duration::from_secs(240);
 
 const QUESTIONS: usize = 2;
 const PARAPHRASES: usize = 2;
-const SAMPLES: usize = 4;
+const SAMPLES: usize = 3;
 const ITEMS: usize = QUESTIONS * PARAPHRASES * SAMPLES;
 
 const SUITE: &str = r#"
@@ -332,7 +332,7 @@ fn an_eval_stopped_by_ctrl_c_and_by_sigkill_resumes_without_redoing_stored_answe
             "--samples",
             &samples,
             "--max-tokens",
-            "24",
+            "16",
             "--seed",
             "7",
         ],
@@ -394,6 +394,14 @@ fn an_eval_stopped_by_ctrl_c_and_by_sigkill_resumes_without_redoing_stored_answe
     relay.settle();
     let third = relay.requests()[done..].to_vec();
     let asked_third = asked(&third, &keys, &after_kill);
+    eprintln!(
+        "stored after Ctrl-C {}, after SIGKILL {}, of {ITEMS}; requests per process {} / {} / {}",
+        after_interrupt.len(),
+        after_kill.len(),
+        first.len(),
+        second.len(),
+        third.len()
+    );
     assert_eq!(asked_third.len(), ITEMS - after_kill.len());
     assert_eq!(stored(&store, &run_id).len(), ITEMS);
     let progress = store.progress(&run_id).unwrap();

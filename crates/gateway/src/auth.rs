@@ -37,6 +37,9 @@ pub struct NewKey {
     pub requests_per_minute: Option<u32>,
     #[serde(default)]
     pub tokens_per_minute: Option<u32>,
+    /// A policy of the config's `filter_policies`, replacing the model's for this key.
+    #[serde(default)]
+    pub filter_policy: Option<String>,
 }
 
 impl KeyRing {
@@ -104,6 +107,7 @@ impl KeyRing {
             revoked_at: None,
             requests_per_minute: new.requests_per_minute,
             tokens_per_minute: new.tokens_per_minute,
+            filter_policy: new.filter_policy.clone(),
         };
         self.store
             .insert_key(&record)

@@ -227,6 +227,7 @@ pub async fn build_with_admin_token(
         limiter: Some(limiter),
         default_quota: config.rate_limits.default,
         filters: Filters::new(),
+        filter_policies: config.filter_policies.clone(),
         tracer,
         content: config.traces.content,
         durable: config.traces.durable,

@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     /// The default output-filter policy; a model's `filters` replaces it for that model.
     #[serde(default)]
     pub filters: FilterPolicy,
+    /// Named policies an API key can be given (`filter_policy` when the key is created); a
+    /// key's policy replaces the model's for its requests.
+    #[serde(default)]
+    pub filter_policies: std::collections::BTreeMap<String, FilterPolicy>,
     pub models: Vec<ModelConfig>,
 }
 
@@ -317,6 +321,16 @@ impl GatewayConfig {
                     &format!("no version named `{fallback}`"),
                 ));
             }
+        }
+        if self
+            .filter_policies
+            .keys()
+            .any(|name| name.trim().is_empty())
+        {
+            return Err(invalid(
+                "filter_policies".into(),
+                "a policy name must not be empty",
+            ));
         }
         if self.auth.required && self.store.is_none() {
             return Err(invalid(

@@ -87,6 +87,8 @@ pub struct Inner {
     pub limiter: Option<RateLimiter>,
     pub default_quota: Quota,
     pub filters: Filters,
+    /// Named filter policies keys may be given.
+    pub filter_policies: BTreeMap<String, FilterPolicy>,
     pub tracer: Option<Tracer>,
     pub content: ContentLogging,
     /// Release a response only once its trace is committed.
@@ -149,6 +151,7 @@ impl AppState {
             limiter: None,
             default_quota: Quota::default(),
             filters: Filters::new(),
+            filter_policies: BTreeMap::new(),
             tracer: None,
             content: ContentLogging::Off,
             durable: false,

@@ -151,3 +151,37 @@ fn harmful_text_is_flagged_or_blocked_and_safe_text_passes() {
     let (body, _) = content(res);
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
 }
+
+#[test]
+fn a_key_with_its_own_policy_replaces_the_models() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let yaml = config(&up.url, "annotate", "flag")
+        .replace("auth: {required: false}\n", "")
+        .replace(
+            "models:",
+            "filter_policies:\n  strict: {code: {action: block, min_severity: low}, text: {action: block}}\nmodels:",
+        );
+    let g = gateway(&yaml);
+    let (_, strict) = guard::create_key(
+        &g,
+        serde_json::json!({"name": "kids app", "filter_policy": "strict"}),
+    );
+    let (_, plain) = guard::create_key(&g, serde_json::json!({"name": "internal"}));
+    let (body, _) = content(chat(&g, Some(&strict), &ask("m", "write a ping handler")));
+    assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
+    let (body, text) = content(chat(&g, Some(&plain), &ask("m", "write a ping handler")));
+    assert_eq!(
+        (body["choices"][0]["finish_reason"].as_str(), text.as_str()),
+        (Some("stop"), VULNERABLE)
+    );
+    let (status, err) = guard::admin(
+        &g,
+        "POST",
+        "/admin/keys",
+        Some(serde_json::json!({"name": "x", "filter_policy": "nope"})),
+    );
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("filter_policy"))
+    );
+}

@@ -44,6 +44,7 @@ fn key(id: &str) -> ApiKeyRecord {
         revoked_at: None,
         requests_per_minute: Some(600),
         tokens_per_minute: None,
+        filter_policy: Some("strict".to_string()),
     }
 }
 

@@ -13,7 +13,7 @@ use super::taint::Taint;
 pub type ScopeId = usize;
 
 /// Up to this many children, the walk reaches them by index (see [`Module::walk`]).
-const MAX_INDEXED_CHILDREN: u32 = 8;
+const MAX_INDEXED_CHILDREN: u32 = 1000;
 
 /// A value given to a name. `end` is the byte offset where the binding takes effect, so a
 /// use inside its own right-hand side (`x = f(x)`) still sees the previous binding.

@@ -11,11 +11,11 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 // Key ids are issued by the gateway, not chosen by clients: a fast seeded hash will do.
 use foldhash::fast::RandomState;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
 
 use super::gcra::{self, Lane};
 use super::{Lanes, LimitKind, Verdict};

@@ -57,6 +57,7 @@ fn key_json(key: &ApiKeyRecord) -> Value {
         "id": key.id, "name": key.name, "scopes": key.scopes,
         "created_at": key.created_at, "expires_at": key.expires_at, "revoked_at": key.revoked_at,
         "requests_per_minute": key.requests_per_minute, "tokens_per_minute": key.tokens_per_minute,
+        "filter_policy": key.filter_policy,
     })
 }
 
@@ -73,6 +74,14 @@ pub async fn create_key(
                 format!("no model `{scope}` is served here"),
             ));
         }
+    }
+    if let Some(policy) = &new.filter_policy
+        && !state.filter_policies.contains_key(policy)
+    {
+        return Err(ApiError::invalid(
+            "filter_policy",
+            format!("no filter policy `{policy}` in the config's `filter_policies`"),
+        ));
     }
     let (record, secret) = ring.create(&new, unix_now_f64())?;
     let mut body = key_json(&record);

@@ -92,6 +92,10 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<f64>,
     pub requests_per_minute: Option<u32>,
     pub tokens_per_minute: Option<u32>,
+    /// A named output-filter policy of the gateway's config that replaces the model's for
+    /// this key's requests.
+    #[serde(default)]
+    pub filter_policy: Option<String>,
 }
 
 /// A trace as the backends write it: the indexed columns and the JSON document.

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::backend::{BackendError, Call, Reply, backoff};
 use crate::error::ApiError;
+use crate::filter::FilterPolicy;
 use crate::json_body::{parse_with_value, read_limited};
 use crate::openai::ChatCompletionRequest;
 use crate::ratelimit::Quota;
@@ -100,6 +101,8 @@ struct Accepted {
     entry: std::sync::Arc<ModelEntry>,
     key_id: String,
     quota: Quota,
+    /// The output filters for this request: the key's policy, or the model's.
+    policy: FilterPolicy,
     /// The user's last message, which the text filter reads answers against.
     user: String,
     include_usage: bool,
@@ -143,6 +146,18 @@ async fn guarded(
             .and_then(|k| k.tokens_per_minute)
             .or(state.default_quota.tokens_per_minute),
     };
+    // A key's policy replaces the model's (an unknown name, from a config edited since the key
+    // was made, falls back to the model's policy with a warning).
+    let policy = match key.as_ref().and_then(|k| k.filter_policy.as_deref()) {
+        Some(name) => state.filter_policies.get(name).cloned().unwrap_or_else(|| {
+            tracing::warn!(
+                policy = name,
+                "a key names a filter policy the config lacks"
+            );
+            entry.policy.clone()
+        }),
+        None => entry.policy.clone(),
+    };
     let key_id = key.map_or_else(|| "anonymous".to_string(), |k| k.id);
     if let Some(limiter) = &state.limiter
         && let Err(denied) = limiter.admit(&key_id, &quota).await
@@ -166,6 +181,7 @@ async fn guarded(
     let reply = answer(&entry, &call, draft).await?;
     let accepted = Accepted {
         entry,
+        policy,
         key_id,
         quota,
         user: last_user_message(&job),

@@ -52,7 +52,7 @@ async fn relay(
     mut draft: Draft,
     tx: mpsc::Sender<Event>,
 ) {
-    let policy = &accepted.entry.policy;
+    let policy = &accepted.policy;
     let mut choices: BTreeMap<usize, ChoiceState> = BTreeMap::new();
     let mut tokens: Option<Tokens> = None;
     let mut error: Option<String> = None;

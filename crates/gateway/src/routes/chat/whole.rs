@@ -28,7 +28,7 @@ pub(super) async fn respond(
             };
             let filtered = state
                 .filters
-                .check(&accepted.entry.policy, &accepted.user, index, text);
+                .check(&accepted.policy, &accepted.user, index, text);
             if filtered.text != text {
                 choice["message"]["content"] = Value::String(filtered.text.clone());
             }
