@@ -172,7 +172,9 @@ point() { # target, base URL, key, rate, pid of the server under test
 
 if [ "$soak" = true ]; then
     start_emguard "$here/emguard.yaml" emguard
-    rss() { awk '/VmRSS/ {print $2}' "/proc/$emguard_pid/status"; }
+    # VmRSS and RssAnon (kB): the binary's mapped code pages are part of VmRSS and only grow
+    # while new code paths run; the heap is in RssAnon.
+    rss() { awk '/VmRSS|RssAnon/ {printf "%s\t", $2}' "/proc/$emguard_pid/status"; }
     echo "== soak: emguard at 1000 requests/s for 600 s, RSS every 10 s" >&2
     load soak "http://127.0.0.1:$emguard_port" "$key" 1000 600 "$out/soak-1000.json" &
     load_pid=$!

@@ -90,14 +90,20 @@ def latency(out, rates):
 
 
 def soak(out):
-    rows = [line.split("\t") for line in (out / "soak-rss.tsv").read_text().splitlines() if line.strip()]
-    rss = [(int(t), int(kb) / 1024) for t, kb in rows]
+    # run.sh writes "SECONDS\tVMRSS_KB\tRSSANON_KB\t" per sample.
+    rows = [line.split() for line in (out / "soak-rss.tsv").read_text().splitlines() if line.strip()]
+    samples = [(int(t), int(rss) / 1024, int(anon) / 1024) for t, rss, anon in rows]
+    end = samples[-1][0]
+    print(f"emguard memory over {end} s at 1000 rps (sampled every 10 s), MiB:")
+    for name, column in (("RSS", 1), ("anonymous (heap)", 2)):
+        values = [s[column] for s in samples]
+        # Growth over the second half, once buffers and caches have settled.
+        half = [s[column] for s in samples if s[0] >= end / 2]
+        print(
+            f"{name}: start {values[0]:.1f}, end {values[-1]:.1f}, max {max(values):.1f}; "
+            f"second half {half[0]:.1f} -> {half[-1]:.1f} ({half[-1] - half[0]:+.1f})"
+        )
     point = read_point(out, "soak", "1000")
-    print(f"emguard RSS over {rss[-1][0]} s at 1000 rps (sampled every 10 s):")
-    print(f"start {rss[0][1]:.1f} MiB, end {rss[-1][1]:.1f} MiB, max {max(r for _, r in rss):.1f} MiB")
-    # Growth over the second half, once buffers and caches have settled.
-    half = [r for t, r in rss if t >= rss[-1][0] / 2]
-    print(f"second half: {half[0]:.1f} -> {half[-1]:.1f} MiB ({half[-1] - half[0]:+.1f} MiB)")
     if point:
         print(
             f"load: achieved {point['achieved']:.0f} rps, {point['errors']} errors, "

@@ -17,6 +17,7 @@ impl Server {
     }
 
     /// Starts `emguard serve --port 0 ARGS...` and waits for its address line.
+    #[allow(dead_code)] // used by some of the test binaries that include this module
     pub fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_emguard"))
             .args(["serve", "--port", "0"])
@@ -40,6 +41,7 @@ impl Server {
     }
 
     /// Kills the process at once (SIGKILL): nothing is flushed, no handler runs.
+    #[allow(dead_code)] // used by some of the test binaries that include this module
     pub fn kill_hard(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

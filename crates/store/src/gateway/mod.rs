@@ -137,40 +137,64 @@ enum Order {
     OldestAfter(Cursor),
 }
 
+/// The tables, in SQL that both backends accept (SQLite reads `DOUBLE PRECISION` as REAL).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gateway_traces (
+    id TEXT PRIMARY KEY,
+    time DOUBLE PRECISION NOT NULL,
+    key_id TEXT,
+    model TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gateway_traces_time ON gateway_traces (time, id);
+CREATE TABLE IF NOT EXISTS gateway_keys (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gateway_active_versions (
+    model TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+);
+";
+
 /// How many traces [`GatewayStore::export_traces`] reads at a time.
 const EXPORT_PAGE: usize = 1000;
 
-/// Boxed: each holds two connections (hundreds of bytes), and a store is opened once.
-enum Backend {
-    Sqlite(Box<sqlite::Sqlite>),
-    Postgres(Box<postgres::Postgres>),
+/// What each backend does, in SQL of its dialect; the records' mapping stays here.
+trait Backend: Send + Sync {
+    fn insert_traces(&self, rows: &[TraceRow]) -> Result<()>;
+    /// Record documents of the matching traces in `order`, at most `limit`.
+    fn select_traces(&self, q: &TraceQuery, order: &Order, limit: usize) -> Result<Vec<String>>;
+    fn trace(&self, id: &str) -> Result<Option<String>>;
+    fn delete_traces_before(&self, unix_secs: f64) -> Result<u64>;
+    /// False when a key with this id exists.
+    fn insert_key(&self, id: &str, doc: &str) -> Result<bool>;
+    /// Key documents in id order.
+    fn keys(&self) -> Result<Vec<String>>;
+    /// Rewrites the key's document in one transaction; false when there is no such key.
+    fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool>;
+    fn set_active_version(&self, model: &str, version: &str) -> Result<()>;
+    fn active_versions(&self) -> Result<Vec<(String, String)>>;
 }
 
-/// The gateway's store handle; `Send + Sync`. SQLite gets a writer and a reader connection so
-/// that admin queries never wait behind a trace batch.
+/// The gateway's store handle; `Send + Sync`. Each backend keeps a writer and a reader
+/// connection, so that admin queries never wait behind a trace batch.
 pub struct GatewayStore {
-    backend: Backend,
-}
-
-macro_rules! dispatch {
-    ($self:ident, $b:ident => $e:expr) => {
-        match &$self.backend {
-            Backend::Sqlite($b) => $e,
-            Backend::Postgres($b) => $e,
-        }
-    };
+    backend: Box<dyn Backend>,
 }
 
 impl GatewayStore {
     /// `postgres://…` or `postgresql://…` opens PostgreSQL; anything else is a SQLite file
     /// path (created with its tables when missing; WAL journal).
     pub fn open(location: &str) -> Result<GatewayStore> {
-        let backend =
-            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-                Backend::Postgres(Box::new(postgres::Postgres::connect(location)?))
-            } else {
-                Backend::Sqlite(Box::new(sqlite::Sqlite::open(location)?))
-            };
+        let is_url = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| location.starts_with(scheme));
+        let backend: Box<dyn Backend> = match is_url {
+            true => Box::new(postgres::Postgres::connect(location)?),
+            false => Box::new(sqlite::Sqlite::open(location)?),
+        };
         Ok(GatewayStore { backend })
     }
 
@@ -182,12 +206,14 @@ impl GatewayStore {
             .iter()
             .map(TraceRow::new)
             .collect::<Result<Vec<_>>>()?;
-        dispatch!(self, b => b.insert_traces(&rows))
+        self.backend.insert_traces(&rows)
     }
 
     /// Matching traces, newest first, at most `query.limit`.
     pub fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceRecord>> {
-        let docs = dispatch!(self, b => b.select_traces(query, &Order::NewestFirst, query.limit))?;
+        let docs = self
+            .backend
+            .select_traces(query, &Order::NewestFirst, query.limit)?;
         parse_all(&docs)
     }
 
@@ -201,7 +227,7 @@ impl GatewayStore {
         let mut cursor: Cursor = None;
         loop {
             let order = Order::OldestAfter(cursor.take());
-            let docs = dispatch!(self, b => b.select_traces(query, &order, EXPORT_PAGE))?;
+            let docs = self.backend.select_traces(query, &order, EXPORT_PAGE)?;
             let page_len = docs.len();
             for doc in docs {
                 let rec: TraceRecord = serde_json::from_str(&doc).map_err(StoreError::from)?;
@@ -215,19 +241,19 @@ impl GatewayStore {
     }
 
     pub fn trace(&self, id: &str) -> Result<Option<TraceRecord>> {
-        let doc = dispatch!(self, b => b.trace(id))?;
+        let doc = self.backend.trace(id)?;
         Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
     }
 
     /// Deletes traces that started before `unix_secs`; returns how many.
     pub fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
-        dispatch!(self, b => b.delete_traces_before(unix_secs))
+        self.backend.delete_traces_before(unix_secs)
     }
 
     /// Fails with [`StoreError::KeyExists`] when a key with this id is stored already.
     pub fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
         let doc = serde_json::to_string(key)?;
-        if dispatch!(self, b => b.insert_key(&key.id, &doc))? {
+        if self.backend.insert_key(&key.id, &doc)? {
             Ok(())
         } else {
             Err(StoreError::KeyExists(key.id.clone()))
@@ -236,7 +262,7 @@ impl GatewayStore {
 
     /// Every key, revoked and expired ones included, in id order.
     pub fn keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        parse_all(&dispatch!(self, b => b.keys())?)
+        parse_all(&self.backend.keys()?)
     }
 
     /// Marks the key revoked at `at` (a key revoked already keeps its first time). False when
@@ -247,16 +273,16 @@ impl GatewayStore {
             key.revoked_at.get_or_insert(at);
             Ok(serde_json::to_string(&key)?)
         };
-        dispatch!(self, b => b.update_key(id, &revoke))
+        self.backend.update_key(id, &revoke)
     }
 
     pub fn set_active_version(&self, model: &str, version: &str) -> Result<()> {
-        dispatch!(self, b => b.set_active_version(model, version))
+        self.backend.set_active_version(model, version)
     }
 
     /// (model, version) pairs in model order.
     pub fn active_versions(&self) -> Result<Vec<(String, String)>> {
-        dispatch!(self, b => b.active_versions())
+        self.backend.active_versions()
     }
 }
 

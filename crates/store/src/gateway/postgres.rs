@@ -5,29 +5,9 @@ use std::sync::Mutex;
 
 use postgres::Client;
 
-use super::{KeyUpdate, Order, TraceQuery, TraceRow};
+use super::{Backend, KeyUpdate, Order, SCHEMA, TraceQuery, TraceRow};
 use crate::Result;
 use crate::postgres::{connect, off_async_threads};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS gateway_traces (
-    id TEXT PRIMARY KEY,
-    time DOUBLE PRECISION NOT NULL,
-    key_id TEXT,
-    model TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gateway_traces_time ON gateway_traces (time, id);
-CREATE TABLE IF NOT EXISTS gateway_keys (
-    id TEXT PRIMARY KEY,
-    record TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS gateway_active_versions (
-    model TEXT PRIMARY KEY,
-    version TEXT NOT NULL
-);
-";
 
 /// The filter of [`TraceQuery`] ($1..$5) and a (time, id) cursor ($6, $7); NULL means "any".
 const TRACE_FILTER: &str =
@@ -72,8 +52,10 @@ impl Postgres {
             reader: Mutex::new(Some(connect(url, "")?)),
         })
     }
+}
 
-    pub(crate) fn insert_traces(&self, rows: &[TraceRow]) -> Result<()> {
+impl Backend for Postgres {
+    fn insert_traces(&self, rows: &[TraceRow]) -> Result<()> {
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let times: Vec<f64> = rows.iter().map(|r| r.time).collect();
         let key_ids: Vec<Option<&str>> = rows.iter().map(|r| r.key_id.as_deref()).collect();
@@ -92,12 +74,7 @@ impl Postgres {
         })
     }
 
-    pub(crate) fn select_traces(
-        &self,
-        q: &TraceQuery,
-        order: &Order,
-        limit: usize,
-    ) -> Result<Vec<String>> {
+    fn select_traces(&self, q: &TraceQuery, order: &Order, limit: usize) -> Result<Vec<String>> {
         let (sql_order, cursor) = match order {
             Order::NewestFirst => ("time DESC, id DESC", None),
             Order::OldestAfter(cursor) => ("time ASC, id ASC", cursor.clone()),
@@ -116,7 +93,7 @@ impl Postgres {
         })
     }
 
-    pub(crate) fn trace(&self, id: &str) -> Result<Option<String>> {
+    fn trace(&self, id: &str) -> Result<Option<String>> {
         with(&self.reader, |c| {
             Ok(
                 c.query_opt("SELECT record FROM gateway_traces WHERE id = $1", &[&id])?
@@ -125,13 +102,13 @@ impl Postgres {
         })
     }
 
-    pub(crate) fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
+    fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
         with(&self.writer, |c| {
             Ok(c.execute("DELETE FROM gateway_traces WHERE time < $1", &[&unix_secs])?)
         })
     }
 
-    pub(crate) fn insert_key(&self, id: &str, doc: &str) -> Result<bool> {
+    fn insert_key(&self, id: &str, doc: &str) -> Result<bool> {
         let n = with(&self.writer, |c| {
             Ok(c.execute(
                 "INSERT INTO gateway_keys (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
@@ -141,14 +118,14 @@ impl Postgres {
         Ok(n == 1)
     }
 
-    pub(crate) fn keys(&self) -> Result<Vec<String>> {
+    fn keys(&self) -> Result<Vec<String>> {
         with(&self.reader, |c| {
             let rows = c.query("SELECT record FROM gateway_keys ORDER BY id", &[])?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 
-    pub(crate) fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool> {
+    fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool> {
         with(&self.writer, |c| {
             let mut tx = c.transaction()?;
             let Some(row) = tx.query_opt(
@@ -168,7 +145,7 @@ impl Postgres {
         })
     }
 
-    pub(crate) fn set_active_version(&self, model: &str, version: &str) -> Result<()> {
+    fn set_active_version(&self, model: &str, version: &str) -> Result<()> {
         with(&self.writer, |c| {
             c.execute(
                 "INSERT INTO gateway_active_versions (model, version) VALUES ($1, $2)
@@ -179,7 +156,7 @@ impl Postgres {
         })
     }
 
-    pub(crate) fn active_versions(&self) -> Result<Vec<(String, String)>> {
+    fn active_versions(&self) -> Result<Vec<(String, String)>> {
         with(&self.reader, |c| {
             let rows = c.query(
                 "SELECT model, version FROM gateway_active_versions ORDER BY model",

@@ -5,29 +5,9 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Cursor, KeyUpdate, Order, TraceQuery, TraceRow};
+use super::{Backend, Cursor, KeyUpdate, Order, SCHEMA, TraceQuery, TraceRow};
 use crate::Result;
 use crate::sqlite::{connect, with};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS gateway_traces (
-    id TEXT PRIMARY KEY,
-    time REAL NOT NULL,
-    key_id TEXT,
-    model TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gateway_traces_time ON gateway_traces (time, id);
-CREATE TABLE IF NOT EXISTS gateway_keys (
-    id TEXT PRIMARY KEY,
-    record TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS gateway_active_versions (
-    model TEXT PRIMARY KEY,
-    version TEXT NOT NULL
-);
-";
 
 /// The filter of [`TraceQuery`] (?1..?5) and a (time, id) cursor (?6, ?7); NULL means "any".
 const TRACE_FILTER: &str = "(?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR time < ?2)
@@ -58,8 +38,10 @@ impl Sqlite {
     fn read<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         with(&self.path, &self.reader, f)
     }
+}
 
-    pub(crate) fn insert_traces(&self, rows: &[TraceRow]) -> Result<()> {
+impl Backend for Sqlite {
+    fn insert_traces(&self, rows: &[TraceRow]) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
             {
@@ -75,12 +57,7 @@ impl Sqlite {
         })
     }
 
-    pub(crate) fn select_traces(
-        &self,
-        q: &TraceQuery,
-        order: &Order,
-        limit: usize,
-    ) -> Result<Vec<String>> {
+    fn select_traces(&self, q: &TraceQuery, order: &Order, limit: usize) -> Result<Vec<String>> {
         let (sql_order, cursor): (&str, &Cursor) = match order {
             Order::NewestFirst => ("time DESC, id DESC", &None),
             Order::OldestAfter(cursor) => ("time ASC, id ASC", cursor),
@@ -107,7 +84,7 @@ impl Sqlite {
         })
     }
 
-    pub(crate) fn trace(&self, id: &str) -> Result<Option<String>> {
+    fn trace(&self, id: &str) -> Result<Option<String>> {
         self.read(|c| {
             c.query_row(
                 "SELECT record FROM gateway_traces WHERE id = ?1",
@@ -118,13 +95,13 @@ impl Sqlite {
         })
     }
 
-    pub(crate) fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
+    fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
         let n =
             self.write(|c| c.execute("DELETE FROM gateway_traces WHERE time < ?1", [unix_secs]))?;
         Ok(n as u64)
     }
 
-    pub(crate) fn insert_key(&self, id: &str, doc: &str) -> Result<bool> {
+    fn insert_key(&self, id: &str, doc: &str) -> Result<bool> {
         let n = self.write(|c| {
             c.execute(
                 "INSERT INTO gateway_keys (id, record) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
@@ -134,7 +111,7 @@ impl Sqlite {
         Ok(n == 1)
     }
 
-    pub(crate) fn keys(&self) -> Result<Vec<String>> {
+    fn keys(&self) -> Result<Vec<String>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT record FROM gateway_keys ORDER BY id")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -142,7 +119,7 @@ impl Sqlite {
         })
     }
 
-    pub(crate) fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool> {
+    fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let sqlite = |source| crate::StoreError::Sqlite {
             path: self.path.clone(),
@@ -170,7 +147,7 @@ impl Sqlite {
         Ok(true)
     }
 
-    pub(crate) fn set_active_version(&self, model: &str, version: &str) -> Result<()> {
+    fn set_active_version(&self, model: &str, version: &str) -> Result<()> {
         self.write(|c| {
             c.execute(
                 "INSERT INTO gateway_active_versions (model, version) VALUES (?1, ?2)
@@ -181,7 +158,7 @@ impl Sqlite {
         Ok(())
     }
 
-    pub(crate) fn active_versions(&self) -> Result<Vec<(String, String)>> {
+    fn active_versions(&self) -> Result<Vec<(String, String)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT model, version FROM gateway_active_versions ORDER BY model",
