@@ -1,5 +1,7 @@
 //! Shared by the CLI tests that need a running `emguard serve`.
 
+#![allow(dead_code)] // each test binary uses its own subset
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -17,7 +19,6 @@ impl Server {
     }
 
     /// Starts `emguard serve --port 0 ARGS...` and waits for its address line.
-    #[allow(dead_code)] // used by some of the test binaries that include this module
     pub fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_emguard"))
             .args(["serve", "--port", "0"])
@@ -41,7 +42,6 @@ impl Server {
     }
 
     /// Kills the process at once (SIGKILL): nothing is flushed, no handler runs.
-    #[allow(dead_code)] // used by some of the test binaries that include this module
     pub fn kill_hard(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
