@@ -7,11 +7,11 @@ use serde_json::Value;
 use crate::dedup::Fingerprint;
 use crate::extract::extract_code;
 use crate::format::{Format, Role, RowError};
-use emguard_judge::harm::{self, HarmSignal};
 use crate::intent::{self, Intent};
 use crate::manifest::row_hash;
 use crate::secrets;
 use crate::triggers;
+use emguard_judge::harm::{self, HarmSignal};
 
 /// Read-only context shared by the worker threads.
 pub struct Context<'a> {

@@ -81,19 +81,23 @@ fn as_u128(v: &Value) -> u128 {
     }
 }
 
+/// A tracer on a fresh SQLite file that exports to `endpoint`.
+fn exporting_tracer(endpoint: String) -> (tempfile::TempDir, Arc<GatewayStore>, Tracer) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let store = Arc::new(GatewayStore::open(path.to_str().unwrap()).unwrap());
+    let opts = TraceOptions {
+        otlp_endpoint: Some(endpoint),
+        ..TraceOptions::default()
+    };
+    let tracer = Tracer::start(Arc::clone(&store), opts);
+    (dir, store, tracer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_traces_reach_the_collector_with_genai_attributes() {
     let (base, received) = start_collector().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(GatewayStore::open(dir.path().join("t.sqlite").to_str().unwrap()).unwrap());
-    let tracer = Tracer::start(
-        Arc::clone(&store),
-        TraceOptions {
-            otlp_endpoint: Some(base),
-            ..TraceOptions::default()
-        },
-    );
+    let (_dir, store, tracer) = exporting_tracer(base);
     tracer
         .record_durable(record("chatcmpl-ok", 200))
         .await
@@ -190,16 +194,7 @@ async fn an_absent_collector_costs_no_trace_writes() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(GatewayStore::open(dir.path().join("t.sqlite").to_str().unwrap()).unwrap());
-    let tracer = Tracer::start(
-        Arc::clone(&store),
-        TraceOptions {
-            otlp_endpoint: Some(format!("http://127.0.0.1:{port}")),
-            ..TraceOptions::default()
-        },
-    );
+    let (_dir, store, tracer) = exporting_tracer(format!("http://127.0.0.1:{port}"));
     for i in 0..50 {
         tracer
             .record_durable(record(&format!("r{i}"), 200))

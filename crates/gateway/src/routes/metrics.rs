@@ -19,6 +19,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         metrics::gauge!("emguard_trace_dropped").set(s.dropped as f64);
         metrics::gauge!("emguard_trace_failed").set(s.failed as f64);
     }
+    if let Some(limiter) = &state.limiter {
+        let s = limiter.stats();
+        metrics::gauge!("emguard_ratelimit_admitted").set(s.admitted as f64);
+        metrics::gauge!("emguard_ratelimit_denied", "limit" => "requests")
+            .set(s.denied_requests as f64);
+        metrics::gauge!("emguard_ratelimit_denied", "limit" => "tokens")
+            .set(s.denied_tokens as f64);
+        metrics::gauge!("emguard_ratelimit_backend_errors").set(s.backend_errors as f64);
+        metrics::gauge!("emguard_ratelimit_failed_open").set(s.failed_open as f64);
+        metrics::gauge!("emguard_ratelimit_failed_closed").set(s.failed_closed as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),

@@ -1,4 +1,8 @@
-//! Load helpers shared by the rate-limit tests.
+//! Load helpers shared by the rate-limit tests, and a real redis-server.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+pub mod redis_server;
 
 use std::time::{Duration, Instant};
 

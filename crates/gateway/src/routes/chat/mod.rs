@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::filter::FilterPolicy;
 use crate::json_body::{parse_with_value, read_limited};
 use crate::openai::ChatCompletionRequest;
-use crate::ratelimit::Quota;
+use crate::ratelimit::{LimitKind, Quota};
 use crate::registry::ModelEntry;
 use crate::state::{AppState, unix_now_f64};
 use draft::Draft;
@@ -162,16 +162,17 @@ async fn guarded(
     if let Some(limiter) = &state.limiter
         && let Err(denied) = limiter.admit(&key_id, &quota).await
     {
-        metrics::counter!("emguard_rate_limited_total", "model" => entry.id.clone()).increment(1);
-        let secs = denied.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        return Err(ApiError::rate_limited(
-            format!(
-                "Rate limit reached for {key_id}: {} {:?} per minute. Retry after {secs} s.",
-                denied.quota, denied.limit
-            ),
-            secs,
-        )
-        .into());
+        let mut error = ApiError::rate_limited(denied.to_string(), denied.retry_after_secs());
+        if denied.limit == LimitKind::Unavailable {
+            // The shared limiter is down and configured to fail closed: not the client's doing.
+            error = error
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_code("rate_limiter_unavailable");
+        } else {
+            metrics::counter!("emguard_rate_limited_total", "model" => entry.id.clone())
+                .increment(1);
+        }
+        return Err(error.into());
     }
     let call = Call {
         request: &request,
