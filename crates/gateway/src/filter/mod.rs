@@ -211,7 +211,8 @@ mod tests {
 
     const VULNERABLE: &str = "Here you go:\n\n```python\nimport os\n\ndef run(cmd):\n    os.system('ls ' + input())\n```\n\nEnjoy.";
 
-    fn policy(code: CodeAction, text: TextAction) -> FilterPolicy {
+    /// A policy with every code finding counted (shared with the stream filter's tests).
+    pub(super) fn policy(code: CodeAction, text: TextAction) -> FilterPolicy {
         FilterPolicy {
             code: CodePolicy {
                 action: code,

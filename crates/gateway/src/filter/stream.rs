@@ -236,9 +236,8 @@ fn closes(line: &str, ch: char, len: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CodePolicy, TextPolicy};
+    use super::super::tests::policy;
     use super::*;
-    use emguard_codescan::Severity;
 
     fn run(
         policy: &FilterPolicy,
@@ -254,16 +253,6 @@ mod tests {
         }
         out.push_str(&filter.finish());
         (out, filter)
-    }
-
-    fn policy(code: CodeAction, text: TextAction) -> FilterPolicy {
-        FilterPolicy {
-            code: CodePolicy {
-                action: code,
-                min_severity: Severity::Low,
-            },
-            text: TextPolicy { action: text },
-        }
     }
 
     const ANSWER: &str =
