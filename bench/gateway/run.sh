@@ -6,7 +6,7 @@
 # Usage: bench/gateway/run.sh [--rates "50 1000 5000"] [--duration 20] [--warmup 5] [--soak]
 #                             [--targets "direct emguard emguard-durable litellm"] [--no-build]
 #   --soak   instead of the latency table: emguard at 1,000 requests/s for 10 minutes, its RSS
-#            sampled every 10 s (start/end/max printed).
+#            and heap (RssAnon) sampled every 10 s (start/end/max printed).
 # Env: LOAD_CORES (default 0) runs the load generator and the upstream, GATEWAY_CORES (default
 #      1) the gateway under test (emguard or LiteLLM), via taskset; set both to "0,1" to
 #      share both cores.
@@ -144,10 +144,10 @@ check() { # base URL, key, name: one request must answer 200 (and, for emguard, 
 # requests in flight at the deadline finish instead of counting them as errors).
 # 50 requests/s is in the default rates because one LiteLLM worker saturates near 100/s here:
 # it is the point where the peer's added latency is its own and not its queue's.
-load() { # name, base URL, key, rate, seconds, output file (or /dev/null)
-    taskset -c "$load_cores" "$oha" --no-tui --output-format json -q "$4" -z "${5}s" \
+load() { # base URL, key, rate, seconds, output file (or /dev/null)
+    taskset -c "$load_cores" "$oha" --no-tui --output-format json -q "$3" -z "${4}s" \
         --latency-correction -w -c 200 -t 10s -m POST -H 'content-type: application/json' \
-        -H "Authorization: Bearer $3" -D "$body" "$2/v1/chat/completions" > "$6"
+        -H "Authorization: Bearer $2" -D "$body" "$1/v1/chat/completions" > "$5"
 }
 
 # CPU time (user + system, in clock ticks) of a process and its children: what one request
@@ -162,10 +162,10 @@ cpu_ticks() { # pid
 
 point() { # target, base URL, key, rate, pid of the server under test
     echo "== $1 at $4 requests/s (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-    load "$1" "$2" "$3" "$4" "$warmup" /dev/null
+    load "$2" "$3" "$4" "$warmup" /dev/null
     local before
     before=$(cpu_ticks "$5")
-    load "$1" "$2" "$3" "$4" "$duration" "$out/$1-$4.json"
+    load "$2" "$3" "$4" "$duration" "$out/$1-$4.json"
     printf '%s %s %s\n' "$(cut -d' ' -f1 /proc/loadavg)" "$(($(cpu_ticks "$5") - before))" \
         "$(getconf CLK_TCK)" > "$out/$1-$4.load"
 }
@@ -176,7 +176,7 @@ if [ "$soak" = true ]; then
     # while new code paths run; the heap is in RssAnon.
     rss() { awk '/VmRSS|RssAnon/ {printf "%s\t", $2}' "/proc/$emguard_pid/status"; }
     echo "== soak: emguard at 1000 requests/s for 600 s, RSS every 10 s" >&2
-    load soak "http://127.0.0.1:$emguard_port" "$key" 1000 600 "$out/soak-1000.json" &
+    load "http://127.0.0.1:$emguard_port" "$key" 1000 600 "$out/soak-1000.json" &
     load_pid=$!
     : > "$out/soak-rss.tsv"
     for t in $(seq 0 10 600); do

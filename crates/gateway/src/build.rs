@@ -140,14 +140,17 @@ pub async fn build_with_admin_token(
                         })?),
                         None => None,
                     };
-                    Backend::Upstream(UpstreamBackend::new(
-                        client.clone(),
-                        &url,
-                        v.upstream_model.clone().unwrap_or_else(|| model.id.clone()),
-                        api_key,
-                        Duration::from_secs_f64(v.timeout_secs),
-                        v.retries,
-                    ))
+                    Backend::Upstream(
+                        UpstreamBackend::new(
+                            client.clone(),
+                            &url,
+                            v.upstream_model.clone().unwrap_or_else(|| model.id.clone()),
+                            api_key,
+                            Duration::from_secs_f64(v.timeout_secs),
+                            v.retries,
+                        )
+                        .map_err(fail)?,
+                    )
                 }
             };
             versions.push(Version {
@@ -235,14 +238,27 @@ pub async fn build_with_admin_token(
     }))
 }
 
-/// The process's Prometheus recorder (installed once: `metrics` has one global recorder).
+/// The process's Prometheus recorder (installed once: `metrics` has one global recorder),
+/// with a thread that runs its upkeep every 5 s: without it, histogram samples pile up
+/// between scrapes and memory grows with traffic.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .install_recorder()
-                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("spawning the metrics upkeep thread");
+            handle
         })
         .clone()
 }

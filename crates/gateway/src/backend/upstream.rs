@@ -16,6 +16,8 @@ use super::{BackendError, Call, Reply, StreamItem};
 pub struct UpstreamBackend {
     client: reqwest::Client,
     base_url: String,
+    /// `{base_url}/chat/completions`, parsed once.
+    endpoint: reqwest::Url,
     model: String,
     api_key: Option<String>,
     timeout: Duration,
@@ -31,15 +33,19 @@ impl UpstreamBackend {
         api_key: Option<String>,
         timeout: Duration,
         retries: u32,
-    ) -> UpstreamBackend {
-        UpstreamBackend {
+    ) -> Result<UpstreamBackend, String> {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let endpoint = reqwest::Url::parse(&format!("{base_url}/chat/completions"))
+            .map_err(|e| format!("`{base_url}` is not a URL: {e}"))?;
+        Ok(UpstreamBackend {
             client,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url,
+            endpoint,
             model,
             api_key,
             timeout,
             retries,
-        }
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -56,10 +62,7 @@ impl UpstreamBackend {
         if call.job.stream {
             body["stream_options"] = json!({"include_usage": true});
         }
-        let mut request = self
-            .client
-            .post(format!("{}/chat/completions", self.base_url))
-            .json(&body);
+        let mut request = self.client.post(self.endpoint.clone()).json(&body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
