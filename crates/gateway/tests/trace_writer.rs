@@ -178,11 +178,12 @@ fn a_full_queue_drops_and_counts_without_blocking() {
         Arc::clone(&db.store),
         TraceOptions {
             queue: 8,
+            max_batch: 8,
             ..TraceOptions::default()
         },
     );
     let lock = lock_writes(&db.path);
-    // The writer takes at most one queueful, then blocks on the lock; the queue holds one
+    // The writer takes at most one batch (8), then blocks on the lock; the queue holds 8
     // more. Every other record is dropped at once: this loop finishes while the writer is
     // still blocked, which a blocking record() could not.
     for i in 0..100 {
