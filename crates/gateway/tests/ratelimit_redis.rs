@@ -7,9 +7,7 @@
 
 mod ratelimit_support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use emguard_gateway::ratelimit::{
