@@ -1,13 +1,16 @@
 //! The trace of one request, filled in as it goes and committed when it ends (every request,
 //! answered or not). Also where the request's metrics are recorded.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use emguard_store::gateway::TraceRecord;
 use serde_json::Value;
 
 use crate::filter::Verdict;
 use crate::state::{AppState, unix_now_f64};
+
+/// Longest a durable answer waits for its trace's commit.
+const DURABLE_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Draft {
     pub id: String,
@@ -125,10 +128,19 @@ impl Draft {
             error,
         };
         if state.durable {
-            match tracer.record_durable(record).await {
-                Ok(()) => true,
-                Err(e) => {
+            // The writer retries a failing store forever (keeping the traces); an answer
+            // waits at most this long for its commit, then the client gets a 500 instead.
+            match tokio::time::timeout(DURABLE_COMMIT_TIMEOUT, tracer.record_durable(record)).await
+            {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
                     tracing::error!(error = %e, "committing a trace failed in durable mode");
+                    false
+                }
+                Err(_) => {
+                    tracing::error!(
+                        "a trace was not committed within {DURABLE_COMMIT_TIMEOUT:?} in durable mode"
+                    );
                     false
                 }
             }
