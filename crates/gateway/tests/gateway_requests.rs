@@ -147,12 +147,17 @@ fn bad_input_gets_4xx_and_the_gateway_keeps_serving() {
     assert_eq!(ok.status(), 200);
 }
 
-#[test]
-fn a_key_over_its_request_rate_gets_429_with_retry_after() {
+/// A gateway and one key with `quota`; the key's first request is answered and its second,
+/// sent at once, is refused: returns the refusal's `Retry-After` seconds and body.
+fn second_request_refused(quota: Value) -> (guard::Gateway, String, u64, Value) {
     let up = upstream(Behaviour::Answer("ok".into()));
     let g = gateway(&config(&up.url, "off"));
-    // 60 per minute: a burst of one, then one per second.
-    let (_, key) = create_key(&g, json!({"name": "slow", "requests_per_minute": 60}));
+    let mut key_body = json!({"name": "limited"});
+    key_body
+        .as_object_mut()
+        .unwrap()
+        .extend(quota.as_object().unwrap().clone());
+    let (_, key) = create_key(&g, key_body);
     assert_eq!(chat(&g, Some(&key), &ask("m", "1")).status(), 200);
     let res = chat(&g, Some(&key), &ask("m", "2"));
     assert_eq!(res.status(), 429);
@@ -161,8 +166,14 @@ fn a_key_over_its_request_rate_gets_429_with_retry_after() {
         .unwrap()
         .parse()
         .unwrap();
+    (g, key, retry, res.json().unwrap())
+}
+
+#[test]
+fn a_key_over_its_request_rate_gets_429_with_retry_after() {
+    // 60 per minute: a burst of one, then one per second.
+    let (g, key, retry, body) = second_request_refused(json!({"requests_per_minute": 60}));
     assert!((1..=2).contains(&retry), "{retry}");
-    let body: Value = res.json().unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     // Another key is not affected.
     let (_, other) = create_key(&g, json!({"name": "other", "requests_per_minute": 60}));
@@ -173,19 +184,9 @@ fn a_key_over_its_request_rate_gets_429_with_retry_after() {
 
 #[test]
 fn a_key_over_its_token_rate_is_refused_until_repaid() {
-    let up = upstream(Behaviour::Answer("ok".into()));
-    let g = gateway(&config(&up.url, "off"));
     // Each answer uses 12 tokens; 60 tokens a minute is a burst of one second's worth (1 token),
     // so the first answer overdraws the budget.
-    let (_, key) = create_key(&g, json!({"name": "tokens", "tokens_per_minute": 60}));
-    assert_eq!(chat(&g, Some(&key), &ask("m", "1")).status(), 200);
-    let res = chat(&g, Some(&key), &ask("m", "2"));
-    assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_, _, retry, _) = second_request_refused(json!({"tokens_per_minute": 60}));
     assert!((10..=13).contains(&retry), "12 tokens at 1/s: {retry}");
 }
 
