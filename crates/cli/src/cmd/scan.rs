@@ -139,7 +139,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let scanned = scan_all(&inputs, args.answers, jobs)?;
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered: pretty JSON would cost a write call per line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
         Format::Human => print_human(&mut out, &scanned)?,
         Format::Json => print_json(&mut out, &scanned)?,
@@ -153,6 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
         }
     }
+    out.flush()?;
     let failing = scanned
         .iter()
         .any(|s| s.result.has_findings_at_or_above(args.fail_on));
@@ -245,12 +247,27 @@ fn print_human(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `{"files": [{"path", "findings", "notes"}]}`, serialized straight from the results.
 fn print_json(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
-    let files: Vec<serde_json::Value> = scanned
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        path: &'a str,
+        findings: &'a [Finding],
+        notes: &'a [Note],
+    }
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        files: Vec<File<'a>>,
+    }
+    let files = scanned
         .iter()
-        .map(|s| serde_json::json!({ "path": s.path, "findings": s.result.findings, "notes": s.result.notes }))
+        .map(|s| File {
+            path: &s.path,
+            findings: &s.result.findings,
+            notes: &s.result.notes,
+        })
         .collect();
-    serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "files": files }))?;
+    serde_json::to_writer_pretty(&mut *out, &Report { files })?;
     writeln!(out)?;
     Ok(())
 }
