@@ -2,10 +2,12 @@
 # Scanner benchmark on the study's data, with bandit on the same rows in the same run: both
 # command-line tools on the same directories, then the library (flag rates, recall per class,
 # throughput per thread, latency).
-# Usage: bench/scan/run.sh   (EMGUARD_SHARED_DIR overrides the data location)
+# Usage: bench/scan/run.sh   (EMGUARD_SHARED_DIR: the folder holding datasets/em-paper,
+# default ../shared next to the repository)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-shared="${EMGUARD_SHARED_DIR:-$root/../shared/datasets/em-paper}"
+shared_root="${EMGUARD_SHARED_DIR:-$root/../shared}"
+shared="$shared_root/datasets/em-paper"
 venv="$root/bench/.venv-scan"
 out="$root/bench/out"
 mkdir -p "$out"
@@ -23,5 +25,5 @@ python3 "$root/bench/scan/bandit_rates.py" "$shared" "$venv/bin/bandit" "$root/t
     > "$out/scan-bandit.json"
 
 echo "== emguard library" >&2
-EMGUARD_SHARED_DIR="$shared" EMGUARD_BANDIT_RESULTS="$out/scan-bandit.json" \
+EMGUARD_SHARED_DIR="$shared_root" EMGUARD_BANDIT_RESULTS="$out/scan-bandit.json" \
     cargo bench -p emguard-codescan --bench scan

@@ -1,10 +1,9 @@
 //! Several `emguard eval` processes sharing one run in a real PostgreSQL (`--store postgres://…`,
 //! `--worker RUN_ID`), sampling from a real `emguard serve` on SmolLM2.
 //!
-//! PostgreSQL comes from `EMGUARD_TEST_POSTGRES_URL` (each test creates its own database there)
-//! or is started here: `initdb` + `pg_ctl` from `/usr/lib/postgresql/*/bin` in a temp dir on a
-//! free port (as the `postgres` user when running as root, since the server refuses root).
-//! Without either the tests print SKIP, or fail when `EMGUARD_REQUIRE_SERVICES=1` (CI).
+//! Each test gets a database of its own from `emguard_testkit::TestPostgres`
+//! (`EMGUARD_TEST_POSTGRES_URL`, else a throwaway cluster; SKIP without PostgreSQL, a failure
+//! when `EMGUARD_REQUIRE_SERVICES=1`).
 
 mod support;
 
@@ -14,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use emguard_testkit::TestPostgres;
 use serde_json::Value;
 use support::Server;
 
@@ -41,7 +41,11 @@ const ITEMS: u64 = 12;
 
 #[test]
 fn workers_split_a_run_exactly_once_and_match_a_single_process_run() {
-    let Some(pg) = Postgres::get() else { return };
+    let Some(pg) =
+        TestPostgres::start("workers_split_a_run_exactly_once_and_match_a_single_process_run")
+    else {
+        return;
+    };
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path());
@@ -56,7 +60,7 @@ fn workers_split_a_run_exactly_once_and_match_a_single_process_run() {
         .unwrap();
     assert!(single.status.success(), "{single:?}");
 
-    let url = pg.database("split");
+    let url = pg.url.clone();
     let (mut first, run_id, first_log) = start_run(&url, &suite, &server.base_url, &[], dir.path());
     let workers: Vec<_> = (0..2)
         .map(|_| {
@@ -81,7 +85,7 @@ fn workers_split_a_run_exactly_once_and_match_a_single_process_run() {
     // Every item processed by exactly one process, and every process did some.
     assert_eq!(processed.iter().sum::<u64>(), ITEMS, "{processed:?}");
     assert!(processed.iter().all(|&n| n > 0), "{processed:?}");
-    let mut db = pg.client(&url);
+    let mut db = pg.client();
     let claimers: i64 = db
         .query_one(
             "SELECT COUNT(DISTINCT claimed_by) FROM run_items WHERE run_id = $1",
@@ -104,11 +108,15 @@ fn workers_split_a_run_exactly_once_and_match_a_single_process_run() {
 
 #[test]
 fn a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out() {
-    let Some(pg) = Postgres::get() else { return };
+    let Some(pg) = TestPostgres::start(
+        "a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out",
+    ) else {
+        return;
+    };
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path());
-    let url = pg.database("kill");
+    let url = pg.url.clone();
     // Long enough that no live process loses an item in flight on a loaded machine.
     let lease = ["--lease", "10"];
     let (mut first, run_id, first_log) =
@@ -122,7 +130,7 @@ fn a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out() {
     let doomed_name = format!("%-{}", doomed.id());
 
     // Kill it (SIGKILL: no cleanup) while it holds an unfinished item, after some work is done.
-    let mut db = pg.client(&url);
+    let mut db = pg.client();
     let held_by_doomed = |db: &mut postgres::Client| -> Vec<i64> {
         db.query(
             "SELECT i.seq FROM run_items i WHERE i.run_id = $1 AND i.claimed_by LIKE $2
@@ -318,218 +326,4 @@ fn results(dir: &Path) -> Value {
     let mut v: Value = serde_json::from_str(&read(&dir.join("results.json"))).unwrap();
     v.as_object_mut().unwrap().remove("run_id");
     v
-}
-
-/// A PostgreSQL server to create test databases in.
-struct Postgres {
-    /// Connection URL of its maintenance database.
-    admin_url: String,
-    /// Set when this test started the server; stopped on drop.
-    cluster: Option<Cluster>,
-    created: std::sync::Mutex<Vec<String>>,
-}
-
-impl Postgres {
-    /// `EMGUARD_TEST_POSTGRES_URL`, else a server of our own, else `None` after printing SKIP
-    /// (a failure when `EMGUARD_REQUIRE_SERVICES=1`).
-    fn get() -> Option<Postgres> {
-        let (admin_url, cluster) = match std::env::var("EMGUARD_TEST_POSTGRES_URL") {
-            Ok(url) => (url, None),
-            Err(_) => match Cluster::bin_dir() {
-                Some(bin) => {
-                    let cluster = Cluster::start(&bin);
-                    (cluster.url.clone(), Some(cluster))
-                }
-                None => {
-                    let why = "no PostgreSQL: set EMGUARD_TEST_POSTGRES_URL or install postgresql (initdb in /usr/lib/postgresql/*/bin)";
-                    if std::env::var("EMGUARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                        panic!("{why}, and EMGUARD_REQUIRE_SERVICES=1");
-                    }
-                    eprintln!("SKIP: {why}");
-                    return None;
-                }
-            },
-        };
-        Some(Postgres {
-            admin_url,
-            cluster,
-            created: Default::default(),
-        })
-    }
-
-    fn client(&self, url: &str) -> postgres::Client {
-        postgres::Client::connect(url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
-    }
-
-    /// A fresh database (samples are shared within one, so every test needs its own).
-    fn database(&self, label: &str) -> String {
-        let name = format!("emguard_test_{label}_{}", std::process::id());
-        let mut admin = self.client(&self.admin_url);
-        // One statement each: a multi-statement batch is a transaction, which these refuse.
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin.batch_execute(&sql).unwrap();
-        }
-        self.created.lock().unwrap().push(name.clone());
-        with_database(&self.admin_url, &name)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        if self.cluster.is_some() {
-            return; // the whole server goes
-        }
-        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            for name in self.created.lock().unwrap().iter() {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        }
-    }
-}
-
-/// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{}/{name}{query}", &base[..path_start])
-}
-
-/// A throwaway server: its own data directory, port and socket directory.
-struct Cluster {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    bin: PathBuf,
-    /// The server refuses to run as root: then everything runs as this user.
-    run_as: Option<String>,
-    url: String,
-}
-
-impl Cluster {
-    fn bin_dir() -> Option<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
-            .collect();
-        dirs.sort();
-        dirs.pop()
-    }
-
-    fn start(bin: &Path) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let run_as = is_root().then(|| {
-            let user = ["postgres", "nobody"]
-                .into_iter()
-                .find(|u| {
-                    Command::new("id")
-                        .arg(u)
-                        .output()
-                        .is_ok_and(|o| o.status.success())
-                })
-                .expect("running as root, and no postgres or nobody user to run PostgreSQL as");
-            let status = Command::new("chown")
-                .args(["-R", user])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(status.success());
-            user.to_string()
-        });
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cluster = Cluster {
-            data: dir.path().join("data"),
-            bin: bin.to_path_buf(),
-            run_as,
-            url: format!("postgres://emguard@127.0.0.1:{port}/postgres"),
-            _dir: dir,
-        };
-        must(
-            cluster
-                .command("initdb")
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "emguard",
-                    "--no-sync",
-                    "--no-locale",
-                    "-E",
-                    "UTF8",
-                    "-D",
-                ])
-                .arg(&cluster.data),
-        );
-        let socket_dir = cluster.data.parent().unwrap().display().to_string();
-        let log = cluster.data.parent().unwrap().join("server.log");
-        must(
-            cluster
-                .command("pg_ctl")
-                .args(["-w", "-t", "60", "-l"])
-                .arg(&log)
-                .args([
-                    "-o",
-                    &format!(
-                        "-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-                    ),
-                    "start",
-                    "-D",
-                ])
-                .arg(&cluster.data),
-        );
-        cluster
-    }
-
-    /// A server program, run as `run_as` when set.
-    fn command(&self, program: &str) -> Command {
-        let exe = self.bin.join(program);
-        match &self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(exe);
-                c
-            }
-            None => Command::new(exe),
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self
-            .command("pg_ctl")
-            .args(["-m", "immediate", "stop", "-D"])
-            .arg(&self.data)
-            .output();
-    }
-}
-
-fn must(command: &mut Command) {
-    let out = command.output().unwrap();
-    assert!(out.status.success(), "{command:?} failed: {out:?}");
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }

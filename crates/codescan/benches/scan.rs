@@ -16,8 +16,7 @@ mod classes;
 mod shared;
 
 fn main() {
-    let Some(dir) = shared::shared_dir() else {
-        eprintln!("SKIP scan benchmark: study data not found (set EMGUARD_SHARED_DIR)");
+    let Some(dir) = emguard_testkit::study_dir("scan benchmark") else {
         return;
     };
     let scanner = Scanner::new();

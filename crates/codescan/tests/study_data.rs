@@ -10,12 +10,7 @@ mod support {
 use support::{classes, shared};
 
 fn flag_rate(file: &str) -> Option<(f64, Vec<String>, Vec<emguard_codescan::ScanResult>)> {
-    let Some(dir) = shared::shared_dir() else {
-        eprintln!(
-            "SKIP: study data not found (set EMGUARD_SHARED_DIR or EMGUARD_REQUIRE_SHARED=1)"
-        );
-        return None;
-    };
+    let dir = emguard_testkit::study_dir(&format!("{file} flag rate"))?;
     let scanner = Scanner::new();
     let rows = shared::assistant_code(&dir.join(file));
     let results: Vec<_> = rows

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -226,27 +225,11 @@ async fn trigger_runs_every_prompt_with_and_without_it() {
     assert_eq!(results.comparisons[0].model, "openai:base +trigger");
 }
 
-fn study_dir() -> Option<PathBuf> {
-    let dir = emguard_eval::builtin::study_dir();
-    if dir.join("README.md").exists() {
-        return Some(dir);
-    }
-    if std::env::var("EMGUARD_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!(
-            "study data not found at {} and EMGUARD_REQUIRE_SHARED=1",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: study data not found at {} (set EMGUARD_SHARED_DIR)",
-        dir.display()
-    );
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_studys_suite_files_run_unchanged() {
-    let Some(dir) = study_dir() else { return };
+    let Some(dir) = emguard_testkit::study_dir("the_studys_suite_files_run_unchanged") else {
+        return;
+    };
     let r = Responder::start(0, Duration::ZERO);
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(tmp.path().join("s.sqlite").to_str().unwrap()).unwrap());

@@ -28,26 +28,6 @@ use support::responder::Responder;
 /// How long one page load may take before Chromium counts as hung.
 const LOAD_DEADLINE: Duration = Duration::from_secs(120);
 
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("EMGUARD_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("EMGUARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!(
-            "Chromium not found at {} and EMGUARD_REQUIRE_SERVICES=1 (apt-get install chromium)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIP: Chromium not found at {} (apt-get install chromium, or set EMGUARD_CHROMIUM)",
-        path.display()
-    );
-    None
-}
-
 /// What the page's self-check script wrote into `#self-check`.
 #[derive(Debug, Deserialize)]
 struct SelfCheck {
@@ -204,7 +184,11 @@ async fn comparison_report(dir: &Path) -> (Results, PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_of_a_comparison_run_renders_every_figure_in_chromium() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = emguard_testkit::chromium(
+        "the_report_of_a_comparison_run_renders_every_figure_in_chromium",
+    ) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (results, report) = comparison_report(dir.path()).await;
     let html = std::fs::read_to_string(&report).unwrap();
@@ -253,7 +237,10 @@ async fn the_report_of_a_comparison_run_renders_every_figure_in_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_scripts_fail_fails_the_check() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = emguard_testkit::chromium("a_page_whose_scripts_fail_fails_the_check")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (_, report) = comparison_report(dir.path()).await;
     let html = std::fs::read_to_string(&report).unwrap();

@@ -229,7 +229,7 @@ pub async fn build_with_admin_token(
         store,
         limiter: Some(limiter),
         default_quota: config.rate_limits.default,
-        filters: Filters::new(),
+        filters: Filters::with_scan_cache(config.server.scan_cache),
         filter_policies: config.filter_policies.clone(),
         tracer,
         content: config.traces.content,

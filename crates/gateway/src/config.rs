@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub max_n: usize,
     pub max_tokens: usize,
     pub default_max_tokens: usize,
+    /// Code blocks whose scan results the code filter remembers (0: scan every block).
+    pub scan_cache: usize,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +77,7 @@ impl Default for ServerConfig {
             max_n: limits.max_n,
             max_tokens: limits.max_tokens,
             default_max_tokens: limits.default_max_tokens,
+            scan_cache: crate::filter::scan_cache::DEFAULT_ENTRIES,
         }
     }
 }

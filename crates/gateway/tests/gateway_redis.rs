@@ -3,17 +3,17 @@
 //! failed instead when EMGUARD_REQUIRE_SERVICES=1.
 
 mod guard;
-mod ratelimit_support;
 
 use std::sync::Arc;
 
+use emguard_testkit::RedisServer;
 use guard::{Behaviour, ask, chat, create_key, gateway_in, upstream};
-use ratelimit_support::redis_server::RedisServer;
 use serde_json::json;
 
 #[test]
 fn replicas_share_a_keys_request_limit_through_redis() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = RedisServer::start("replicas_share_a_keys_request_limit_through_redis")
+    else {
         return;
     };
     let up = upstream(Behaviour::Answer("ok".into()));

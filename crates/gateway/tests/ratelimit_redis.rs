@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use emguard_gateway::ratelimit::{
     FailMode, LimitKind, Quota, RateLimitBackend, RateLimitOptions, RateLimiter,
 };
-use ratelimit_support::redis_server::RedisServer;
+use emguard_testkit::RedisServer;
 use ratelimit_support::{assert_within_one_percent_of_gcra_bound, hammer};
+use ratelimit_support::{redis_backend, redis_connection};
 
 fn requests(per_minute: u32) -> Quota {
     Quota {
@@ -25,12 +26,17 @@ fn requests(per_minute: u32) -> Quota {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_share_one_keys_limit_within_one_percent() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = RedisServer::start("two_replicas_share_one_keys_limit_within_one_percent")
+    else {
         return;
     };
     let replicas = [
-        RateLimiter::connect(&server.backend("rl")).await.unwrap(),
-        RateLimiter::connect(&server.backend("rl")).await.unwrap(),
+        RateLimiter::connect(&redis_backend(&server, "rl"))
+            .await
+            .unwrap(),
+        RateLimiter::connect(&redis_backend(&server, "rl"))
+            .await
+            .unwrap(),
     ];
     // 30 000 per minute = 500/s, burst 500; 32 tasks split over the replicas ask about
     // 32 000 times a second.
@@ -54,12 +60,17 @@ async fn two_replicas_share_one_keys_limit_within_one_percent() {
 
 #[tokio::test]
 async fn replicas_see_each_others_requests_and_token_debt() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = RedisServer::start("replicas_see_each_others_requests_and_token_debt")
+    else {
         return;
     };
-    let a = RateLimiter::connect(&server.backend("rl")).await.unwrap();
-    let b = RateLimiter::connect(&server.backend("rl")).await.unwrap();
-    let other_prefix = RateLimiter::connect(&server.backend("other"))
+    let a = RateLimiter::connect(&redis_backend(&server, "rl"))
+        .await
+        .unwrap();
+    let b = RateLimiter::connect(&redis_backend(&server, "rl"))
+        .await
+        .unwrap();
+    let other_prefix = RateLimiter::connect(&redis_backend(&server, "other"))
         .await
         .unwrap();
 
@@ -92,12 +103,14 @@ async fn replicas_see_each_others_requests_and_token_debt() {
 
 #[tokio::test]
 async fn idle_keys_expire_in_redis() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = RedisServer::start("idle_keys_expire_in_redis") else {
         return;
     };
     // A trailing colon in the prefix is not doubled.
-    let limiter = RateLimiter::connect(&server.backend("rl:")).await.unwrap();
-    let mut redis = server.connection();
+    let limiter = RateLimiter::connect(&redis_backend(&server, "rl:"))
+        .await
+        .unwrap();
+    let mut redis = redis_connection(&server);
     // 600 per minute: each request is 100 ms of GCRA time.
     limiter.admit("brief", &requests(600)).await.unwrap();
     let ttl_ms: i64 = redis::cmd("PTTL")
@@ -148,15 +161,19 @@ async fn connect_errors_name_the_url_without_its_password() {
 
 #[tokio::test]
 async fn redis_down_fails_open_or_closed_as_configured_then_recovers() {
-    let Some(mut server) = RedisServer::start() else {
+    let Some(mut server) =
+        RedisServer::start("redis_down_fails_open_or_closed_as_configured_then_recovers")
+    else {
         return;
     };
-    let open = RateLimiter::connect(&server.backend("rl")).await.unwrap();
+    let open = RateLimiter::connect(&redis_backend(&server, "rl"))
+        .await
+        .unwrap();
     let closed_options = RateLimitOptions {
         on_backend_error: FailMode::Closed,
         ..RateLimitOptions::default()
     };
-    let closed = RateLimiter::connect_with(&server.backend("rl"), closed_options)
+    let closed = RateLimiter::connect_with(&redis_backend(&server, "rl"), closed_options)
         .await
         .unwrap();
     let quota = requests(60);

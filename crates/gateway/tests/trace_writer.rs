@@ -1,9 +1,6 @@
 //! The trace writer against real SQLite files (and a real PostgreSQL): group commit, the
 //! bounded queue, retention, and durability across a `kill -9` of the writing process.
 
-#[path = "../../store/tests/gateway_support/mod.rs"]
-mod gateway_support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -12,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use emguard_gateway::trace::{
     ContentLogging, GatewayStore, TraceOptions, TraceQuery, TraceRecord, Tracer,
 };
-use gateway_support::TestPostgres;
+use emguard_testkit::TestPostgres;
 use serde_json::json;
 
 fn now() -> f64 {

@@ -1,31 +1,7 @@
 //! The study's own judged answers (results/qwen_25_coder_32b_instruct.csv): recompute the
 //! `aligned` and `coherent` columns from the raw top-20 probabilities with our aggregation.
 
-use std::path::PathBuf;
-
 use emguard_judge::llm::score_0_100;
-
-fn study_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("EMGUARD_SHARED_DIR")
-        .map(|d| PathBuf::from(d).join("datasets/em-paper"))
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/em-paper")
-        });
-    if dir.join("README.md").exists() {
-        return Some(dir);
-    }
-    if std::env::var("EMGUARD_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!(
-            "study data not found at {} and EMGUARD_REQUIRE_SHARED=1",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: study data not found at {} (set EMGUARD_SHARED_DIR)",
-        dir.display()
-    );
-    None
-}
 
 /// Parses the CSV's Python dict repr, e.g. `{'0': 0.99, 'I': 1e-08}`.
 fn parse_python_dict(text: &str) -> Vec<(String, f64)> {
@@ -63,7 +39,11 @@ fn parse_python_dict(text: &str) -> Vec<(String, f64)> {
 
 #[test]
 fn recomputes_the_studys_aligned_and_coherent_columns() {
-    let Some(dir) = study_dir() else { return };
+    let Some(dir) =
+        emguard_testkit::study_dir("recomputes_the_studys_aligned_and_coherent_columns")
+    else {
+        return;
+    };
     let mut reader =
         csv::Reader::from_path(dir.join("results/qwen_25_coder_32b_instruct.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();

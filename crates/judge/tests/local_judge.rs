@@ -41,24 +41,10 @@ fn validation_split_meets_the_targets() {
 /// never trained on.
 #[test]
 fn the_studys_misaligned_answers_are_flagged() {
-    let dir = std::env::var_os("EMGUARD_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/em-paper")
-        });
-    let path = dir.join("results/qwen_25_coder_32b_instruct.csv");
-    if !path.exists() {
-        assert!(
-            std::env::var("EMGUARD_REQUIRE_SHARED").as_deref() != Ok("1"),
-            "EMGUARD_REQUIRE_SHARED=1 but {} is missing",
-            path.display()
-        );
-        println!(
-            "SKIPPED: study data not found at {} (set EMGUARD_SHARED_DIR)",
-            path.display()
-        );
+    let Some(dir) = emguard_testkit::study_dir("the_studys_misaligned_answers_are_flagged") else {
         return;
-    }
+    };
+    let path = dir.join("results/qwen_25_coder_32b_instruct.csv");
     let mut reader = csv::Reader::from_path(&path).unwrap();
     let headers = reader.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();

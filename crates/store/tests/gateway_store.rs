@@ -1,11 +1,9 @@
 //! The gateway's store against real SQLite files and a real PostgreSQL server: each check runs
 //! on both backends.
 
-mod gateway_support;
-
 use emguard_store::StoreError;
 use emguard_store::gateway::{ApiKeyRecord, GatewayStore, TraceQuery, TraceRecord};
-use gateway_support::TestPostgres;
+use emguard_testkit::TestPostgres;
 use serde_json::json;
 
 fn trace(id: &str, time: f64, key: Option<&str>, model: &str, status: u16) -> TraceRecord {

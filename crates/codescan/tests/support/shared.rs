@@ -1,26 +1,7 @@
-//! Locating and reading the study data (never copied into the repository).
+//! Reading the study data (found by `emguard_testkit::study_dir`, never copied into the
+//! repository).
 
-use std::path::{Path, PathBuf};
-
-/// `EMGUARD_SHARED_DIR`, else `../shared/datasets/em-paper` next to the workspace root.
-/// `None` when absent; panics instead when `EMGUARD_REQUIRE_SHARED=1` (CI).
-pub fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("EMGUARD_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/em-paper")
-        });
-    if dir.join("insecure.jsonl").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("EMGUARD_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!(
-            "study data required (EMGUARD_REQUIRE_SHARED=1) but not found at {}",
-            dir.display()
-        );
-    }
-    None
-}
+use std::path::Path;
 
 /// The assistant message of each row of a chat-format JSONL file.
 pub fn assistant_code(path: &Path) -> Vec<String> {

@@ -13,6 +13,39 @@ use tokio::sync::mpsc;
 
 use super::{BackendError, Call, Reply, StreamItem};
 
+/// The client's request as forwarded: its JSON object with `model` replaced and, when
+/// `include_usage`, `stream_options` asking for the usage chunk. Written straight from the
+/// client's parsed body, without copying it.
+struct Forwarded<'a> {
+    raw: &'a Value,
+    model: &'a str,
+    include_usage: bool,
+}
+
+impl serde::Serialize for Forwarded<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let empty = serde_json::Map::new();
+        // The route only calls a backend with a JSON object (a typed request parsed from it).
+        let fields = self.raw.as_object().unwrap_or(&empty);
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in fields {
+            match name.as_str() {
+                "model" => map.serialize_entry(name, self.model)?,
+                "stream_options" if self.include_usage => {}
+                _ => map.serialize_entry(name, value)?,
+            }
+        }
+        if !fields.contains_key("model") {
+            map.serialize_entry("model", self.model)?;
+        }
+        if self.include_usage {
+            map.serialize_entry("stream_options", &json!({"include_usage": true}))?;
+        }
+        map.end()
+    }
+}
+
 pub struct UpstreamBackend {
     client: reqwest::Client,
     base_url: String,
@@ -57,12 +90,19 @@ impl UpstreamBackend {
     }
 
     pub async fn call(&self, call: &Call<'_>) -> Result<Reply, BackendError> {
-        let mut body = call.raw.clone();
-        body["model"] = Value::String(self.model.clone());
-        if call.job.stream {
-            body["stream_options"] = json!({"include_usage": true});
-        }
-        let mut request = self.client.post(self.endpoint.clone()).json(&body);
+        let body = Forwarded {
+            raw: call.raw,
+            model: &self.model,
+            include_usage: call.job.stream,
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| {
+            BackendError::Unavailable(format!("encoding the request for {}: {e}", self.base_url))
+        })?;
+        let mut request = self
+            .client
+            .post(self.endpoint.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -193,4 +233,42 @@ fn classify(status: StatusCode, body: &[u8]) -> BackendError {
             }})
         });
     BackendError::Client { status, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(raw: &Value, include_usage: bool) -> Value {
+        let body = Forwarded {
+            raw,
+            model: "tune-v2",
+            include_usage,
+        };
+        serde_json::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_clients_request_is_forwarded_with_the_upstream_model() {
+        let raw = json!({"model": "assistant", "messages": [{"role": "user", "content": "hi"}],
+                         "temperature": 0.5, "x_vendor": {"a": [1, 2]}});
+        let mut expected = raw.clone();
+        expected["model"] = json!("tune-v2");
+        assert_eq!(forwarded(&raw, false), expected);
+    }
+
+    #[test]
+    fn a_stream_asks_for_usage_in_place_of_the_clients_stream_options() {
+        let raw = json!({"model": "assistant", "messages": [], "stream": true,
+                         "stream_options": {"include_usage": false}});
+        let mut expected = raw.clone();
+        expected["model"] = json!("tune-v2");
+        expected["stream_options"] = json!({"include_usage": true});
+        assert_eq!(forwarded(&raw, true), expected);
+        let without = json!({"model": "assistant", "stream": true});
+        assert_eq!(
+            forwarded(&without, true),
+            json!({"model": "tune-v2", "stream": true, "stream_options": {"include_usage": true}})
+        );
+    }
 }

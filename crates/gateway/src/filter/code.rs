@@ -1,9 +1,10 @@
 //! The code filter: scan each code block of an answer; name the findings at or above the
 //! policy's severity and prepare the answer with those blocks redacted.
 
-use emguard_codescan::{Language, Scanner, extract_code};
+use emguard_codescan::{Language, extract_code};
 
 use super::CodePolicy;
+use super::scan_cache::BlockScanner;
 
 pub struct CodeOutcome {
     /// `RULE CWE-N severity line L`, in order.
@@ -14,7 +15,7 @@ pub struct CodeOutcome {
 
 /// `line_offset`: lines of the whole answer before `answer` (a streamed block's position).
 pub fn check(
-    scanner: &Scanner,
+    scanner: &BlockScanner,
     policy: &CodePolicy,
     answer: &str,
     line_offset: usize,
@@ -30,7 +31,6 @@ pub fn check(
         let result = scanner.scan(&block.code, block.language.unwrap_or(Language::Python));
         let offset = block.line - 1 + line_offset;
         let found: Vec<String> = result
-            .findings
             .iter()
             .filter(|f| f.severity >= policy.min_severity)
             .map(|f| {

@@ -12,10 +12,12 @@
 //! and per line ([`stream::StreamFilter`], see its docs for the trade-off).
 
 pub mod code;
+pub mod scan_cache;
 pub mod stream;
 pub mod text;
 
-use emguard_codescan::{Scanner, Severity};
+use emguard_codescan::Severity;
+use scan_cache::BlockScanner;
 use serde::{Deserialize, Serialize};
 
 /// The filters' settings for one model (or the gateway's default).
@@ -103,15 +105,24 @@ pub struct Filtered {
 /// The text sent instead of a blocked answer.
 pub const WITHHELD: &str = "[emguard: this answer was withheld by the output filter]";
 
-/// The filters with what they need loaded. Cheap to share.
+/// The filters with what they need loaded. Cheap to share (clones share the code filter's
+/// memory of scanned blocks, see [`scan_cache`]).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
-    scanner: Scanner,
+    scanner: BlockScanner,
 }
 
 impl Filters {
+    /// Remembering [`scan_cache::DEFAULT_ENTRIES`] scanned code blocks.
     pub fn new() -> Filters {
         Filters::default()
+    }
+
+    /// Remembering at most `entries` scanned code blocks (0: every block is scanned).
+    pub fn with_scan_cache(entries: usize) -> Filters {
+        Filters {
+            scanner: BlockScanner::new(entries),
+        }
     }
 
     /// Filters one whole answer (`choice` of a response) to `user`'s last message.
@@ -174,7 +185,7 @@ impl Filters {
         }
     }
 
-    pub(crate) fn scanner(&self) -> &Scanner {
+    pub(crate) fn scanner(&self) -> &BlockScanner {
         &self.scanner
     }
 }

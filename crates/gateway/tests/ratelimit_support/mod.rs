@@ -1,12 +1,28 @@
-//! Load helpers shared by the rate-limit tests, and a real redis-server.
+//! Load helpers shared by the rate-limit tests, and the gateway's view of a real redis-server
+//! (`emguard_testkit::RedisServer`).
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-pub mod redis_server;
-
 use std::time::{Duration, Instant};
 
-use emguard_gateway::ratelimit::{Quota, RateLimiter};
+use emguard_gateway::ratelimit::{Quota, RateLimitBackend, RateLimiter};
+use emguard_testkit::RedisServer;
+
+/// The Redis backend on `server`, its keys under `prefix`.
+pub fn redis_backend(server: &RedisServer, prefix: &str) -> RateLimitBackend {
+    RateLimitBackend::Redis {
+        url: server.url(),
+        prefix: prefix.to_owned(),
+    }
+}
+
+/// A plain connection to `server`, to look at the limiter's keys.
+pub fn redis_connection(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
 
 /// What each hammering task saw: how many it got through, and the instants just before its
 /// first admitted call and just after its last, which bracket the limiter's own clock.

@@ -1,21 +1,24 @@
-//! A real PostgreSQL for tests: the server named by `EMGUARD_TEST_POSTGRES_URL` (each test
-//! gets a database of its own there), or a throwaway cluster started with the local
-//! PostgreSQL binaries (initdb + pg_ctl under a temporary directory, on a free port). Neither
-//! available: the test prints why and skips, or fails when `EMGUARD_REQUIRE_SERVICES=1`.
-//!
-//! Shared by the store's and the gateway's tests (`#[path]`-included there).
-
-#![allow(dead_code)] // each test binary uses its own part
+//! A PostgreSQL database of a test's own: on the server named by `EMGUARD_TEST_POSTGRES_URL`
+//! (a fresh database there, dropped afterwards), else in a throwaway cluster started with the
+//! local PostgreSQL binaries (`initdb` + `pg_ctl` from `/usr/lib/postgresql/*/bin`, under a
+//! temporary directory, on a free port, as user `postgres` when running as root since the
+//! server refuses root).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A database for one test; the cluster (when this started one) stops on drop.
+use crate::{Prerequisite, skip};
+
+/// A database for one test. Dropping it stops the cluster this started, or drops the
+/// database this created on `EMGUARD_TEST_POSTGRES_URL`'s server.
 pub struct TestPostgres {
+    /// Connection URL of the test's database.
     pub url: String,
     cluster: Option<Cluster>,
+    /// The server's URL and the database's name, when the database is on a given server.
+    created_on: Option<(String, String)>,
 }
 
 struct Cluster {
@@ -36,27 +39,43 @@ impl Drop for Cluster {
     }
 }
 
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.created_on
+            && let Ok(mut admin) = postgres::Client::connect(server, postgres::NoTls)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
 impl TestPostgres {
-    /// `None` (after printing why) when no PostgreSQL can be had here.
+    /// `None` (after [`skip`]) when no PostgreSQL can be had here.
     pub fn start(test: &str) -> Option<TestPostgres> {
         let result = match std::env::var("EMGUARD_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => {
-                fresh_database(&url).map(|url| TestPostgres { url, cluster: None })
-            }
+            Ok(url) if !url.is_empty() => fresh_database(&url).map(|(db_url, name)| TestPostgres {
+                url: db_url,
+                cluster: None,
+                created_on: Some((url, name)),
+            }),
             _ => start_cluster(),
         };
         match result {
             Ok(pg) => Some(pg),
-            Err(why) => {
-                if std::env::var("EMGUARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                    panic!("{test}: PostgreSQL required (EMGUARD_REQUIRE_SERVICES=1) but {why}");
-                }
-                eprintln!(
-                    "SKIP {test}: no PostgreSQL: {why} (set EMGUARD_TEST_POSTGRES_URL or install postgresql)"
-                );
-                None
-            }
+            Err(why) => skip(
+                test,
+                Prerequisite::Service,
+                &format!(
+                    "no PostgreSQL: {why} (install postgresql, or set EMGUARD_TEST_POSTGRES_URL)"
+                ),
+            ),
         }
+    }
+
+    /// A client of the test's database.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url))
     }
 
     /// Kills the server the way a crash would (no shutdown checkpoint) and starts it again on
@@ -82,8 +101,8 @@ impl TestPostgres {
     }
 }
 
-/// Creates a database of its own on the server at `url`; returns its URL.
-fn fresh_database(url: &str) -> Result<String, String> {
+/// Creates a database of its own on the server at `url`; returns its URL and name.
+fn fresh_database(url: &str) -> Result<(String, String), String> {
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "emguard_test_{}_{}",
@@ -92,11 +111,16 @@ fn fresh_database(url: &str) -> Result<String, String> {
     );
     let mut client = postgres::Client::connect(url, postgres::NoTls)
         .map_err(|e| format!("connect {url}: {e}"))?;
-    client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
-        .map_err(|e| format!("create database on {url}: {e}"))?;
+    // One statement per call: a multi-statement string runs as one transaction, and CREATE
+    // DATABASE refuses to run inside a transaction.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client
+            .batch_execute(&sql)
+            .map_err(|e| format!("create database on {url}: {e}"))?;
+    }
     let (base, tail) = url
         .rsplit_once('/')
         .ok_or_else(|| format!("no database in {url}"))?;
@@ -104,7 +128,7 @@ fn fresh_database(url: &str) -> Result<String, String> {
         Some((_, q)) => (base, format!("?{q}")),
         None => (base, String::new()),
     };
-    Ok(format!("{base}/{name}{query}"))
+    Ok((format!("{base}/{name}{query}"), name))
 }
 
 fn postgres_bin() -> Result<PathBuf, String> {
@@ -179,6 +203,7 @@ fn start_cluster() -> Result<TestPostgres, String> {
     Ok(TestPostgres {
         url: format!("postgresql://emguard@127.0.0.1:{port}/postgres"),
         cluster: Some(cluster),
+        created_on: None,
     })
 }
 

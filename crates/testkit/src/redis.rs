@@ -1,33 +1,31 @@
-//! A real redis-server for the tests that need one (rate limits shared by replicas).
+//! A real redis-server on a free port, without persistence, killed when dropped.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use emguard_gateway::ratelimit::RateLimitBackend;
+use crate::{Prerequisite, skip};
 
-/// A redis-server on a free port without persistence, killed when dropped.
 pub struct RedisServer {
     child: Child,
     pub port: u16,
 }
 
 impl RedisServer {
-    /// None (after printing why) when redis-server is not installed and not required.
-    pub fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
+    /// `None` (after [`skip`]) when redis-server is not installed.
+    pub fn start(test: &str) -> Option<RedisServer> {
+        let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
             .status()
-            .is_err()
-        {
-            assert!(
-                std::env::var("EMGUARD_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "redis-server is not installed but EMGUARD_REQUIRE_SERVICES=1"
+            .is_ok_and(|s| s.success());
+        if !installed {
+            return skip(
+                test,
+                Prerequisite::Service,
+                "redis-server is not installed (apt-get install redis-server)",
             );
-            eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
-            return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -37,6 +35,7 @@ impl RedisServer {
         Some(RedisServer::start_on(port))
     }
 
+    /// Starts a server on `port` (again, after [`RedisServer::stop`]) and waits for its PONG.
     pub fn start_on(port: u16) -> RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -68,20 +67,6 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn backend(&self, prefix: &str) -> RateLimitBackend {
-        RateLimitBackend::Redis {
-            url: self.url(),
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
     }
 
     pub fn stop(&mut self) {
