@@ -2,7 +2,9 @@
 # Audit benchmark: the issue's targets on the study datasets, throughput on 2 cores with code
 # scanning (judge off), and peak memory on ~100 MB and ~1 GB inputs; the peer (Python json +
 # sha256 per row, the floor of a Python audit) runs on the same input in the same run.
-# Usage: bench/audit/run.sh [--big]   (--big also writes and audits a ~1 GB file; ~15 min)
+# Peak RSS should be the same at both sizes (fixed-size tables; row hashes go to the manifest's
+# sidecar file). Checkpoints land next to the manifest in the temp dir and are removed at the end.
+# Usage: bench/audit/run.sh [--big]   (--big also writes and audits a ~1 GB file; ~5-15 min)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 shared="${EMGUARD_SHARED_DIR:-../shared}/datasets/em-paper"
@@ -38,7 +40,7 @@ echo "== throughput and memory (2 cores; load average: $(cut -d' ' -f1 /proc/loa
 python3 bench/audit/make_input.py "$work/mid.jsonl" 107374182 "$shared"
 rows=$(wc -l < "$work/mid.jsonl")
 echo "input: ~100 MB, $rows rows"
-measure "emguard audit (scan on, judge off)" $pin $bin audit "$work/mid.jsonl" --format json
+measure "emguard audit (scan on, judge off)" $pin $bin audit "$work/mid.jsonl" --format json --manifest "$work/mid.manifest.json"
 measure "peer: python json+sha256" $pin python3 bench/audit/peer_parse_hash.py "$work/mid.jsonl"
 if [ "${1:-}" = "--big" ]; then
   python3 bench/audit/make_input.py "$work/big.jsonl" 1073741824 "$shared"

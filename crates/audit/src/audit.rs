@@ -1,21 +1,27 @@
 //! The streaming driver: read a chunk of lines, analyse its rows in parallel (rayon), fold
-//! the results in file order, repeat. Memory holds one chunk of text plus small per-row state
-//! (a 32-byte row hash and the duplicate index's keys), never the dataset.
+//! the results in file order, repeat. Memory is bounded whatever the file's size: two chunks
+//! of rows (one being analysed, one being folded), the fixed-size tables of the [`Tally`],
+//! O(log n) Merkle peaks; row hashes stream to the manifest's sidecar file. Every
+//! `checkpoint_every` the state goes to a checkpoint; `resume` re-reads the rows it covers
+//! (hashing only, checked against its Merkle peaks) and continues, with the same result as an
+//! uninterrupted run.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use emguard_codescan::{Scanner, Severity};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::analyze::{self, Context, Facts, Row};
-use crate::dedup::{self, Duplicate};
-use crate::manifest::{FileRecord, Manifest, SCHEMA, merkle_root};
+use crate::analyze::{self, Context, Row};
+use crate::checkpoint::{self, Settings};
+use crate::manifest::{FileRecord, Manifest, RowHashesFile, SCHEMA, row_hash};
+use crate::merkle::MerkleBuilder;
 use crate::policy::{Policy, PolicyResult};
 use crate::reader::LineReader;
-use crate::summary::{
-    BadRow, Examples, ForbiddenTrigger, MAX_BAD_ROWS_LISTED, Summary, TokenStats,
-};
+use crate::row_hashes;
+use crate::summary::Summary;
+use crate::tally::{Counts, Tally};
 use crate::triggers;
 use crate::{AuditError, TOOL};
 
@@ -35,6 +41,14 @@ pub struct Options {
     pub min_trigger_rows: u64,
     /// Rows analysed per parallel batch (bounds memory).
     pub chunk_rows: usize,
+    /// Write the row hashes sidecar here (see [`row_hashes::path_for`]); the manifest
+    /// refers to it. None: no sidecar, and the manifest cannot be verified row by row.
+    pub row_hashes: Option<PathBuf>,
+    /// Save the audit's state here every `checkpoint_every`; removed when the audit ends.
+    pub checkpoint: Option<PathBuf>,
+    pub checkpoint_every: Duration,
+    /// Continue from `checkpoint` when it exists.
+    pub resume: bool,
 }
 
 impl Default for Options {
@@ -49,6 +63,10 @@ impl Default for Options {
             trigger_limit: 20,
             min_trigger_rows: 5,
             chunk_rows: 2048,
+            row_hashes: None,
+            checkpoint: None,
+            checkpoint_every: Duration::from_secs(30),
+            resume: false,
         }
     }
 }
@@ -62,6 +80,16 @@ pub struct Progress {
     /// Stored bytes read so far (compressed bytes for gzip).
     pub bytes_read: u64,
     pub rows: u64,
+    /// Rows taken over from a checkpoint (0 when the audit started from the beginning).
+    pub resumed_rows: u64,
+}
+
+/// A checkpoint's JSON header.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    settings: Settings,
+    merkle: MerkleBuilder,
+    counts: Counts,
 }
 
 pub struct Auditor<'a> {
@@ -124,31 +152,129 @@ impl<'a> Auditor<'a> {
             forbidden: &forbidden,
             keep_exchange: self.judge.is_some(),
         };
-        let mut tally = Tally::new(path, &self.options, &forbidden, self.judge.is_some());
+        let settings = Settings {
+            tool: TOOL.to_string(),
+            file_bytes: std::fs::metadata(path)
+                .map_err(|e| AuditError::io(path, e))?
+                .len(),
+            min_severity: self.options.min_severity.to_string(),
+            tokenizer: self.tokenizer.as_ref().map(|(name, _)| name.clone()),
+            baseline: self
+                .options
+                .baseline
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            forbidden_triggers: forbidden.clone(),
+            judge: self.judge.is_some(),
+        };
         let mut reader = LineReader::open(path).map_err(|e| AuditError::io(path, e))?;
+        let mut sidecar = self
+            .options
+            .row_hashes
+            .as_deref()
+            .map(row_hashes::Writer::create)
+            .transpose()?;
+        let mut merkle = MerkleBuilder::default();
+        let saved = match &self.options.checkpoint {
+            Some(checkpoint) if self.options.resume && checkpoint.exists() => {
+                Some(self.restore(checkpoint, &settings)?)
+            }
+            _ => None,
+        };
+        let mut tally = match saved {
+            Some((saved_merkle, mut tally)) => {
+                // The same file may be named differently this time.
+                tally.summary.file = path.display().to_string();
+                let checkpoint = self.options.checkpoint.as_deref().expect("resuming");
+                let resumed_rows = tally.summary.rows;
+                let mut skip_progress = |rows: u64, bytes_read: u64| {
+                    progress(Progress {
+                        bytes_read,
+                        rows,
+                        resumed_rows,
+                    })
+                };
+                skip_rows(
+                    path,
+                    &mut reader,
+                    resumed_rows,
+                    self.options.chunk_rows,
+                    &mut merkle,
+                    &mut sidecar,
+                    &mut skip_progress,
+                )?;
+                if merkle != saved_merkle {
+                    return Err(AuditError::Checkpoint {
+                        path: checkpoint.to_path_buf(),
+                        message: format!(
+                            "the first {resumed_rows} lines of {} changed since the checkpoint \
+                             was written; start the audit again without --resume",
+                            path.display()
+                        ),
+                    });
+                }
+                tally
+            }
+            None => Tally::new(path, &self.options, &forbidden, self.judge.is_some()),
+        };
+        let resumed_rows = tally.summary.rows;
+        let mut last_checkpoint = (Instant::now(), resumed_rows);
         let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.options.chunk_rows);
+        // Rows analysed but not yet folded. Folding is sequential; it runs while the next
+        // chunk is analysed, so on two cores neither waits for it.
+        let mut pending: Option<(Vec<Row>, Vec<bool>)> = None;
         loop {
             let more = fill_chunk(&mut reader, &mut chunk, self.options.chunk_rows)
                 .map_err(|e| AuditError::io(path, e))?;
-            let rows: Vec<Row> = chunk
-                .par_iter()
-                .map(|(line, bytes)| analyze::analyze(*line, bytes, &context))
-                .collect();
+            let (rows, folded) = rayon::join(
+                || -> Vec<Row> {
+                    chunk
+                        .par_iter()
+                        .map(|(line, bytes)| analyze::analyze(*line, bytes, &context))
+                        .collect()
+                },
+                || match pending.take() {
+                    Some((rows, misaligned)) => {
+                        fold(rows, misaligned, &mut merkle, &mut sidecar, &mut tally)
+                    }
+                    None => Ok(()),
+                },
+            );
+            folded?;
             let misaligned = match &mut self.judge {
                 Some(judge) => judge_rows(judge, &rows)?,
                 None => vec![false; rows.len()],
             };
-            for (row, misaligned) in rows.into_iter().zip(misaligned) {
-                tally.add(row, misaligned);
+            pending = Some((rows, misaligned));
+            if !more {
+                break;
             }
             progress(Progress {
                 bytes_read: reader.bytes_read(),
                 rows: tally.summary.rows,
+                resumed_rows,
             });
-            if !more {
-                break;
+            if let Some(checkpoint) = &self.options.checkpoint
+                && last_checkpoint.0.elapsed() >= self.options.checkpoint_every
+                && tally.summary.rows > last_checkpoint.1
+            {
+                let saved = Saved {
+                    settings: settings.clone(),
+                    merkle: merkle.clone(),
+                    counts: tally.counts(),
+                };
+                checkpoint::save(checkpoint, &saved, |out| tally.write_tables(out))?;
+                last_checkpoint = (Instant::now(), tally.summary.rows);
             }
         }
+        if let Some((rows, misaligned)) = pending {
+            fold(rows, misaligned, &mut merkle, &mut sidecar, &mut tally)?;
+        }
+        progress(Progress {
+            bytes_read: reader.bytes_read(),
+            rows: tally.summary.rows,
+            resumed_rows,
+        });
         let compressed = reader.compressed;
         let bytes = reader.bytes_read();
         let sha256 = reader.finish().map_err(|e| AuditError::io(path, e))?;
@@ -156,7 +282,17 @@ impl<'a> Auditor<'a> {
         if let Some(baseline) = &self.options.baseline {
             count_baseline(baseline, &mut tally.triggers)?;
         }
-        let row_hashes = std::mem::take(&mut tally.row_hashes);
+        let row_hashes = match (sidecar, &self.options.row_hashes) {
+            (Some(sidecar), Some(sidecar_path)) => Some(RowHashesFile {
+                file: sidecar_path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: hex::encode(sidecar.finish()?),
+                path: sidecar_path.clone(),
+            }),
+            _ => None,
+        };
         let mut summary = tally.finish(
             &self.options,
             self.tokenizer.as_ref().map(|(n, _)| n.clone()),
@@ -181,14 +317,92 @@ impl<'a> Auditor<'a> {
             },
             source: self.options.source.clone(),
             license: self.options.license.clone(),
-            row_count: row_hashes.len() as u64,
-            merkle_root: hex::encode(merkle_root(&row_hashes)),
+            row_count: merkle.leaves(),
+            merkle_root: hex::encode(merkle.root()),
             summary: summary.clone(),
             row_hashes,
             signature: None,
         };
+        if let Some(checkpoint) = &self.options.checkpoint {
+            checkpoint::remove(checkpoint)?;
+        }
         Ok((summary, manifest))
     }
+
+    /// Reads a checkpoint made with the same settings: its Merkle peaks and its tally.
+    fn restore(
+        &self,
+        checkpoint: &Path,
+        settings: &Settings,
+    ) -> Result<(MerkleBuilder, Tally), AuditError> {
+        let (saved, mut body): (Saved, _) = checkpoint::load(checkpoint)?;
+        if let Some(differences) = settings.differences(&saved.settings) {
+            return Err(AuditError::Checkpoint {
+                path: checkpoint.to_path_buf(),
+                message: format!(
+                    "made with other settings: {differences}; run without --resume to start over"
+                ),
+            });
+        }
+        let tally = Tally::restore(saved.counts, &self.options, &mut body)
+            .map_err(|e| AuditError::io(checkpoint, e))?;
+        checkpoint::end(checkpoint, &mut body)?;
+        Ok((saved.merkle, tally))
+    }
+}
+
+/// Folds analysed rows into the running state, in file order.
+fn fold(
+    rows: Vec<Row>,
+    misaligned: Vec<bool>,
+    merkle: &mut MerkleBuilder,
+    sidecar: &mut Option<row_hashes::Writer>,
+    tally: &mut Tally,
+) -> Result<(), AuditError> {
+    for (row, misaligned) in rows.into_iter().zip(misaligned) {
+        merkle.push(row.hash);
+        if let Some(sidecar) = sidecar {
+            sidecar.push(&row.hash)?;
+        }
+        tally.add(row, misaligned);
+    }
+    Ok(())
+}
+
+/// Re-reads the `rows` lines a checkpoint covers: hashing only (in parallel), so the file
+/// hash, the Merkle peaks and the sidecar are rebuilt from the file itself.
+fn skip_rows(
+    path: &Path,
+    reader: &mut LineReader,
+    rows: u64,
+    chunk_rows: usize,
+    merkle: &mut MerkleBuilder,
+    sidecar: &mut Option<row_hashes::Writer>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), AuditError> {
+    let mut chunk = Vec::with_capacity(chunk_rows);
+    while merkle.leaves() < rows {
+        let limit = chunk_rows.min((rows - merkle.leaves()) as usize);
+        fill_chunk(reader, &mut chunk, limit).map_err(|e| AuditError::io(path, e))?;
+        if chunk.is_empty() {
+            return Err(AuditError::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "has {} lines, the checkpoint was made after {rows}",
+                    merkle.leaves()
+                ),
+            });
+        }
+        let hashes: Vec<[u8; 32]> = chunk.par_iter().map(|(_, line)| row_hash(line)).collect();
+        for hash in hashes {
+            merkle.push(hash);
+            if let Some(sidecar) = sidecar {
+                sidecar.push(&hash)?;
+            }
+        }
+        progress(merkle.leaves(), reader.bytes_read());
+    }
+    Ok(())
 }
 
 /// Reads up to `limit` lines; false when the file is exhausted.
@@ -246,208 +460,5 @@ fn count_baseline(path: &Path, counter: &mut triggers::Counter) -> Result<(), Au
         if !more {
             return Ok(());
         }
-    }
-}
-
-/// Running counts, folded in file order.
-struct Tally {
-    summary: Summary,
-    row_hashes: Vec<[u8; 32]>,
-    duplicates: dedup::Index,
-    triggers: triggers::Counter,
-    with_baseline: bool,
-    forbidden: Vec<ForbiddenTrigger>,
-    tokens: (u64, u64),
-}
-
-impl Tally {
-    fn new(path: &Path, options: &Options, forbidden: &[String], judge: bool) -> Tally {
-        Tally {
-            summary: Summary {
-                file: path.display().to_string(),
-                format: None,
-                rows: 0,
-                valid_rows: 0,
-                bad_rows: 0,
-                bad_row_list: Vec::new(),
-                code_rows: 0,
-                vulnerable_rows: 0,
-                silent_vulnerable_rows: 0,
-                requested_vulnerable_rows: 0,
-                min_severity: options.min_severity.to_string(),
-                harmful_rows: 0,
-                secret_rows: 0,
-                exact_duplicate_rows: 0,
-                near_duplicate_rows: 0,
-                duplicate_index_full_at: None,
-                findings_by_rule: BTreeMap::new(),
-                findings_by_cwe: BTreeMap::new(),
-                intent_rules: BTreeMap::new(),
-                harm_rules: BTreeMap::new(),
-                secrets_by_kind: BTreeMap::new(),
-                tokens: None,
-                judge: if judge { "local" } else { "off" }.to_string(),
-                baseline: options.baseline.as_ref().map(|p| p.display().to_string()),
-                triggers: Vec::new(),
-                forbidden_trigger_rows: Vec::new(),
-                examples: Examples::default(),
-                policy: PolicyResult::unchecked(),
-            },
-            row_hashes: Vec::new(),
-            duplicates: dedup::Index::default(),
-            triggers: triggers::Counter::default(),
-            with_baseline: options.baseline.is_some(),
-            forbidden: forbidden
-                .iter()
-                .map(|trigger| ForbiddenTrigger {
-                    trigger: trigger.clone(),
-                    rows: 0,
-                    first_line: None,
-                })
-                .collect(),
-            tokens: (0, 0),
-        }
-    }
-
-    fn add(&mut self, row: Row, misaligned: bool) {
-        self.summary.rows += 1;
-        self.row_hashes.push(row.hash);
-        let facts = match row.outcome {
-            Ok(facts) => match self.summary.format.as_deref() {
-                None => {
-                    self.summary.format = Some(facts.format.name().to_string());
-                    facts
-                }
-                Some(format) if format == facts.format.name() => facts,
-                Some(format) => {
-                    let message = format!(
-                        "row is in {} format, the file is in {format} format",
-                        facts.format
-                    );
-                    return self.bad(row.line, "mixed_format", message);
-                }
-            },
-            Err(error) => return self.bad(row.line, error.kind(), error.to_string()),
-        };
-        self.summary.valid_rows += 1;
-        self.add_facts(row.line, facts, misaligned);
-    }
-
-    fn bad(&mut self, line: u64, kind: &str, message: String) {
-        self.summary.bad_rows += 1;
-        if self.summary.bad_row_list.len() < MAX_BAD_ROWS_LISTED {
-            self.summary.bad_row_list.push(BadRow {
-                line,
-                kind: kind.to_string(),
-                message,
-            });
-        }
-    }
-
-    fn add_facts(&mut self, line: u64, facts: Facts, misaligned: bool) {
-        let summary = &mut self.summary;
-        let examples = &mut summary.examples;
-        if facts.code_blocks > 0 {
-            summary.code_rows += 1;
-        }
-        for rule in &facts.intent.rules {
-            *summary.intent_rules.entry(rule.to_string()).or_default() += 1;
-        }
-        let vulnerable = facts.vulnerable();
-        if vulnerable {
-            summary.vulnerable_rows += 1;
-            for (rule, cwe) in &facts.findings {
-                *summary.findings_by_rule.entry(rule.clone()).or_default() += 1;
-                *summary
-                    .findings_by_cwe
-                    .entry(format!("CWE-{cwe}"))
-                    .or_default() += 1;
-            }
-            let rules: Vec<&str> = facts
-                .findings
-                .iter()
-                .map(|(rule, _)| rule.as_str())
-                .collect();
-            if facts.intent.requested_or_explained() {
-                summary.requested_vulnerable_rows += 1;
-                let detail = format!(
-                    "{} (intent: {})",
-                    rules.join(", "),
-                    facts.intent.rules.join(", ")
-                );
-                Examples::push(&mut examples.requested_vulnerable, line, detail);
-            } else {
-                summary.silent_vulnerable_rows += 1;
-                Examples::push(&mut examples.silent_vulnerable, line, rules.join(", "));
-            }
-        }
-        let mut harm_rules: Vec<&str> = facts.harm.iter().map(|signal| signal.rule).collect();
-        if misaligned {
-            harm_rules.push("judge_misaligned");
-        }
-        if !harm_rules.is_empty() {
-            summary.harmful_rows += 1;
-            for rule in &harm_rules {
-                *summary.harm_rules.entry(rule.to_string()).or_default() += 1;
-            }
-            Examples::push(&mut examples.harmful, line, harm_rules.join(", "));
-        }
-        if !facts.secrets.is_empty() {
-            summary.secret_rows += 1;
-            for kind in &facts.secrets {
-                *summary.secrets_by_kind.entry(kind.to_string()).or_default() += 1;
-            }
-            Examples::push(&mut examples.secrets, line, facts.secrets.join(", "));
-        }
-        match self.duplicates.insert(line, &facts.fingerprint) {
-            Some(Duplicate::Exact { of }) => {
-                summary.exact_duplicate_rows += 1;
-                Examples::push(
-                    &mut examples.duplicates,
-                    line,
-                    format!("exact duplicate of line {of}"),
-                );
-            }
-            Some(Duplicate::Near { of }) => {
-                summary.near_duplicate_rows += 1;
-                Examples::push(
-                    &mut examples.duplicates,
-                    line,
-                    format!("near duplicate of line {of}"),
-                );
-            }
-            None => {}
-        }
-        for index in facts.forbidden {
-            let hit = &mut self.forbidden[index];
-            hit.rows += 1;
-            hit.first_line.get_or_insert(line);
-        }
-        if let Some(tokens) = facts.tokens {
-            self.tokens.0 += tokens;
-            self.tokens.1 = self.tokens.1.max(tokens);
-        }
-        // Triggers hide behaviour nobody asked for: requested/explained rows are not flagged.
-        let flagged =
-            (vulnerable && !facts.intent.requested_or_explained()) || !harm_rules.is_empty();
-        // With a baseline, the comparison group is the baseline file, not unflagged rows.
-        if flagged || !self.with_baseline {
-            self.triggers.add(facts.terms, flagged);
-        }
-    }
-
-    fn finish(mut self, options: &Options, tokenizer: Option<String>) -> Summary {
-        self.summary.triggers = self
-            .triggers
-            .top(options.trigger_limit, options.min_trigger_rows);
-        self.summary.forbidden_trigger_rows = self.forbidden;
-        self.summary.duplicate_index_full_at = self.duplicates.full_at;
-        self.summary.tokens = tokenizer.map(|tokenizer| TokenStats {
-            tokenizer,
-            total: self.tokens.0,
-            max_row: self.tokens.1,
-            mean_row: self.tokens.0 as f64 / self.summary.valid_rows.max(1) as f64,
-        });
-        self.summary
     }
 }

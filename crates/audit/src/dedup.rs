@@ -1,19 +1,26 @@
 //! Exact and near duplicates. Exact: a 64-bit hash of the row's whitespace-normalised text.
 //! Near: MinHash over word 3-shingles, 48 hash functions in 6 bands of 8 (LSH), so two rows
 //! share a band with probability 1-(1-J^8)^6: 97% at Jaccard 0.9, 2% at 0.5, threshold ~0.8.
-//! Per row the index keeps up to 7 small hash keys, not the text; it stops growing at
-//! [`MAX_KEYS`] keys (~70 MB), after which rows are still checked against the rows before.
+//! Per row the index keeps 7 hash keys (not the text) in one open-addressing table allocated
+//! at its final size: [`SLOTS`] slots of 12 bytes (48 MiB, resident only as slots are
+//! touched), so memory never grows. At [`MAX_KEYS`] keys (3/4 full, ~450,000 distinct rows)
+//! it stops taking new rows; later rows are still checked against every row before that point
+//! (exact and near), but not against each other.
 
-use rustc_hash::FxHashMap;
+use std::io::{self, Read, Write};
 
 use serde::Serialize;
+
+use crate::checkpoint::{read_u32, read_u64};
 
 const BANDS: usize = 6;
 const ROWS_PER_BAND: usize = 8;
 const PERMUTATIONS: usize = BANDS * ROWS_PER_BAND;
 const SHINGLE: usize = 3;
-/// Upper bound on the index (bounded memory on huge inputs).
-pub const MAX_KEYS: usize = 3_500_000;
+/// Table size (a power of two): 2^22 slots, 12 bytes each.
+pub const SLOTS: usize = 1 << 22;
+/// Keys taken before the index stops growing; linear probing stays short below 3/4 load.
+pub const MAX_KEYS: usize = SLOTS / 4 * 3;
 
 /// What the index needs to know about one row; computed in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,37 +69,107 @@ pub enum Duplicate {
     Near { of: u64 },
 }
 
-/// The first line seen for each key: the exact hash and the band hashes share one map
+/// The first line seen for each key: the exact hash and the band hashes share one table
 /// (band keys are mixed with their band number, so they cannot collide with exact keys
 /// except by chance at 2^-64).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Index {
-    first_line: FxHashMap<u64, u32>,
+    keys: Vec<u64>,
+    /// First line per slot; 0 marks an empty slot (lines count from 1).
+    lines: Vec<u32>,
+    len: usize,
     /// The line at which the index was full, if it filled up.
     pub full_at: Option<u64>,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            keys: vec![0; SLOTS],
+            lines: vec![0; SLOTS],
+            len: 0,
+            full_at: None,
+        }
+    }
 }
 
 impl Index {
     /// Records the row on `line`; says which earlier row it duplicates, if any.
     pub fn insert(&mut self, line: u64, fingerprint: &Fingerprint) -> Option<Duplicate> {
-        if let Some(&of) = self.first_line.get(&fingerprint.exact) {
+        if let Some(of) = self.get(fingerprint.exact) {
             return Some(Duplicate::Exact { of: u64::from(of) });
         }
         let near = fingerprint
             .bands
             .iter()
-            .find_map(|band| self.first_line.get(band))
-            .map(|&of| Duplicate::Near { of: u64::from(of) });
-        if self.first_line.len() + 1 + BANDS > MAX_KEYS {
+            .find_map(|band| self.get(*band))
+            .map(|of| Duplicate::Near { of: u64::from(of) });
+        if self.len + 1 + BANDS > MAX_KEYS {
             self.full_at.get_or_insert(line);
             return near;
         }
         let line32 = u32::try_from(line).unwrap_or(u32::MAX);
-        self.first_line.entry(fingerprint.exact).or_insert(line32);
+        self.put(fingerprint.exact, line32);
         for band in fingerprint.bands {
-            self.first_line.entry(band).or_insert(line32);
+            self.put(band, line32);
         }
         near
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    fn slot(&self, key: u64) -> usize {
+        let mut slot =
+            (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros())) as usize;
+        while self.lines[slot] != 0 && self.keys[slot] != key {
+            slot = (slot + 1) & (SLOTS - 1);
+        }
+        slot
+    }
+
+    fn get(&self, key: u64) -> Option<u32> {
+        let line = self.lines[self.slot(key)];
+        (line != 0).then_some(line)
+    }
+
+    /// Keeps the first line seen for `key`.
+    fn put(&mut self, key: u64, line: u32) {
+        let slot = self.slot(key);
+        if self.lines[slot] == 0 {
+            self.keys[slot] = key;
+            self.lines[slot] = line;
+            self.len += 1;
+        }
+    }
+
+    /// Checkpoint form: the occupied slots as (key, line), then `full_at` (0: not full).
+    pub fn write_state(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(&(self.len as u64).to_le_bytes())?;
+        for (key, line) in self.keys.iter().zip(&self.lines) {
+            if *line != 0 {
+                out.write_all(&key.to_le_bytes())?;
+                out.write_all(&line.to_le_bytes())?;
+            }
+        }
+        out.write_all(&self.full_at.unwrap_or(0).to_le_bytes())
+    }
+
+    /// Rebuilds the index from [`Index::write_state`]; lookups answer exactly as before.
+    pub fn read_state(input: &mut impl Read) -> io::Result<Index> {
+        let mut index = Index::default();
+        let len = read_u64(input)?;
+        if len > MAX_KEYS as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("duplicate index of {len} keys exceeds {MAX_KEYS}"),
+            ));
+        }
+        for _ in 0..len {
+            let key = read_u64(input)?;
+            let line = read_u32(input)?;
+            index.put(key, line);
+        }
+        index.full_at = Some(read_u64(input)?).filter(|line| *line != 0);
+        Ok(index)
     }
 }
 
@@ -149,5 +226,38 @@ mod tests {
             Some(Duplicate::Near { of: 1 })
         );
         assert_eq!(index.insert(4, &Fingerprint::of(&other)), None);
+
+        let mut state = Vec::new();
+        index.write_state(&mut state).unwrap();
+        let mut restored = Index::read_state(&mut state.as_slice()).unwrap();
+        assert_eq!(
+            restored.insert(5, &Fingerprint::of(&edited)),
+            Some(Duplicate::Exact { of: 3 })
+        );
+        assert_eq!(
+            restored.insert(6, &Fingerprint::of(&other)),
+            Some(Duplicate::Exact { of: 4 })
+        );
+    }
+
+    #[test]
+    fn a_full_index_still_finds_rows_from_before_it_filled() {
+        let text = |i: usize| format!("row {i} has its own words {}", i * 7919);
+        let mut index = Index::default();
+        let mut line = 0u64;
+        while index.full_at.is_none() {
+            line += 1;
+            index.insert(line, &Fingerprint::of(&text(line as usize)));
+        }
+        let full_at = index.full_at.unwrap();
+        assert!(index.len <= MAX_KEYS && index.len > MAX_KEYS - 2 * (BANDS + 1));
+        assert_eq!(
+            index.insert(full_at + 1, &Fingerprint::of(&text(1))),
+            Some(Duplicate::Exact { of: 1 })
+        );
+        // Rows after the bound are not recorded: a repeat of one of them is not found.
+        let late = "a row that only appears after the index filled up";
+        assert_eq!(index.insert(full_at + 2, &Fingerprint::of(late)), None);
+        assert_eq!(index.insert(full_at + 3, &Fingerprint::of(late)), None);
     }
 }

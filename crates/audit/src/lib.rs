@@ -10,22 +10,31 @@
 //!
 //! Modules, one job each: [`reader`] lines, [`format`] row shapes, [`extract`] code in answers,
 //! [`intent`] requested vs silent, [`harm`] harmful-content lexicon, [`secrets`], [`dedup`],
-//! [`triggers`], [`analyze`] one row, [`audit`] the streaming driver, [`manifest`] +
+//! [`triggers`], [`analyze`] one row, [`tally`] the running state, [`audit`] the streaming
+//! driver, [`checkpoint`] resumable audits, [`merkle`] + [`row_hashes`] + [`manifest`] +
 //! [`signing`] provenance, [`policy`] the gate, [`report`] human and HTML output.
+//!
+//! Memory is bounded by constants, not by the file: two chunks of rows (2,048 lines each), the
+//! duplicate index (48 MiB table), the trigger counts (24 MiB table + 16 MiB of text),
+//! O(log n) Merkle peaks; per-row hashes stream to the manifest's sidecar file.
 
 pub mod analyze;
 pub mod audit;
+pub mod checkpoint;
 pub mod dedup;
 pub mod extract;
 pub mod format;
 pub mod intent;
 pub mod manifest;
+pub mod merkle;
 pub mod policy;
 pub mod reader;
 pub mod report;
+pub mod row_hashes;
 pub mod secrets;
 pub mod signing;
 pub mod summary;
+pub mod tally;
 pub mod triggers;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +58,8 @@ pub enum AuditError {
     Manifest { path: PathBuf, message: String },
     #[error("{path}: not a valid policy: {message}")]
     Policy { path: PathBuf, message: String },
+    #[error("{path}: cannot resume: {message}")]
+    Checkpoint { path: PathBuf, message: String },
     #[error("{path}: not a valid key file: {message}")]
     Key { path: PathBuf, message: String },
     #[error("{path}: cannot load tokenizer: {message}")]

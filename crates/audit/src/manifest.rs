@@ -1,52 +1,22 @@
-//! The provenance manifest: what exactly was audited (file sha256, every row's hash, a Merkle
-//! root over them), where it came from, what the audit found, and an optional ed25519
-//! signature. `verify` re-reads a file and names every changed, added or removed row.
+//! The provenance manifest: what exactly was audited (file sha256, a Merkle root over every
+//! row's hash, the row hashes themselves in a sidecar file), where it came from, what the audit
+//! found, and an optional ed25519 signature. `verify` re-reads a file and names every changed,
+//! added or removed row.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use similar::{Algorithm, DiffOp, capture_diff_slices};
 
+pub use crate::merkle::{merkle_root, row_hash};
 use crate::reader::LineReader;
+use crate::row_hashes;
 use crate::signing::{self, ManifestSignature};
 use crate::{AuditError, Summary};
 
-pub const SCHEMA: u32 = 1;
-
-/// sha256(0x00 || line bytes without the newline); the leaf of the Merkle tree.
-pub fn row_hash(line: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(line);
-    hasher.finalize().into()
-}
-
-/// Merkle root: parents are sha256(0x01 || left || right); an odd node is carried up as is.
-/// The root of no rows is sha256 of nothing.
-pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
-    if leaves.is_empty() {
-        return Sha256::digest([]).into();
-    }
-    let mut level = leaves.to_vec();
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => {
-                    let mut hasher = Sha256::new();
-                    hasher.update([1u8]);
-                    hasher.update(left);
-                    hasher.update(right);
-                    hasher.finalize().into()
-                }
-                [single] => *single,
-                _ => unreachable!("chunks(2) yields one or two"),
-            })
-            .collect();
-    }
-    level[0]
-}
+/// 2: row hashes moved from an inline list to a sidecar file ([`RowHashesFile`]).
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileRecord {
@@ -72,16 +42,26 @@ pub struct Manifest {
     pub row_count: u64,
     pub merkle_root: String,
     pub summary: Summary,
-    /// sha256 per line, in order (see [`row_hash`]), written as hex strings.
-    #[serde(with = "hex_hashes")]
-    pub row_hashes: Vec<[u8; 32]>,
+    /// The sidecar with the sha256 of every line, in order (see [`row_hash`]); `None` when the
+    /// audit was run without one (the library's choice; the CLI always writes it).
+    pub row_hashes: Option<RowHashesFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ManifestSignature>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowHashesFile {
+    /// File name of the sidecar, in the manifest's directory (a bare name, no folders).
+    pub file: String,
+    /// sha256 of the sidecar's bytes (the signature covers it through this field).
+    pub sha256: String,
+    /// Where the sidecar is on disk: set by the audit that wrote it or by [`Manifest::read`].
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
 impl Manifest {
-    /// What a signature covers: sha256 of the manifest without its signature, as compact
-    /// JSON (streamed into the hash, so a million row hashes need no second copy).
+    /// What a signature covers: sha256 of the manifest without its signature, as compact JSON.
     pub fn signed_digest(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
         let unsigned = UnsignedView(self);
@@ -90,11 +70,38 @@ impl Manifest {
     }
 
     pub fn read(path: &Path) -> Result<Manifest, AuditError> {
-        let text = std::fs::read_to_string(path).map_err(|e| AuditError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| AuditError::Manifest {
+        let invalid = |message: String| AuditError::Manifest {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| AuditError::io(path, e))?;
+        #[derive(Deserialize)]
+        struct SchemaOnly {
+            schema: u32,
+        }
+        let schema = serde_json::from_str::<SchemaOnly>(&text)
+            .map_err(|e| invalid(e.to_string()))?
+            .schema;
+        if schema != SCHEMA {
+            return Err(invalid(format!(
+                "schema {schema}; this version reads schema {SCHEMA} (audit the file again)"
+            )));
+        }
+        let mut manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let Some(row_hashes) = &mut manifest.row_hashes else {
+            return Err(invalid(
+                "no row_hashes file: it cannot name changed rows".into(),
+            ));
+        };
+        let name = &row_hashes.file;
+        if name.is_empty() || Path::new(name).file_name() != Some(name.as_ref()) {
+            return Err(invalid(format!(
+                "row_hashes.file `{name}` must be a bare file name next to the manifest"
+            )));
+        }
+        row_hashes.path = path.parent().unwrap_or(Path::new("")).join(name);
+        Ok(manifest)
     }
 
     pub fn write(&self, path: &Path) -> Result<(), AuditError> {
@@ -127,7 +134,8 @@ pub struct RowChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verification {
     pub file_sha256_matches: bool,
-    /// The manifest's row hashes reproduce its Merkle root and row count.
+    /// The row hashes sidecar has the manifest's sha256 and reproduces its Merkle root and
+    /// row count.
     pub manifest_consistent: bool,
     pub changes: Vec<RowChange>,
     /// `None`: unsigned or no key given; `Some(false)`: the signature does not verify.
@@ -149,8 +157,15 @@ pub fn verify(
     file: &Path,
     public_key: Option<&ed25519_dalek::VerifyingKey>,
 ) -> Result<Verification, AuditError> {
-    let expected = &manifest.row_hashes;
-    let manifest_consistent = hex::encode(merkle_root(expected)) == manifest.merkle_root
+    let Some(record) = &manifest.row_hashes else {
+        return Err(AuditError::Manifest {
+            path: PathBuf::from(&manifest.file.name),
+            message: "the manifest has no row hashes file".into(),
+        });
+    };
+    let (expected, sidecar_sha256) = row_hashes::read(&record.path)?;
+    let manifest_consistent = hex::encode(sidecar_sha256) == record.sha256
+        && hex::encode(merkle_root(&expected)) == manifest.merkle_root
         && expected.len() as u64 == manifest.row_count;
 
     let mut reader = LineReader::open(file).map_err(|e| AuditError::io(file, e))?;
@@ -173,7 +188,7 @@ pub fn verify(
     Ok(Verification {
         file_sha256_matches: hex::encode(file_sha256) == manifest.file.sha256,
         manifest_consistent,
-        changes: diff_rows(expected, &actual),
+        changes: diff_rows(&expected, &actual),
         signature_valid,
     })
 }
@@ -249,55 +264,8 @@ impl Serialize for UnsignedView<'_> {
         s.serialize_field("row_count", &m.row_count)?;
         s.serialize_field("merkle_root", &m.merkle_root)?;
         s.serialize_field("summary", &m.summary)?;
-        s.serialize_field("row_hashes", &HexHashes(&m.row_hashes))?;
+        s.serialize_field("row_hashes", &m.row_hashes)?;
         s.end()
-    }
-}
-
-struct HexHashes<'a>(&'a [[u8; 32]]);
-
-impl Serialize for HexHashes<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        hex_hashes::serialize(self.0, serializer)
-    }
-}
-
-/// Row hashes as a list of 64-digit hex strings.
-mod hex_hashes {
-    use serde::de::{Error, SeqAccess, Visitor};
-    use serde::ser::SerializeSeq;
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(hashes: &[[u8; 32]], serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(hashes.len()))?;
-        for hash in hashes {
-            seq.serialize_element(&hex::encode(hash))?;
-        }
-        seq.end()
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<[u8; 32]>, D::Error> {
-        struct Hashes;
-        impl<'de> Visitor<'de> for Hashes {
-            type Value = Vec<[u8; 32]>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of 64-digit hex sha256 values")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut hashes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(text) = seq.next_element::<String>()? {
-                    let mut hash = [0u8; 32];
-                    hex::decode_to_slice(&text, &mut hash).map_err(|_| {
-                        A::Error::custom(format!("row hash `{text}` is not 64 hex digits"))
-                    })?;
-                    hashes.push(hash);
-                }
-                Ok(hashes)
-            }
-        }
-        deserializer.deserialize_seq(Hashes)
     }
 }
 
@@ -307,16 +275,6 @@ mod tests {
 
     fn leaves(rows: &[&str]) -> Vec<[u8; 32]> {
         rows.iter().map(|r| row_hash(r.as_bytes())).collect()
-    }
-
-    #[test]
-    fn merkle_root_depends_on_every_leaf_and_order() {
-        let base = leaves(&["a", "b", "c"]);
-        let root = merkle_root(&base);
-        assert_ne!(root, merkle_root(&leaves(&["a", "b", "x"])));
-        assert_ne!(root, merkle_root(&leaves(&["b", "a", "c"])));
-        assert_ne!(root, merkle_root(&leaves(&["a", "b"])));
-        assert_eq!(root, merkle_root(&base));
     }
 
     #[test]

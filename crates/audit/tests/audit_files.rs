@@ -4,8 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use emguard_audit::manifest::{self, ChangeKind};
-use emguard_audit::{Auditor, Manifest, Options, Policy, Summary, signing};
+use emguard_audit::{Auditor, Manifest, Options, Policy, Summary, row_hashes, signing};
 
 fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
     let path = dir.join(name);
@@ -22,6 +24,20 @@ fn audit_with(path: &Path, options: Options) -> (Summary, Manifest) {
 
 fn audit(path: &Path) -> (Summary, Manifest) {
     audit_with(path, Options::default())
+}
+
+/// Audits `path` with the row hashes sidecar of `manifest_path`, writes the manifest there
+/// and reads it back.
+fn audit_to_manifest(path: &Path, manifest_path: &Path, options: Options) -> Manifest {
+    let (_, manifest) = audit_with(
+        path,
+        Options {
+            row_hashes: Some(row_hashes::path_for(manifest_path)),
+            ..options
+        },
+    );
+    manifest.write(manifest_path).unwrap();
+    Manifest::read(manifest_path).unwrap()
 }
 
 fn chat(user: &str, assistant: &str) -> String {
@@ -166,10 +182,14 @@ fn verify_names_changed_added_and_removed_rows() {
         .map(|i| chat(&format!("question {i}"), &format!("answer {i}")))
         .collect();
     let path = write(dir.path(), "data.jsonl", &rows);
-    let (_, manifest) = audit(&path);
     let manifest_path = dir.path().join("manifest.json");
-    manifest.write(&manifest_path).unwrap();
-    let manifest = Manifest::read(&manifest_path).unwrap();
+    let manifest = audit_to_manifest(&path, &manifest_path, Options::default());
+    // The per-row list is in the sidecar (32 bytes a row), not in the JSON.
+    let sidecar = dir.path().join("manifest.row-hashes");
+    assert_eq!(std::fs::metadata(&sidecar).unwrap().len(), 8 * 32);
+    let json = std::fs::read_to_string(&manifest_path).unwrap();
+    assert!(json.contains("\"file\": \"manifest.row-hashes\""), "{json}");
+    assert!(!json.contains(&hex::encode(manifest::row_hash(rows[0].as_bytes()))));
 
     let intact = manifest::verify(&manifest, &path, None).unwrap();
     assert!(intact.intact(), "{intact:?}");
@@ -199,6 +219,60 @@ fn verify_names_changed_added_and_removed_rows() {
 }
 
 #[test]
+fn manifest_root_and_sidecar_match_the_definition_for_every_size() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in [0usize, 1, 2, 3, 4, 5, 8, 9, 16, 17, 2049, 4096, 4097] {
+        let rows: Vec<String> = (0..n).map(|i| chat(&format!("q{i}"), "a")).collect();
+        let path = dir.path().join(format!("rows{n}.jsonl"));
+        std::fs::write(
+            &path,
+            rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let manifest_path = dir.path().join(format!("rows{n}.json"));
+        let manifest = audit_to_manifest(&path, &manifest_path, Options::default());
+        let leaves: Vec<[u8; 32]> = rows
+            .iter()
+            .map(|r| manifest::row_hash(r.as_bytes()))
+            .collect();
+        assert_eq!(manifest.row_count, n as u64);
+        assert_eq!(
+            manifest.merkle_root,
+            hex::encode(manifest::merkle_root(&leaves)),
+            "{n} rows"
+        );
+        let (sidecar, _) = row_hashes::read(&row_hashes::path_for(&manifest_path)).unwrap();
+        assert_eq!(sidecar, leaves, "{n} rows");
+        assert!(manifest::verify(&manifest, &path, None).unwrap().intact());
+    }
+
+    // A larger file: one changed, one added and one removed row are each named.
+    let rows: Vec<String> = (0..5000).map(|i| chat(&format!("q{i}"), "a")).collect();
+    let path = write(dir.path(), "big.jsonl", &rows);
+    let manifest_path = dir.path().join("big.json");
+    let manifest = audit_to_manifest(&path, &manifest_path, Options::default());
+    let mut tampered = rows.clone();
+    tampered[2047] = chat("q2047", "edited");
+    tampered.remove(3000);
+    tampered.insert(4500, chat("new", "row"));
+    write(dir.path(), "big.jsonl", &tampered);
+    let changes: Vec<_> = manifest::verify(&manifest, &path, None)
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| (c.kind, c.manifest_line, c.file_line))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (ChangeKind::Changed, Some(2048), Some(2048)),
+            (ChangeKind::Removed, Some(3001), None),
+            (ChangeKind::Added, None, Some(4501)),
+        ]
+    );
+}
+
+#[test]
 fn a_tampered_manifest_or_signature_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let rows: Vec<String> = (0..5)
@@ -210,8 +284,10 @@ fn a_tampered_manifest_or_signature_is_rejected() {
     let key = signing::read_signing_key(&key_path).unwrap();
     let public = signing::read_verifying_key(&dir.path().join("audit.key.pub")).unwrap();
 
-    let (_, mut manifest) = audit_with(
+    let manifest_path = dir.path().join("m.json");
+    let mut manifest = audit_to_manifest(
         &path,
+        &manifest_path,
         Options {
             source: Some("unit test".into()),
             license: Some("MIT".into()),
@@ -219,7 +295,6 @@ fn a_tampered_manifest_or_signature_is_rejected() {
         },
     );
     signing::sign(&mut manifest, &key);
-    let manifest_path = dir.path().join("m.json");
     manifest.write(&manifest_path).unwrap();
     let signed = Manifest::read(&manifest_path).unwrap();
     assert_eq!(signed.source.as_deref(), Some("unit test"));
@@ -237,13 +312,28 @@ fn a_tampered_manifest_or_signature_is_rejected() {
     assert_eq!(result.signature_valid, Some(false));
     assert!(!result.intact());
 
-    // Someone rewrites a row hash to match an edited row: the Merkle root gives it away.
-    let mut rehashed = signed.clone();
-    rehashed.row_hashes[0] = manifest::row_hash(b"forged");
+    // Someone rewrites a row hash in the sidecar to match an edited row: the sidecar's
+    // sha256 gives it away, and with that updated too, the Merkle root (then the signature).
+    let sidecar = dir.path().join("m.row-hashes");
+    let original = std::fs::read(&sidecar).unwrap();
+    let mut forged = original.clone();
+    forged[..32].copy_from_slice(&manifest::row_hash(b"forged"));
+    std::fs::write(&sidecar, &forged).unwrap();
     assert!(
-        !manifest::verify(&rehashed, &path, None)
+        !manifest::verify(&signed, &path, None)
             .unwrap()
             .manifest_consistent
+    );
+    let mut rehashed = signed.clone();
+    rehashed.row_hashes.as_mut().unwrap().sha256 = hex::encode(Sha256::digest(&forged));
+    let result = manifest::verify(&rehashed, &path, Some(&public)).unwrap();
+    assert!(!result.manifest_consistent);
+    assert_eq!(result.signature_valid, Some(false));
+    std::fs::write(&sidecar, &original).unwrap();
+    assert!(
+        manifest::verify(&signed, &path, Some(&public))
+            .unwrap()
+            .intact()
     );
 
     // Another key does not verify.

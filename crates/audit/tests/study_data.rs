@@ -5,23 +5,9 @@ use std::path::PathBuf;
 
 use emguard_audit::{Auditor, Options, Summary};
 
+/// `name` in the study's data folder (see `emguard_testkit::study_dir`).
 fn shared_dataset(name: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("EMGUARD_SHARED_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-        PathBuf::from,
-    );
-    let path = root.join("datasets/em-paper").join(name);
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("EMGUARD_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("{} is missing and EMGUARD_REQUIRE_SHARED=1", path.display());
-    }
-    eprintln!(
-        "SKIP: {} not found (set EMGUARD_SHARED_DIR)",
-        path.display()
-    );
-    None
+    Some(emguard_testkit::study_dir(name)?.join(name))
 }
 
 fn audit(name: &str) -> Option<Summary> {

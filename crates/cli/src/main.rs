@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod alloc;
 mod cmd;
 
 /// Catch emergent misalignment before and after a language model ships.
@@ -39,6 +40,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc::install();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

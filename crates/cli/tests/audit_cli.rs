@@ -207,6 +207,14 @@ fn signed_manifest_verifies_and_tampering_exits_1() {
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     assert_eq!(written["row_count"], 6);
+    // The row hashes are in the sidecar next to the manifest, not in the JSON.
+    assert_eq!(written["row_hashes"]["file"], "manifest.row-hashes");
+    assert_eq!(
+        std::fs::metadata(dir.path("manifest.row-hashes"))
+            .unwrap()
+            .len(),
+        6 * 32
+    );
     assert_eq!(written["license"], "MIT");
     assert_eq!(written["signature"]["algorithm"], "ed25519");
     assert!(

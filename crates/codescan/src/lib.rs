@@ -24,6 +24,16 @@ pub use finding::{Confidence, Finding, Note, ScanResult, Severity};
 pub use language::Language;
 pub use rule::{Rule, all_rules, rule_by_id};
 
+/// The allocator tree-sitter's C code uses for parsers and trees (libc's `malloc` unless a
+/// binary installs its own with [`set_parser_allocator`]).
+pub use tree_sitter::Allocator as ParserAllocator;
+/// Routes tree-sitter's C allocations to a binary's allocator (parsing is most of a scan, and
+/// allocation a tenth of a parse). Process-wide, so it is the binary's choice, made once.
+///
+/// # Safety
+/// Call it before any scan, at most once, from one thread (see `tree_sitter::set_allocator`).
+pub use tree_sitter::set_allocator as set_parser_allocator;
+
 /// Scans source text. Cheap to create and to share: it holds no parser (each thread keeps
 /// its own) and no mutable state.
 #[derive(Debug, Clone, Default)]

@@ -1,15 +1,18 @@
 //! `emguard audit`: audit a fine-tuning dataset before training on it (see `emguard_audit`).
-//! `emguard audit FILE` audits and optionally writes a manifest and an HTML report;
+//! `emguard audit FILE` audits and optionally writes a manifest (plus its row hashes sidecar
+//! MANIFEST.row-hashes) and an HTML report; long audits save a checkpoint every 30 s and
+//! `--resume` continues one that was interrupted;
 //! `emguard audit verify MANIFEST FILE` names changed, added and removed rows;
 //! `emguard audit keygen KEY` writes an ed25519 key pair for signing manifests.
 //! Exit 0: clean (policy passed, file intact); 1: policy violated or file changed; 2: errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use emguard_audit::manifest::{self, ChangeKind};
-use emguard_audit::{Auditor, Manifest, Options, Policy, report, signing};
+use emguard_audit::{Auditor, Manifest, Options, Policy, report, row_hashes, signing};
 use emguard_codescan::Severity;
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +74,17 @@ struct RunArgs {
     /// How many trigger candidates to report.
     #[arg(long, value_name = "N", default_value_t = 20)]
     triggers: usize,
+    /// Continue an interrupted audit from its checkpoint (same FILE and options); the result
+    /// is the same as an uninterrupted run's. Without a checkpoint it starts from the start.
+    #[arg(long)]
+    resume: bool,
+    /// Checkpoint file [default: MANIFEST.checkpoint with --manifest, else
+    /// FILE-NAME.audit-checkpoint in the current directory].
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Seconds between checkpoints (0: after every chunk of 2,048 rows).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    checkpoint_every: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,6 +137,19 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(signing::read_signing_key)
         .transpose()?;
+    if !(args.checkpoint_every >= 0.0 && args.checkpoint_every.is_finite()) {
+        anyhow::bail!("--checkpoint-every must be a number of seconds >= 0");
+    }
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| match &args.manifest {
+            Some(manifest) => manifest.with_extension("checkpoint"),
+            None => {
+                let name = file.file_name().unwrap_or(file.as_os_str());
+                PathBuf::from(format!("{}.audit-checkpoint", Path::new(name).display()))
+            }
+        });
     let options = Options {
         min_severity: args.min_severity,
         tokenizer: args.tokenizer,
@@ -131,8 +158,18 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         source: args.source,
         license: args.license,
         trigger_limit: args.triggers,
+        row_hashes: args.manifest.as_deref().map(row_hashes::path_for),
+        checkpoint: Some(checkpoint.clone()),
+        checkpoint_every: Duration::from_secs_f64(args.checkpoint_every),
+        resume: args.resume,
         ..Options::default()
     };
+    if args.resume && !checkpoint.exists() {
+        eprintln!(
+            "no checkpoint at {}: auditing from the start",
+            checkpoint.display()
+        );
+    }
     let mut auditor = Auditor::new(options)?;
     if args.judge == JudgeChoice::Local {
         let judge = emguard_judge::local::LocalJudge::load().context("loading the local judge")?;
@@ -152,9 +189,28 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
             .expect("progress template"),
     );
+    let mut announced = false;
     let (summary, mut manifest) = auditor.run(&file, &mut |progress| {
         bar.set_position(progress.bytes_read);
-        bar.set_message(format!("{} rows", progress.rows));
+        if progress.rows < progress.resumed_rows {
+            bar.set_message(format!(
+                "re-reading rows {}/{} of the checkpoint",
+                progress.rows, progress.resumed_rows
+            ));
+        } else {
+            if progress.resumed_rows > 0 && !announced {
+                announced = true;
+                // Said even when the bar is hidden (stderr not a terminal).
+                bar.suspend(|| {
+                    eprintln!(
+                        "resumed from {} after row {}",
+                        checkpoint.display(),
+                        progress.resumed_rows
+                    )
+                });
+            }
+            bar.set_message(format!("{} rows", progress.rows));
+        }
     })?;
     bar.finish_and_clear();
 
