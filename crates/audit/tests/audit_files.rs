@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use emguard_audit::manifest::{self, ChangeKind};
+use emguard_audit::manifest::{self, ChangeKind, Verification};
 use emguard_audit::{Auditor, Manifest, Options, Policy, Summary, row_hashes, signing};
 
 fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
@@ -38,6 +38,15 @@ fn audit_to_manifest(path: &Path, manifest_path: &Path, options: Options) -> Man
     );
     manifest.write(manifest_path).unwrap();
     Manifest::read(manifest_path).unwrap()
+}
+
+/// Each change `verify` names: kind, line in the audited file, line in the file now.
+fn change_list(result: &Verification) -> Vec<(ChangeKind, Option<u64>, Option<u64>)> {
+    result
+        .changes
+        .iter()
+        .map(|c| (c.kind, c.manifest_line, c.file_line))
+        .collect()
 }
 
 fn chat(user: &str, assistant: &str) -> String {
@@ -203,13 +212,8 @@ fn verify_names_changed_added_and_removed_rows() {
     let result = manifest::verify(&manifest, &tampered_path, None).unwrap();
     assert!(!result.intact());
     assert!(!result.file_sha256_matches);
-    let changes: Vec<_> = result
-        .changes
-        .iter()
-        .map(|c| (c.kind, c.manifest_line, c.file_line))
-        .collect();
     assert_eq!(
-        changes,
+        change_list(&result),
         [
             (ChangeKind::Changed, Some(2), Some(2)),
             (ChangeKind::Added, None, Some(6)),
@@ -256,14 +260,8 @@ fn manifest_root_and_sidecar_match_the_definition_for_every_size() {
     tampered.remove(3000);
     tampered.insert(4500, chat("new", "row"));
     write(dir.path(), "big.jsonl", &tampered);
-    let changes: Vec<_> = manifest::verify(&manifest, &path, None)
-        .unwrap()
-        .changes
-        .iter()
-        .map(|c| (c.kind, c.manifest_line, c.file_line))
-        .collect();
     assert_eq!(
-        changes,
+        change_list(&manifest::verify(&manifest, &path, None).unwrap()),
         [
             (ChangeKind::Changed, Some(2048), Some(2048)),
             (ChangeKind::Removed, Some(3001), None),
