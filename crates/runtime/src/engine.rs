@@ -148,15 +148,8 @@ impl Worker {
         }
         let id = self.next_id;
         self.next_id += 1;
-        for index in 0..params.n {
-            self.waiting.push_back(Sequence::new(
-                &self.model,
-                id,
-                index,
-                prompt.clone(),
-                params.clone(),
-            ));
-        }
+        self.waiting
+            .extend(Sequence::answers(&self.model, id, &prompt, &params));
         self.requests.insert(
             id,
             Open {

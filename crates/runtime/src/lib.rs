@@ -17,6 +17,8 @@ mod chat;
 mod engine;
 mod gguf;
 mod model;
+mod parallel;
+mod q8_0_matmul;
 mod sampling;
 mod tokenizer;
 mod transformer;

@@ -1,14 +1,17 @@
 //! The decoder-only transformer (llama and Qwen2 families), adapted from candle-transformers'
 //! `quantized_llama` / `quantized_qwen2`, rewritten for ragged batches: the tokens of every
 //! sequence in a step (a whole prompt for a new sequence, one token for a running one) are packed
-//! into one matrix, so each weight matmul runs once per step; attention runs per sequence on its
-//! own contiguous KV cache. No padding, no masks, and every row's result is independent of what
-//! else is in the batch (batched output equals unbatched output).
+//! into one matrix, so each weight matmul runs once per step (Q8_0 weights on our own VNNI
+//! kernel, `q8_0_matmul`, elsewhere candle's); attention runs per sequence on its own contiguous
+//! KV cache, every (row, KV head) in parallel. No padding, no masks, and every row's result is
+//! independent of what else is in the batch (batched output equals unbatched output) and of the
+//! number of threads.
 //! Hook points after each block: steering (add a vector) and capture (copy the residual stream).
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{Device, Module, Tensor};
@@ -16,6 +19,8 @@ use candle_core::{Device, Module, Tensor};
 use crate::Steering;
 use crate::gguf::Metadata;
 use crate::model::{Result, RuntimeError};
+use crate::parallel;
+use crate::q8_0_matmul::PackedQ8_0;
 
 /// Hyper-parameters read from the GGUF.
 #[derive(Debug, Clone)]
@@ -43,18 +48,29 @@ const MAX_ROPE_POSITIONS: usize = 32_768;
 
 /// A weight matrix `out x in` applied as `x @ W^T (+ bias)`.
 struct Linear {
-    weight: QMatMul,
+    weight: Weight,
     bias: Option<Vec<f32>>,
     out_dim: usize,
+}
+
+enum Weight {
+    /// Q8_0 packed for our VNNI kernel (see `q8_0_matmul`).
+    PackedQ8_0(PackedQ8_0),
+    /// Any other type, or a CPU without VNNI: candle's quantized matmul.
+    Candle(QMatMul),
 }
 
 impl Linear {
     /// `x` is `rows x in`, row-major; returns `rows x out`.
     fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let input_dim = x.len() / rows.max(1);
-        let t = Tensor::from_slice(x, (rows, input_dim), &Device::Cpu)?;
-        let y = self.weight.forward(&t)?;
-        let mut y = y.flatten_all()?.to_vec1::<f32>()?;
+        let mut y = match &self.weight {
+            Weight::PackedQ8_0(w) => w.matmul(x, rows),
+            Weight::Candle(w) => {
+                let input_dim = x.len() / rows.max(1);
+                let t = Tensor::from_slice(x, (rows, input_dim), &Device::Cpu)?;
+                w.forward(&t)?.flatten_all()?.to_vec1::<f32>()?
+            }
+        };
         if let Some(bias) = &self.bias {
             for row in y.chunks_exact_mut(self.out_dim) {
                 row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
@@ -77,6 +93,8 @@ struct Block {
 
 pub(crate) struct Transformer {
     pub cfg: Config,
+    /// Chunks run from an empty cache (prompts prefilled), over the model's lifetime.
+    prefills: AtomicUsize,
     embedding: Vec<f32>,
     blocks: Vec<Block>,
     final_norm: Vec<f32>,
@@ -91,6 +109,7 @@ pub(crate) struct KvCache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     len: usize,
+    kv_dim: usize,
 }
 
 impl KvCache {
@@ -105,6 +124,7 @@ impl KvCache {
                 .map(|_| Vec::with_capacity(per_layer))
                 .collect(),
             len: 0,
+            kv_dim: cfg.kv_dim(),
         }
     }
     /// Positions cached so far.
@@ -113,14 +133,16 @@ impl KvCache {
     }
 }
 
-impl Clone for KvCache {
-    fn clone(&self) -> Self {
-        // Keep the reserved capacity: a clone continues generating.
+impl KvCache {
+    /// A copy with room for `capacity` positions (at least its length): a copy that goes on
+    /// generating reserves its whole answer, a copy kept to be copied again only what it holds.
+    pub fn fork(&self, capacity: usize) -> KvCache {
+        let per_layer = capacity.max(self.len) * self.kv_dim;
         let copy = |layers: &Vec<Vec<f32>>| {
             layers
                 .iter()
                 .map(|l| {
-                    let mut c = Vec::with_capacity(l.capacity());
+                    let mut c = Vec::with_capacity(per_layer);
                     c.extend_from_slice(l);
                     c
                 })
@@ -130,6 +152,7 @@ impl Clone for KvCache {
             k: copy(&self.k),
             v: copy(&self.v),
             len: self.len,
+            kv_dim: self.kv_dim,
         }
     }
 }
@@ -237,6 +260,10 @@ impl Loader<'_> {
                 .collect::<candle_core::Result<Vec<_>>>()?;
             QTensor::quantize(&Tensor::cat(&dense, 0)?, GgmlDType::Q8_0)?
         };
+        let weight = match PackedQ8_0::new(&weight)? {
+            Some(packed) => Weight::PackedQ8_0(packed),
+            None => Weight::Candle(QMatMul::from_qtensor(weight)?),
+        };
         let mut bias = Vec::new();
         let mut any_bias = false;
         for (name, part_out) in biases.iter().zip(names.iter()) {
@@ -250,7 +277,7 @@ impl Loader<'_> {
             }
         }
         Ok(Linear {
-            weight: QMatMul::from_qtensor(weight)?,
+            weight,
             bias: any_bias.then_some(bias),
             out_dim,
         })
@@ -371,6 +398,7 @@ impl Transformer {
         };
         Ok(Transformer {
             cfg,
+            prefills: AtomicUsize::new(0),
             embedding,
             blocks,
             final_norm,
@@ -378,6 +406,12 @@ impl Transformer {
             rope_cos,
             rope_sin,
         })
+    }
+
+    /// Prompts prefilled so far: chunks that started from an empty cache.
+    #[cfg(test)]
+    pub fn prefills(&self) -> usize {
+        self.prefills.load(Ordering::Relaxed)
     }
 
     /// Run every chunk's new tokens through the model, appending to their caches.
@@ -399,6 +433,8 @@ impl Transformer {
                 )));
             }
         }
+        let fresh = chunks.iter().filter(|c| c.cache.len == 0).count();
+        self.prefills.fetch_add(fresh, Ordering::Relaxed);
         // Row offset and first position of each chunk.
         let mut starts = Vec::with_capacity(chunks.len());
         let mut row = 0;
@@ -417,9 +453,14 @@ impl Transformer {
             .iter()
             .map(|c| vec![Vec::new(); c.capture.len()])
             .collect();
+        // For each row: its chunk and how many positions it attends to (causal).
+        let row_spans: Vec<(usize, usize)> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(ci, c)| (1..=c.tokens.len()).map(move |i| (ci, c.cache.len + i)))
+            .collect();
         let mut h = vec![0f32; rows * d];
         let mut attn = vec![0f32; rows * d];
-        let mut scores = Vec::new();
         for (layer, block) in self.blocks.iter().enumerate() {
             rms_norm(&x, &block.attn_norm, cfg.rms_eps, &mut h);
             let mut qkv = block.qkv.forward(&h, rows)?;
@@ -435,30 +476,25 @@ impl Transformer {
                     c.cache.k[layer].extend_from_slice(k);
                     c.cache.v[layer].extend_from_slice(v);
                 }
-                for i in 0..c.tokens.len() {
-                    let q = &qkv[(row0 + i) * qkv_dim..(row0 + i) * qkv_dim + d];
-                    let out = &mut attn[(row0 + i) * d..(row0 + i + 1) * d];
-                    self.attend(
-                        q,
-                        &c.cache.k[layer],
-                        &c.cache.v[layer],
-                        pos0 + i + 1,
-                        out,
-                        &mut scores,
-                    );
-                }
             }
+            let caches: Vec<(&[f32], &[f32])> = chunks
+                .iter()
+                .map(|c| (&c.cache.k[layer][..], &c.cache.v[layer][..]))
+                .collect();
+            self.attention(&qkv, &caches, &row_spans, &mut attn);
             let o = block.attn_out.forward(&attn, rows)?;
             add_assign(&mut x, &o);
 
             rms_norm(&x, &block.ffn_norm, cfg.rms_eps, &mut h);
             let gu = block.gate_up.forward(&h, rows)?;
             let ffn = block.gate_up.out_dim / 2;
-            let mut act = Vec::with_capacity(rows * ffn);
-            for r in gu.chunks_exact(2 * ffn) {
-                let (g, u) = r.split_at(ffn);
-                act.extend(g.iter().zip(u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u));
-            }
+            let mut act = vec![0f32; rows * ffn];
+            parallel::for_each_row(&mut act, ffn, |r, act| {
+                let (g, u) = gu[r * 2 * ffn..(r + 1) * 2 * ffn].split_at(ffn);
+                for ((a, &g), &u) in act.iter_mut().zip(g).zip(u) {
+                    *a = g / (1.0 + (-g).exp()) * u;
+                }
+            });
             let down = block.down.forward(&act, rows)?;
             add_assign(&mut x, &down);
 
@@ -519,12 +555,43 @@ impl Transformer {
         }
     }
 
-    /// Causal attention of one query row over the first `n_pos` cached positions.
-    fn attend(
+    /// Causal attention of every row of `qkv` (`rows x (q|k|v)`, rotated) over its chunk's
+    /// cache, into `out` (`rows x d_model`). One work item is one row and one KV head with the
+    /// query heads that share it (grouped-query attention): each cached key and value is read
+    /// once for the whole group. Items run in parallel; each is computed by one thread.
+    fn attention(
+        &self,
+        qkv: &[f32],
+        caches: &[(&[f32], &[f32])],
+        row_spans: &[(usize, usize)],
+        out: &mut [f32],
+    ) {
+        let cfg = &self.cfg;
+        let hd = cfg.head_dim;
+        let group = cfg.n_head / cfg.n_kv_head;
+        let qkv_dim = cfg.d_model + 2 * cfg.kv_dim();
+        // Item `i` = row `i / n_kv_head`, KV head `i % n_kv_head`; its query heads' outputs
+        // are contiguous, so the items are `out`'s consecutive `group * hd` slices.
+        parallel::for_each_row(out, group * hd, |item, out| {
+            let (row, kv_head) = (item / cfg.n_kv_head, item % cfg.n_kv_head);
+            let (chunk, n_pos) = row_spans[row];
+            let q0 = row * qkv_dim + kv_head * group * hd;
+            let (k, v) = caches[chunk];
+            SCORES.with_borrow_mut(|scores| {
+                self.attend_group(&qkv[q0..q0 + group * hd], k, v, kv_head, n_pos, out, scores)
+            });
+        });
+    }
+
+    /// Attention of the `group` query heads in `q` over the first `n_pos` cached positions of
+    /// KV head `kv_head`.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_group(
         &self,
         q: &[f32],
         k: &[f32],
         v: &[f32],
+        kv_head: usize,
         n_pos: usize,
         out: &mut [f32],
         scores: &mut Vec<f32>,
@@ -532,37 +599,52 @@ impl Transformer {
         let cfg = &self.cfg;
         let hd = cfg.head_dim;
         let kv_dim = cfg.kv_dim();
-        let group = cfg.n_head / cfg.n_kv_head;
+        let kv_off = kv_head * hd;
         let scale = 1.0 / (hd as f32).sqrt();
-        for head in 0..cfg.n_head {
-            let kv_off = (head / group) * hd;
-            let qh = &q[head * hd..(head + 1) * hd];
-            scores.clear();
-            scores.extend(
-                (0..n_pos)
-                    .map(|p| dot(qh, &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd]) * scale),
-            );
-            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // scores[p * group + h]: position-major, so each key and value row is loaded once.
+        scores.clear();
+        for p in 0..n_pos {
+            let kp = &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
+            scores.extend(q.chunks_exact(hd).map(|qh| dot(qh, kp) * scale));
+        }
+        let group = q.len() / hd;
+        for h in 0..group {
+            let max = scores[h..]
+                .iter()
+                .step_by(group)
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
-            for s in scores.iter_mut() {
+            for s in scores[h..].iter_mut().step_by(group) {
                 *s = (*s - max).exp();
                 sum += *s;
             }
-            let oh = &mut out[head * hd..(head + 1) * hd];
-            oh.fill(0.0);
-            for (p, s) in scores.iter().enumerate() {
-                let w = s / sum;
-                let vp = &v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
+            let inv = 1.0 / sum;
+            scores[h..]
+                .iter_mut()
+                .step_by(group)
+                .for_each(|s| *s *= inv);
+        }
+        out.fill(0.0);
+        for (p, weights) in scores.chunks_exact(group).enumerate() {
+            let vp = &v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
+            for (oh, &w) in out.chunks_exact_mut(hd).zip(weights) {
                 oh.iter_mut().zip(vp).for_each(|(o, &x)| *o += w * x);
             }
         }
     }
 }
 
+thread_local! {
+    /// Attention scores of the work item a thread is on (reused: no allocation per item).
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the compiler vectorise without reassociation.
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    // Sixteen independent accumulators (two AVX registers) let the compiler vectorise without
+    // reassociation and keep two multiply-add chains in flight.
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
         .remainder()
         .iter()
@@ -570,7 +652,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
+        for i in 0..16 {
             acc[i] += x[i] * y[i];
         }
     }

@@ -207,3 +207,39 @@ fn bad_requests_are_rejected_with_a_reason() {
         .to_string();
     assert!(err.contains("empty"), "{err}");
 }
+
+/// Set in the child processes of `same_text_and_logprobs_on_one_or_two_threads`.
+const CHILD_THREADS: &str = "EMGUARD_TEST_CHILD_THREADS";
+
+#[test]
+fn same_text_and_logprobs_on_one_or_two_threads() {
+    // candle's worker pool (matmuls, attention, sampling) is sized once per process: each
+    // thread count runs in a child process of this same test.
+    if std::env::var_os(CHILD_THREADS).is_some() {
+        let mut request = greedy(chat(FRANCE), 16);
+        request.params.logprobs = true;
+        request.params.top_logprobs = 3;
+        let out = model().generate(&[request, sampled(3, 2)]).unwrap();
+        println!("RESULT {}", serde_json::to_string(&out).unwrap());
+        return;
+    }
+    let run = |threads: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "same_text_and_logprobs_on_one_or_two_threads",
+                "--nocapture",
+            ])
+            .env(CHILD_THREADS, threads)
+            .env("CANDLE_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULT ").map(str::to_string))
+            .expect("the child prints its result")
+    };
+    assert_eq!(run("1"), run("2"));
+}
