@@ -7,6 +7,15 @@
 //! so in durable mode every answer waiting for it, by the length of an `fsync`. The writer
 //! connection has auto-checkpoints off; the checkpointer runs a passive checkpoint (one that
 //! never blocks the writer) every [`CHECKPOINT_EVERY`].
+//!
+//! A passive checkpoint alone lets the WAL grow without end under steady writes: the WAL
+//! starts over from its beginning only when a write transaction begins after a checkpoint has
+//! copied every frame, and a writer committing every few milliseconds always appends more
+//! while the checkpoint copies (measured: 144 MB of WAL after 90,000 traces in 18 s, never
+//! reset). So when the WAL holds more than [`WAL_RESTART_FRAMES`] after the passive
+//! checkpoint, the checkpointer runs a RESTART checkpoint, which holds the writer back while
+//! it copies the few frames left (the passive one just copied the rest) and makes the next
+//! write start the WAL over; `journal_size_limit` then truncates the file to that size.
 
 use std::sync::Mutex;
 use std::sync::mpsc;
@@ -28,6 +37,10 @@ const TRACE_FILTER: &str = "(?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR time <
 /// grows by what was committed meanwhile (a few MB at 5,000 traces/s).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// WAL frames (pages, 4 KiB by default) beyond which the checkpointer makes the WAL start
+/// over: 16 MiB, about 10,000 traces with full content.
+const WAL_RESTART_FRAMES: i64 = 4096;
+
 pub(crate) struct Sqlite {
     path: String,
     writer: Mutex<Connection>,
@@ -42,14 +55,19 @@ impl Sqlite {
         let writer = connect(path, SCHEMA)?;
         let reader = connect(path, "")?;
         let checkpointer = Checkpointer::start(connect(path, "")?);
+        let err = |source| crate::StoreError::Sqlite {
+            path: path.to_string(),
+            source,
+        };
         if checkpointer.is_some() {
             writer
                 .pragma_update(None, "wal_autocheckpoint", 0)
-                .map_err(|source| crate::StoreError::Sqlite {
-                    path: path.to_string(),
-                    source,
-                })?;
+                .map_err(err)?;
         }
+        // When the WAL starts over, its file is cut back to this size.
+        writer
+            .pragma_update(None, "journal_size_limit", WAL_RESTART_FRAMES * 4096)
+            .map_err(err)?;
         Ok(Self {
             path: path.to_string(),
             writer: Mutex::new(writer),
@@ -87,7 +105,13 @@ impl Checkpointer {
                     // It fails only when the file cannot be written (the writer's commits
                     // report that) or another checkpoint runs: either way the next one, a
                     // second later, copies what this one could not.
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    // Its row: (busy, frames in the WAL, frames copied); see the module docs.
+                    let frames = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+                        .unwrap_or(0);
+                    if frames > WAL_RESTART_FRAMES {
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+                    }
                 }
             })
             .ok()?;
@@ -298,5 +322,35 @@ mod tests {
         let c = Connection::open(&path).unwrap();
         c.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;")
             .unwrap();
+    }
+
+    #[test]
+    fn the_wal_stays_bounded_under_steady_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.db");
+        let wal = dir.path().join("gateway.db-wal");
+        let store = Sqlite::open(path.to_str().unwrap()).unwrap();
+        let wal_bytes = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        // The bound plus what a second of these writes adds, with room to spare.
+        let bound = 3 * WAL_RESTART_FRAMES as u64 * 4096;
+        // A batch every 10 ms for 7 s, as the trace writer commits under load: ~10 MB of WAL
+        // a second, ~70 MB in all. With passive checkpoints alone the WAL never starts over.
+        let started = Instant::now();
+        let (mut written, mut largest) = (0, 0);
+        while started.elapsed() < Duration::from_secs(7) {
+            let rows: Vec<TraceRow> = (written..written + 500).map(row).collect();
+            store.insert_traces(&rows).unwrap();
+            written += rows.len();
+            largest = largest.max(wal_bytes());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            written as u64 * 450 > 2 * bound,
+            "only {written} rows written: too few to show the bound"
+        );
+        assert!(
+            largest <= bound,
+            "the WAL reached {largest} bytes (bound {bound}) after {written} rows"
+        );
     }
 }
