@@ -4,7 +4,7 @@
 # side by side with the LiteLLM proxy in front of the same upstream, in one run.
 #
 # Usage: bench/gateway/run.sh [--rates "50 1000 5000"] [--duration 20] [--warmup 5] [--soak]
-#                             [--targets "direct emguard emguard-durable litellm"] [--no-build]
+#                             [--targets "direct emguard emguard-normal emguard-durable litellm"] [--no-build]
 #   --soak   instead of the latency table: emguard at 1,000 requests/s for 10 minutes, its RSS
 #            and heap (RssAnon) sampled every 10 s (start/end/max printed).
 # Env: LOAD_CORES (default 0) runs the load generator and the upstream, GATEWAY_CORES (default
@@ -25,7 +25,7 @@ duration=20
 warmup=5
 soak=false
 build=true
-targets="direct emguard emguard-durable litellm"
+targets="direct emguard emguard-normal emguard-durable litellm"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rates) rates="$2"; shift 2 ;;
@@ -191,7 +191,7 @@ fi
 echo "== cores: load generator + upstream on $load_cores, gateway under test on $gateway_cores;" \
     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 wanted() { [[ " $targets " == *" $1 "* ]]; }
-rm -f "$out"/{direct,emguard,emguard-durable,litellm}-*.json "$out"/*.load
+rm -f "$out"/{direct,emguard,emguard-normal,emguard-durable,litellm}-*.json "$out"/*.load
 
 if wanted direct; then
     for rate in $rates; do
@@ -203,6 +203,14 @@ if wanted emguard; then
     start_emguard "$here/emguard.yaml" emguard
     for rate in $rates; do
         point emguard "http://127.0.0.1:$emguard_port" "$key" "$rate" "$emguard_pid"
+    done
+    stop "$emguard_pid"
+fi
+
+if wanted emguard-normal; then
+    start_emguard "$here/emguard-normal.yaml" emguard-normal
+    for rate in $rates; do
+        point emguard-normal "http://127.0.0.1:$emguard_port" "$key" "$rate" "$emguard_pid"
     done
     stop "$emguard_pid"
 fi

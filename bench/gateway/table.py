@@ -13,6 +13,7 @@ SUSTAINED_SHARE = 0.99
 TARGETS = [
     ("direct", "direct to the upstream"),
     ("emguard", "emguard (auth, limits, traces, code filter)"),
+    ("emguard-normal", "emguard, trace writer at normal priority"),
     ("emguard-durable", "emguard, durable traces"),
     ("litellm", "LiteLLM proxy"),
 ]

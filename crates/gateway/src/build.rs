@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use emguard_store::gateway::GatewayStore;
+use emguard_store::gateway::{Checkpoints, GatewayStore};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::KeyRing;
@@ -17,7 +17,7 @@ use crate::filter::Filters;
 use crate::ratelimit::{RateLimitBackend, RateLimitOptions, RateLimiter};
 use crate::registry::{ModelEntry, Version};
 use crate::state::{AppState, Inner, Limits, ServedModel, unix_now};
-use crate::trace::{TraceOptions, Tracer};
+use crate::trace::{TraceOptions, Tracer, WriterPriority};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -65,9 +65,15 @@ pub async fn build_with_admin_token(
     let store = match &config.store {
         Some(location) => {
             let location = location.clone();
+            // An idle writer checkpoints in its own commits, at its own priority; a normal one
+            // (durable traces) leaves them to the store's thread, off its commits.
+            let checkpoints = match config.traces.writer_priority() {
+                WriterPriority::Idle => Checkpoints::InCommits,
+                WriterPriority::Normal => Checkpoints::OnThread,
+            };
             let opened = tokio::task::spawn_blocking({
                 let location = location.clone();
-                move || GatewayStore::open(&location)
+                move || GatewayStore::open_with(&location, checkpoints)
             })
             .await
             .expect("opening the store does not panic")
@@ -211,6 +217,7 @@ pub async fn build_with_admin_token(
                 queue: config.traces.queue,
                 retention_days: config.traces.retention_days,
                 otlp_endpoint: config.traces.otlp_endpoint.clone(),
+                priority: config.traces.writer_priority(),
                 ..TraceOptions::default()
             },
         )),

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::trace::WriterPriority;
 use serde::Deserialize;
 
 use crate::filter::FilterPolicy;
@@ -138,6 +139,27 @@ pub struct TraceConfig {
     pub retention_days: Option<u32>,
     /// OTLP/HTTP endpoint, e.g. `http://127.0.0.1:4318`.
     pub otlp_endpoint: Option<String>,
+    /// CPU priority of the trace writer and the SQLite checkpointer: `idle` runs them only
+    /// when request handling leaves the core idle, `normal` shares it fairly. Unset: `idle`,
+    /// or `normal` with `durable` (where an answer waits for its commit). See
+    /// [`TraceConfig::writer_priority`].
+    #[serde(rename = "writer_priority")]
+    pub writer_priority_setting: Option<WriterPriority>,
+}
+
+impl TraceConfig {
+    /// The priority to run the trace writer and the checkpointer at: as set, else `idle`
+    /// unless traces are durable. Non-durable traces are off the request path, so their
+    /// writing should take no CPU a request wants (the writer is relieved by one at normal
+    /// priority when it falls behind); a durable answer waits for its commit, so there the
+    /// writer is on the request path and runs at normal priority.
+    pub fn writer_priority(&self) -> WriterPriority {
+        match (self.writer_priority_setting, self.durable) {
+            (Some(set), _) => set,
+            (None, false) => WriterPriority::Idle,
+            (None, true) => WriterPriority::Normal,
+        }
+    }
 }
 
 impl Default for TraceConfig {
@@ -149,6 +171,7 @@ impl Default for TraceConfig {
             queue: 10_000,
             retention_days: None,
             otlp_endpoint: None,
+            writer_priority_setting: None,
         }
     }
 }
@@ -438,5 +461,26 @@ retries = 2
         assert!(e.contains("`store`"), "{e}");
         let e = error(&YAML.replace("http://127.0.0.1:9/v1", "127.0.0.1:9"));
         assert!(e.contains("models[0].versions[1].upstream"), "{e}");
+        let e = error(&format!("{YAML}traces: {{writer_priority: low}}\n"));
+        assert!(
+            e.contains("line 13") && e.contains("`low`") && e.contains("idle"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_trace_writer_runs_at_idle_priority_unless_durable_or_set() {
+        let priority = |traces: &str| {
+            let text = format!("{YAML}traces: {{{traces}}}\n");
+            let config = GatewayConfig::parse(&text, false, "gw.yaml").unwrap();
+            config.traces.writer_priority()
+        };
+        assert_eq!(priority(""), WriterPriority::Idle);
+        assert_eq!(priority("durable: true"), WriterPriority::Normal);
+        assert_eq!(priority("writer_priority: normal"), WriterPriority::Normal);
+        assert_eq!(
+            priority("durable: true, writer_priority: idle"),
+            WriterPriority::Idle
+        );
     }
 }

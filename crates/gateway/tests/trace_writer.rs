@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use emguard_gateway::trace::WriterPriority;
 use emguard_gateway::trace::{
     ContentLogging, GatewayStore, TraceOptions, TraceQuery, TraceRecord, Tracer,
 };
@@ -373,4 +374,115 @@ fn acknowledged_traces_survive_kill_9() {
         &missing[..missing.len().min(5)]
     );
     assert!(count(&store) >= acked.len());
+}
+
+/// The scheduling policy (field 41 of /proc/PID/task/TID/stat) of each of this process's
+/// threads whose name is `name`.
+#[cfg(target_os = "linux")]
+fn policies_of_threads_named(name: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if comm.trim_end() != name {
+                return None;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after the name, which ends at the last ')', start at field 3.
+            let after_name = &stat[stat.rfind(')')? + 2..];
+            after_name.split(' ').nth(41 - 3)?.parse().ok()
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_writer_runs_as_sched_idle() {
+    const SCHED_IDLE: u32 = 5;
+    let db = sqlite_db();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tracer = Tracer::start(
+        Arc::clone(&db.store),
+        TraceOptions {
+            priority: WriterPriority::Idle,
+            ..TraceOptions::default()
+        },
+    );
+    // A committed trace: the writer thread has started and set its policy.
+    runtime
+        .block_on(tracer.record_durable(trace("chatcmpl-idle", now())))
+        .unwrap();
+    // The name as the kernel keeps it: 15 bytes. Tests running beside this one have writers
+    // at normal priority: one must be idle.
+    let policies = policies_of_threads_named("emguard-trace-w");
+    assert!(
+        policies.contains(&SCHED_IDLE),
+        "writer policies {policies:?}, none SCHED_IDLE ({SCHED_IDLE})"
+    );
+}
+
+/// Pins the calling thread, and the threads it starts afterwards, to the CPU it runs on.
+#[cfg(target_os = "linux")]
+fn pin_to_this_cpu() {
+    // SAFETY: sched_getcpu takes nothing; the cpu_set_t is a plain bit set on the stack,
+    // initialised by CPU_ZERO before use, and pid 0 is the calling thread.
+    unsafe {
+        let cpu = libc::sched_getcpu().max(0) as usize;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_writer_that_falls_behind_is_relieved_and_drops_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const N: usize = 8_000;
+    const PER_SECOND: f64 = 2_000.0;
+    // This thread, the writer and a spinning thread share one CPU: at idle priority the
+    // writer gets almost none of it, as on a core that request handling keeps busy.
+    pin_to_this_cpu();
+    let db = sqlite_db();
+    let spinning = Arc::new(AtomicBool::new(true));
+    let spinner = std::thread::spawn({
+        let spinning = Arc::clone(&spinning);
+        move || {
+            while spinning.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let tracer = Tracer::start(
+        Arc::clone(&db.store),
+        TraceOptions {
+            queue: 4_000,
+            priority: WriterPriority::Idle,
+            ..TraceOptions::default()
+        },
+    );
+    // 2,000 traces a second for 4 s: the starved writer lets them pile up; past an eighth of
+    // the queue (a quarter second) a writer at normal priority takes over. Without it the
+    // queue is full at 2 s and the rest is dropped.
+    let started = Instant::now();
+    for i in 0..N {
+        let due = started + Duration::from_secs_f64(i as f64 / PER_SECOND);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        tracer.record(trace(&format!("chatcmpl-relief-{i}"), now()));
+    }
+    spinning.store(false, Ordering::Relaxed);
+    spinner.join().unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(tracer.flush());
+    let stats = tracer.stats();
+    assert_eq!(stats.reliefs, 1, "{stats:?}");
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert_eq!(stats.written, N as u64, "{stats:?}");
+    assert_eq!(count(&db.store), N);
 }

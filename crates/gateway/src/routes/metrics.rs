@@ -18,6 +18,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         metrics::gauge!("emguard_trace_written").set(s.written as f64);
         metrics::gauge!("emguard_trace_dropped").set(s.dropped as f64);
         metrics::gauge!("emguard_trace_failed").set(s.failed as f64);
+        metrics::gauge!("emguard_trace_writer_reliefs").set(s.reliefs as f64);
     }
     if let Some(limiter) = &state.limiter {
         let s = limiter.stats();

@@ -178,6 +178,19 @@ trait Backend: Send + Sync {
     fn active_versions(&self) -> Result<Vec<(String, String)>>;
 }
 
+/// Where a SQLite store copies its WAL into the database file (PostgreSQL: no effect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// On a thread of the store's own, every second, so that no commit waits for a
+    /// checkpoint's copy and `fsync`: for a writer that someone waits on (durable traces).
+    OnThread,
+    /// Inside the commit that fills the WAL past 16 MiB: for a writer
+    /// that nobody waits on, such as one at idle CPU priority, whose checkpoints then take
+    /// only idle CPU time too. One writer that checkpoints between its own commits keeps the
+    /// WAL short by itself.
+    InCommits,
+}
+
 /// The gateway's store handle; `Send + Sync`. Each backend keeps a writer and a reader
 /// connection, so that admin queries never wait behind a trace batch.
 pub struct GatewayStore {
@@ -188,12 +201,17 @@ impl GatewayStore {
     /// `postgres://…` or `postgresql://…` opens PostgreSQL; anything else is a SQLite file
     /// path (created with its tables when missing; WAL journal).
     pub fn open(location: &str) -> Result<GatewayStore> {
+        Self::open_with(location, Checkpoints::OnThread)
+    }
+
+    /// [`GatewayStore::open`], choosing where a SQLite store checkpoints.
+    pub fn open_with(location: &str, checkpoints: Checkpoints) -> Result<GatewayStore> {
         let is_url = ["postgres://", "postgresql://"]
             .iter()
             .any(|scheme| location.starts_with(scheme));
         let backend: Box<dyn Backend> = match is_url {
             true => Box::new(postgres::Postgres::connect(location)?),
-            false => Box::new(sqlite::Sqlite::open(location)?),
+            false => Box::new(sqlite::Sqlite::open(location, checkpoints)?),
         };
         Ok(GatewayStore { backend })
     }
