@@ -139,17 +139,16 @@ pub struct TraceConfig {
     pub retention_days: Option<u32>,
     /// OTLP/HTTP endpoint, e.g. `http://127.0.0.1:4318`.
     pub otlp_endpoint: Option<String>,
-    /// CPU priority of the trace writer and the SQLite checkpointer: `idle` runs them only
-    /// when request handling leaves the core idle, `normal` shares it fairly. Unset: `idle`,
-    /// or `normal` with `durable` (where an answer waits for its commit). See
-    /// [`TraceConfig::writer_priority`].
+    /// CPU priority of the trace writer: `idle` runs it only when request handling leaves the
+    /// core idle, `normal` shares the core fairly. Unset: `idle`, or `normal` with `durable`
+    /// (where an answer waits for its commit). See [`TraceConfig::writer_priority`].
     #[serde(rename = "writer_priority")]
     pub writer_priority_setting: Option<WriterPriority>,
 }
 
 impl TraceConfig {
-    /// The priority to run the trace writer and the checkpointer at: as set, else `idle`
-    /// unless traces are durable. Non-durable traces are off the request path, so their
+    /// The priority to run the trace writer at: as set, else `idle` unless traces are
+    /// durable. Non-durable traces are off the request path, so their
     /// writing should take no CPU a request wants (the writer is relieved by one at normal
     /// priority when it falls behind); a durable answer waits for its commit, so there the
     /// writer is on the request path and runs at normal priority.

@@ -2,18 +2,19 @@
 //!
 //! The writer does a few milliseconds of CPU work at a time: a batch of inserts, and with
 //! SQLite now and then a checkpoint (copying the WAL into the database file). At normal
-//! priority, when it wakes on a core that also answers requests it can preempt the request handler and keep the core until it is done or
-//! the next scheduler tick (4 ms at 250 Hz): every request that arrives meanwhile waits
-//! (docs/benchmarks.md, "Gateway": the p99 at 5,000 requests/s).
+//! priority, when it wakes on a core that also answers requests, it can preempt the request
+//! handler and keep the core until it is done or the next scheduler tick (4 ms at 250 Hz):
+//! every request that arrives meanwhile waits (docs/benchmarks.md, "Gateway": the p99 at
+//! 5,000 requests/s).
 //!
-//! [`WriterPriority::Idle`] switches the thread to Linux's `SCHED_IDLE`: it runs only
-//! when no normal thread wants the core, and a waking request handler preempts it at once. The
-//! price: on a core that request handling keeps busy, the thread gets a very small share (a
-//! weight of 3 against 1,024) and falls behind: measured on one core, an idle writer alone let
-//! the queue drop 1.5% of the traces at 10,000 requests/s and 27% at 12,000, where one at
-//! normal priority dropped none. An unprivileged process cannot switch a thread back from
+//! [`WriterPriority::Idle`] switches the thread to Linux's `SCHED_IDLE`: it runs only when no
+//! normal thread wants the core, and a waking request handler preempts it at once. The price:
+//! on a core that request handling keeps busy, the thread gets a very small share (a weight of
+//! 3 against 1,024) and falls behind. Measured on one core, an idle writer alone let the queue
+//! drop 1.5% of the traces at 10,000 requests/s and 27% at 12,000, where one at normal
+//! priority dropped none. An unprivileged process cannot switch a thread back from
 //! `SCHED_IDLE`, so the writer module starts a new writer at normal priority when the queue
-//! passes half full (see `super::writer`).
+//! passes an eighth full (see [`super::writer`]).
 
 use std::io;
 
@@ -32,7 +33,7 @@ pub enum WriterPriority {
 
 impl WriterPriority {
     /// Gives the calling thread this priority.
-    pub fn apply_to_current_thread(self) -> io::Result<()> {
+    pub(crate) fn apply_to_current_thread(self) -> io::Result<()> {
         match self {
             // Threads start at normal priority; an unprivileged one could not return to it.
             WriterPriority::Normal => Ok(()),

@@ -97,8 +97,8 @@ impl Writer {
         writer
     }
 
-    /// Called by a handler that finds the queue more than an eighth full: at idle priority, starts
-    /// a writer at the caller's (normal) priority to take over, unless one already has.
+    /// Called by a handler that finds the queue more than an eighth full: at idle priority,
+    /// starts a writer at the caller's (normal) priority to take over, unless one already has.
     pub(super) fn relieve(self: &Arc<Self>) {
         if self.priority != WriterPriority::Idle || self.relieving.swap(true, Ordering::AcqRel) {
             return;
@@ -130,10 +130,15 @@ impl Writer {
                     .expect("a current-thread runtime builds");
                 runtime.block_on(writer.run(generation, priority));
             });
-        if let Err(e) = spawned {
-            // The thread writing now goes on at its priority.
-            tracing::error!(error = %e, "spawning a trace writer thread failed");
-            self.relieving.store(false, Ordering::Release);
+        match spawned {
+            Ok(_) => {}
+            // Without its first thread the tracer would only drop traces.
+            Err(e) if generation == 0 => panic!("spawning the trace writer thread: {e}"),
+            Err(e) => {
+                // The thread writing now goes on at its priority.
+                tracing::error!(error = %e, "spawning a relief trace writer thread failed");
+                self.relieving.store(false, Ordering::Release);
+            }
         }
     }
 
