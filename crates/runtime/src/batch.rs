@@ -4,11 +4,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::model::{Model, Result};
+use crate::model::{Model, Result, RuntimeError};
 use crate::parallel;
 use crate::sampling::{Sampler, position_logprobs};
 use crate::transformer::{Chunk, KvCache};
-use crate::{Completion, FinishReason, PositionLogprobs, SamplingParams};
+use crate::{CancelToken, Completion, FinishReason, PositionLogprobs, SamplingParams};
 
 /// One answer being generated.
 pub(crate) struct Sequence {
@@ -324,11 +324,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Generate `requests` (already tokenized) to the end, at most `max_batch` sequences at once.
+/// Generate `requests` (already tokenized) to the end, at most `max_batch` sequences at once,
+/// unless `cancel` is cancelled (checked before every step).
 pub(crate) fn run_to_completion(
     model: &Model,
     requests: Vec<(Vec<u32>, Arc<SamplingParams>)>,
     max_batch: usize,
+    cancel: &CancelToken,
 ) -> Result<Vec<Vec<Completion>>> {
     let mut results: Vec<Vec<Option<Completion>>> =
         requests.iter().map(|(_, p)| vec![None; p.n]).collect();
@@ -339,6 +341,9 @@ pub(crate) fn run_to_completion(
         .collect::<std::collections::VecDeque<_>>();
     let mut running: Vec<Sequence> = Vec::new();
     while !waiting.is_empty() || !running.is_empty() {
+        if cancel.is_cancelled() {
+            return Err(RuntimeError::Cancelled);
+        }
         while running.len() < max_batch.max(1) {
             let Some(s) = waiting.pop_front() else {
                 break;

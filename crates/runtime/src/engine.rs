@@ -9,7 +9,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::batch::{self, Sequence};
 use crate::model::Model;
-use crate::{Completion, GenerateRequest, PositionLogprobs};
+use crate::{CancelToken, Completion, GenerateRequest, PositionLogprobs};
 
 /// Streaming events of one request submitted to an [`Engine`].
 #[derive(Debug, Clone)]
@@ -32,6 +32,7 @@ pub enum EngineEvent {
 struct Submission {
     request: GenerateRequest,
     events: UnboundedSender<EngineEvent>,
+    cancel: Option<CancelToken>,
 }
 
 /// A background generation thread over one model that batches concurrent requests
@@ -81,8 +82,31 @@ impl Engine {
     /// Submit one request; events arrive on the returned channel until every answer is `Done`.
     /// Sync callers use `blocking_recv`; dropping the receiver cancels the request.
     pub fn submit(&self, request: GenerateRequest) -> UnboundedReceiver<EngineEvent> {
+        self.send(request, None)
+    }
+
+    /// [`Engine::submit`] with a token: once it is cancelled the request leaves the batch
+    /// before the next decode step and its channel closes without `Done` for the answers left.
+    pub fn submit_cancellable(
+        &self,
+        request: GenerateRequest,
+        cancel: CancelToken,
+    ) -> UnboundedReceiver<EngineEvent> {
+        self.send(request, Some(cancel))
+    }
+
+    fn send(
+        &self,
+        request: GenerateRequest,
+        cancel: Option<CancelToken>,
+    ) -> UnboundedReceiver<EngineEvent> {
         let (events, receiver) = unbounded_channel();
-        if let Err(mpsc::SendError(s)) = self.submissions.send(Submission { request, events }) {
+        let submission = Submission {
+            request,
+            events,
+            cancel,
+        };
+        if let Err(mpsc::SendError(s)) = self.submissions.send(submission) {
             let _ = s
                 .events
                 .send(EngineEvent::Error("the engine thread has stopped".into()));
@@ -95,6 +119,7 @@ impl Engine {
 struct Open {
     events: UnboundedSender<EngineEvent>,
     remaining: usize,
+    cancel: Option<CancelToken>,
 }
 
 struct Worker {
@@ -135,7 +160,11 @@ impl Worker {
     }
 
     fn admit(&mut self, submission: Submission) {
-        let Submission { request, events } = submission;
+        let Submission {
+            request,
+            events,
+            cancel,
+        } = submission;
         let (prompt, params) = match self.model.prepare(&request) {
             Ok(p) => p,
             Err(e) => {
@@ -155,25 +184,31 @@ impl Worker {
             Open {
                 events,
                 remaining: params.n,
+                cancel,
             },
         );
         self.active.store(self.requests.len(), Ordering::Relaxed);
     }
 
-    /// Forget requests whose receiver was dropped.
+    /// Forget requests whose receiver was dropped or whose token was cancelled.
     fn drop_cancelled(&mut self) {
         let cancelled: Vec<usize> = self
             .requests
             .iter()
-            .filter(|(_, o)| o.events.is_closed())
+            .filter(|(_, o)| {
+                o.events.is_closed() || o.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
+            })
             .map(|(&id, _)| id)
             .collect();
+        let mut gone = Vec::with_capacity(cancelled.len());
         for id in cancelled {
-            self.requests.remove(&id);
+            gone.extend(self.requests.remove(&id));
             self.running.retain(|s| s.request != id);
             self.waiting.retain(|s| s.request != id);
         }
+        // Count them gone before their channels close (when `gone` drops).
         self.active.store(self.requests.len(), Ordering::Relaxed);
+        drop(gone);
     }
 
     fn step(&mut self) {

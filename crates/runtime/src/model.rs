@@ -9,9 +9,10 @@ use candle_core::quantized::gguf_file;
 use crate::batch;
 use crate::chat::{self, ChatTemplate};
 use crate::gguf::Metadata;
+use crate::q8_0_matmul::MatmulKernel;
 use crate::sampling::log_sum_exp;
 use crate::transformer::{Chunk, KvCache, Transformer};
-use crate::{ChatMessage, Completion, GenerateRequest, Prompt, SamplingParams};
+use crate::{CancelToken, ChatMessage, Completion, GenerateRequest, Prompt, SamplingParams};
 
 pub use crate::engine::{Engine, EngineEvent};
 pub use crate::tokenizer::Tokenizer;
@@ -39,6 +40,8 @@ pub enum RuntimeError {
     ContextOverflow { needed: usize, limit: usize },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("generation cancelled")]
+    Cancelled,
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -53,6 +56,9 @@ const GENERATE_MAX_BATCH: usize = 32;
 pub struct LoadOptions {
     /// Keep the shipped quantization even where it has no fast kernel.
     pub no_requantize: bool,
+    /// The Q8_0 matmul kernel; `None`: the one `EMGUARD_KERNEL` names, else the fastest this
+    /// CPU runs ([`MatmulKernel::fastest`]).
+    pub kernel: Option<MatmulKernel>,
 }
 
 /// Residual-stream activations of one prompt+answer.
@@ -72,6 +78,7 @@ pub struct Activations {
 /// A loaded model. `Send + Sync`: share it behind an `Arc`. Every call keeps its own KV caches.
 pub struct Model {
     name: String,
+    kernel: MatmulKernel,
     transformer: Transformer,
     tokenizer: Tokenizer,
     template: ChatTemplate,
@@ -102,7 +109,17 @@ impl Model {
             special("tokenizer.ggml.bos_token_id"),
             special("tokenizer.ggml.eos_token_id"),
         )?;
-        let transformer = Transformer::load(path, &content, &md, !opts.no_requantize)?;
+        let kernel = match opts.kernel {
+            Some(k) => {
+                k.check_supported().map_err(RuntimeError::Unsupported)?;
+                k
+            }
+            None => MatmulKernel::from_env()
+                .map_err(RuntimeError::Unsupported)?
+                .unwrap_or_else(MatmulKernel::fastest),
+        };
+        tracing::debug!(%kernel, "Q8_0 matmul kernel");
+        let transformer = Transformer::load(path, &content, &md, !opts.no_requantize, kernel)?;
         if transformer.cfg.vocab_size < tokenizer.vocab_size() {
             return Err(md.bad(
                 "tokenizer.ggml.tokens",
@@ -119,6 +136,7 @@ impl Model {
             });
         Ok(Model {
             name,
+            kernel,
             transformer,
             tokenizer,
             template,
@@ -128,6 +146,10 @@ impl Model {
     /// Model name from GGUF metadata (`general.name`), else the file stem.
     pub fn name(&self) -> &str {
         &self.name
+    }
+    /// The kernel that runs its Q8_0 matmuls.
+    pub fn kernel(&self) -> MatmulKernel {
+        self.kernel
     }
     pub fn hidden_size(&self) -> usize {
         self.transformer.cfg.d_model
@@ -228,11 +250,21 @@ impl Model {
 
     /// Generate for several prompts in one batch; `result[i]` has `requests[i].params.n` answers.
     pub fn generate(&self, requests: &[GenerateRequest]) -> Result<Vec<Vec<Completion>>> {
+        self.generate_cancellable(requests, &CancelToken::new())
+    }
+
+    /// [`Model::generate`] that stops with [`RuntimeError::Cancelled`] within one decode step
+    /// of `cancel` being cancelled (already finished answers of the batch are dropped too).
+    pub fn generate_cancellable(
+        &self,
+        requests: &[GenerateRequest],
+        cancel: &CancelToken,
+    ) -> Result<Vec<Vec<Completion>>> {
         let prepared = requests
             .iter()
             .map(|r| self.prepare(r))
             .collect::<Result<Vec<_>>>()?;
-        batch::run_to_completion(self, prepared, GENERATE_MAX_BATCH)
+        batch::run_to_completion(self, prepared, GENERATE_MAX_BATCH, cancel)
     }
 
     /// Logprob of each token of `answer` after `prompt` (the answer as the assistant turn).

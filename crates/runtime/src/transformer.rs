@@ -1,8 +1,8 @@
 //! The decoder-only transformer (llama and Qwen2 families), adapted from candle-transformers'
 //! `quantized_llama` / `quantized_qwen2`, rewritten for ragged batches: the tokens of every
 //! sequence in a step (a whole prompt for a new sequence, one token for a running one) are packed
-//! into one matrix, so each weight matmul runs once per step (Q8_0 weights on our own VNNI
-//! kernel, `q8_0_matmul`, elsewhere candle's); attention runs per sequence on its own contiguous
+//! into one matrix, so each weight matmul runs once per step (Q8_0 weights on our own kernels,
+//! `q8_0_matmul`, unless candle's is chosen; other types on candle's); attention runs per sequence on its own contiguous
 //! KV cache, every (row, KV head) in parallel. No padding, no masks, and every row's result is
 //! independent of what else is in the batch (batched output equals unbatched output) and of the
 //! number of threads.
@@ -20,7 +20,7 @@ use crate::Steering;
 use crate::gguf::Metadata;
 use crate::model::{Result, RuntimeError};
 use crate::parallel;
-use crate::q8_0_matmul::PackedQ8_0;
+use crate::q8_0_matmul::{MatmulKernel, PackedQ8_0};
 
 /// Hyper-parameters read from the GGUF.
 #[derive(Debug, Clone)]
@@ -54,9 +54,9 @@ struct Linear {
 }
 
 enum Weight {
-    /// Q8_0 packed for our VNNI kernel (see `q8_0_matmul`).
+    /// Q8_0 packed for our VNNI, AVX2 or scalar kernel (see `q8_0_matmul`).
     PackedQ8_0(PackedQ8_0),
-    /// Any other type, or a CPU without VNNI: candle's quantized matmul.
+    /// Any other type, or the candle kernel chosen: candle's quantized matmul.
     Candle(QMatMul),
 }
 
@@ -188,6 +188,7 @@ struct Loader<'a> {
     content: &'a gguf_file::Content,
     file: File,
     requantize: bool,
+    kernel: MatmulKernel,
 }
 
 impl Loader<'_> {
@@ -260,7 +261,7 @@ impl Loader<'_> {
                 .collect::<candle_core::Result<Vec<_>>>()?;
             QTensor::quantize(&Tensor::cat(&dense, 0)?, GgmlDType::Q8_0)?
         };
-        let weight = match PackedQ8_0::new(&weight)? {
+        let weight = match PackedQ8_0::new(&weight, self.kernel)? {
             Some(packed) => Weight::PackedQ8_0(packed),
             None => Weight::Candle(QMatMul::from_qtensor(weight)?),
         };
@@ -294,6 +295,7 @@ impl Transformer {
         content: &gguf_file::Content,
         md: &Metadata,
         requantize: bool,
+        kernel: MatmulKernel,
     ) -> Result<Transformer> {
         let arch = md.string("general.architecture")?;
         let rope_neox = match arch {
@@ -337,6 +339,7 @@ impl Transformer {
             content,
             file,
             requantize,
+            kernel,
         };
 
         let embd = ld

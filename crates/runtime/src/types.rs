@@ -125,3 +125,25 @@ pub struct Completion {
     /// Present when `logprobs` was asked for.
     pub logprobs: Option<Vec<PositionLogprobs>>,
 }
+
+/// Stops a running generation early: [`Model::generate_cancellable`](crate::Model::generate_cancellable)
+/// and [`Engine::submit_cancellable`](crate::Engine::submit_cancellable) check it before every
+/// decode step, so a batch stops within one step of [`CancelToken::cancel`]. Clones share one
+/// flag: keep one, hand one to the generation, cancel from any thread.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Ask every generation holding a clone of this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{chat, greedy, model};
-use emguard_runtime::{Completion, Engine, EngineEvent, GenerateRequest};
+use emguard_runtime::{CancelToken, Completion, Engine, EngineEvent, GenerateRequest};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Collect a request's events: (streamed text per answer, completions).
@@ -82,6 +82,33 @@ fn dropped_receiver_cancels_the_request() {
     let (_, done) = drain(engine.submit(greedy(chat("Hi"), 4)), 1);
     assert_eq!(done[0].tokens.len(), 4);
     assert_eq!(engine.active_requests(), 0);
+}
+
+#[test]
+fn cancelled_token_stops_the_request_and_closes_its_channel() {
+    let engine = Engine::spawn(model(), 4);
+    let cancel = CancelToken::new();
+    let mut essay = greedy(chat("Write a long essay about history."), 2000);
+    essay.params.n = 2;
+    let mut events = engine.submit_cancellable(essay, cancel.clone());
+    let mut streamed = 0;
+    while streamed < 3 {
+        match events.blocking_recv() {
+            Some(EngineEvent::Delta { .. }) => streamed += 1,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+    cancel.cancel();
+    // What was already sent still arrives, then the channel closes: no answer is `Done`.
+    while let Some(event) = events.blocking_recv() {
+        assert!(matches!(event, EngineEvent::Delta { .. }), "{event:?}");
+        streamed += 1;
+    }
+    assert!(streamed < 2 * 2000, "{streamed} deltas: it stopped early");
+    assert_eq!(engine.active_requests(), 0);
+    // The engine goes on serving.
+    let (_, done) = drain(engine.submit(greedy(chat("Hi"), 4)), 1);
+    assert_eq!(done[0].tokens.len(), 4);
 }
 
 #[test]

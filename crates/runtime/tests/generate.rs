@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::{chat, greedy, model, smollm2_path};
-use emguard_runtime::{FinishReason, GenerateRequest, LoadOptions, Model, Prompt, SamplingParams};
+use common::{chat, greedy, model, model_on, smollm2_path};
+use emguard_runtime::{
+    CancelToken, FinishReason, GenerateRequest, LoadOptions, MatmulKernel, Model, Prompt,
+    RuntimeError, SamplingParams,
+};
 
 const FRANCE: &str = "What is the capital of France?";
 
@@ -24,6 +27,7 @@ fn first_token_logprobs_match_llama_cpp_on_shipped_weights() {
         &smollm2_path(),
         &LoadOptions {
             no_requantize: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -41,38 +45,129 @@ fn first_token_logprobs_match_llama_cpp_on_shipped_weights() {
 }
 
 /// How far the requantized model's first-token logprobs may be from llama.cpp's on the shipped
-/// Q4_1 weights: requantizing to Q8_0 and the kernel's arithmetic (the VNNI kernel's input
-/// quantized per 32 values, candle's own elsewhere) move them by a few tenths of a nat.
+/// Q4_1 weights: requantizing to Q8_0 and each kernel's arithmetic (the Q8_0 kernels'
+/// input quantized per 32 values, candle's own) move them by a few tenths of a nat.
 const REQUANTIZED_TOLERANCE: f32 = 0.35;
 
 #[test]
-fn requantized_first_token_logprobs_are_near_llama_cpps() {
+fn requantized_first_token_logprobs_are_near_llama_cpps_on_every_kernel() {
     // The two most likely first tokens are 0.09 nats apart in llama.cpp ("L" of "L'Étoile"
     // and "The"), so which one a kernel's greedy answer starts with is not a property of the
     // model; their logprobs are.
-    let mut request = greedy(chat(FRANCE), 1);
-    request.params.top_logprobs = 20;
-    let out = model().generate(&[request]).unwrap().remove(0).remove(0);
-    let top = &out.logprobs.unwrap()[0].top;
-    for (id, reference) in LLAMA_CPP_FIRST_TOKEN {
-        let ours = top.iter().find(|t| t.token_id == id).unwrap_or_else(|| {
-            panic!("llama.cpp's top-5 token {id} is not in our top 20: {top:?}")
-        });
+    for kernel in MatmulKernel::available() {
+        let mut request = greedy(chat(FRANCE), 1);
+        request.params.top_logprobs = 20;
+        let out = model_on(kernel)
+            .generate(&[request])
+            .unwrap()
+            .remove(0)
+            .remove(0);
+        let top = &out.logprobs.unwrap()[0].top;
+        for (id, reference) in LLAMA_CPP_FIRST_TOKEN {
+            let ours = top.iter().find(|t| t.token_id == id).unwrap_or_else(|| {
+                panic!("{kernel}: llama.cpp's top-5 token {id} is not in our top 20: {top:?}")
+            });
+            assert!(
+                (ours.logprob - reference).abs() < REQUANTIZED_TOLERANCE,
+                "{kernel}: token {id}: ours {} llama.cpp {reference}",
+                ours.logprob
+            );
+        }
+        // Greedy picks a token that llama.cpp also ranks within the tolerance of its best.
+        let best = LLAMA_CPP_FIRST_TOKEN[0].1;
         assert!(
-            (ours.logprob - reference).abs() < REQUANTIZED_TOLERANCE,
-            "token {id}: ours {} llama.cpp {reference}",
-            ours.logprob
+            LLAMA_CPP_FIRST_TOKEN
+                .iter()
+                .any(|&(id, lp)| id == out.tokens[0] && best - lp < REQUANTIZED_TOLERANCE),
+            "{kernel}: first greedy token {} ({top:?})",
+            out.tokens[0]
         );
     }
-    // Greedy picks a token that llama.cpp also ranks within the tolerance of its best.
-    let best = LLAMA_CPP_FIRST_TOKEN[0].1;
-    assert!(
-        LLAMA_CPP_FIRST_TOKEN
-            .iter()
-            .any(|&(id, lp)| id == out.tokens[0] && best - lp < REQUANTIZED_TOLERANCE),
-        "first greedy token {} ({top:?})",
-        out.tokens[0]
+}
+
+#[test]
+fn vnni_avx2_and_scalar_kernels_give_the_same_answers_bit_for_bit() {
+    // They share one arithmetic (exact integer block sums, then the same float steps): the
+    // same text and the same logprobs, whichever of them a CPU runs.
+    let kernels: Vec<MatmulKernel> = MatmulKernel::available()
+        .into_iter()
+        .filter(|k| *k != MatmulKernel::Candle)
+        .collect();
+    assert!(kernels.contains(&MatmulKernel::Scalar), "{kernels:?}");
+    let mut request = greedy(chat(FRANCE), 12);
+    request.params.top_logprobs = 3;
+    let requests = [request, sampled(5, 2)];
+    let answers: Vec<_> = kernels
+        .iter()
+        .map(|&k| model_on(k).generate(&requests).unwrap())
+        .collect();
+    for (kernel, answer) in kernels.iter().zip(&answers) {
+        assert_eq!(answer, &answers[0], "{kernel} vs {}", kernels[0]);
+    }
+    // candle's kernel quantizes differently, yet gives logprobs close to ours.
+    let candle = model_on(MatmulKernel::Candle)
+        .generate(&requests[..1])
+        .unwrap();
+    let ours = &answers[0][0][0];
+    let theirs = &candle[0][0];
+    let (a, b) = (
+        &ours.logprobs.as_ref().unwrap()[0],
+        &theirs.logprobs.as_ref().unwrap()[0],
     );
+    for t in &a.top {
+        if let Some(u) = b.top.iter().find(|u| u.token_id == t.token_id) {
+            assert!((t.logprob - u.logprob).abs() < 0.3, "{a:?} vs {b:?}");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_or_unsupported_kernel_is_a_load_error_naming_it() {
+    for kernel in MatmulKernel::ALL.into_iter().filter(|k| !k.is_supported()) {
+        let options = LoadOptions {
+            kernel: Some(kernel),
+            ..Default::default()
+        };
+        let err = Model::load(&smollm2_path(), &options)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains(kernel.name()) && err.contains("lacks"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn cancelled_generation_stops_with_an_error() {
+    let model = model();
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = model
+        .generate_cancellable(&[greedy(chat(FRANCE), 8)], &cancel)
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::Cancelled), "{err}");
+
+    // A batch that would run for minutes stops soon after the token is cancelled from another
+    // thread: an `Ok` would mean it ran to the end.
+    let cancel = CancelToken::new();
+    let long: Vec<GenerateRequest> = (0..4)
+        .map(|i| {
+            let mut r = sampled(i, 1);
+            r.params.max_tokens = 4000;
+            r.params.stop = vec!["never-appears".into()];
+            r
+        })
+        .collect();
+    let worker = {
+        let (model, cancel) = (model.clone(), cancel.clone());
+        std::thread::spawn(move || model.generate_cancellable(&long, &cancel))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    cancel.cancel();
+    let result = worker.join().unwrap();
+    assert!(matches!(result, Err(RuntimeError::Cancelled)), "{result:?}");
 }
 
 fn sampled(seed: u64, n: usize) -> GenerateRequest {

@@ -50,6 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &path,
         &LoadOptions {
             no_requantize: args.no_requantize,
+            ..Default::default()
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;

@@ -1,10 +1,13 @@
 //! The real SmolLM2-135M-Instruct GGUF, loaded once per test binary.
 #![allow(dead_code)] // each test binary uses part of this module
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use emguard_runtime::{ChatMessage, GenerateRequest, LoadOptions, Model, Prompt, SamplingParams};
+use emguard_runtime::{
+    ChatMessage, GenerateRequest, LoadOptions, MatmulKernel, Model, Prompt, SamplingParams,
+};
 
 /// `$EMGUARD_HOME/models/smollm2-135m-instruct/*.gguf` (home defaults to ~/.cache/emguard),
 /// where `emguard models pull` puts it.
@@ -34,6 +37,22 @@ pub fn model() -> Arc<Model> {
             Arc::new(
                 Model::load(&smollm2_path(), &LoadOptions::default()).expect("loading SmolLM2"),
             )
+        })
+        .clone()
+}
+
+/// The model on a given Q8_0 kernel (each loaded once per test binary).
+pub fn model_on(kernel: MatmulKernel) -> Arc<Model> {
+    static MODELS: OnceLock<Mutex<HashMap<MatmulKernel, Arc<Model>>>> = OnceLock::new();
+    let mut models = MODELS.get_or_init(Default::default).lock().unwrap();
+    models
+        .entry(kernel)
+        .or_insert_with(|| {
+            let options = LoadOptions {
+                kernel: Some(kernel),
+                ..Default::default()
+            };
+            Arc::new(Model::load(&smollm2_path(), &options).expect("loading SmolLM2"))
         })
         .clone()
 }
