@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use tree_sitter::Node;
 
+use super::flows::{LAMBDA_HANDLERS, ROUTE_DECORATORS, Sink, sink_for};
 use super::taint::Taint;
 
 pub type ScopeId = usize;
@@ -52,6 +53,9 @@ pub struct Call<'t> {
     pub name: String,
     pub args: Option<Node<'t>>,
     pub scope: ScopeId,
+    /// What the callee is in the shared model of sinks ([`super::flows::SINKS`]),
+    /// resolved once here for every rule.
+    pub sink: Option<&'static Sink>,
 }
 
 impl<'t> Call<'t> {
@@ -146,18 +150,6 @@ pub struct Module<'t> {
 pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
     src.get(node.byte_range()).unwrap_or("")
 }
-
-/// Decorators that make a function a web request handler (Flask, FastAPI, Bottle, aiohttp).
-const ROUTE_DECORATORS: &[&str] = &[
-    ".route(",
-    ".get(",
-    ".post(",
-    ".put(",
-    ".delete(",
-    ".patch(",
-    ".websocket(",
-    ".api_route(",
-];
 
 impl<'t> Module<'t> {
     pub fn build(src: &'t str, root: Node<'t>) -> Self {
@@ -315,11 +307,13 @@ impl<'t> Module<'t> {
                             .child_by_field_id(fields().arguments)
                             .filter(|a| a.kind_name() == "argument_list");
                         self.record_container_add(func, args, node.end_byte(), scope);
+                        let sink = sink_for(&name);
                         self.calls.push(Call {
                             node,
                             name,
                             args,
                             scope,
+                            sink,
                         });
                     }
                 }
@@ -407,7 +401,16 @@ impl<'t> Module<'t> {
             .iter()
             .take(2)
             .any(|(n, _)| self.text(*n) == "request");
-        let is_handler = decorated_route || takes_request;
+        // An AWS Lambda handler: `def lambda_handler(event, context)`; the event is the
+        // request that triggered it.
+        let lambda = node
+            .child_by_field_id(fields().name)
+            .is_some_and(|n| LAMBDA_HANDLERS.contains(&self.text(n)))
+            && param_names.len() == 2
+            && param_names
+                .first()
+                .is_some_and(|(n, _)| self.text(*n) == "event");
+        let is_handler = decorated_route || takes_request || lambda;
         let id = self.scopes.len();
         self.scopes.push(Scope {
             parent: Some(parent),
@@ -425,11 +428,12 @@ impl<'t> Module<'t> {
                     .iter()
                     .any(|d| d.contains(&format!("<{conv}:{param}>")))
             });
-            let taint = if decorated_route
+            let taint = if (decorated_route
                 && !numeric
-                && !matches!(param, "self" | "cls" | "request" | "db" | "session")
+                && !matches!(param, "self" | "cls" | "request" | "db" | "session"))
+                || (lambda && param == "event")
             {
-                Taint::ALL
+                Taint::REQUEST
             } else {
                 Taint::NONE
             };
@@ -467,7 +471,7 @@ impl<'t> Module<'t> {
             .unwrap_or("");
         if !matches!(
             method,
-            "append" | "extend" | "insert" | "add" | "update" | "appendleft"
+            "append" | "extend" | "insert" | "add" | "update" | "appendleft" | "set"
         ) {
             return;
         }
