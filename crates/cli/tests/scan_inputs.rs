@@ -44,7 +44,7 @@ const LATIN1: &[u8] =
     b"# -*- coding: latin-1 -*-\n# caf\xe9\nimport os, sys\nos.system('rm ' + sys.argv[1])\n";
 
 #[test]
-fn one_bad_file_is_skipped_with_its_reason_and_the_folder_is_still_scanned() {
+fn one_bad_file_in_a_folder_is_skipped_with_its_reason_and_the_rest_is_scanned() {
     let dir = TempDir::new("mixed");
     dir.file("good.py", VULNERABLE);
     dir.file("latin1.py", LATIN1);
@@ -108,16 +108,17 @@ fn a_named_file_that_is_not_python_is_said_to_be_so() {
         stderr.contains("notes.txt: skipped: not a Python file"),
         "{stderr}"
     );
-    // An extension-less script with a Python shebang is Python.
+    // An extension-less script with a Python shebang is Python, and is still reported; a
+    // file named on the command line that cannot be scanned makes the run exit 2.
     assert!(
         stdout.contains("deploy:3:1: PY-COMMAND-INJECTION"),
         "{stdout}"
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     // `--answers` reads any file as a model answer.
     let answers = emguard(&[std::ffi::OsStr::new("--answers"), notes.as_os_str()]);
     assert!(
-        !String::from_utf8_lossy(&answers.stderr).contains("skipped"),
+        !String::from_utf8_lossy(&answers.stderr).contains("skipped: not a Python file"),
         "{}",
         String::from_utf8_lossy(&answers.stderr)
     );

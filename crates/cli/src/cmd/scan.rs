@@ -1,6 +1,7 @@
 //! `emguard scan`: scan files, directories, stdin or model answers for vulnerabilities
 //! (see `emguard_codescan`). Exit 0: nothing at or above `--fail-on`; 1: findings; 2: usage
-//! or I/O errors.
+//! or I/O errors, or a file named on the command line that could not be scanned (files found
+//! in a directory that cannot be scanned are reported as skipped and do not stop the run).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,12 +61,16 @@ struct Scanned {
 struct Skipped {
     path: String,
     reason: String,
+    /// Named on the command line (not found in a directory): the run exits 2.
+    #[serde(skip)]
+    named: bool,
 }
 
 /// What to scan: stdin (already read) or a file.
 enum Input {
     Stdin(String),
-    File(PathBuf),
+    /// A file, and whether it was named on the command line.
+    File(PathBuf, bool),
 }
 
 /// How a file is read: as Python source, or as a model answer (code in Markdown fences).
@@ -106,11 +111,12 @@ impl Input {
                 path: "-".into(),
                 result: scanner.scan_answer(text, Language::Python),
             }),
-            Input::File(path) => {
+            Input::File(path, named) => {
                 let shown = path.display().to_string();
                 let skipped = |reason: String| Skipped {
                     path: shown.clone(),
                     reason,
+                    named: *named,
                 };
                 let bytes =
                     std::fs::read(path).map_err(|e| skipped(format!("cannot read: {e}")))?;
@@ -195,9 +201,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let meta =
             std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
         if meta.is_dir() {
-            inputs.extend(files_under(path)?.into_iter().map(Input::File));
+            inputs.extend(
+                files_under(path)?
+                    .into_iter()
+                    .map(|f| Input::File(f, false)),
+            );
         } else {
-            inputs.push(Input::File(path.clone()));
+            inputs.push(Input::File(path.clone(), true));
         }
     }
     let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
@@ -226,7 +236,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let failing = scanned
         .iter()
         .any(|s| s.result.has_findings_at_or_above(args.fail_on));
-    Ok(if failing {
+    Ok(if skipped.iter().any(|s| s.named) {
+        ExitCode::from(2)
+    } else if failing {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
