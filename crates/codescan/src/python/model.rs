@@ -218,12 +218,41 @@ impl<'t> Module<'t> {
                     function_scope: None,
                 }
             };
+            // An `if` whose condition is constant (`if 7 * 42 - num > 200:` with `num = 86`)
+            // runs one arm only: the other is dead code, and the live one binds for sure.
+            let decided = if node.kind_name() == "if_statement" {
+                node.child_by_field_id(fields().condition)
+                    .and_then(|c| self.const_truth(c, scope, 0))
+            } else {
+                None
+            };
+            let alternatives = if decided.is_some() {
+                (0..node.child_count())
+                    .filter(|&i| node.field_name_for_child(i) == Some("alternative"))
+                    .count()
+            } else {
+                0
+            };
             let first_pending = pending.len();
             for i in 0..node.child_count() {
                 if let Some(child) = node.child(i)
                     && (child.is_named() || child.child_count() > 0)
                 {
-                    pending.push((child, next));
+                    let mut frame = next;
+                    if let Some(truth) = decided {
+                        match node.field_name_for_child(i) {
+                            Some("consequence") if truth => frame.conditional = conditional,
+                            Some("consequence") => continue,
+                            Some("alternative") if truth => continue,
+                            Some("alternative")
+                                if alternatives == 1 && child.kind_name() == "else_clause" =>
+                            {
+                                frame.conditional = conditional
+                            }
+                            _ => {}
+                        }
+                    }
+                    pending.push((child, frame));
                 }
             }
             pending[first_pending..].reverse();
@@ -661,6 +690,108 @@ impl<'t> Module<'t> {
         self.binding(name, scope, pos)
             .map(|b| b.taint)
             .unwrap_or(Taint::NONE)
+    }
+}
+
+impl Module<'_> {
+    /// The value of a condition that does not depend on input: comparisons of integers
+    /// folded from literals and names bound once to them, `in` tests of string constants,
+    /// `not`, `True`/`False`. `None` when it depends on anything else.
+    pub fn const_truth(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<bool> {
+        if depth > 16 {
+            return None;
+        }
+        match node.kind_name() {
+            "true" => Some(true),
+            "false" => Some(false),
+            "parenthesized_expression" => self.const_truth(node.named_child(0)?, scope, depth + 1),
+            "not_operator" => self
+                .const_truth(node.named_child(0)?, scope, depth + 1)
+                .map(|t| !t),
+            "comparison_operator" => {
+                if node.named_child_count() != 2 {
+                    return None;
+                }
+                let (left, right) = (node.named_child(0)?, node.named_child(1)?);
+                let op: String = (0..node.child_count())
+                    .filter_map(|i| node.child(i))
+                    .filter(|c| !c.is_named())
+                    .map(|c| self.text(c))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if let (Some(a), Some(b)) = (
+                    self.const_int(left, scope, depth + 1),
+                    self.const_int(right, scope, depth + 1),
+                ) {
+                    return match op.as_str() {
+                        "<" => Some(a < b),
+                        ">" => Some(a > b),
+                        "<=" => Some(a <= b),
+                        ">=" => Some(a >= b),
+                        "==" => Some(a == b),
+                        "!=" => Some(a != b),
+                        _ => None,
+                    };
+                }
+                let (a, b) = (self.const_str(left, scope)?, self.const_str(right, scope)?);
+                match op.as_str() {
+                    "in" => Some(b.contains(a.as_str())),
+                    "not in" => Some(!b.contains(a.as_str())),
+                    "==" => Some(a == b),
+                    "!=" => Some(a != b),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn const_int(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<i64> {
+        if depth > 16 {
+            return None;
+        }
+        match node.kind_name() {
+            "integer" => self.text(node).replace('_', "").parse().ok(),
+            "parenthesized_expression" => self.const_int(node.named_child(0)?, scope, depth + 1),
+            "unary_operator" if self.text(node).starts_with('-') => self
+                .const_int(node.named_child(0)?, scope, depth + 1)
+                .map(|v| -v),
+            "binary_operator" => {
+                let a = self.const_int(node.child_by_field_id(fields().left)?, scope, depth + 1)?;
+                let b =
+                    self.const_int(node.child_by_field_id(fields().right)?, scope, depth + 1)?;
+                match self.text(node.child_by_field_id(fields().operator)?) {
+                    "+" => a.checked_add(b),
+                    "-" => a.checked_sub(b),
+                    "*" => a.checked_mul(b),
+                    "//" if b != 0 => Some(a.div_euclid(b)),
+                    "%" if b != 0 => Some(a.rem_euclid(b)),
+                    _ => None,
+                }
+            }
+            "identifier" => {
+                let b = self.binding(self.text(node), scope, node.start_byte())?;
+                if b.param || b.conditional || b.augmented || b.end > node.start_byte() {
+                    return None;
+                }
+                let value = b.value?;
+                (value.id() != node.id())
+                    .then(|| self.const_int(value, scope, depth + 1))
+                    .flatten()
+            }
+            _ => None,
+        }
+    }
+
+    fn const_str(&self, node: Node<'_>, scope: ScopeId) -> Option<String> {
+        if node.kind_name() == "identifier" {
+            let b = self.binding(self.text(node), scope, node.start_byte())?;
+            if b.param || b.conditional || b.augmented || b.end > node.start_byte() {
+                return None;
+            }
+            return super::rules::string_literal(self, b.value?);
+        }
+        super::rules::string_literal(self, node)
     }
 }
 

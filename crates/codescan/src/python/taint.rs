@@ -155,6 +155,23 @@ impl<'t> Module<'t> {
             | "set_comprehension"
             | "generator_expression"
             | "dictionary_comprehension" => self.comprehension_taint(node, scope, pos, depth),
+            // `a if cond else b` with a constant condition is one of the two.
+            "conditional_expression" => {
+                let decided = node
+                    .named_child(1)
+                    .and_then(|c| self.const_truth(c, scope, 0));
+                match decided {
+                    Some(true) => node
+                        .named_child(0)
+                        .map(|v| self.eval(v, scope, pos, depth + 1))
+                        .unwrap_or_default(),
+                    Some(false) => node
+                        .named_child(2)
+                        .map(|v| self.eval(v, scope, pos, depth + 1))
+                        .unwrap_or_default(),
+                    None => self.children_taint(node, scope, pos, depth),
+                }
+            }
             "keyword_argument" => node
                 .child_by_field_id(fields().value)
                 .map(|v| self.eval(v, scope, pos, depth + 1))

@@ -22,11 +22,14 @@ pub static RULE: Rule = Rule {
         "import sys\nexec(sys.argv[1])\n",
         "import flask\napp = flask.Flask(__name__)\n\n@app.route('/calc', methods=['POST'])\ndef calc():\n    param = flask.request.form.get('expr', '')\n    return str(eval(param))\n",
         "def lambda_handler(event, context):\n    return {'result': eval(event['expression'])}\n",
+        "from flask import request\ndef calc():\n    num = 86\n    if 7 * 42 - num > 200:\n        expr = request.args['e']\n    else:\n        expr = '1'\n    return str(eval(expr))\n",
     ],
     safe: &[
         "import ast\nfrom flask import request\ndef calc():\n    return str(ast.literal_eval(request.args['expr']))\n",
         "expr = input('> ')\nprint(int(expr) * 2)\n",
         "print(eval('1 + 2'))\n",
+        "from flask import request\ndef calc():\n    expr = '1 + 2'\n    if 'never' in expr:\n        expr = request.args['expr']\n    return str(eval(expr))\n",
+        "from flask import request\ndef calc():\n    num = 86\n    expr = '1 + 2' if 7 * 18 + num > 200 else request.args['expr']\n    return str(eval(expr))\n",
     ],
     check,
 };
