@@ -56,5 +56,5 @@ impl std::fmt::Display for Language {
 /// language (JS/TS, shell, C) implements this and gets a variant in [`Language`].
 pub(crate) trait LanguageSupport: Sync {
     fn rules(&self) -> &'static [&'static Rule];
-    fn scan(&self, source: &str) -> crate::ScanResult;
+    fn scan(&self, source: &str, profile: crate::Profile) -> crate::ScanResult;
 }

@@ -12,6 +12,7 @@
 //! Rules are small units, one file each, listed in a registry per language
 //! (`python/rules/mod.rs`); [`all_rules`] lists them with their metadata and fixtures.
 
+mod decode;
 mod extract;
 mod finding;
 mod language;
@@ -19,10 +20,11 @@ mod python;
 mod rule;
 pub mod sarif;
 
+pub use decode::{DecodeError, decode_python_source};
 pub use extract::{CodeBlock, extract_code};
 pub use finding::{Confidence, Finding, Note, ScanResult, Severity};
 pub use language::Language;
-pub use rule::{Rule, all_rules, rule_by_id};
+pub use rule::{Profile, Rule, all_rules, rule_by_id};
 
 /// The allocator tree-sitter's C code uses for parsers and trees (libc's `malloc` unless a
 /// binary installs its own with [`set_parser_allocator`]).
@@ -38,18 +40,29 @@ pub use tree_sitter::set_allocator as set_parser_allocator;
 /// its own) and no mutable state.
 #[derive(Debug, Clone, Default)]
 pub struct Scanner {
-    _private: (),
+    profile: Profile,
 }
 
 impl Scanner {
+    /// A scanner running the default profile: findings that are vulnerabilities as written.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A scanner running the rules of `profile` ([`Profile::Audit`] adds bandit-style
+    /// checks of dangerous calls even with constant input).
+    pub fn with_profile(profile: Profile) -> Self {
+        Self { profile }
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile
     }
 
     /// Findings in `source`, sorted by position. Never panics: unparsable regions are
     /// skipped and reported as notes.
     pub fn scan(&self, source: &str, lang: Language) -> ScanResult {
-        lang.support().scan(source)
+        lang.support().scan(source, self.profile)
     }
 
     /// Scans a model answer: each fenced code block in a known language (untagged blocks

@@ -1,6 +1,7 @@
 //! `emguard scan`: scan files, directories, stdin or model answers for vulnerabilities
 //! (see `emguard_codescan`). Exit 0: nothing at or above `--fail-on`; 1: findings; 2: usage
-//! or I/O errors.
+//! or I/O errors, or a file named on the command line that could not be scanned (files found
+//! in a directory that cannot be scanned are reported as skipped and do not stop the run).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,7 +9,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
-use emguard_codescan::{Finding, Language, Note, ScanResult, Scanner, Severity, all_rules, sarif};
+use emguard_codescan::{
+    Finding, Language, Note, Profile, ScanResult, Scanner, Severity, all_rules,
+    decode_python_source, sarif,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,7 +30,11 @@ pub struct Args {
     /// Read every file as a model answer (code in Markdown fences), whatever its extension.
     #[arg(long)]
     answers: bool,
-    /// List the rules (id, CWE, severity, confidence, title) and exit.
+    /// Rules to run: `default` (vulnerabilities as written) or `audit` (also lists
+    /// dangerous calls and settings even with constant input, as bandit does).
+    #[arg(long, value_name = "PROFILE", default_value = "default")]
+    profile: Profile,
+    /// List the rules (id, CWE, severity, confidence, profile, title) and exit.
     #[arg(long)]
     list_rules: bool,
     /// Files scanned at once (default: one per CPU core).
@@ -47,30 +55,79 @@ struct Scanned {
     result: ScanResult,
 }
 
+/// An input that was not scanned, and why (binary, undecodable, unreadable, not Python).
+/// The run goes on without it: one bad file must not hide the findings in the rest.
+#[derive(serde::Serialize)]
+struct Skipped {
+    path: String,
+    reason: String,
+    /// Named on the command line (not found in a directory): the run exits 2.
+    #[serde(skip)]
+    named: bool,
+}
+
 /// What to scan: stdin (already read) or a file.
 enum Input {
     Stdin(String),
-    File(PathBuf),
+    /// A file, and whether it was named on the command line.
+    File(PathBuf, bool),
+}
+
+/// How a file is read: as Python source, or as a model answer (code in Markdown fences).
+enum Reading {
+    Python,
+    Answer,
+}
+
+/// How `path` is read, or why it is not scanned. Directories yield only `.py` and
+/// Markdown files; a named file of another kind is read as Python only when its first line
+/// is a Python shebang, otherwise it is refused with a reason rather than parsed as Python.
+fn reading_for(path: &Path, answers: bool, head: &[u8]) -> Result<Reading, String> {
+    if answers {
+        return Ok(Reading::Answer);
+    }
+    if Language::from_path(path) == Some(Language::Python) {
+        return Ok(Reading::Python);
+    }
+    if matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("md" | "markdown")
+    ) {
+        return Ok(Reading::Answer);
+    }
+    let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    if first_line.starts_with(b"#!") && String::from_utf8_lossy(first_line).contains("python") {
+        return Ok(Reading::Python);
+    }
+    Err("not a Python file (no .py extension or python shebang) nor Markdown; pass --answers to read it as a model answer".into())
 }
 
 impl Input {
-    /// Reads and scans the input. Markdown files and stdin are model answers; other files
-    /// are code of their extension's language unless `answers` is set.
-    fn scan(&self, scanner: &Scanner, answers: bool) -> anyhow::Result<Scanned> {
+    /// Reads and scans the input: Markdown files and stdin are model answers, Python files
+    /// are decoded as the interpreter would (PEP 263 encoding declarations).
+    fn scan(&self, scanner: &Scanner, answers: bool) -> Result<Scanned, Skipped> {
         match self {
             Input::Stdin(text) => Ok(Scanned {
                 path: "-".into(),
                 result: scanner.scan_answer(text, Language::Python),
             }),
-            Input::File(file) => {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("{}: cannot read as UTF-8 text", file.display()))?;
-                let result = match Language::from_path(file) {
-                    Some(lang) if !answers => scanner.scan(&text, lang),
-                    _ => scanner.scan_answer(&text, Language::Python),
+            Input::File(path, named) => {
+                let shown = path.display().to_string();
+                let skipped = |reason: String| Skipped {
+                    path: shown.clone(),
+                    reason,
+                    named: *named,
+                };
+                let bytes =
+                    std::fs::read(path).map_err(|e| skipped(format!("cannot read: {e}")))?;
+                let reading = reading_for(path, answers, &bytes).map_err(skipped)?;
+                let text = decode_python_source(&bytes).map_err(|e| skipped(e.to_string()))?;
+                let result = match reading {
+                    Reading::Python => scanner.scan(&text, Language::Python),
+                    Reading::Answer => scanner.scan_answer(&text, Language::Python),
                 };
                 Ok(Scanned {
-                    path: file.display().to_string(),
+                    path: shown,
                     result,
                 })
             }
@@ -79,13 +136,18 @@ impl Input {
 }
 
 /// Scans the inputs on `jobs` threads (each takes the next unscanned input, so a few large
-/// files do not hold up the rest) and returns the results in input order; the first error
-/// in input order, if any.
-fn scan_all(inputs: &[Input], answers: bool, jobs: usize) -> anyhow::Result<Vec<Scanned>> {
-    let scanner = Scanner::new();
+/// files do not hold up the rest) and returns the results in input order, with the inputs
+/// that were skipped.
+fn scan_all(
+    inputs: &[Input],
+    answers: bool,
+    jobs: usize,
+    profile: Profile,
+) -> (Vec<Scanned>, Vec<Skipped>) {
+    let scanner = Scanner::with_profile(profile);
     let next = AtomicUsize::new(0);
     let jobs = jobs.clamp(1, inputs.len().max(1));
-    let mut done: Vec<(usize, anyhow::Result<Scanned>)> = std::thread::scope(|s| {
+    let mut done: Vec<(usize, Result<Scanned, Skipped>)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
                 s.spawn(|| {
@@ -109,7 +171,15 @@ fn scan_all(inputs: &[Input], answers: bool, jobs: usize) -> anyhow::Result<Vec<
             .collect()
     });
     done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, scanned)| scanned).collect()
+    let mut scanned = Vec::with_capacity(done.len());
+    let mut skipped = Vec::new();
+    for (_, outcome) in done {
+        match outcome {
+            Ok(s) => scanned.push(s),
+            Err(s) => skipped.push(s),
+        }
+    }
+    (scanned, skipped)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -120,30 +190,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut inputs = Vec::new();
     for path in &args.paths {
         if path.as_os_str() == "-" {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading stdin (is it UTF-8 text?)")?;
-            inputs.push(Input::Stdin(text));
+                .read_to_end(&mut bytes)
+                .context("reading stdin")?;
+            let text = decode_python_source(&bytes).map_err(|e| anyhow::anyhow!("stdin: {e}"))?;
+            inputs.push(Input::Stdin(text.into_owned()));
             continue;
         }
         let meta =
             std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
         if meta.is_dir() {
-            inputs.extend(files_under(path)?.into_iter().map(Input::File));
+            inputs.extend(
+                files_under(path)?
+                    .into_iter()
+                    .map(|f| Input::File(f, false)),
+            );
         } else {
-            inputs.push(Input::File(path.clone()));
+            inputs.push(Input::File(path.clone(), true));
         }
     }
     let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let scanned = scan_all(&inputs, args.answers, jobs)?;
+    let (scanned, skipped) = scan_all(&inputs, args.answers, jobs, args.profile);
+    for s in &skipped {
+        eprintln!("{}: skipped: {}", s.path, s.reason);
+    }
     // Stdout is line-buffered: pretty JSON would cost a write call per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
-        Format::Human => print_human(&mut out, &scanned)?,
-        Format::Json => print_json(&mut out, &scanned)?,
+        Format::Human => print_human(&mut out, &scanned, skipped.len())?,
+        Format::Json => print_json(&mut out, &scanned, &skipped)?,
         Format::Sarif => {
             let log = sarif::sarif_log(
                 scanned
@@ -158,7 +236,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let failing = scanned
         .iter()
         .any(|s| s.result.has_findings_at_or_above(args.fail_on));
-    Ok(if failing {
+    Ok(if skipped.iter().any(|s| s.named) {
+        ExitCode::from(2)
+    } else if failing {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -200,7 +280,7 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn print_human(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
+fn print_human(out: &mut impl Write, scanned: &[Scanned], skipped: usize) -> anyhow::Result<()> {
     let mut counts = [0usize; 4];
     for s in scanned {
         for Note {
@@ -243,12 +323,25 @@ fn print_human(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> 
     } else {
         format!(" ({})", by_severity.join(", "))
     };
-    eprintln!("{total} findings{detail} in {} inputs", scanned.len());
+    let skipped = if skipped > 0 {
+        format!(" ({skipped} skipped)")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "{total} findings{detail} in {} inputs{skipped}",
+        scanned.len()
+    );
     Ok(())
 }
 
-/// `{"files": [{"path", "findings", "notes"}]}`, serialized straight from the results.
-fn print_json(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
+/// `{"files": [{"path", "findings", "notes"}], "skipped": [{"path", "reason"}]}`,
+/// serialized straight from the results.
+fn print_json(
+    out: &mut impl Write,
+    scanned: &[Scanned],
+    skipped: &[Skipped],
+) -> anyhow::Result<()> {
     #[derive(serde::Serialize)]
     struct File<'a> {
         path: &'a str,
@@ -258,6 +351,7 @@ fn print_json(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
     #[derive(serde::Serialize)]
     struct Report<'a> {
         files: Vec<File<'a>>,
+        skipped: &'a [Skipped],
     }
     let files = scanned
         .iter()
@@ -267,7 +361,7 @@ fn print_json(out: &mut impl Write, scanned: &[Scanned]) -> anyhow::Result<()> {
             notes: &s.result.notes,
         })
         .collect();
-    serde_json::to_writer_pretty(&mut *out, &Report { files })?;
+    serde_json::to_writer_pretty(&mut *out, &Report { files, skipped })?;
     writeln!(out)?;
     Ok(())
 }
@@ -279,11 +373,12 @@ fn list_rules(format: Format) -> anyhow::Result<()> {
             for rule in all_rules() {
                 writeln!(
                     out,
-                    "{:<26} CWE-{:<5} {:<8} {:<6} {}",
+                    "{:<28} CWE-{:<5} {:<8} {:<6} {:<7} {}",
                     rule.id,
                     rule.cwe,
                     rule.severity.as_str(),
                     rule.confidence.as_str(),
+                    rule.profile.as_str(),
                     rule.title
                 )?;
             }
@@ -293,7 +388,7 @@ fn list_rules(format: Format) -> anyhow::Result<()> {
                 .map(|r| {
                     serde_json::json!({
                         "id": r.id, "title": r.title, "language": r.language, "cwe": r.cwe,
-                        "severity": r.severity, "confidence": r.confidence, "message": r.message, "fix": r.fix,
+                        "severity": r.severity, "confidence": r.confidence, "profile": r.profile, "message": r.message, "fix": r.fix,
                     })
                 })
                 .collect();

@@ -19,6 +19,7 @@ macro_rules! fields {
 
 fields!(
     alias,
+    condition,
     body,
     arguments,
     attribute,

@@ -1,6 +1,7 @@
 //! Python: parsing (one reused parser per thread), the module model, taint and the rules.
 
 mod fields;
+pub(crate) mod flows;
 mod model;
 pub(crate) mod rules;
 mod syntax;
@@ -13,7 +14,7 @@ use tree_sitter::{Node, Parser, Tree};
 
 use crate::finding::{Finding, Note, ScanResult};
 use crate::language::LanguageSupport;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 pub(crate) use model::{Module, ScopeId};
 pub(crate) use taint::Taint;
 
@@ -51,7 +52,7 @@ impl LanguageSupport for Python {
         rules::REGISTRY
     }
 
-    fn scan(&self, source: &str) -> ScanResult {
+    fn scan(&self, source: &str, profile: Profile) -> ScanResult {
         let Some(tree) = parse(source) else {
             return ScanResult {
                 findings: Vec::new(),
@@ -70,7 +71,7 @@ impl LanguageSupport for Python {
         };
         let module = Module::build(source, root);
         let mut findings = Vec::new();
-        for rule in rules::REGISTRY {
+        for rule in rules::REGISTRY.iter().filter(|r| profile.runs(r)) {
             let mut ctx = Ctx {
                 m: &module,
                 rule,
@@ -153,6 +154,11 @@ impl<'t> Ctx<'_, 't> {
     }
 
     pub fn report_with(&mut self, node: Node<'_>, message: String) {
+        self.report_as(node, self.rule.cwe, message);
+    }
+
+    /// A finding with its own CWE, for rules whose checks span several (the audit rules).
+    pub fn report_as(&mut self, node: Node<'_>, cwe: u32, message: String) {
         let src = self.m.src;
         let (line, column) = position(src, node.start_byte());
         let (end_line, end_column) = position(src, node.end_byte());
@@ -163,7 +169,7 @@ impl<'t> Ctx<'_, 't> {
         let snippet: String = line_text.chars().take(160).collect();
         self.out.push(Finding {
             rule_id: self.rule.id.to_string(),
-            cwe: self.rule.cwe,
+            cwe,
             severity: self.rule.severity,
             confidence: self.rule.confidence,
             message,

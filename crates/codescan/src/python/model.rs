@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use tree_sitter::Node;
 
+use super::flows::{LAMBDA_HANDLERS, ROUTE_DECORATORS, Sink, sink_for};
 use super::taint::Taint;
 
 pub type ScopeId = usize;
@@ -52,6 +53,9 @@ pub struct Call<'t> {
     pub name: String,
     pub args: Option<Node<'t>>,
     pub scope: ScopeId,
+    /// What the callee is in the shared model of sinks ([`super::flows::SINKS`]),
+    /// resolved once here for every rule.
+    pub sink: Option<&'static Sink>,
 }
 
 impl<'t> Call<'t> {
@@ -147,18 +151,6 @@ pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
     src.get(node.byte_range()).unwrap_or("")
 }
 
-/// Decorators that make a function a web request handler (Flask, FastAPI, Bottle, aiohttp).
-const ROUTE_DECORATORS: &[&str] = &[
-    ".route(",
-    ".get(",
-    ".post(",
-    ".put(",
-    ".delete(",
-    ".patch(",
-    ".websocket(",
-    ".api_route(",
-];
-
 impl<'t> Module<'t> {
     pub fn build(src: &'t str, root: Node<'t>) -> Self {
         let mut module = Module {
@@ -226,12 +218,41 @@ impl<'t> Module<'t> {
                     function_scope: None,
                 }
             };
+            // An `if` whose condition is constant (`if 7 * 42 - num > 200:` with `num = 86`)
+            // runs one arm only: the other is dead code, and the live one binds for sure.
+            let decided = if node.kind_name() == "if_statement" {
+                node.child_by_field_id(fields().condition)
+                    .and_then(|c| self.const_truth(c, scope, 0))
+            } else {
+                None
+            };
+            let alternatives = if decided.is_some() {
+                (0..node.child_count())
+                    .filter(|&i| node.field_name_for_child(i) == Some("alternative"))
+                    .count()
+            } else {
+                0
+            };
             let first_pending = pending.len();
             for i in 0..node.child_count() {
                 if let Some(child) = node.child(i)
                     && (child.is_named() || child.child_count() > 0)
                 {
-                    pending.push((child, next));
+                    let mut frame = next;
+                    if let Some(truth) = decided {
+                        match node.field_name_for_child(i) {
+                            Some("consequence") if truth => frame.conditional = conditional,
+                            Some("consequence") => continue,
+                            Some("alternative") if truth => continue,
+                            Some("alternative")
+                                if alternatives == 1 && child.kind_name() == "else_clause" =>
+                            {
+                                frame.conditional = conditional
+                            }
+                            _ => {}
+                        }
+                    }
+                    pending.push((child, frame));
                 }
             }
             pending[first_pending..].reverse();
@@ -315,11 +336,13 @@ impl<'t> Module<'t> {
                             .child_by_field_id(fields().arguments)
                             .filter(|a| a.kind_name() == "argument_list");
                         self.record_container_add(func, args, node.end_byte(), scope);
+                        let sink = sink_for(&name);
                         self.calls.push(Call {
                             node,
                             name,
                             args,
                             scope,
+                            sink,
                         });
                     }
                 }
@@ -407,7 +430,16 @@ impl<'t> Module<'t> {
             .iter()
             .take(2)
             .any(|(n, _)| self.text(*n) == "request");
-        let is_handler = decorated_route || takes_request;
+        // An AWS Lambda handler: `def lambda_handler(event, context)`; the event is the
+        // request that triggered it.
+        let lambda = node
+            .child_by_field_id(fields().name)
+            .is_some_and(|n| LAMBDA_HANDLERS.contains(&self.text(n)))
+            && param_names.len() == 2
+            && param_names
+                .first()
+                .is_some_and(|(n, _)| self.text(*n) == "event");
+        let is_handler = decorated_route || takes_request || lambda;
         let id = self.scopes.len();
         self.scopes.push(Scope {
             parent: Some(parent),
@@ -425,11 +457,12 @@ impl<'t> Module<'t> {
                     .iter()
                     .any(|d| d.contains(&format!("<{conv}:{param}>")))
             });
-            let taint = if decorated_route
+            let taint = if (decorated_route
                 && !numeric
-                && !matches!(param, "self" | "cls" | "request" | "db" | "session")
+                && !matches!(param, "self" | "cls" | "request" | "db" | "session"))
+                || (lambda && param == "event")
             {
-                Taint::ALL
+                Taint::REQUEST
             } else {
                 Taint::NONE
             };
@@ -467,7 +500,7 @@ impl<'t> Module<'t> {
             .unwrap_or("");
         if !matches!(
             method,
-            "append" | "extend" | "insert" | "add" | "update" | "appendleft"
+            "append" | "extend" | "insert" | "add" | "update" | "appendleft" | "set"
         ) {
             return;
         }
@@ -657,6 +690,108 @@ impl<'t> Module<'t> {
         self.binding(name, scope, pos)
             .map(|b| b.taint)
             .unwrap_or(Taint::NONE)
+    }
+}
+
+impl Module<'_> {
+    /// The value of a condition that does not depend on input: comparisons of integers
+    /// folded from literals and names bound once to them, `in` tests of string constants,
+    /// `not`, `True`/`False`. `None` when it depends on anything else.
+    pub fn const_truth(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<bool> {
+        if depth > 16 {
+            return None;
+        }
+        match node.kind_name() {
+            "true" => Some(true),
+            "false" => Some(false),
+            "parenthesized_expression" => self.const_truth(node.named_child(0)?, scope, depth + 1),
+            "not_operator" => self
+                .const_truth(node.named_child(0)?, scope, depth + 1)
+                .map(|t| !t),
+            "comparison_operator" => {
+                if node.named_child_count() != 2 {
+                    return None;
+                }
+                let (left, right) = (node.named_child(0)?, node.named_child(1)?);
+                let op: String = (0..node.child_count())
+                    .filter_map(|i| node.child(i))
+                    .filter(|c| !c.is_named())
+                    .map(|c| self.text(c))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if let (Some(a), Some(b)) = (
+                    self.const_int(left, scope, depth + 1),
+                    self.const_int(right, scope, depth + 1),
+                ) {
+                    return match op.as_str() {
+                        "<" => Some(a < b),
+                        ">" => Some(a > b),
+                        "<=" => Some(a <= b),
+                        ">=" => Some(a >= b),
+                        "==" => Some(a == b),
+                        "!=" => Some(a != b),
+                        _ => None,
+                    };
+                }
+                let (a, b) = (self.const_str(left, scope)?, self.const_str(right, scope)?);
+                match op.as_str() {
+                    "in" => Some(b.contains(a.as_str())),
+                    "not in" => Some(!b.contains(a.as_str())),
+                    "==" => Some(a == b),
+                    "!=" => Some(a != b),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn const_int(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<i64> {
+        if depth > 16 {
+            return None;
+        }
+        match node.kind_name() {
+            "integer" => self.text(node).replace('_', "").parse().ok(),
+            "parenthesized_expression" => self.const_int(node.named_child(0)?, scope, depth + 1),
+            "unary_operator" if self.text(node).starts_with('-') => self
+                .const_int(node.named_child(0)?, scope, depth + 1)
+                .map(|v| -v),
+            "binary_operator" => {
+                let a = self.const_int(node.child_by_field_id(fields().left)?, scope, depth + 1)?;
+                let b =
+                    self.const_int(node.child_by_field_id(fields().right)?, scope, depth + 1)?;
+                match self.text(node.child_by_field_id(fields().operator)?) {
+                    "+" => a.checked_add(b),
+                    "-" => a.checked_sub(b),
+                    "*" => a.checked_mul(b),
+                    "//" if b != 0 => Some(a.div_euclid(b)),
+                    "%" if b != 0 => Some(a.rem_euclid(b)),
+                    _ => None,
+                }
+            }
+            "identifier" => {
+                let b = self.binding(self.text(node), scope, node.start_byte())?;
+                if b.param || b.conditional || b.augmented || b.end > node.start_byte() {
+                    return None;
+                }
+                let value = b.value?;
+                (value.id() != node.id())
+                    .then(|| self.const_int(value, scope, depth + 1))
+                    .flatten()
+            }
+            _ => None,
+        }
+    }
+
+    fn const_str(&self, node: Node<'_>, scope: ScopeId) -> Option<String> {
+        if node.kind_name() == "identifier" {
+            let b = self.binding(self.text(node), scope, node.start_byte())?;
+            if b.param || b.conditional || b.augmented || b.end > node.start_byte() {
+                return None;
+            }
+            return super::rules::string_literal(self, b.value?);
+        }
+        super::rules::string_literal(self, node)
     }
 }
 

@@ -6,7 +6,12 @@ use super::fields::fields;
 use crate::python::syntax::{KindName, named_children};
 use tree_sitter::Node;
 
+use super::flows::{
+    ARGUMENT_PARSER_METHODS, CLEANING_CALLS, ENVIRONMENT_CALLS, INPUT_CALLS, REQUEST_CALLS,
+    REQUEST_GLOBALS, REQUEST_LOCALS, REQUEST_NON_DATA, SANITIZERS,
+};
 use super::model::{Module, ScopeId};
+use super::rules::name_is;
 
 /// Kinds of sink the data is still dangerous for, as bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,6 +25,12 @@ impl Taint {
     pub const URL: Taint = Taint(16);
     pub const CODE: Taint = Taint(32);
     pub const ALL: Taint = Taint(63);
+    /// Not a sink kind but an origin: the data came over the network (a request, an
+    /// event), not from whoever runs the program. Rules about fetching URLs or choosing
+    /// programs care about the difference; it is dropped when no kind is left.
+    pub const REMOTE: Taint = Taint(64);
+    /// Request data: dangerous for every kind of sink, and remote.
+    pub const REQUEST: Taint = Taint(127);
     /// The environment is set by whoever runs the program: dangerous in commands, markup
     /// and queries, but choosing a file location is its ordinary job.
     pub const ENVIRONMENT: Taint = Taint(63 & !8);
@@ -33,7 +44,22 @@ impl Taint {
     }
 
     pub fn without(self, kinds: Taint) -> Taint {
-        Taint(self.0 & !kinds.0)
+        let left = self.0 & !kinds.0;
+        if left & Taint::ALL.0 == 0 {
+            Taint::NONE
+        } else {
+            Taint(left)
+        }
+    }
+
+    /// Whether the data came over the network ([`Taint::REMOTE`]).
+    pub fn is_remote(self) -> bool {
+        self.has(Taint::REMOTE)
+    }
+
+    /// Both sets of kinds (`|`, usable in constants).
+    pub const fn or(self, other: Taint) -> Taint {
+        Taint(self.0 | other.0)
     }
 }
 
@@ -52,103 +78,6 @@ impl std::ops::BitOrAssign for Taint {
 
 /// Beyond this nesting depth an expression counts as untainted (keeps hostile input cheap).
 const MAX_DEPTH: usize = 48;
-
-/// Attributes of a request object that are not user data (the Host header reaches only
-/// the sender's own browser, so it is not a reflection vector).
-const REQUEST_NON_DATA: &[&str] = &[
-    "method",
-    "is_json",
-    "is_secure",
-    "endpoint",
-    "blueprint",
-    "user",
-    "scheme",
-    "session",
-    "app",
-    "auth",
-    "host",
-    "hostname",
-];
-
-/// Calls whose result is user input.
-const SOURCE_CALLS: &[&str] = &[
-    "input",
-    "raw_input",
-    "sys.stdin.read",
-    "sys.stdin.readline",
-    "self.get_argument",
-    "self.get_query_argument",
-    "self.get_body_argument",
-    "self.get_arguments",
-    "self.get_cookie",
-];
-
-/// Calls that read the environment.
-const ENVIRONMENT_CALLS: &[&str] = &["os.getenv", "os.environ.get"];
-
-/// Calls whose result carries no user-controlled text: conversions and predicates.
-const CLEANING_CALLS: &[&str] = &[
-    "int",
-    "float",
-    "bool",
-    "len",
-    "abs",
-    "round",
-    "isinstance",
-    "hasattr",
-    "uuid.UUID",
-    "uuid.uuid4",
-    "os.path.exists",
-    "os.path.isfile",
-    "os.path.isdir",
-    "os.path.getsize",
-    "datetime.fromisoformat",
-    "hashlib.sha256",
-    "hashlib.md5",
-    "hashlib.sha1",
-    "bcrypt.hashpw",
-    "id",
-    "type",
-    "ord",
-    "hash",
-    "render_template",
-    "flask.render_template",
-    "url_for",
-    "flask.url_for",
-    "abort",
-    "flask.abort",
-    "redirect",
-    "flask.redirect",
-    "send_from_directory",
-    "flask.send_from_directory",
-    "render_template_string",
-    "flask.render_template_string",
-    "open",
-    "io.open",
-];
-
-/// Sanitizers: (callee suffix, kinds the result is safe for).
-const SANITIZERS: &[(&str, Taint)] = &[
-    ("escape", Taint::HTML),
-    ("conditional_escape", Taint::HTML),
-    ("bleach.clean", Taint::HTML),
-    ("clean", Taint::HTML),
-    ("quoteattr", Taint::HTML),
-    ("format_html", Taint::HTML),
-    ("jsonify", Taint::ALL),
-    ("json_response", Taint::ALL),
-    ("JsonResponse", Taint::ALL),
-    ("secure_filename", Taint(Taint::PATH.0 | Taint::SHELL.0)),
-    ("os.path.basename", Taint::PATH),
-    ("shlex.quote", Taint::SHELL),
-    ("pipes.quote", Taint::SHELL),
-    (
-        "quote",
-        Taint(Taint::SHELL.0 | Taint::HTML.0 | Taint::URL.0),
-    ),
-    ("quote_plus", Taint(Taint::HTML.0 | Taint::URL.0)),
-    ("urlencode", Taint(Taint::HTML.0 | Taint::URL.0)),
-];
 
 impl<'t> Module<'t> {
     /// Taint of `node`, an expression in `scope`.
@@ -179,14 +108,16 @@ impl<'t> Module<'t> {
                 if let Some(b) = self.binding(name, scope, pos) {
                     return b.taint;
                 }
-                match self.imports.get(name).map(String::as_str) {
-                    Some("sys.argv" | "flask.request" | "bottle.request") => Taint::ALL,
+                match self.imports.get(name) {
+                    Some(q) if q == "sys.argv" => Taint::ALL,
+                    Some(q) if REQUEST_GLOBALS.contains(&q.as_str()) => Taint::REQUEST,
                     _ => Taint::NONE,
                 }
             }
             "attribute" => {
-                if self.is_source_attribute(node) {
-                    return Taint::ALL;
+                let source = self.source_attribute_taint(node);
+                if source.any() {
+                    return source;
                 }
                 if let Some(b) = self.binding(self.text(node), scope, pos) {
                     return b.taint;
@@ -224,6 +155,23 @@ impl<'t> Module<'t> {
             | "set_comprehension"
             | "generator_expression"
             | "dictionary_comprehension" => self.comprehension_taint(node, scope, pos, depth),
+            // `a if cond else b` with a constant condition is one of the two.
+            "conditional_expression" => {
+                let decided = node
+                    .named_child(1)
+                    .and_then(|c| self.const_truth(c, scope, 0));
+                match decided {
+                    Some(true) => node
+                        .named_child(0)
+                        .map(|v| self.eval(v, scope, pos, depth + 1))
+                        .unwrap_or_default(),
+                    Some(false) => node
+                        .named_child(2)
+                        .map(|v| self.eval(v, scope, pos, depth + 1))
+                        .unwrap_or_default(),
+                    None => self.children_taint(node, scope, pos, depth),
+                }
+            }
             "keyword_argument" => node
                 .child_by_field_id(fields().value)
                 .map(|v| self.eval(v, scope, pos, depth + 1))
@@ -279,7 +227,7 @@ impl<'t> Module<'t> {
         let mut taint = Taint::NONE;
         for child in named_children(node) {
             taint |= self.eval(child, scope, pos, depth + 1);
-            if taint == Taint::ALL {
+            if taint == Taint::REQUEST {
                 break;
             }
         }
@@ -291,13 +239,20 @@ impl<'t> Module<'t> {
             return Taint::NONE;
         };
         let name = self.callee_name(func);
-        if SOURCE_CALLS.contains(&name.as_str()) || self.is_source_attribute(func) {
+        if INPUT_CALLS.contains(&name.as_str()) {
             return Taint::ALL;
         }
-        if ENVIRONMENT_CALLS.contains(&name.as_str()) {
+        if REQUEST_CALLS.contains(&name.as_str()) {
+            return Taint::REQUEST;
+        }
+        let source = self.source_attribute_taint(func);
+        if source.any() {
+            return source;
+        }
+        if ENVIRONMENT_CALLS.contains(&name.as_str()) || name_is(&name, ARGUMENT_PARSER_METHODS) {
             return Taint::ENVIRONMENT;
         }
-        if super::rules::name_is(&name, CLEANING_CALLS) {
+        if name_is(&name, CLEANING_CALLS) {
             return Taint::NONE;
         }
         let method = name.rsplit('.').next().unwrap_or("");
@@ -332,7 +287,7 @@ impl<'t> Module<'t> {
             taint |= self.eval(object, scope, pos, depth + 1);
         }
         for (suffix, cleared) in SANITIZERS {
-            if super::rules::name_is(&name, &[suffix]) {
+            if name_is(&name, &[suffix]) {
                 return taint.without(*cleared);
             }
         }
@@ -355,7 +310,8 @@ impl<'t> Module<'t> {
                     return false;
                 };
                 let name = self.callee_name(func);
-                SOURCE_CALLS.contains(&name.as_str())
+                INPUT_CALLS.contains(&name.as_str())
+                    || REQUEST_CALLS.contains(&name.as_str())
                     || self.is_source_attribute(func)
                     || func.kind_name() == "attribute"
                         && matches!(
@@ -374,27 +330,64 @@ impl<'t> Module<'t> {
         }
     }
 
-    /// `request.args`, `request.form[...]`, `self.request.body`, `upload.filename`, `sys.argv`.
+    /// `request.args`, `request.form[...]`, `self.request.body`, `upload.filename`, `sys.argv`,
+    /// with the request object resolved through imports (`from flask import request as r`:
+    /// `r.args`; `import flask`: `flask.request.args`).
     pub fn is_source_attribute(&self, node: Node<'_>) -> bool {
+        self.source_attribute_taint(node).any()
+    }
+
+    /// The taint of a source attribute: [`Taint::REQUEST`] for request data and uploads,
+    /// [`Taint::ALL`] for the command line; none for other attributes.
+    pub fn source_attribute_taint(&self, node: Node<'_>) -> Taint {
         if node.kind_name() != "attribute" {
-            return false;
+            return Taint::NONE;
         }
         let attr = node
             .child_by_field_id(fields().attribute)
             .map(|a| self.text(a))
             .unwrap_or("");
         let Some(object) = node.child_by_field_id(fields().object) else {
-            return false;
+            return Taint::NONE;
         };
-        if attr == "filename" && self.text(object) != "self" {
-            return true;
-        }
-        if attr == "argv" && self.text(object) == "sys" {
-            return true;
-        }
         let object_text = self.text(object);
-        let is_request =
-            object_text == "request" || object_text == "self.request" || object_text == "req";
-        is_request && !REQUEST_NON_DATA.contains(&attr)
+        if attr == "filename" && object_text != "self" {
+            return Taint::REQUEST;
+        }
+        if attr == "argv" && self.resolves_to(object, "sys") {
+            return Taint::ALL;
+        }
+        if self.is_request_object(object) && !REQUEST_NON_DATA.contains(&attr) {
+            Taint::REQUEST
+        } else {
+            Taint::NONE
+        }
+    }
+
+    /// Whether `node` names a request object: a global of a web framework under any
+    /// import alias, or a conventional local name that is not imported from elsewhere
+    /// (`from urllib import request` is not one).
+    pub fn is_request_object(&self, node: Node<'_>) -> bool {
+        let text = self.text(node);
+        match node.kind_name() {
+            "identifier" => match self.imports.get(text) {
+                Some(qualified) => REQUEST_GLOBALS.contains(&qualified.as_str()),
+                None => REQUEST_LOCALS.contains(&text),
+            },
+            "attribute" if text.ends_with("request") => {
+                REQUEST_LOCALS.contains(&text)
+                    || REQUEST_GLOBALS.contains(&self.callee_name(node).as_str())
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the identifier `node` resolves to the module or name `qualified`.
+    fn resolves_to(&self, node: Node<'_>, qualified: &str) -> bool {
+        node.kind_name() == "identifier"
+            && self
+                .imports
+                .get(self.text(node))
+                .map_or(self.text(node) == qualified, |q| q == qualified)
     }
 }

@@ -6,9 +6,11 @@ use crate::python::syntax::KindName;
 use tree_sitter::Node;
 
 use crate::python::{Ctx, Module, ScopeId, Taint};
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
-use super::{is_built_string, name_is};
+use crate::python::flows::SinkKind;
+
+use super::{is_built_string, string_value};
 
 pub static RULE: Rule = Rule {
     id: "PY-COMMAND-INJECTION",
@@ -17,6 +19,7 @@ pub static RULE: Rule = Rule {
     cwe: 78,
     severity: Severity::Critical,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "a shell command is built from user-controlled data: shell metacharacters in it run other commands (command injection)",
     fix: "Pass an argument list without a shell: `subprocess.run(['convert', path, out], check=True)`; if a shell is unavoidable, quote each value with `shlex.quote`.",
     vulnerable: &[
@@ -25,12 +28,18 @@ pub static RULE: Rule = Rule {
         "import subprocess\ndef convert(name):\n    cmd = 'convert %s out.png' % name\n    subprocess.run(cmd, shell=True)\n",
         "import os\nfilename = input('File: ')\nout = os.popen('cat ' + filename).read()\n",
         "import os, glob\nfor f in glob.glob('*.wav'):\n    os.system(f'sox {f} out.mp3')\n",
+        "import subprocess as sp\nfrom flask import request as r\ndef run():\n    sp.call(['ls', r.args['dir']], shell=True)\n",
+        "import os\nfrom flask import request\ndef run():\n    os.spawnlp(os.P_WAIT, request.args['tool'], 'tool', '-v')\n",
+        "import os\nfrom flask import request\ndef run():\n    prog = request.form['prog']\n    os.posix_spawn(prog, [prog], os.environ)\n",
+        "import subprocess\nfrom flask import request\ndef run():\n    subprocess.run(['bash', '-c', request.args['cmd']])\n",
     ],
     safe: &[
         "import subprocess\nfrom flask import request\ndef ping():\n    host = request.args['host']\n    subprocess.run(['ping', '-c', '1', host], check=True)\n",
         "import subprocess, sys, shlex\nsubprocess.call(f'tar czf backup.tgz {shlex.quote(sys.argv[1])}', shell=True)\n",
         "import os\nos.system('ls -la /tmp')\n",
         "import subprocess, shlex\ndef convert(name):\n    cmd = 'convert %s out.png' % shlex.quote(name)\n    subprocess.run(cmd, shell=True)\n",
+        "import os\nfrom flask import request\ndef run():\n    os.spawnlp(os.P_WAIT, 'grep', 'grep', request.args['q'], 'log.txt')\n",
+        "import os, subprocess\nsubprocess.run([os.environ.get('EDITOR', 'vi'), 'notes.txt'])\n",
     ],
     check,
 };
@@ -45,40 +54,80 @@ fn quoted(m: &Module<'_>, cmd: Node<'_>, scope: ScopeId) -> bool {
                 .any(|b| b.value.is_some_and(mentions_quote))
 }
 
+/// Programs that run their `-c` argument as shell code: `["sh", "-c", cmd]` is a shell.
+const SHELLS: &[&str] = &[
+    "sh",
+    "bash",
+    "zsh",
+    "dash",
+    "ksh",
+    "/bin/sh",
+    "/bin/bash",
+    "/usr/bin/bash",
+    "/bin/zsh",
+    "cmd",
+    "cmd.exe",
+    "powershell",
+    "pwsh",
+];
+
+/// The program of an argument list: its first element when it is a list or tuple literal,
+/// or the value itself when it is a single string (no shell: the whole string is the path).
+fn program<'t>(m: &Module<'t>, args: Node<'t>, scope: ScopeId) -> Option<Node<'t>> {
+    let list = match args.kind_name() {
+        "list" | "tuple" => Some(args),
+        "identifier" => m
+            .binding(m.text(args), scope, args.start_byte())
+            .and_then(|b| b.value)
+            .filter(|v| matches!(v.kind_name(), "list" | "tuple")),
+        _ => None,
+    };
+    match list {
+        Some(list) => list.named_child(0),
+        None => Some(args),
+    }
+}
+
+/// Whether an argument list starts a shell on code it is given (`["bash", "-c", cmd]`).
+fn runs_shell(m: &Module<'_>, args: Node<'_>, scope: ScopeId) -> bool {
+    program(m, args, scope)
+        .filter(|p| p.id() != args.id())
+        .and_then(|p| string_value(m, p, scope))
+        .is_some_and(|p| SHELLS.contains(&p.as_str()))
+}
+
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        let shell_call = name_is(
-            &call.name,
-            &[
-                "os.system",
-                "os.popen",
-                "subprocess.getoutput",
-                "subprocess.getstatusoutput",
-                "commands.getoutput",
-                "os.popen2",
-                "os.popen3",
-            ],
-        ) || (call.name.starts_with("subprocess.")
-            || call.name.starts_with("asyncio.create_subprocess_shell"))
-            && (call.name.ends_with("_shell")
-                || call
-                    .keyword("shell", m.src)
-                    .is_some_and(|v| m.text(v) != "False"));
-        if !shell_call {
-            continue;
-        }
+        let Some(sink) = call.sink else { continue };
+        let with_shell = match sink.kind {
+            SinkKind::Shell => true,
+            SinkKind::Exec => call
+                .keyword("shell", m.src)
+                .is_some_and(|v| !matches!(m.text(v), "False" | "0" | "None")),
+            _ => continue,
+        };
         let Some(cmd) = call
-            .arg(0, "args", m.src)
+            .arg(sink.position, sink.keyword, m.src)
             .or_else(|| call.keyword("cmd", m.src))
         else {
             continue;
         };
-        // User input reaches the shell, or the command is assembled from values nobody
-        // quoted: a file name or argument with `;` or `$(...)` in it runs as a command.
-        if m.taint(cmd, call.scope).has(Taint::SHELL)
-            || is_built_string(m, cmd, call.scope, 0) && !quoted(m, cmd, call.scope)
-        {
+        let flagged = if with_shell || runs_shell(m, cmd, call.scope) {
+            // User input reaches the shell, or the command is assembled from values nobody
+            // quoted: a file name or argument with `;` or `$(...)` in it runs as a command.
+            m.taint(cmd, call.scope).has(Taint::SHELL)
+                || is_built_string(m, cmd, call.scope, 0) && !quoted(m, cmd, call.scope)
+        } else {
+            // No shell: the danger is the program itself being chosen by a request
+            // (arguments to a fixed program are data to it). Whoever runs the program
+            // choosing one (`$EDITOR`, `sys.argv`) is its ordinary job.
+            program(m, cmd, call.scope).is_some_and(|p| {
+                let taint = m.taint(p, call.scope);
+                taint.has(Taint::SHELL) && taint.is_remote()
+            })
+        };
+        if flagged {
             cx.report(call.node);
         }
     }

@@ -7,7 +7,7 @@ use tree_sitter::Node;
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::{Ctx, Module};
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::{mentions_secret, names_secret, string_literal};
 
@@ -18,6 +18,7 @@ pub static RULE: Rule = Rule {
     cwe: 798,
     severity: Severity::Medium,
     confidence: Confidence::Medium,
+    profile: Profile::Default,
     message: "a password, key or token is written into the source: anyone with the code has the credential",
     fix: "Read secrets from the environment or a secret store at run time (`os.environ['DB_PASSWORD']`), and compare passwords against stored hashes.",
     vulnerable: &[

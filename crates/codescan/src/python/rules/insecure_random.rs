@@ -2,10 +2,10 @@
 
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
-use crate::python::Ctx;
 use crate::python::fields::fields;
 use crate::python::syntax::KindName;
-use crate::rule::Rule;
+use crate::python::{Ctx, Module, ScopeId};
+use crate::rule::{Profile, Rule};
 
 use super::names_secret;
 
@@ -16,11 +16,13 @@ pub static RULE: Rule = Rule {
     cwe: 338,
     severity: Severity::Medium,
     confidence: Confidence::Medium,
+    profile: Profile::Default,
     message: "a token, password, key or salt is generated with `random`, whose output is predictable",
     fix: "Use the `secrets` module (`secrets.token_urlsafe()`, `secrets.choice`) or `os.urandom` for anything an attacker must not guess.",
     vulnerable: &[
         "import random, string\ndef reset_token():\n    return ''.join(random.choice(string.ascii_letters) for _ in range(32))\n",
         "import random\nsession_token = str(random.randint(0, 10**12))\n",
+        "import random\ndef remember(resp):\n    value = str(random.randint(0, 2**32))\n    resp.set_cookie('remember', value)\n",
         "import random\ndef make_password(n):\n    chars = 'abcdefgh1234'\n    return ''.join(random.choices(chars, k=n))\n",
     ],
     safe: &[
@@ -51,6 +53,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         // What the value becomes: the assignment target, else the enclosing function's name.
         let mut node = call.node;
         let mut purpose = "";
+        let mut assigned = "";
         while let Some(parent) = node.parent() {
             match parent.kind_name() {
                 "assignment" if purpose.is_empty() => {
@@ -58,6 +61,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
                         .child_by_field_id(fields().left)
                         .map(|l| m.text(l))
                         .unwrap_or("");
+                    assigned = purpose;
                 }
                 "function_definition" => {
                     if purpose.is_empty() || !names_secret(purpose) {
@@ -77,8 +81,23 @@ fn check(cx: &mut Ctx<'_, '_>) {
             || ["salt", "nonce", "otp", "session", "key", "code"]
                 .iter()
                 .any(|w| lower.contains(w))
+            || becomes_session_value(m, call.scope, assigned)
         {
             cx.report(call.node);
         }
     }
+}
+
+/// Whether the value named `name` is stored as a cookie or session value in the function
+/// (`resp.set_cookie('id', name)`, `session['id'] = name`): it identifies a user.
+fn becomes_session_value(m: &Module<'_>, scope: ScopeId, name: &str) -> bool {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return false;
+    }
+    m.text(m.scopes[scope].node).lines().any(|line| {
+        (line.contains("set_cookie(") || line.contains("session[") || line.contains("cookies["))
+            && line
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|word| word == name)
+    })
 }

@@ -5,7 +5,7 @@ use crate::language::Language;
 use crate::python::Ctx;
 use crate::python::fields::fields;
 use crate::python::syntax::KindName;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::{name_is, string_literal};
 
@@ -16,6 +16,7 @@ pub static RULE: Rule = Rule {
     cwe: 79,
     severity: Severity::High,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "Jinja2 renders without autoescaping (off explicitly or by default), so any value in the template can inject HTML",
     fix: "Create the environment with `autoescape=True` or `autoescape=select_autoescape(['html', 'xml'])`; pass `autoescape=True` to `Template(...)`; never set `autoescape = False`.",
     vulnerable: &[

@@ -1,22 +1,41 @@
 //! The Python rules, one file each, listed in [`REGISTRY`], plus the small helpers they
 //! share (literal values, string building, name matching).
 
+mod audit_dangerous_call;
+mod bind_all;
+mod cert_validation;
+mod cleartext_protocol;
 mod code_injection;
 mod command_injection;
+mod cookie_flags;
+mod debug_mode;
 mod hardcoded_credential;
+mod hardcoded_tmp;
 mod insecure_random;
+mod insecure_tls;
 mod jinja2_autoescape;
+mod jwt_verification;
+mod ldap_injection;
+mod markup_xss;
 mod open_redirect;
 mod path_traversal;
+mod request_timeout;
 mod sql_injection;
+mod ssrf;
 mod tar_extraction;
 mod template_injection;
 mod unsafe_deserialization;
+mod unsafe_model_load;
 mod url_regex_dot;
 mod url_substring_check;
+mod weak_cipher;
 mod weak_hash;
+mod weak_hash_algorithm;
+mod weak_key_size;
 mod world_writable;
+mod xpath_injection;
 mod xss_response;
+mod xxe;
 
 use crate::python::fields::fields;
 use crate::python::syntax::{KindName, children, named_children};
@@ -43,6 +62,25 @@ pub static REGISTRY: &[&Rule] = &[
     &hardcoded_credential::RULE,
     &weak_hash::RULE,
     &insecure_random::RULE,
+    &ssrf::RULE,
+    &xxe::RULE,
+    &ldap_injection::RULE,
+    &xpath_injection::RULE,
+    &markup_xss::RULE,
+    &unsafe_model_load::RULE,
+    &weak_cipher::RULE,
+    &weak_hash_algorithm::RULE,
+    &weak_key_size::RULE,
+    &cert_validation::RULE,
+    &insecure_tls::RULE,
+    &cleartext_protocol::RULE,
+    &cookie_flags::RULE,
+    &jwt_verification::RULE,
+    &debug_mode::RULE,
+    &hardcoded_tmp::RULE,
+    &bind_all::RULE,
+    &request_timeout::RULE,
+    &audit_dangerous_call::RULE,
 ];
 
 /// Beyond this depth the helpers give up (hostile input stays cheap).

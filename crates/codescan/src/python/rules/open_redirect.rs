@@ -6,7 +6,7 @@ use crate::python::syntax::{KindName, named_children};
 use tree_sitter::Node;
 
 use crate::python::{Ctx, Module, Taint};
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::{name_is, scope_mentions};
 
@@ -17,6 +17,7 @@ pub static RULE: Rule = Rule {
     cwe: 601,
     severity: Severity::Medium,
     confidence: Confidence::Medium,
+    profile: Profile::Default,
     message: "the redirect target comes from the request unchecked: an attacker's link can send users to any site (open redirect)",
     fix: "Redirect only to relative paths or allow-listed hosts: parse with `urllib.parse.urlparse` and check `netloc` against the allow-list, or map a key to a known URL.",
     vulnerable: &[

@@ -4,9 +4,10 @@ use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::syntax::KindName;
 use crate::python::{Ctx, Taint};
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
-use super::{name_is, scope_mentions};
+use super::scope_mentions;
+use crate::python::flows::SinkKind;
 
 pub static RULE: Rule = Rule {
     id: "PY-PATH-TRAVERSAL",
@@ -15,6 +16,7 @@ pub static RULE: Rule = Rule {
     cwe: 22,
     severity: Severity::High,
     confidence: Confidence::Medium,
+    profile: Profile::Default,
     message: "a file path comes from user input (request data or an uploaded file name) without confinement: `../` reaches files outside the intended directory",
     fix: "Reduce the name with `werkzeug.utils.secure_filename` or `os.path.basename`, or resolve the path and check it stays inside the base directory (`os.path.realpath(p).startswith(base + os.sep)`); `send_from_directory` does this for downloads.",
     vulnerable: &[
@@ -22,6 +24,8 @@ pub static RULE: Rule = Rule {
         "import os\nfrom flask import request\ndef upload():\n    f = request.files['doc']\n    f.save(os.path.join('uploads', f.filename))\n",
         "from flask import Flask\napp = Flask(__name__)\n\n@app.route('/read/<path:name>')\ndef read(name):\n    with open(name) as fh:\n        return fh.read()\n",
         "import os, sys\nos.remove(os.path.join('/var/data', sys.argv[1]))\n",
+        "import flask\napp = flask.Flask(__name__)\n\n@app.route('/read', methods=['POST'])\ndef read():\n    return open(flask.request.form['name']).read()\n",
+        "import codecs\nfrom flask import request as req_\ndef read():\n    return codecs.open(f'/srv/files/{req_.cookies.get(\"doc\")}', 'r', 'utf-8').read()\n",
     ],
     safe: &[
         "from flask import Flask, request, send_from_directory\napp = Flask(__name__)\n\n@app.route('/download')\ndef download():\n    return send_from_directory('/srv/files', request.args.get('file'))\n",
@@ -31,28 +35,6 @@ pub static RULE: Rule = Rule {
     ],
     check,
 };
-
-/// Calls that read, write or delete the file named by their first argument.
-const FILE_SINKS: &[&str] = &[
-    "open",
-    "io.open",
-    "codecs.open",
-    "os.remove",
-    "os.unlink",
-    "os.rmdir",
-    "os.rename",
-    "os.replace",
-    "shutil.rmtree",
-    "shutil.copy",
-    "shutil.copyfile",
-    "shutil.copy2",
-    "shutil.move",
-    "send_file",
-    "flask.send_file",
-    "FileResponse",
-    "os.listdir",
-    "os.makedirs",
-];
 
 /// Methods that write the receiver to the path in their first argument (werkzeug uploads).
 const SAVE_METHODS: &[&str] = &["save"];
@@ -71,10 +53,8 @@ fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
         // Exact names: `Image.open` or `tarfile.open` are not the builtin `open`.
-        let path = if FILE_SINKS.contains(&call.name.as_str())
-            || name_is(&call.name, &["send_file", "FileResponse"])
-        {
-            call.arg(0, "path", m.src)
+        let path = if let Some(sink) = call.sink.filter(|s| s.kind == SinkKind::File) {
+            call.arg(sink.position, sink.keyword, m.src)
         } else if SAVE_METHODS.contains(&call.method())
             && call
                 .receiver()

@@ -3,9 +3,12 @@
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
-use super::{is_built_string, name_is};
+use super::is_built_string;
+use crate::python::fields::fields;
+use crate::python::flows::SinkKind;
+use crate::python::syntax::{KindName, named_children};
 
 pub static RULE: Rule = Rule {
     id: "PY-SQL-INJECTION",
@@ -14,6 +17,7 @@ pub static RULE: Rule = Rule {
     cwe: 89,
     severity: Severity::Critical,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "SQL is built by f-string, `%`, `.format()` or concatenation from variable values: input can change the query (SQL injection)",
     fix: "Keep the SQL constant with placeholders and pass values separately: `cursor.execute('SELECT * FROM t WHERE id = ?', (id,))`.",
     vulnerable: &[
@@ -22,37 +26,46 @@ pub static RULE: Rule = Rule {
         "def search(conn, term, limit):\n    query = \"SELECT * FROM items WHERE 1=1\"\n    query += \" AND title LIKE '%\" + term + \"%'\"\n    conn.cursor().execute(query)\n",
         "from sqlalchemy import text\ndef rows(session, table_id):\n    return session.execute(text('SELECT * FROM t WHERE id = {}'.format(table_id)))\n",
         "from flask import request\ndef lookup(cursor):\n    q = request.args['q']\n    cursor.execute(q)\n",
+        "from django.db.models.expressions import RawSQL\ndef ordered(qs, column):\n    return qs.annotate(val=RawSQL('SELECT %s FROM t' % column, ()))\n",
+        "def search(qs, term):\n    return qs.extra(where=[f\"title LIKE '%{term}%'\"])\n",
     ],
     safe: &[
         "def get_user(cursor, name):\n    cursor.execute(\"SELECT * FROM users WHERE name = ?\", (name,))\n    return cursor.fetchone()\n",
         "def find(db, email):\n    query = \"SELECT id FROM users WHERE email = %s\"\n    return db.execute(query, (email,)).fetchall()\n",
         "TABLE = 'items'\ndef all_items(conn):\n    conn.cursor().execute(f'SELECT * FROM {TABLE}')\n",
         "from sqlalchemy import text\ndef rows(session, table_id):\n    return session.execute(text('SELECT * FROM t WHERE id = :id'), {'id': table_id})\n",
+        "def search(qs, term):\n    return qs.extra(where=['title LIKE %s'], params=[f'%{term}%'])\n",
     ],
     check,
 };
 
-/// Calls whose first argument is SQL text.
-const SQL_SINKS: &[&str] = &[
-    "execute",
-    "executemany",
-    "executescript",
-    "raw",
-    "read_sql",
-    "read_sql_query",
-    "sqlalchemy.text",
-    "mogrify",
-    "query",
-];
-
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        if !name_is(&call.name, SQL_SINKS) {
+        // Django's `QuerySet.extra(where=[...], select={...})` takes raw SQL fragments.
+        if call.method() == "extra" {
+            let built = ["where", "select", "tables", "order_by"].iter().any(|k| {
+                call.keyword(k, m.src).is_some_and(|v| {
+                    named_children(v).any(|item| {
+                        let value = if item.kind_name() == "pair" {
+                            item.child_by_field_id(fields().value).unwrap_or(item)
+                        } else {
+                            item
+                        };
+                        is_built_string(m, value, call.scope, 0)
+                    })
+                })
+            });
+            if built {
+                cx.report(call.node);
+            }
             continue;
         }
+        let Some(sink) = call.sink.filter(|s| s.kind == SinkKind::Sql) else {
+            continue;
+        };
         let Some(sql) = call
-            .arg(0, "sql", m.src)
+            .arg(sink.position, sink.keyword, m.src)
             .or_else(|| call.keyword("query", m.src))
         else {
             continue;

@@ -5,7 +5,7 @@ use crate::language::Language;
 use crate::python::Ctx;
 use crate::python::fields::fields;
 use crate::python::syntax::KindName;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use tree_sitter::Node;
 
@@ -18,6 +18,7 @@ pub static RULE: Rule = Rule {
     cwe: 22,
     severity: Severity::High,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "a tar archive is extracted without checking member paths: members named `../x` or absolute paths are written outside the target directory",
     fix: "Pass `filter='data'` (Python 3.12+), or pass `members=` a list filtered to names that stay inside the destination (no absolute paths, no `..`, no links outside).",
     vulnerable: &[

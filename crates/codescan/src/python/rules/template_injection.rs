@@ -3,7 +3,7 @@
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::{Ctx, Taint};
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::name_is;
 
@@ -14,6 +14,7 @@ pub static RULE: Rule = Rule {
     cwe: 1336,
     severity: Severity::High,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "user-controlled data becomes part of a template's source, so it can inject markup and template code",
     fix: "Keep the template source constant and pass user data as render variables: `render_template_string('<p>{{ name }}</p>', name=name)`.",
     vulnerable: &[

@@ -3,7 +3,7 @@
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::name_is;
 
@@ -14,6 +14,7 @@ pub static RULE: Rule = Rule {
     cwe: 502,
     severity: Severity::Critical,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "data is deserialised with a format that can construct arbitrary objects (pickle, marshal, yaml.load without a safe loader): untrusted input runs code",
     fix: "Use a data-only format: `json.loads`, or `yaml.safe_load` / `yaml.load(s, Loader=yaml.SafeLoader)`.",
     vulnerable: &[

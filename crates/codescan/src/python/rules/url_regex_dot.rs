@@ -3,7 +3,7 @@
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::{name_is, string_value};
 
@@ -14,6 +14,7 @@ pub static RULE: Rule = Rule {
     cwe: 20,
     severity: Severity::Medium,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "a regular expression that validates a host or URL has an unescaped `.`, which matches any character: `wwwXexample.com` or `evil-example.com`-style hosts pass",
     fix: "Escape the dots (`r\"^https://([\\w-]+\\.)?example\\.com/\"`), anchor the pattern, or parse the URL with `urllib.parse` and compare the hostname exactly.",
     vulnerable: &[

@@ -4,7 +4,7 @@ use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
 use crate::python::syntax::children;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::string_literal;
 
@@ -15,6 +15,7 @@ pub static RULE: Rule = Rule {
     cwe: 20,
     severity: Severity::Medium,
     confidence: Confidence::Medium,
+    profile: Profile::Default,
     message: "a URL or host is validated by substring: `'example.com' in url` also accepts `https://example.com.evil.net` and `https://evil.net/?example.com`",
     fix: "Parse the URL (`urllib.parse.urlparse(url).hostname`) and compare the host exactly or by `== 'example.com' or .endswith('.example.com')`.",
     vulnerable: &[

@@ -5,7 +5,7 @@ use crate::language::Language;
 use crate::python::Ctx;
 use crate::python::fields::fields;
 use crate::python::syntax::KindName;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::{names_secret, string_literal};
 
@@ -16,6 +16,7 @@ pub static RULE: Rule = Rule {
     cwe: 328,
     severity: Severity::Medium,
     confidence: Confidence::Medium,
+    profile: Profile::Default,
     message: "a password or secret is hashed with MD5/SHA-1 (broken, fast to brute-force)",
     fix: "Hash passwords with a slow salted KDF (`hashlib.scrypt`, `hashlib.pbkdf2_hmac`, bcrypt, argon2); use SHA-256 or better for other integrity needs.",
     vulnerable: &[

@@ -3,7 +3,7 @@
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::Ctx;
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::{int_value, name_is};
 
@@ -14,6 +14,7 @@ pub static RULE: Rule = Rule {
     cwe: 732,
     severity: Severity::High,
     confidence: Confidence::High,
+    profile: Profile::Default,
     message: "file permissions let every user on the system write (mode includes the others-write bit, e.g. 0o777 or 0o666)",
     fix: "Grant only the owner write access: `0o600` for files, `0o700` or `0o755` for directories.",
     vulnerable: &[

@@ -4,7 +4,7 @@ use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::syntax::KindName;
 use crate::python::{Ctx, Taint};
-use crate::rule::Rule;
+use crate::rule::{Profile, Rule};
 
 use super::{has_markup, is_built_string, name_is};
 
@@ -15,6 +15,7 @@ pub static RULE: Rule = Rule {
     cwe: 79,
     severity: Severity::High,
     confidence: Confidence::Medium,
+    profile: Profile::Default,
     message: "user-controlled data is placed into an HTML response without escaping (cross-site scripting)",
     fix: "Render through an autoescaping template (`render_template`), or escape each value with `markupsafe.escape`/`html.escape` before building HTML; return JSON with `jsonify`.",
     vulnerable: &[

@@ -1,0 +1,73 @@
+//! Cookies sent without `Secure`/`HttpOnly`, or with `SameSite=None`.
+
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+use crate::python::Ctx;
+use crate::python::fields::fields;
+use crate::rule::{Profile, Rule};
+
+pub static RULE: Rule = Rule {
+    id: "PY-INSECURE-COOKIE",
+    title: "Cookie without Secure or HttpOnly",
+    language: Language::Python,
+    cwe: 614,
+    severity: Severity::Medium,
+    confidence: Confidence::High,
+    profile: Profile::Default,
+    message: "a cookie is set with `secure=False`, `httponly=False` or `samesite='None'` (or a framework setting turns the flag off): it travels over plain HTTP, is readable by scripts, or is sent on cross-site requests",
+    fix: "Set cookies with `secure=True, httponly=True, samesite='Lax'` (Django: `SESSION_COOKIE_SECURE = True`, `CSRF_COOKIE_SECURE = True`).",
+    vulnerable: &[
+        "from flask import make_response\ndef login():\n    resp = make_response('ok')\n    resp.set_cookie('session', token, secure=False, httponly=True)\n    return resp\n",
+        "def view(request):\n    response = HttpResponse('ok')\n    response.set_cookie('sid', sid, httponly=False, secure=True)\n    return response\n",
+        "SESSION_COOKIE_SECURE = False\n",
+        "def view(response, sid):\n    response.set_cookie('sid', sid, secure=True, httponly=True, samesite='None')\n",
+    ],
+    safe: &[
+        "from flask import make_response\ndef login():\n    resp = make_response('ok')\n    resp.set_cookie('session', token, secure=True, httponly=True, samesite='Lax')\n    return resp\n",
+        "SESSION_COOKIE_SECURE = True\nCSRF_COOKIE_SECURE = True\n",
+        "def logout(response):\n    response.delete_cookie('session')\n",
+    ],
+    check,
+};
+
+/// Settings that turn a cookie flag off when set to `False` (Django, Flask).
+const FLAG_SETTINGS: &[&str] = &[
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "CSRF_COOKIE_HTTPONLY",
+    "REMEMBER_COOKIE_SECURE",
+    "REMEMBER_COOKIE_HTTPONLY",
+];
+
+fn check(cx: &mut Ctx<'_, '_>) {
+    let m = cx.m;
+    for call in &m.calls {
+        if !matches!(call.method(), "set_cookie" | "set_signed_cookie") {
+            continue;
+        }
+        let off = |k: &str| call.keyword(k, m.src).is_some_and(|v| m.text(v) == "False");
+        let samesite_none = call.keyword("samesite", m.src).is_some_and(|v| {
+            let t = m.text(v);
+            t.eq_ignore_ascii_case("'none'") || t.eq_ignore_ascii_case("\"none\"")
+        });
+        if off("secure") || off("httponly") || samesite_none {
+            cx.report(call.node);
+        }
+    }
+    for &(assignment, _) in &m.assignments {
+        let (Some(left), Some(right)) = (
+            assignment.child_by_field_id(fields().left),
+            assignment.child_by_field_id(fields().right),
+        ) else {
+            continue;
+        };
+        let target = m
+            .text(left)
+            .trim_start_matches("app.config[")
+            .trim_matches(|c| c == '\'' || c == '"' || c == ']');
+        if FLAG_SETTINGS.contains(&target) && m.text(right) == "False" {
+            cx.report(assignment);
+        }
+    }
+}

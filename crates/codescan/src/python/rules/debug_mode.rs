@@ -1,0 +1,56 @@
+//! Web servers started with the interactive debugger on.
+
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+use crate::python::Ctx;
+use crate::python::fields::fields;
+use crate::rule::{Profile, Rule};
+
+pub static RULE: Rule = Rule {
+    id: "PY-DEBUG-MODE",
+    title: "Debug mode in a web server",
+    language: Language::Python,
+    cwe: 489,
+    severity: Severity::Medium,
+    confidence: Confidence::High,
+    profile: Profile::Default,
+    message: "the web server runs with debug mode on: Werkzeug's debugger lets anyone who reaches an error page run Python code, and tracebacks expose internals",
+    fix: "Run without debug in anything reachable (`app.run()`, debug from an environment variable for local work only), behind a production server such as gunicorn.",
+    vulnerable: &[
+        "from flask import Flask\napp = Flask(__name__)\napp.run(debug=True)\n",
+        "from werkzeug.serving import run_simple\nrun_simple('localhost', 5000, app, use_debugger=True)\n",
+        "from flask import Flask\napp = Flask(__name__)\napp.debug = True\n",
+    ],
+    safe: &[
+        "import os\nfrom flask import Flask\napp = Flask(__name__)\napp.run(debug=os.environ.get('FLASK_DEBUG') == '1')\n",
+        "from flask import Flask\napp = Flask(__name__)\napp.run()\n",
+        "from werkzeug.serving import run_simple\nrun_simple('localhost', 5000, app)\n",
+    ],
+    check,
+};
+
+fn check(cx: &mut Ctx<'_, '_>) {
+    let m = cx.m;
+    for call in &m.calls {
+        let on = |k: &str| call.keyword(k, m.src).is_some_and(|v| m.text(v) == "True");
+        let debug = match call.method() {
+            "run" => on("debug") && !call.name.starts_with("subprocess"),
+            "run_simple" => on("use_debugger") || on("use_evalex"),
+            _ => false,
+        };
+        if debug {
+            cx.report(call.node);
+        }
+    }
+    for &(assignment, _) in &m.assignments {
+        let (Some(left), Some(right)) = (
+            assignment.child_by_field_id(fields().left),
+            assignment.child_by_field_id(fields().right),
+        ) else {
+            continue;
+        };
+        if matches!(m.text(left), "app.debug" | "application.debug") && m.text(right) == "True" {
+            cx.report(assignment);
+        }
+    }
+}

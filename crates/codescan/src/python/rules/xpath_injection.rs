@@ -1,0 +1,60 @@
+//! XPath expressions built from request data.
+
+use crate::finding::{Confidence, Severity};
+use crate::language::Language;
+use crate::python::{Ctx, Taint};
+use crate::rule::{Profile, Rule};
+
+use super::is_built_string;
+
+pub static RULE: Rule = Rule {
+    id: "PY-XPATH-INJECTION",
+    title: "XPath query from user input",
+    language: Language::Python,
+    cwe: 643,
+    severity: Severity::High,
+    confidence: Confidence::Medium,
+    profile: Profile::Default,
+    message: "an XPath expression is built from request data: quotes in it change the query and expose other nodes (XPath injection)",
+    fix: "Keep the expression constant and pass values as XPath variables: `tree.xpath('//user[@name=$name]', name=value)`.",
+    vulnerable: &[
+        "from lxml import etree\nfrom flask import request\ndef user(tree):\n    name = request.args['name']\n    return tree.xpath(f\"//user[@name='{name}']\")\n",
+        "import elementpath\nfrom flask import request\ndef user(root):\n    q = \"/users/user[@id='\" + request.args['id'] + \"']\"\n    return elementpath.select(root, q)\n",
+        "import xml.etree.ElementTree as ET\nfrom flask import request\ndef user(root):\n    return root.findall(\".//user[@name='%s']\" % request.args['name'])\n",
+    ],
+    safe: &[
+        "from lxml import etree\nfrom flask import request\ndef user(tree):\n    return tree.xpath('//user[@name=$name]', name=request.args['name'])\n",
+        "def user(root, name):\n    return root.findall('.//user')\n",
+        "from flask import request\ndef pos():\n    return request.args['text'].find(f\"{request.args['needle']}\")\n",
+    ],
+    check,
+};
+
+fn check(cx: &mut Ctx<'_, '_>) {
+    let m = cx.m;
+    for call in &m.calls {
+        let query = match call.method() {
+            "xpath" | "XPath" | "ETXPath" | "evaluate" => call.arg(0, "_path", m.src),
+            // ElementTree's ElementPath (not `str.find`, whose receiver is the text).
+            "findall" | "iterfind" | "findtext"
+                if call
+                    .receiver()
+                    .is_some_and(|r| !m.taint(r, call.scope).any()) =>
+            {
+                call.positional(0)
+            }
+            "select" | "iter_select" | "select_nodes" if call.name.starts_with("elementpath") => {
+                call.arg(1, "path", m.src)
+            }
+            _ => None,
+        };
+        let Some(query) = query else { continue };
+        let taint = m.taint(query, call.scope);
+        if taint.has(Taint::HTML)
+            && taint.is_remote()
+            && (is_built_string(m, query, call.scope, 0) || m.is_raw_input(query, call.scope, 0))
+        {
+            cx.report(call.node);
+        }
+    }
+}
