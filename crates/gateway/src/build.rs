@@ -209,7 +209,7 @@ pub async fn build_with_admin_token(
         on_backend_error: config.rate_limits.on_backend_error,
         backend_timeout_ms: config.rate_limits.backend_timeout_ms,
     };
-    let limiter = RateLimiter::connect_with(&backend, options)
+    let limiter = RateLimiter::connect_or_defer(&backend, options)
         .await
         .map_err(|e| BuildError::RateLimit(e.to_string()))?;
     let tracer = match (&store, config.traces.enabled) {

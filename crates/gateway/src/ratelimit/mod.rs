@@ -263,10 +263,29 @@ impl RateLimiter {
         Self::connect_with(backend, RateLimitOptions::default()).await
     }
 
-    /// Connects to Redis and loads the script there (for the local backend, nothing to do).
+    /// Connects to Redis and loads the script there (for the local backend, nothing to do);
+    /// an unreachable Redis is an error.
     pub async fn connect_with(
         backend: &RateLimitBackend,
         options: RateLimitOptions,
+    ) -> Result<RateLimiter, RateLimitError> {
+        Self::start(backend, options, false).await
+    }
+
+    /// [`RateLimiter::connect_with`], but with `on_backend_error: open` an unreachable Redis
+    /// is not an error: the limiter starts (admitting, as when Redis fails later) and the first
+    /// call that finds Redis up connects. What a gateway does at start.
+    pub async fn connect_or_defer(
+        backend: &RateLimitBackend,
+        options: RateLimitOptions,
+    ) -> Result<RateLimiter, RateLimitError> {
+        Self::start(backend, options, true).await
+    }
+
+    async fn start(
+        backend: &RateLimitBackend,
+        options: RateLimitOptions,
+        may_defer: bool,
     ) -> Result<RateLimiter, RateLimitError> {
         let store = match backend {
             RateLimitBackend::Local => Store::Local(LocalStore::new()),
@@ -280,7 +299,7 @@ impl RateLimiter {
                 match slot.get().await {
                     Ok(_) => {}
                     // Failing open, the limiter's outage is not the gateway's: start anyway.
-                    Err(e) if options.on_backend_error == FailMode::Open => {
+                    Err(e) if may_defer && options.on_backend_error == FailMode::Open => {
                         tracing::warn!(error = %e, "the rate-limit backend is unreachable; starting anyway (on_backend_error: open) and connecting on a later request");
                     }
                     Err(e) => return Err(e),

@@ -38,7 +38,8 @@ pub async fn completions(
         Ok(key) => key,
         Err(Refused::Limited(e)) => return e.into_response(),
         Err(Refused::Unauthorized(e)) => {
-            let draft = Draft::new(&state, b"");
+            // Metadata only: the body was never read.
+            let draft = Draft::default();
             let message = e.message.clone();
             draft
                 .finish(
@@ -90,7 +91,7 @@ async fn respond(
     let body = match read {
         Ok(body) => body,
         Err(e) => {
-            let mut draft = Draft::new(&state, b"");
+            let mut draft = Draft::default();
             draft.key_id = key.map(|k| k.id);
             draft
                 .finish(
