@@ -1,6 +1,7 @@
 //! `emguard serve`: the gateway from a config file (`--config`), or the local models behind
 //! an OpenAI-compatible API on 127.0.0.1 with no keys, limits or traces.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
@@ -108,10 +109,16 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => eprintln!("emguard serve: interrupted; finishing the requests in flight"),
-        _ = terminate => eprintln!("emguard serve: terminated; finishing the requests in flight"),
-    }
+    let signal = tokio::select! {
+        _ = interrupt => "interrupted",
+        _ = terminate => "terminated",
+    };
+    // Not eprintln!: stderr may be a pipe nobody reads any more, and a failed write must not
+    // turn a clean shutdown into a panic.
+    let _ = writeln!(
+        std::io::stderr(),
+        "emguard serve: {signal}; finishing the requests in flight"
+    );
 }
 
 /// The `--model`s, each loaded into the runtime, with no key, limit, filter or trace.
