@@ -15,6 +15,9 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 
+/// Longest a key may live, in days (`expires_in_days: 1e308` is not "never").
+const MAX_LIFETIME_DAYS: f64 = 3650.0;
+
 /// The keys, cached from the store (one lookup per request, no I/O).
 pub struct KeyRing {
     keys: RwLock<HashMap<String, ApiKeyRecord>>,
@@ -81,6 +84,13 @@ impl KeyRing {
         if new.name.trim().is_empty() {
             return Err(ApiError::invalid("name", "`name` must not be empty"));
         }
+        // A name is written to logs: no line breaks or terminal escapes to forge lines with.
+        if new.name.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "name",
+                "`name` must not contain control characters (line breaks, escapes)",
+            ));
+        }
         let expires_at = match (new.expires_at, new.expires_in_days) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
@@ -88,10 +98,21 @@ impl KeyRing {
                     "give `expires_at` or `expires_in_days`, not both",
                 ));
             }
-            (Some(t), None) => Some(t),
-            (None, Some(days)) if days > 0.0 => Some(now + days * 86_400.0),
+            (Some(t), None) if t.is_finite() && t <= now + MAX_LIFETIME_DAYS * 86_400.0 => Some(t),
+            (Some(_), None) => {
+                return Err(ApiError::invalid(
+                    "expires_at",
+                    format!("must be a Unix time at most {MAX_LIFETIME_DAYS} days from now"),
+                ));
+            }
+            (None, Some(days)) if days > 0.0 && days <= MAX_LIFETIME_DAYS => {
+                Some(now + days * 86_400.0)
+            }
             (None, Some(_)) => {
-                return Err(ApiError::invalid("expires_in_days", "must be positive"));
+                return Err(ApiError::invalid(
+                    "expires_in_days",
+                    format!("must be more than 0 and at most {MAX_LIFETIME_DAYS}"),
+                ));
             }
             (None, None) => None,
         };
@@ -150,10 +171,7 @@ impl KeyRing {
 
     /// The key record for an `Authorization` header value, or the 401 to answer.
     pub fn authenticate(&self, header: Option<&str>, now: f64) -> Result<ApiKeyRecord, ApiError> {
-        let Some(presented) = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-        else {
+        let Some(presented) = header.and_then(bearer_token) else {
             return Err(unauthorized(
                 "You didn't provide an API key. Send it as `Authorization: Bearer KEY`.",
                 "missing_api_key",
@@ -203,11 +221,17 @@ pub fn authorize(key: &ApiKeyRecord, model: &str) -> Result<(), ApiError> {
 
 /// Compares a presented admin token with the configured one in constant time.
 pub fn admin_token_matches(presented: Option<&str>, expected: &str) -> bool {
-    let presented = presented
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .trim();
+    let presented = presented.and_then(bearer_token).unwrap_or("");
     bool::from(hash(presented).as_bytes().ct_eq(hash(expected).as_bytes()))
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme is case-insensitive
+/// (RFC 9110), so `bearer` and `BEARER` are accepted too.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 pub fn unauthorized(message: &str, code: &'static str) -> ApiError {

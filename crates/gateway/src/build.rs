@@ -11,12 +11,13 @@ use emguard_store::gateway::{Checkpoints, GatewayStore};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::KeyRing;
+use crate::auth_failures::FailedAuth;
 use crate::backend::{Backend, LocalBackend, UpstreamBackend};
 use crate::config::{BackendSpec, GatewayConfig};
 use crate::filter::Filters;
 use crate::ratelimit::{RateLimitBackend, RateLimitOptions, RateLimiter};
 use crate::registry::{ModelEntry, Version};
-use crate::state::{AppState, Inner, Limits, ServedModel, unix_now};
+use crate::state::{AppState, Edge, Inner, Limits, ServedModel, unix_now};
 use crate::trace::{TraceOptions, Tracer, WriterPriority};
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +155,7 @@ pub async fn build_with_admin_token(
                             api_key,
                             Duration::from_secs_f64(v.timeout_secs),
                             v.retries,
+                            config.server.max_answer_bytes,
                         )
                         .map_err(fail)?,
                     )
@@ -205,9 +207,9 @@ pub async fn build_with_admin_token(
     let options = RateLimitOptions {
         burst_ms: config.rate_limits.burst_ms,
         on_backend_error: config.rate_limits.on_backend_error,
-        ..RateLimitOptions::default()
+        backend_timeout_ms: config.rate_limits.backend_timeout_ms,
     };
-    let limiter = RateLimiter::connect_with(&backend, options)
+    let limiter = RateLimiter::connect_or_defer(&backend, options)
         .await
         .map_err(|e| BuildError::RateLimit(e.to_string()))?;
     let tracer = match (&store, config.traces.enabled) {
@@ -242,6 +244,17 @@ pub async fn build_with_admin_token(
         content: config.traces.content,
         durable: config.traces.durable,
         metrics: Some(prometheus()),
+        edge: Edge {
+            header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms),
+            max_connections: config.server.max_connections,
+            max_answer_bytes: config.server.max_answer_bytes,
+            metrics_require_token: config.server.metrics_require_token,
+        },
+        auth_failures: (config.auth.max_failures_per_minute > 0)
+            .then(|| FailedAuth::new(config.auth.max_failures_per_minute)),
+        max_trace_content: config.traces.max_content_bytes,
+        in_flight: tokio::sync::watch::channel(()).0,
     }))
 }
 

@@ -67,6 +67,22 @@ pub struct ServerConfig {
     pub default_max_tokens: usize,
     /// Code blocks whose scan results the code filter remembers (0: scan every block).
     pub scan_cache: usize,
+    /// Longest a client may take to send a request's headers (and longest an idle
+    /// keep-alive connection stays open), in ms: slow clients cannot hold connections.
+    pub header_read_timeout_ms: u64,
+    /// Longest a client may take to send a request's body, in ms (408 after it).
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once; more wait until one closes (each is a file descriptor:
+    /// keep it under `ulimit -n`).
+    pub max_connections: usize,
+    /// Largest answer read from an upstream, in bytes (whole, or a stream in all); a larger
+    /// one is refused with 502 `upstream_answer_too_large`.
+    pub max_answer_bytes: usize,
+    /// Serve the admin API and `/metrics` on this address only (e.g. `127.0.0.1:9090`),
+    /// not on `listen`. Unset: both on `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// `/metrics` needs the admin token (`Authorization: Bearer ADMIN_TOKEN`).
+    pub metrics_require_token: bool,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +95,12 @@ impl Default for ServerConfig {
             max_tokens: limits.max_tokens,
             default_max_tokens: limits.default_max_tokens,
             scan_cache: crate::filter::scan_cache::DEFAULT_ENTRIES,
+            header_read_timeout_ms: crate::Edge::default().header_read_timeout.as_millis() as u64,
+            body_read_timeout_ms: crate::Edge::default().body_read_timeout.as_millis() as u64,
+            max_connections: crate::Edge::default().max_connections,
+            max_answer_bytes: crate::Edge::default().max_answer_bytes,
+            admin_listen: None,
+            metrics_require_token: false,
         }
     }
 }
@@ -90,6 +112,9 @@ pub struct AuthConfig {
     pub required: bool,
     /// Environment variable holding the admin token; the admin API is off when it is unset.
     pub admin_token_env: String,
+    /// Failed authentications a client address may make per minute; past it, its requests
+    /// get 429 before any key is checked (0: no limit).
+    pub max_failures_per_minute: u32,
 }
 
 impl Default for AuthConfig {
@@ -97,6 +122,7 @@ impl Default for AuthConfig {
         AuthConfig {
             required: true,
             admin_token_env: "EMGUARD_ADMIN_TOKEN".into(),
+            max_failures_per_minute: 30,
         }
     }
 }
@@ -114,6 +140,8 @@ pub struct RateLimitConfig {
     /// When Redis fails: `open` admits (the limiter's outage is not the gateway's), `closed`
     /// refuses.
     pub on_backend_error: FailMode,
+    /// Bound on one Redis call, in ms.
+    pub backend_timeout_ms: u64,
 }
 
 impl Default for RateLimitConfig {
@@ -123,6 +151,7 @@ impl Default for RateLimitConfig {
             default: Quota::default(),
             burst_ms: RateLimitOptions::default().burst_ms,
             on_backend_error: FailMode::default(),
+            backend_timeout_ms: RateLimitOptions::default().backend_timeout_ms,
         }
     }
 }
@@ -144,6 +173,9 @@ pub struct TraceConfig {
     /// (where an answer waits for its commit). See [`TraceConfig::writer_priority`].
     #[serde(rename = "writer_priority")]
     pub writer_priority_setting: Option<WriterPriority>,
+    /// Most bytes of a request or answer a trace keeps (`content: full`); longer text is cut
+    /// with a marker saying how long it was.
+    pub max_content_bytes: usize,
 }
 
 impl TraceConfig {
@@ -171,6 +203,7 @@ impl Default for TraceConfig {
             retention_days: None,
             otlp_endpoint: None,
             writer_priority_setting: None,
+            max_content_bytes: 1 << 20,
         }
     }
 }
@@ -368,6 +401,20 @@ impl GatewayConfig {
                 "store".into(),
                 "traces are written there: set `store` or `traces.enabled = false`",
             ));
+        }
+        let server = &self.server;
+        for (field, value) in [
+            (
+                "server.header_read_timeout_ms",
+                server.header_read_timeout_ms,
+            ),
+            ("server.body_read_timeout_ms", server.body_read_timeout_ms),
+            ("server.max_connections", server.max_connections as u64),
+            ("server.max_answer_bytes", server.max_answer_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(field.into(), "must be at least 1"));
+            }
         }
         if self.rate_limits.burst_ms == 0 {
             return Err(invalid("rate_limits.burst_ms".into(), "must be at least 1"));

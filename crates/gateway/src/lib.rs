@@ -12,6 +12,7 @@
 //! [`AppState`], thin handlers under `routes`.
 
 pub mod auth;
+pub mod auth_failures;
 pub mod backend;
 mod build;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod openai;
 pub mod ratelimit;
 pub mod registry;
 mod routes;
+mod server;
 mod state;
 pub mod trace;
 
@@ -29,23 +31,5 @@ pub use build::{BuildError, build, build_with_admin_token, prometheus};
 pub use config::GatewayConfig;
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{AppState, Inner, Limits, ServedModel};
-
-use std::future::Future;
-
-/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
-/// flight and flushes the traces.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let tracer = state.tracer.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    if let Some(tracer) = tracer {
-        tracer.flush().await;
-    }
-    Ok(())
-}
+pub use server::{serve, serve_with_admin};
+pub use state::{AppState, Edge, Inner, Limits, ServedModel};

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use emguard_runtime::{Engine, LoadOptions, Model};
 use emguard_store::gateway::GatewayStore;
 
 use crate::auth::KeyRing;
+use crate::auth_failures::FailedAuth;
 use crate::backend::{Backend, LocalBackend};
 use crate::filter::{CodeAction, FilterPolicy, Filters, TextAction};
 use crate::ratelimit::{Quota, RateLimiter};
@@ -36,6 +37,34 @@ impl Default for Limits {
             max_n: 16,
             max_tokens: 4096,
             default_max_tokens: 512,
+        }
+    }
+}
+
+/// How the server protects itself from its clients and upstreams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    /// Longest a client may take to send its headers; also how long an idle keep-alive
+    /// connection stays open.
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body.
+    pub body_read_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Largest upstream answer read, in bytes.
+    pub max_answer_bytes: usize,
+    /// `/metrics` needs the admin token.
+    pub metrics_require_token: bool,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_answer_bytes: 16 << 20,
+            metrics_require_token: false,
         }
     }
 }
@@ -94,6 +123,14 @@ pub struct Inner {
     /// Release a response only once its trace is committed.
     pub durable: bool,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub edge: Edge,
+    /// Failed authentications per client address; `None`: not limited.
+    pub auth_failures: Option<FailedAuth>,
+    /// Most bytes of a request or answer a trace keeps.
+    pub max_trace_content: usize,
+    /// Work that goes on after its client left (a request's answer, trace and charge): each
+    /// piece holds a receiver; shutdown waits until none is left.
+    pub in_flight: tokio::sync::watch::Sender<()>,
 }
 
 impl Deref for AppState {
@@ -156,6 +193,10 @@ impl AppState {
             content: ContentLogging::Off,
             durable: false,
             metrics: None,
+            edge: Edge::default(),
+            auth_failures: None,
+            max_trace_content: usize::MAX,
+            in_flight: tokio::sync::watch::channel(()).0,
         })
     }
 

@@ -1,6 +1,7 @@
 //! `emguard serve`: the gateway from a config file (`--config`), or the local models behind
 //! an OpenAI-compatible API on 127.0.0.1 with no keys, limits or traces.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
@@ -41,16 +42,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let (state, configured) = match &args.config {
+    let (state, configured, admin_listen) = match &args.config {
         Some(path) => {
             let config = GatewayConfig::load(path)?;
             let listen = config.server.listen;
             let state = runtime
                 .block_on(emguard_gateway::build(&config))
                 .with_context(|| format!("starting the gateway from {}", path.display()))?;
-            (state, Some(listen))
+            (state, Some(listen), config.server.admin_listen)
         }
-        None => (local_state(&args)?, None),
+        None => (local_state(&args)?, None, None),
     };
     let addr = SocketAddr::new(
         args.host
@@ -68,17 +69,56 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "emguard serve: listening on http://{local}/v1 (models: {})",
             ids.join(", ")
         );
-        let shutdown = async {
-            // If the signal handler cannot be installed the server just runs until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
+        let admin = match admin_listen {
+            Some(at) => {
+                let admin = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the admin listener {at}"))?;
+                eprintln!(
+                    "emguard serve: admin API and /metrics on http://{}",
+                    admin.local_addr()?
+                );
+                Some(admin)
             }
+            None => None,
         };
-        emguard_gateway::serve(listener, state, shutdown)
+        emguard_gateway::serve_with_admin(listener, admin, state, shutdown_signal())
             .await
             .context("serving HTTP")
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send): either way the server
+/// stops accepting, finishes the requests in flight and flushes the traces. If no handler can
+/// be installed the server just runs until killed.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    let signal = tokio::select! {
+        _ = interrupt => "interrupted",
+        _ = terminate => "terminated",
+    };
+    // Not eprintln!: stderr may be a pipe nobody reads any more, and a failed write must not
+    // turn a clean shutdown into a panic.
+    let _ = writeln!(
+        std::io::stderr(),
+        "emguard serve: {signal}; finishing the requests in flight"
+    );
 }
 
 /// The `--model`s, each loaded into the runtime, with no key, limit, filter or trace.

@@ -46,16 +46,28 @@ pub enum StreamItem {
     Error(Value),
 }
 
-/// Why a backend did not answer.
+/// Why a backend did not answer. The client sees a safe summary; the upstream's own words
+/// (which may carry secrets) stay in the trace.
 #[derive(Debug)]
 pub enum BackendError {
-    /// The request is wrong (a 4xx from validation or from the upstream): returned to the
-    /// client as is, never retried.
-    Client { status: StatusCode, body: Value },
+    /// The request is wrong (a 4xx from validation or from the upstream): never retried;
+    /// `body` is the safe error the client gets, `detail` what the trace keeps.
+    Client {
+        status: StatusCode,
+        body: Value,
+        detail: String,
+    },
     /// No answer in time: retried, then 504.
     Timeout(String),
-    /// Refused or reset connection, 429, 5xx, a broken body: retried, then 502.
+    /// Refused or reset connection, a broken body: retried, then 502.
     Unavailable(String),
+    /// 429 or 5xx from the upstream: retried, then 502; `detail` is its body.
+    Status { status: StatusCode, detail: String },
+    /// The upstream refused the gateway's own credentials (401, 403): the next version is
+    /// tried, then 502 `upstream_auth_failed` (never the client's `invalid_api_key`).
+    Auth { status: StatusCode, detail: String },
+    /// The answer is over `server.max_answer_bytes`: 502, not retried.
+    TooLarge(String),
 }
 
 impl From<ApiError> for BackendError {
@@ -66,18 +78,36 @@ impl From<ApiError> for BackendError {
             BackendError::Client {
                 status: e.status,
                 body: serde_json::to_value(e.body()).unwrap_or(Value::Null),
+                detail: e.message,
             }
         }
     }
 }
 
+/// Most bytes of an upstream's error body a trace keeps.
+const DETAIL_BYTES: usize = 2048;
+
+/// An upstream's body as a trace keeps it: lossy UTF-8, cut to [`DETAIL_BYTES`].
+pub fn detail_of(body: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(&body[..body.len().min(DETAIL_BYTES)]).into_owned();
+    if body.len() > DETAIL_BYTES {
+        format!("{shown}... [{} bytes in all]", body.len())
+    } else {
+        shown
+    }
+}
+
 impl BackendError {
-    /// A short label for traces and metrics.
+    /// A short label for traces and metrics (with the upstream's words: traces only).
     pub fn outcome(&self) -> String {
         match self {
             BackendError::Client { status, .. } => format!("status {}", status.as_u16()),
             BackendError::Timeout(_) => "timeout".into(),
             BackendError::Unavailable(m) => format!("unavailable: {m}"),
+            BackendError::Status { status, detail } | BackendError::Auth { status, detail } => {
+                format!("status {}: {detail}", status.as_u16())
+            }
+            BackendError::TooLarge(m) => format!("too large: {m}"),
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct UpstreamBackend {
     api_key: Option<String>,
     timeout: Duration,
     retries: u32,
+    /// Largest answer read (whole, or a stream in all).
+    max_answer_bytes: usize,
 }
 
 impl UpstreamBackend {
@@ -66,6 +68,7 @@ impl UpstreamBackend {
         api_key: Option<String>,
         timeout: Duration,
         retries: u32,
+        max_answer_bytes: usize,
     ) -> Result<UpstreamBackend, String> {
         let base_url = base_url.trim_end_matches('/').to_string();
         let endpoint = reqwest::Url::parse(&format!("{base_url}/chat/completions"))
@@ -78,6 +81,7 @@ impl UpstreamBackend {
             api_key,
             timeout,
             retries,
+            max_answer_bytes,
         })
     }
 
@@ -112,7 +116,8 @@ impl UpstreamBackend {
             .map_err(|e| self.failed(&e))?;
         let status = response.status();
         if !status.is_success() {
-            let bytes = tokio::time::timeout(self.timeout, response.bytes())
+            // An error body is read for the trace only, and only its first bytes.
+            let bytes = tokio::time::timeout(self.timeout, read_capped(response, 64 * 1024))
                 .await
                 .ok()
                 .and_then(Result::ok)
@@ -122,10 +127,17 @@ impl UpstreamBackend {
         if call.job.stream {
             return Ok(Reply::Stream(self.relay(response)));
         }
-        let bytes = tokio::time::timeout(self.timeout, response.bytes())
-            .await
-            .map_err(|_| self.timed_out())?
-            .map_err(|e| self.failed(&e))?;
+        let cap = self.max_answer_bytes;
+        let bytes = match tokio::time::timeout(self.timeout, read_capped(response, cap + 1)).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(Err(e)) => return Err(self.failed(&e)),
+            Ok(Ok(bytes)) => bytes,
+        };
+        if bytes.len() > cap {
+            return Err(BackendError::TooLarge(format!(
+                "the upstream's answer is larger than {cap} bytes (server.max_answer_bytes)"
+            )));
+        }
         serde_json::from_slice(&bytes)
             .map(Reply::Whole)
             .map_err(|e| {
@@ -156,14 +168,20 @@ impl UpstreamBackend {
     }
 
     /// Reads the upstream's server-sent events into chunks. Each event must arrive within the
-    /// timeout of the one before.
+    /// timeout of the one before; the stream may carry at most `max_answer_bytes` in all. Each
+    /// byte is searched for a newline once (a long line arriving in many pieces costs no more
+    /// than a short one).
     fn relay(&self, response: reqwest::Response) -> mpsc::Receiver<StreamItem> {
         let (tx, rx) = mpsc::channel(64);
         let idle = self.timeout;
         let origin = self.base_url.clone();
+        let cap = self.max_answer_bytes;
         tokio::spawn(async move {
             let mut bytes = response.bytes_stream();
             let mut buffer: Vec<u8> = Vec::new();
+            // Bytes of `buffer` already searched for a newline.
+            let mut searched = 0usize;
+            let mut total = 0usize;
             loop {
                 let next = match tokio::time::timeout(idle, bytes.next()).await {
                     Err(_) => Err(format!(
@@ -181,9 +199,21 @@ impl UpstreamBackend {
                         return;
                     }
                 };
+                total += piece.len();
+                if total > cap {
+                    let message = format!(
+                        "the upstream's answer is larger than {cap} bytes (server.max_answer_bytes)"
+                    );
+                    let _ = tx.send(stream_error(message)).await;
+                    return;
+                }
                 buffer.extend_from_slice(&piece);
-                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buffer.drain(..=end).collect();
+                let mut start = 0usize;
+                while let Some(offset) = buffer[searched..].iter().position(|b| *b == b'\n') {
+                    let end = searched + offset;
+                    searched = end + 1;
+                    let line = &buffer[start..end];
+                    start = end + 1;
                     let Some(data) = line.strip_prefix(b"data:") else {
                         continue; // event names, ids, comments, blank separators
                     };
@@ -192,7 +222,11 @@ impl UpstreamBackend {
                         return;
                     }
                     let item = match serde_json::from_slice::<Value>(data) {
-                        Ok(v) if v.get("error").is_some() => StreamItem::Error(v),
+                        Ok(v) if v.get("error").is_some() => {
+                            // The upstream's words stay in the log; the client gets a summary.
+                            tracing::warn!(upstream = %origin, error = ?v["error"].to_string(), "the upstream reported an error mid-stream");
+                            stream_error(format!("{origin} reported an error during the stream"))
+                        }
                         Ok(v) => StreamItem::Chunk(v),
                         Err(e) => stream_error(format!("{origin} sent an invalid chunk: {e}")),
                     };
@@ -201,10 +235,27 @@ impl UpstreamBackend {
                         return;
                     }
                 }
+                buffer.drain(..start);
+                searched -= start;
             }
         });
         rx
     }
+}
+
+/// Reads a body, stopping once it has more than `cap` bytes (so the caller can tell).
+async fn read_capped(response: reqwest::Response, cap: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut bytes = response.bytes_stream();
+    let mut out = Vec::new();
+    while let Some(piece) = bytes.next().await {
+        let piece = piece?;
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&piece[..piece.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 fn stream_error(message: String) -> StreamItem {
@@ -213,26 +264,44 @@ fn stream_error(message: String) -> StreamItem {
     }}))
 }
 
-/// 429 and 5xx are worth retrying; any other status is the request's fault and goes back
-/// to the client with the upstream's body.
+/// 429 and 5xx are worth retrying; 401 and 403 are the gateway's own credentials failing;
+/// any other status is the request's fault. The client gets the status and a safe message
+/// (an upstream's body can carry anything, secrets included); the trace keeps the body.
 fn classify(status: StatusCode, body: &[u8]) -> BackendError {
+    let detail = super::detail_of(body);
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        return BackendError::Unavailable(format!(
-            "status {}: {}",
-            status.as_u16(),
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-        ));
+        return BackendError::Status { status, detail };
     }
-    let body = serde_json::from_slice::<Value>(body)
-        .ok()
-        .filter(|v| v.get("error").is_some())
-        .unwrap_or_else(|| {
-            json!({"error": {
-                "message": format!("the upstream answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(500)])),
-                "type": "invalid_request_error", "param": null, "code": null
-            }})
-        });
-    BackendError::Client { status, body }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return BackendError::Auth { status, detail };
+    }
+    // The upstream's `code` and `param` name a rule and a field (`context_length_exceeded`,
+    // `messages`): kept when they look like names, never its message.
+    let upstream: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let name_like = |v: &Value| {
+        v.as_str()
+            .filter(|s| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.[]-".contains(c))
+            })
+            .map(str::to_owned)
+    };
+    let code = name_like(&upstream["error"]["code"]).unwrap_or_else(|| "upstream_rejected".into());
+    let param = name_like(&upstream["error"]["param"]);
+    let body = json!({"error": {
+        "message": format!(
+            "The upstream model server rejected the request (status {}); the gateway's trace of this request has its answer.",
+            status.as_u16()
+        ),
+        "type": "invalid_request_error", "param": param, "code": code
+    }});
+    BackendError::Client {
+        status,
+        body,
+        detail,
+    }
 }
 
 #[cfg(test)]

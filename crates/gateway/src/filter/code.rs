@@ -1,104 +1,136 @@
-//! The code filter: scan each code block of an answer; name the findings at or above the
-//! policy's severity and prepare the answer with those blocks redacted.
+//! The code filter's judgement of one code region of an answer (a fenced block, a `<pre>`
+//! block or a run of bare code lines, see [`super::segment`]): the codescan rules in every
+//! language the scanner knows, whatever the fence's tag claims (a tag is the model's word,
+//! not a fact: a block tagged `text`, `flask` or `python-repl` can hold Python), and the
+//! gateway's rules for obfuscated execution ([`super::obfuscation`]).
 
-use emguard_codescan::{Language, extract_code};
+use emguard_codescan::Language;
 
 use super::CodePolicy;
+use super::obfuscation;
 use super::scan_cache::BlockScanner;
 
-pub struct CodeOutcome {
-    /// `RULE CWE-N severity line L`, in order.
-    pub findings: Vec<String>,
-    /// The answer with every block that has a finding replaced by a note.
-    pub redacted: String,
-}
-
-/// `line_offset`: lines of the whole answer before `answer` (a streamed block's position).
-pub fn check(
+/// `RULE CWE-N severity line L` for each finding at or above the policy's severity;
+/// `line_offset`: lines of the whole answer before the region's first code line.
+pub fn findings(
     scanner: &BlockScanner,
     policy: &CodePolicy,
-    answer: &str,
+    code: &str,
     line_offset: usize,
-) -> CodeOutcome {
-    let lines: Vec<&str> = answer.split_inclusive('\n').collect();
-    let mut findings = Vec::new();
-    // Line ranges (0-based, inclusive) to replace, with their note.
-    let mut redactions: Vec<(usize, usize, String)> = Vec::new();
-    for block in extract_code(answer) {
-        if block.language.is_none() && !block.info.trim().is_empty() {
-            continue; // a language the scanner does not know (bash, ...)
+) -> Vec<String> {
+    let code = dedent(&without_repl_prompts(code));
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for language in Language::ALL {
+        for f in scanner.scan(&code, language).iter() {
+            if f.severity >= policy.min_severity {
+                found.push((
+                    f.line,
+                    format!(
+                        "{} CWE-{} {} line {}",
+                        f.rule_id,
+                        f.cwe,
+                        f.severity,
+                        f.line + line_offset
+                    ),
+                ));
+            }
         }
-        let result = scanner.scan(&block.code, block.language.unwrap_or(Language::Python));
-        let offset = block.line - 1 + line_offset;
-        let found: Vec<String> = result
-            .iter()
-            .filter(|f| f.severity >= policy.min_severity)
-            .map(|f| {
+    }
+    for f in obfuscation::findings(&code) {
+        if f.severity >= policy.min_severity {
+            found.push((
+                f.line,
                 format!(
                     "{} CWE-{} {} line {}",
                     f.rule_id,
                     f.cwe,
                     f.severity,
-                    f.line + offset
-                )
-            })
-            .collect();
-        if found.is_empty() {
-            continue;
+                    f.line + line_offset
+                ),
+            ));
         }
-        let code_lines = block.code.split_inclusive('\n').count().max(1);
-        let first_code = block.line - 1;
-        let fenced = first_code > 0 && is_fence(lines.get(first_code - 1).copied());
-        let (start, end) = if fenced {
-            let closing = first_code + code_lines;
-            let end = if is_fence(lines.get(closing).copied()) {
-                closing
+    }
+    found.sort();
+    found.dedup();
+    found.into_iter().map(|(_, f)| f).collect()
+}
+
+/// A Python REPL transcript (`>>> ` and `... ` prompts) as the code typed, lines kept.
+fn without_repl_prompts(code: &str) -> std::borrow::Cow<'_, str> {
+    if !code.lines().any(|l| l.trim_start().starts_with(">>>")) {
+        return std::borrow::Cow::Borrowed(code);
+    }
+    let mut out = String::with_capacity(code.len());
+    for line in code.split_inclusive('\n') {
+        let t = line.trim_start();
+        let stripped = t
+            .strip_prefix(">>> ")
+            .or_else(|| t.strip_prefix("... "))
+            .or_else(|| t.strip_prefix(">>>"))
+            .or_else(|| t.strip_prefix("..."));
+        match stripped {
+            Some(rest) => out.push_str(rest),
+            // Output lines of the transcript are not code.
+            None if line.ends_with('\n') => out.push('\n'),
+            None => {}
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The code with the indentation its lines share removed (an indented Markdown block, a
+/// `<pre>` inside a list), so that it parses as the code it is.
+fn dedent(code: &str) -> String {
+    let indent = code
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches([' ', '\t']).len())
+        .min()
+        .unwrap_or(0);
+    if indent == 0 {
+        return code.to_string();
+    }
+    code.split_inclusive('\n')
+        .map(|l| {
+            if l.trim().is_empty() {
+                "\n"
             } else {
-                closing - 1
-            };
-            (first_code - 1, end)
-        } else {
-            (first_code, first_code + code_lines - 1)
-        };
-        let cwes: Vec<String> = found
-            .iter()
-            .map(|f| f.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-            .collect();
-        redactions.push((
-            start,
-            end,
-            format!(
-                "[emguard: a code block was removed by the output filter: {}]\n",
-                cwes.join(", ")
-            ),
-        ));
-        findings.extend(found);
-    }
-    CodeOutcome {
-        findings,
-        redacted: redact(&lines, &redactions),
-    }
+                &l[indent.min(l.len())..]
+            }
+        })
+        .collect()
 }
 
-fn is_fence(line: Option<&str>) -> bool {
-    line.is_some_and(|l| {
-        let t = l.trim_start_matches(' ');
-        l.len() - t.len() <= 3 && (t.starts_with("```") || t.starts_with("~~~"))
-    })
+/// The note that replaces a redacted region.
+pub fn redaction_note(findings: &[String]) -> String {
+    let mut cwes: Vec<String> = findings
+        .iter()
+        .map(|f| f.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    cwes.dedup();
+    format!(
+        "[emguard: a code block was removed by the output filter: {}]\n",
+        cwes.join(", ")
+    )
 }
 
-fn redact(lines: &[&str], redactions: &[(usize, usize, String)]) -> String {
-    let mut out = String::new();
-    let mut next = 0;
-    for (start, end, note) in redactions {
-        for line in &lines[next.min(lines.len())..(*start).min(lines.len())] {
-            out.push_str(line);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emguard_codescan::Severity;
+
+    fn policy() -> CodePolicy {
+        CodePolicy {
+            action: super::super::CodeAction::Block,
+            min_severity: Severity::Low,
         }
-        out.push_str(note);
-        next = end + 1;
     }
-    for line in &lines[next.min(lines.len())..] {
-        out.push_str(line);
+
+    #[test]
+    fn repl_transcripts_are_scanned_as_the_code_typed() {
+        let repl = ">>> import os\n>>> os.system('ls ' + input())\n0\n";
+        let found = findings(&BlockScanner::new(0), &policy(), repl, 10);
+        assert!(found.iter().any(|f| f.contains("CWE-78")), "{found:?}");
+        assert!(found.iter().all(|f| f.ends_with("line 12")), "{found:?}");
     }
-    out
 }

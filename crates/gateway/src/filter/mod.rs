@@ -1,20 +1,30 @@
 //! Output filters: what the gateway does with an answer before the client sees it.
 //!
 //! Two filters, each a small unit with its own policy:
-//! - [`code`]: the codescan crate on the code in an answer (fenced blocks, or a bare-code
-//!   answer); it can annotate (header and trace), redact the vulnerable block, or block the
-//!   answer, for findings at or above a severity;
-//! - [`text`]: the judge crate's harm lexicon on the answer given the user's last message
-//!   (violent or illegal instructions, self-harm encouragement, AI supremacy); it can flag or
-//!   block.
+//! - [`code`]: the codescan crate and the gateway's obfuscation rules on the code in an
+//!   answer, found by content ([`segment`]: fences whatever their tag, `<pre>`, bare code);
+//!   it can annotate (header and trace), redact the vulnerable region, or block the answer,
+//!   for findings at or above a severity;
+//! - [`text`]: harmful instructions and compliance with harmful requests, judged on the
+//!   answer's own merits; it can flag or block.
 //!
-//! Whole answers are filtered at once ([`Filters::check`]); streamed answers per code block
-//! and per line ([`stream::StreamFilter`], see its docs for the trade-off).
+//! Every field that carries the model's words is filtered ([`fields`], [`choice`]): the
+//! content (a string or an array of parts), `reasoning_content`, `refusal` and the tool
+//! calls' arguments; whatever a filter removes is removed from the logprobs too.
+//!
+//! One machine filters a text ([`stream::StreamFilter`], see its docs for the trade-off);
+//! a whole answer is that machine fed at once ([`Filters::check`]).
 
+pub mod choice;
 pub mod code;
+pub mod fields;
+pub mod obfuscation;
 pub mod scan_cache;
+pub mod segment;
 pub mod stream;
 pub mod text;
+
+use std::sync::Arc;
 
 use emguard_codescan::Severity;
 use scan_cache::BlockScanner;
@@ -91,6 +101,10 @@ pub struct Verdict {
     pub action: String,
     /// Rule ids (with CWE and line for code findings).
     pub findings: Vec<String>,
+    /// The field judged when not the content: `reasoning_content`, `refusal`,
+    /// `tool_calls[0].function.arguments`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// An answer after filtering.
@@ -110,6 +124,8 @@ pub const WITHHELD: &str = "[emguard: this answer was withheld by the output fil
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     scanner: BlockScanner,
+    /// A judge beyond the lexicons (see [`text::AnswerJudge`]); none yet by default.
+    answer_judge: Option<Arc<dyn text::AnswerJudge>>,
 }
 
 impl Filters {
@@ -122,10 +138,18 @@ impl Filters {
     pub fn with_scan_cache(entries: usize) -> Filters {
         Filters {
             scanner: BlockScanner::new(entries),
+            answer_judge: None,
         }
     }
 
-    /// Filters one whole answer (`choice` of a response) to `user`'s last message.
+    /// Adds a judge whose findings join the text filter's (the model-based judge's hook).
+    pub fn with_answer_judge(mut self, judge: Arc<dyn text::AnswerJudge>) -> Filters {
+        self.answer_judge = Some(judge);
+        self
+    }
+
+    /// Filters one whole text (`choice` of a response) to `user`'s last message: the stream
+    /// filter fed at once, so whole and streamed answers are judged alike.
     pub fn check(
         &self,
         policy: &FilterPolicy,
@@ -133,56 +157,38 @@ impl Filters {
         choice: usize,
         answer: &str,
     ) -> Filtered {
-        let mut verdicts = Vec::new();
-        let mut text = answer.to_string();
-        let mut blocked = false;
-        if policy.code.action != CodeAction::Off {
-            let outcome = code::check(&self.scanner, &policy.code, answer, 0);
-            if !outcome.findings.is_empty() {
-                let action = match policy.code.action {
-                    CodeAction::Block => {
-                        blocked = true;
-                        "blocked"
-                    }
-                    CodeAction::Redact => {
-                        text = outcome.redacted;
-                        "redacted"
-                    }
-                    _ => "annotated",
-                };
-                verdicts.push(Verdict {
-                    choice,
-                    filter: "code".into(),
-                    action: action.into(),
-                    findings: outcome.findings,
-                });
-            }
+        self.check_field(policy, user, choice, None, answer)
+    }
+
+    /// [`Filters::check`] of a field other than the content (`None`: the content).
+    pub fn check_field(
+        &self,
+        policy: &FilterPolicy,
+        user: &str,
+        choice: usize,
+        field: Option<&str>,
+        answer: &str,
+    ) -> Filtered {
+        let mut filter = stream::StreamFilter::new(self, policy, user, choice);
+        if let Some(field) = field {
+            filter = filter.for_field(field);
         }
-        if policy.text.action != TextAction::Off {
-            let rules = text::check(user, answer);
-            if !rules.is_empty() {
-                let action = if policy.text.action == TextAction::Block {
-                    blocked = true;
-                    "blocked"
-                } else {
-                    "flagged"
-                };
-                verdicts.push(Verdict {
-                    choice,
-                    filter: "text".into(),
-                    action: action.into(),
-                    findings: rules,
-                });
-            }
-        }
+        let mut text = filter.push(answer);
+        text.push_str(&filter.finish());
+        let blocked = filter.is_blocked();
         if blocked {
             text = WITHHELD.to_string();
         }
         Filtered {
             text,
             blocked,
-            verdicts,
+            verdicts: filter.into_verdicts(),
         }
+    }
+
+    /// The extra judge, if one was added.
+    pub(crate) fn answer_judge(&self) -> Option<&dyn text::AnswerJudge> {
+        self.answer_judge.as_deref()
     }
 
     pub(crate) fn scanner(&self) -> &BlockScanner {
@@ -204,8 +210,13 @@ pub fn header_value(verdicts: &[Verdict]) -> Option<String> {
                 .iter()
                 .map(|f| f.split_whitespace().next().unwrap_or(""))
                 .collect();
+            let field = v
+                .field
+                .as_deref()
+                .map(|f| format!(" field={f}"))
+                .unwrap_or_default();
             format!(
-                "choice={} {}={} rules={}",
+                "choice={}{field} {}={} rules={}",
                 v.choice,
                 v.filter,
                 v.action,

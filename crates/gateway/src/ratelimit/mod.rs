@@ -200,7 +200,24 @@ struct Inner {
 
 enum Store {
     Local(LocalStore),
-    Redis(RedisStore),
+    Redis(RedisSlot),
+}
+
+/// The Redis store, or where to connect to it: with `on_backend_error: open` the gateway
+/// starts while Redis is down and connects on the first request that finds it up.
+struct RedisSlot {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    store: tokio::sync::OnceCell<RedisStore>,
+}
+
+impl RedisSlot {
+    async fn get(&self) -> Result<&RedisStore, RateLimitError> {
+        self.store
+            .get_or_try_init(|| RedisStore::connect(&self.url, &self.prefix, self.timeout))
+            .await
+    }
 }
 
 #[derive(Default)]
@@ -246,21 +263,49 @@ impl RateLimiter {
         Self::connect_with(backend, RateLimitOptions::default()).await
     }
 
-    /// Connects to Redis and loads the script there (for the local backend, nothing to do).
+    /// Connects to Redis and loads the script there (for the local backend, nothing to do);
+    /// an unreachable Redis is an error.
     pub async fn connect_with(
         backend: &RateLimitBackend,
         options: RateLimitOptions,
     ) -> Result<RateLimiter, RateLimitError> {
+        Self::start(backend, options, false).await
+    }
+
+    /// [`RateLimiter::connect_with`], but with `on_backend_error: open` an unreachable Redis
+    /// is not an error: the limiter starts (admitting, as when Redis fails later) and the first
+    /// call that finds Redis up connects. What a gateway does at start.
+    pub async fn connect_or_defer(
+        backend: &RateLimitBackend,
+        options: RateLimitOptions,
+    ) -> Result<RateLimiter, RateLimitError> {
+        Self::start(backend, options, true).await
+    }
+
+    async fn start(
+        backend: &RateLimitBackend,
+        options: RateLimitOptions,
+        may_defer: bool,
+    ) -> Result<RateLimiter, RateLimitError> {
         let store = match backend {
             RateLimitBackend::Local => Store::Local(LocalStore::new()),
-            RateLimitBackend::Redis { url, prefix } => Store::Redis(
-                RedisStore::connect(
-                    url,
-                    prefix,
-                    Duration::from_millis(options.backend_timeout_ms.max(1)),
-                )
-                .await?,
-            ),
+            RateLimitBackend::Redis { url, prefix } => {
+                let slot = RedisSlot {
+                    url: url.clone(),
+                    prefix: prefix.clone(),
+                    timeout: Duration::from_millis(options.backend_timeout_ms.max(1)),
+                    store: tokio::sync::OnceCell::new(),
+                };
+                match slot.get().await {
+                    Ok(_) => {}
+                    // Failing open, the limiter's outage is not the gateway's: start anyway.
+                    Err(e) if may_defer && options.on_backend_error == FailMode::Open => {
+                        tracing::warn!(error = %e, "the rate-limit backend is unreachable; starting anyway (on_backend_error: open) and connecting on a later request");
+                    }
+                    Err(e) => return Err(e),
+                }
+                Store::Redis(slot)
+            }
         };
         Ok(RateLimiter {
             inner: Arc::new(Inner {
@@ -288,13 +333,17 @@ impl RateLimiter {
                     Store::Local(store) => store.admit(key_id, &lanes),
                     // Boxed: the Redis call's state is large, and inline it would be moved
                     // around with every local admit's future too.
-                    Store::Redis(store) => match Box::pin(store.admit(key_id, &lanes)).await {
-                        Ok(verdict) => {
-                            inner.backend_answered();
-                            verdict
+                    Store::Redis(slot) => {
+                        match Box::pin(async { slot.get().await?.admit(key_id, &lanes).await })
+                            .await
+                        {
+                            Ok(verdict) => {
+                                inner.backend_answered();
+                                verdict
+                            }
+                            Err(error) => return inner.backend_failed_on_admit(&error),
                         }
-                        Err(error) => return inner.backend_failed_on_admit(&error),
-                    },
+                    }
                 }
             }
         };
@@ -331,7 +380,10 @@ impl RateLimiter {
         }
         match &inner.store {
             Store::Local(store) => store.charge_tokens(key_id, &lane, tokens),
-            Store::Redis(store) => match Box::pin(store.charge_tokens(key_id, &lane, tokens)).await
+            Store::Redis(slot) => match Box::pin(async {
+                slot.get().await?.charge_tokens(key_id, &lane, tokens).await
+            })
+            .await
             {
                 Ok(()) => inner.backend_answered(),
                 // The tokens go uncharged: the request already ran, nothing to refuse.

@@ -86,7 +86,9 @@ pub async fn create_key(
     let (record, secret) = ring.create(&new, unix_now_f64())?;
     let mut body = key_json(&record);
     body["key"] = Value::String(secret);
-    tracing::info!(key_id = %record.id, name = %record.name, "API key created");
+    // Debug-quoted: a name cannot forge log lines (names with control characters are refused
+    // anyway; keys stored before that rule may have them).
+    tracing::info!(key_id = %record.id, name = ?record.name, "API key created");
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

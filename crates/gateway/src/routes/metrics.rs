@@ -2,13 +2,29 @@
 //! refusals, the trace queue).
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 
 /// `GET /metrics`: Prometheus text, with the tracer's queue figures.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.edge.metrics_require_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let allowed = state
+            .admin_token
+            .as_deref()
+            .is_some_and(|expected| crate::auth::admin_token_matches(presented, expected));
+        if !allowed {
+            return crate::auth::unauthorized(
+                "`/metrics` needs `Authorization: Bearer ADMIN_TOKEN` (server.metrics_require_token).",
+                "invalid_admin_token",
+            )
+            .into_response();
+        }
+    }
     let Some(handle) = &state.metrics else {
         return (StatusCode::NOT_FOUND, "metrics are off\n").into_response();
     };

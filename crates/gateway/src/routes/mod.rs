@@ -14,24 +14,51 @@ use axum::routing::{delete, get, post};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Every route on one listener.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.limits.max_body_bytes;
+    with_fallbacks(api_routes().merge(admin_routes()), state)
+}
+
+/// The API without the admin routes and `/metrics` (served by [`admin_router`] elsewhere).
+pub fn public_router(state: AppState) -> Router {
+    with_fallbacks(api_routes(), state)
+}
+
+/// The admin API, `/metrics` and `/healthz`, for their own listener.
+pub fn admin_router(state: AppState) -> Router {
+    with_fallbacks(
+        admin_routes().route("/healthz", get(health::healthz)),
+        state,
+    )
+}
+
+fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::metrics))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
-        // Reads its body itself (answering 413 only once a large upload is drained).
+        // Reads its body itself (after the key, and answering 413 only once a large upload
+        // is drained).
         .route(
             "/v1/chat/completions",
             post(chat::completions).layer(DefaultBodyLimit::disable()),
         )
+}
+
+fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
         .route("/admin/keys", post(admin::create_key).get(admin::list_keys))
         .route("/admin/keys/{id}", delete(admin::revoke_key))
         .route("/admin/models", get(admin::list_models))
         .route("/admin/models/{id}/activate", post(admin::activate))
         .route("/admin/traces", get(admin::traces))
         .route("/admin/traces/{id}", get(admin::trace))
+}
+
+fn with_fallbacks(routes: Router<AppState>, state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -27,6 +27,18 @@ pub enum Behaviour {
     Status(u16),
     /// Accepts the request and never answers.
     Hang,
+    /// This exact `chat.completion` (whole), or these chunks (streamed), as the upstream
+    /// would send them: fields the fixed answer lacks (logprobs, tool calls, reasoning).
+    Scripted {
+        whole: Value,
+        chunks: Vec<Value>,
+    },
+    /// This status with this body.
+    StatusBody(u16, String),
+    /// An answer of this many bytes (streamed: one event line that long, no newline).
+    Big(usize),
+    /// Waits this long, then answers this text.
+    Slow(Duration, String),
 }
 
 pub struct Upstream {
@@ -64,6 +76,36 @@ async fn answer(
     hits.fetch_add(1, Ordering::SeqCst);
     let text = match behaviour {
         Behaviour::Answer(text) => text,
+        Behaviour::Slow(wait, text) => {
+            tokio::time::sleep(wait).await;
+            text
+        }
+        Behaviour::Scripted { whole, chunks } => {
+            if request["stream"].as_bool() != Some(true) {
+                return Json(whole).into_response();
+            }
+            let mut body = String::new();
+            for c in chunks {
+                body.push_str(&format!("data: {c}\n\n"));
+            }
+            body.push_str("data: [DONE]\n\n");
+            return ([("content-type", "text/event-stream")], body).into_response();
+        }
+        Behaviour::StatusBody(code, body) => {
+            let status = StatusCode::from_u16(code).expect("valid status");
+            return (status, [("content-type", "application/json")], body).into_response();
+        }
+        Behaviour::Big(bytes) => {
+            if request["stream"].as_bool() == Some(true) {
+                let line = format!("data: {}", "x".repeat(bytes));
+                return ([("content-type", "text/event-stream")], line).into_response();
+            }
+            let text = "a".repeat(bytes);
+            return Json(json!({"id": "up-1", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}))
+            .into_response();
+        }
         Behaviour::Status(code) => {
             let status = StatusCode::from_u16(code).expect("valid status");
             let body = json!({"error": {"message": format!("upstream says {code}"), "type": "invalid_request_error", "param": null, "code": null}});
@@ -123,6 +165,9 @@ pub fn refused_url() -> String {
 
 pub struct Gateway {
     pub url: String,
+    /// The admin listener's URL, when the config sets `server.admin_listen` (the test binds
+    /// an ephemeral port in its place).
+    pub admin_url: Option<String>,
     pub dir: Arc<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<std::sync::mpsc::Receiver<()>>,
@@ -166,11 +211,20 @@ pub fn gateway_in(dir: Arc<tempfile::TempDir>, yaml: &str) -> Gateway {
     let config = GatewayConfig::parse(&yaml, false, "test.yaml").expect("test config is valid");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let admin = config.server.admin_listen.map(|_| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    });
+    let admin_url = admin
+        .as_ref()
+        .map(|l| format!("http://{}", l.local_addr().unwrap()));
     let addr = spawn_server(move |listener| async move {
         let state = emguard_gateway::build_with_admin_token(&config, Some(ADMIN.into()))
             .await
             .expect("the gateway builds");
-        emguard_gateway::serve(listener, state, async {
+        let admin = admin.map(|l| tokio::net::TcpListener::from_std(l).unwrap());
+        emguard_gateway::serve_with_admin(listener, admin, state, async {
             let _ = stop_rx.await;
         })
         .await
@@ -178,6 +232,7 @@ pub fn gateway_in(dir: Arc<tempfile::TempDir>, yaml: &str) -> Gateway {
         let _ = done_tx.send(());
     });
     Gateway {
+        admin_url,
         url: format!("http://{addr}"),
         dir,
         stop: Some(stop_tx),

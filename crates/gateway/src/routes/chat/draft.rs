@@ -25,6 +25,9 @@ pub struct Draft {
     pub attempts: Vec<Value>,
     pub upstream_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
+    /// Closed when the client's connection went away before the answer (the handler that
+    /// held its sender was dropped).
+    pub client_gone: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Default for Draft {
@@ -42,8 +45,33 @@ impl Default for Draft {
             attempts: Vec::new(),
             upstream_ms: None,
             ttft_ms: None,
+            client_gone: None,
         }
     }
+}
+
+/// What a trace keeps of `text`: as the content setting says, cut to the configured length
+/// with a marker saying how long it was.
+fn keep(state: &AppState, text: &str) -> Option<String> {
+    let max = state.max_trace_content;
+    if text.len() <= max {
+        return state.content.keep(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    state.content.keep(text).map(|kept| {
+        if kept.len() == text.len() {
+            format!(
+                "{}[emguard: truncated, {} bytes in all]",
+                &text[..end],
+                text.len()
+            )
+        } else {
+            kept // hashed: the hash of the whole text
+        }
+    })
 }
 
 /// `chatcmpl-` and 32 hex digits: the time in milliseconds (48 bits), then 80 random bits.
@@ -80,7 +108,7 @@ impl Tokens {
 impl Draft {
     pub fn new(state: &AppState, body: &[u8]) -> Draft {
         Draft {
-            request: state.content.keep(&String::from_utf8_lossy(body)),
+            request: keep(state, &String::from_utf8_lossy(body)),
             ..Draft::default()
         }
     }
@@ -92,15 +120,25 @@ impl Draft {
     /// Records the metrics and commits the trace (waiting for the commit in durable mode).
     /// Returns false when a durable commit failed: the caller must not release the answer.
     pub async fn finish(
-        self,
+        mut self,
         state: &AppState,
-        status: u16,
+        mut status: u16,
         response: Option<&str>,
         tokens: Option<Tokens>,
         filters: Vec<Verdict>,
-        error: Option<String>,
+        mut error: Option<String>,
     ) -> bool {
         let latency_ms = self.elapsed_ms();
+        if let Some(gone) = &mut self.client_gone
+            && matches!(
+                gone.try_recv(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+            )
+        {
+            // nginx's "client closed request": the answer was made (and charged), not read.
+            status = 499;
+            error.get_or_insert_with(|| "the client went away before the answer".into());
+        }
         let model = if state.models.contains_key(&self.model) {
             self.model.clone()
         } else {
@@ -130,7 +168,7 @@ impl Draft {
             backend: self.backend,
             stream: self.stream,
             request: self.request,
-            response: response.and_then(|r| state.content.keep(r)),
+            response: response.and_then(|r| keep(state, r)),
             prompt_tokens: tokens.map(|t| t.prompt),
             completion_tokens: tokens.map(|t| t.completion),
             latency_ms,

@@ -1,5 +1,5 @@
-//! `POST /v1/chat/completions`, the guarded path: key → body → model and scope → parameters
-//! → rate limit → the model's versions in order (retries, then the fallback) → filters →
+//! `POST /v1/chat/completions`, the guarded path: key (from the headers, before the body is
+//! read) → body → model and scope → parameters → rate limit → the model's versions in order (retries, then the fallback) → filters →
 //! trace → the answer, whole or as server-sent events.
 
 mod draft;
@@ -24,16 +24,75 @@ use crate::ratelimit::{LimitKind, Quota};
 use crate::registry::ModelEntry;
 use crate::state::{AppState, unix_now_f64};
 use draft::Draft;
+use emguard_store::gateway::ApiKeyRecord;
 
 pub async fn completions(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    request: axum::extract::Request,
 ) -> Response {
-    let body = match read_limited(body, state.limits.max_body_bytes).await {
+    let (parts, body) = request.into_parts();
+    let client = crate::server::client_address(&parts.extensions).map(|a| a.ip());
+    // The key first, from the headers alone: a request without a valid key costs no body
+    // read and leaves a trace of its metadata only.
+    let key = match authenticate(&state, &parts.headers, client) {
+        Ok(key) => key,
+        Err(Refused::Limited(e)) => return e.into_response(),
+        Err(Refused::Unauthorized(e)) => {
+            // Metadata only: the body was never read.
+            let draft = Draft::default();
+            let message = e.message.clone();
+            draft
+                .finish(
+                    &state,
+                    e.status.as_u16(),
+                    None,
+                    None,
+                    Vec::new(),
+                    Some(message),
+                )
+                .await;
+            return e.into_response();
+        }
+    };
+    // The rest runs on its own task: a client that hangs up does not cancel it, so its
+    // answer is still traced and its tokens still charged.
+    let (alive, gone) = tokio::sync::oneshot::channel::<()>();
+    let work = state.in_flight.subscribe();
+    let task = tokio::spawn(async move {
+        let _work = work;
+        respond(state, body, key, gone).await
+    });
+    let response = task.await;
+    drop(alive);
+    response.unwrap_or_else(|e| {
+        ApiError::server(format!("the request's task failed: {e}")).into_response()
+    })
+}
+
+async fn respond(
+    state: AppState,
+    body: axum::body::Body,
+    key: Option<ApiKeyRecord>,
+    gone: tokio::sync::oneshot::Receiver<()>,
+) -> Response {
+    let read = tokio::time::timeout(
+        state.edge.body_read_timeout,
+        read_limited(body, state.limits.max_body_bytes),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ApiError::bad_request(format!(
+            "The request body did not arrive within {:.0} s.",
+            state.edge.body_read_timeout.as_secs_f64()
+        ))
+        .with_status(StatusCode::REQUEST_TIMEOUT)
+        .with_code("request_timeout"))
+    });
+    let body = match read {
         Ok(body) => body,
         Err(e) => {
-            let draft = Draft::new(&state, b"");
+            let mut draft = Draft::default();
+            draft.key_id = key.map(|k| k.id);
             draft
                 .finish(
                     &state,
@@ -48,7 +107,8 @@ pub async fn completions(
         }
     };
     let mut draft = Draft::new(&state, &body);
-    match guarded(&state, &headers, &body, &mut draft).await {
+    draft.client_gone = Some(gone);
+    match guarded(&state, key, &body, &mut draft).await {
         Ok(response) => response,
         Err(failure) => {
             let (status, message) = failure.summary();
@@ -60,10 +120,56 @@ pub async fn completions(
     }
 }
 
-/// A request that got no answer: our error, or a client error an upstream returned.
+/// Why a request was turned away at the key.
+enum Refused {
+    /// Its address failed too often: 429, no trace.
+    Limited(ApiError),
+    Unauthorized(ApiError),
+}
+
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<Option<ApiKeyRecord>, Refused> {
+    let Some(keys) = &state.keys else {
+        return Ok(None);
+    };
+    let limiter = state.auth_failures.as_ref().zip(client);
+    if let Some((limiter, ip)) = limiter
+        && let Some(retry) = limiter.refused(ip)
+    {
+        metrics::counter!("emguard_auth_failures_refused_total").increment(1);
+        let mut e = ApiError::rate_limited(
+            "Too many failed authentications from this address; try again later.",
+            retry,
+        );
+        e.code = Some("too_many_auth_failures");
+        return Err(Refused::Limited(e));
+    }
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match keys.authenticate(header, unix_now_f64()) {
+        Ok(key) => Ok(Some(key)),
+        Err(e) => {
+            if let Some((limiter, ip)) = limiter {
+                limiter.record_failure(ip);
+            }
+            Err(Refused::Unauthorized(e))
+        }
+    }
+}
+
+/// A request that got no answer: our error, or a client error an upstream returned (the
+/// client gets `body`, a safe summary; the trace keeps `detail`, the upstream's words).
 enum Failure {
     Api(ApiError),
-    Upstream { status: StatusCode, body: Value },
+    Upstream {
+        status: StatusCode,
+        body: Value,
+        detail: String,
+    },
 }
 
 impl From<ApiError> for Failure {
@@ -76,13 +182,7 @@ impl Failure {
     fn summary(&self) -> (u16, String) {
         match self {
             Failure::Api(e) => (e.status.as_u16(), e.message.clone()),
-            Failure::Upstream { status, body } => (
-                status.as_u16(),
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap_or("upstream error")
-                    .to_string(),
-            ),
+            Failure::Upstream { status, detail, .. } => (status.as_u16(), detail.clone()),
         }
     }
 }
@@ -91,7 +191,7 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
             Failure::Api(e) => e.into_response(),
-            Failure::Upstream { status, body } => (status, axum::Json(body)).into_response(),
+            Failure::Upstream { status, body, .. } => (status, axum::Json(body)).into_response(),
         }
     }
 }
@@ -110,21 +210,11 @@ struct Accepted {
 
 async fn guarded(
     state: &AppState,
-    headers: &HeaderMap,
+    key: Option<ApiKeyRecord>,
     body: &Bytes,
     draft: &mut Draft,
 ) -> Result<Response, Failure> {
-    let key = match &state.keys {
-        Some(keys) => {
-            let header = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
-            let key = keys.authenticate(header, unix_now_f64())?;
-            draft.key_id = Some(key.id.clone());
-            Some(key)
-        }
-        None => None,
-    };
+    draft.key_id = key.as_ref().map(|k| k.id.clone());
     let (request, raw): (ChatCompletionRequest, Value) = parse_with_value(body)?;
     draft.model = request.model.clone();
     draft.stream = request.stream.unwrap_or(false);
@@ -190,7 +280,11 @@ async fn guarded(
     };
     Ok(match reply {
         Reply::Whole(value) => whole::respond(state, accepted, value, std::mem::take(draft)).await,
-        Reply::Stream(chunks) => sse::respond(state, accepted, chunks, std::mem::take(draft)),
+        Reply::Stream(chunks) => {
+            // A stream's relay sees its client leave by itself (its sends fail).
+            draft.client_gone = None;
+            sse::respond(state, accepted, chunks, std::mem::take(draft))
+        }
     })
 }
 
@@ -219,11 +313,30 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
                     draft.upstream_ms = Some(ms);
                     return Ok(reply);
                 }
-                Err(BackendError::Client { status, body }) => {
-                    return Err(Failure::Upstream { status, body });
+                Err(BackendError::Client {
+                    status,
+                    body,
+                    detail,
+                }) => {
+                    return Err(Failure::Upstream {
+                        status,
+                        body,
+                        detail,
+                    });
+                }
+                Err(BackendError::TooLarge(m)) => {
+                    return Err(ApiError::server(m)
+                        .with_status(StatusCode::BAD_GATEWAY)
+                        .with_code("upstream_answer_too_large")
+                        .into());
+                }
+                Err(e @ BackendError::Auth { .. }) => {
+                    tracing::warn!(model = %entry.id, version = %version.name, "the upstream refused the gateway's credentials");
+                    last = Some(e);
+                    break; // retrying the same credentials is no use: next version
                 }
                 Err(e) => {
-                    tracing::warn!(model = %entry.id, version = %version.name, outcome = %e.outcome(), "attempt failed");
+                    tracing::warn!(model = %entry.id, version = %version.name, outcome = ?e.outcome(), "attempt failed");
                     last = Some(e);
                 }
             }
@@ -232,6 +345,15 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
     Err(match last {
         Some(BackendError::Timeout(m)) => ApiError::upstream(true, m),
         Some(BackendError::Unavailable(m)) => ApiError::upstream(false, m),
+        Some(BackendError::Status { status, .. }) => ApiError::upstream(
+            false,
+            format!("the upstream answered status {}", status.as_u16()),
+        ),
+        Some(BackendError::Auth { .. }) => ApiError::upstream(
+            false,
+            "the upstream refused the gateway's credentials (see the trace)",
+        )
+        .with_code("upstream_auth_failed"),
         _ => ApiError::upstream(
             false,
             format!("model `{}` has no version to answer", entry.id),

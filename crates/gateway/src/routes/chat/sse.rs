@@ -16,6 +16,7 @@ use super::draft::{Draft, Tokens};
 use super::whole::response_text;
 use super::{Accepted, identity_headers};
 use crate::backend::StreamItem;
+use crate::filter::choice::ChoiceStream;
 use crate::filter::stream::StreamFilter;
 use crate::state::AppState;
 
@@ -39,12 +40,6 @@ pub(super) fn respond(
     response
 }
 
-/// Per choice: its filter and the text sent so far.
-struct ChoiceState {
-    filter: StreamFilter,
-    sent: String,
-}
-
 async fn relay(
     state: AppState,
     accepted: Accepted,
@@ -53,7 +48,9 @@ async fn relay(
     tx: mpsc::Sender<Event>,
 ) {
     let policy = &accepted.policy;
-    let mut choices: BTreeMap<usize, ChoiceState> = BTreeMap::new();
+    let passthrough = StreamFilter::is_passthrough(policy);
+    let mut choices: BTreeMap<usize, ChoiceStream> = BTreeMap::new();
+    let mut passthrough_sent: BTreeMap<usize, String> = BTreeMap::new();
     let mut tokens: Option<Tokens> = None;
     let mut error: Option<String> = None;
     let mut client_gone = false;
@@ -85,34 +82,26 @@ async fn relay(
         let had_choices = !list.is_empty();
         for mut choice in list {
             let index = choice["index"].as_u64().unwrap_or(0) as usize;
-            let state_of = choices.entry(index).or_insert_with(|| ChoiceState {
-                filter: StreamFilter::new(&state.filters, policy, &accepted.user, index),
-                sent: String::new(),
-            });
-            if state_of.filter.is_blocked() {
-                continue; // its final chunk was sent when it was blocked
-            }
-            let delta = choice["delta"]["content"].as_str().map(str::to_owned);
-            let mut text = match &delta {
-                Some(d) => state_of.filter.push(d),
-                None => String::new(),
-            };
-            let finished = !choice["finish_reason"].is_null();
-            if finished && !state_of.filter.is_blocked() {
-                text.push_str(&state_of.filter.finish());
-            }
-            if draft.ttft_ms.is_none() && delta.as_deref().is_some_and(|d| !d.is_empty()) {
+            if draft.ttft_ms.is_none()
+                && choice["delta"]["content"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty())
+            {
                 draft.ttft_ms = Some(draft.elapsed_ms());
             }
-            if state_of.filter.is_blocked() {
-                choice["delta"] = serde_json::json!({"content": text});
-                choice["finish_reason"] = Value::String("content_filter".into());
-                choice["logprobs"] = Value::Null;
-            } else if delta.is_some() || !text.is_empty() {
-                choice["delta"]["content"] = Value::String(text.clone());
+            if passthrough {
+                if let Some(d) = choice["delta"]["content"].as_str() {
+                    passthrough_sent.entry(index).or_default().push_str(d);
+                }
+                keep.push(choice);
+                continue;
             }
-            state_of.sent.push_str(&text);
-            keep.push(choice);
+            let state_of = choices.entry(index).or_insert_with(|| {
+                ChoiceStream::new(&state.filters, policy, &accepted.user, index)
+            });
+            if state_of.process(&mut choice) {
+                keep.push(choice);
+            }
         }
         if had_choices && keep.is_empty() {
             continue;
@@ -133,9 +122,12 @@ async fn relay(
     }
     let mut verdicts = Vec::new();
     let mut texts = Vec::new();
-    for (_, c) in choices {
-        texts.push(c.sent);
-        verdicts.extend(c.filter.into_verdicts());
+    for (_, sent) in passthrough_sent {
+        texts.push(sent);
+    }
+    for (_, mut c) in choices {
+        texts.push(std::mem::take(&mut c.sent));
+        verdicts.extend(c.into_verdicts());
     }
     if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
         limiter

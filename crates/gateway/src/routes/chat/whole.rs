@@ -8,6 +8,9 @@ use serde_json::Value;
 use super::draft::{Draft, Tokens};
 use super::{Accepted, identity_headers};
 use crate::error::ApiError;
+use crate::filter::choice::filter_whole;
+use crate::filter::fields;
+use crate::filter::stream::StreamFilter;
 use crate::state::AppState;
 
 pub(super) async fn respond(
@@ -20,24 +23,23 @@ pub(super) async fn respond(
     answer["model"] = Value::String(accepted.entry.id.clone());
     let mut verdicts = Vec::new();
     let mut texts = Vec::new();
+    let passthrough = StreamFilter::is_passthrough(&accepted.policy);
     if let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) {
         for (position, choice) in choices.iter_mut().enumerate() {
             let index = choice["index"].as_u64().map_or(position, |i| i as usize);
-            let Some(text) = choice["message"]["content"].as_str() else {
+            if passthrough {
+                texts.push(fields::text_of(&choice["message"]["content"]).unwrap_or_default());
                 continue;
-            };
-            let filtered = state
-                .filters
-                .check(&accepted.policy, &accepted.user, index, text);
-            if filtered.text != text {
-                choice["message"]["content"] = Value::String(filtered.text.clone());
             }
-            if filtered.blocked {
-                choice["finish_reason"] = Value::String("content_filter".into());
-                choice["logprobs"] = Value::Null;
-            }
-            texts.push(filtered.text);
-            verdicts.extend(filtered.verdicts);
+            let outcome = filter_whole(
+                &state.filters,
+                &accepted.policy,
+                &accepted.user,
+                index,
+                choice,
+            );
+            texts.push(outcome.content);
+            verdicts.extend(outcome.verdicts);
         }
     }
     let tokens = answer.get("usage").and_then(Tokens::of_usage);
