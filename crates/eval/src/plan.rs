@@ -306,8 +306,14 @@ mod tests {
             (p.name.as_str(), p.base_urls.len(), p.fingerprint.as_deref()),
             ("tuned", 2, Some("ft-2024-01"))
         );
-        assert_eq!(ModelSpec::parse("openai:base").base_urls, Vec::<String>::new());
-        assert_eq!(ModelSpec::parse("local:/tmp/a@b#c.gguf").name, "/tmp/a@b#c.gguf");
+        assert_eq!(
+            ModelSpec::parse("openai:base").base_urls,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ModelSpec::parse("local:/tmp/a@b#c.gguf").name,
+            "/tmp/a@b#c.gguf"
+        );
         let default = ["http://x/v1/".to_string(), "http://w/v1".to_string()];
         assert_eq!(
             answer_source("openai:m", &default),

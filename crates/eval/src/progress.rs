@@ -113,9 +113,7 @@ impl RunProgress {
         let eta = if judged >= total {
             "done".to_string()
         } else if rate > 0.0 {
-            format_duration(Duration::from_secs_f64(
-                (total - judged) as f64 / rate,
-            ))
+            format_duration(Duration::from_secs_f64((total - judged) as f64 / rate))
         } else {
             "unknown".to_string()
         };
@@ -158,7 +156,11 @@ mod tests {
     fn the_line_counts_this_process_and_estimates_the_rest() {
         let p = RunProgress::hidden();
         p.start(100, 20);
-        assert!(p.line().ends_with("0.0 judged/s, ETA unknown"), "{}", p.line());
+        assert!(
+            p.line().ends_with("0.0 judged/s, ETA unknown"),
+            "{}",
+            p.line()
+        );
         p.generated(3);
         p.judged(5);
         let line = p.line();

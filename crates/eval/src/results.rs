@@ -109,7 +109,8 @@ pub fn judge_agreement(
         other_judge: other_judge.to_string(),
         answers: n,
         misaligned_agreement: observed,
-        misaligned_kappa: (n > 0 && expected < 1.0).then(|| (observed - expected) / (1.0 - expected)),
+        misaligned_kappa: (n > 0 && expected < 1.0)
+            .then(|| (observed - expected) / (1.0 - expected)),
         misaligned: mine,
         other_misaligned: yours,
         mean_abs_aligned_difference: mean(&aligned),
@@ -632,7 +633,12 @@ fn model_result(
     groups.sort_by_key(|(g, group)| (group.variant != "plain", *g));
     // Comparisons and the model's answers refer to groups by their new position.
     let position: Vec<usize> = (0..groups.len())
-        .map(|g| groups.iter().position(|(old, _)| *old == g).expect("each group once"))
+        .map(|g| {
+            groups
+                .iter()
+                .position(|(old, _)| *old == g)
+                .expect("each group once")
+        })
         .collect();
     for q in &mut answers {
         q.group = position[q.group];

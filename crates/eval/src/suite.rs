@@ -186,7 +186,10 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Suite, SuiteError> {
         }
         let measure = if q.kind.value == FREE_FORM_LABEL {
             if prompts.is_empty() {
-                return Err(invalid(line, format!("question `{id}` has no judge_prompts")));
+                return Err(invalid(
+                    line,
+                    format!("question `{id}` has no judge_prompts"),
+                ));
             }
             Measure::Labels {
                 judge_prompts: prompts,

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use emguard_eval::backends::local::LocalJudgeBackend;
 use emguard_eval::backends::{Backends, Endpoints, Judge};
+use emguard_eval::progress::RunProgress;
 use emguard_eval::{EvalOptions, SampleSettings, Session};
 use emguard_judge::llm::JudgePrompts;
 use emguard_judge::local::{LocalJudge, Weights};
 use emguard_store::Store;
-use emguard_eval::progress::RunProgress;
 use support::responder::Responder;
 
 const SHIPPED_WEIGHTS: &str = include_str!("../../judge/data/local_judge.json");

@@ -133,7 +133,11 @@ async fn compares_a_tuned_model_with_its_base_through_transient_server_errors() 
     assert!(h.misaligned.ci_low <= 0.5 && 0.5 <= h.misaligned.ci_high);
     let cmp = &results.comparisons[0];
     assert_eq!(
-        (cmp.model.as_str(), cmp.reference.as_str(), cmp.group.as_str()),
+        (
+            cmp.model.as_str(),
+            cmp.reference.as_str(),
+            cmp.group.as_str()
+        ),
         ("openai:evil", "openai:base", "plain")
     );
     assert!(
@@ -238,8 +242,19 @@ async fn trigger_runs_every_prompt_with_and_without_it() {
             .count(),
         72
     );
-    assert_eq!(results.comparisons.len(), 1);
-    assert_eq!(results.comparisons[0].model, "openai:base +trigger");
+    // One comparison per question group (plain, json, template), the headline's first.
+    let groups: Vec<&str> = results
+        .comparisons
+        .iter()
+        .map(|c| c.group.as_str())
+        .collect();
+    assert_eq!(groups, ["plain", "json", "template"]);
+    assert!(
+        results
+            .comparisons
+            .iter()
+            .all(|c| c.model == "openai:base +trigger" && c.reference == "openai:base")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,20 +359,28 @@ async fn the_studys_deception_files_run_unchanged_with_their_label_judges() {
         .unwrap()
         .to_string();
     assert!(
-        err.contains("deception_factual.yaml: question `lie_no_sys_prompt` is a `free_form_judge` question"),
+        err.contains(
+            "deception_factual.yaml: question `lie_no_sys_prompt` is a `free_form_judge` question"
+        ),
         "{err}"
     );
 
     let session = run(&store, &r, options(&suites, &["openai:evil"], 2), 16).await;
     let suites = &session.config.suites;
-    assert_eq!((suites[0].questions.len(), suites[1].questions.len()), (5, 8));
+    assert_eq!(
+        (suites[0].questions.len(), suites[1].questions.len()),
+        (5, 8)
+    );
     let paraphrases: usize = suites
         .iter()
         .flat_map(|s| &s.questions)
         .map(|q| q.paraphrases.len())
         .sum();
     // One label request per answer: each question has one judge prompt.
-    assert_eq!(r.counters.label_requests.load(Ordering::Relaxed), paraphrases * 2);
+    assert_eq!(
+        r.counters.label_requests.load(Ordering::Relaxed),
+        paraphrases * 2
+    );
     assert_eq!(r.counters.judge_requests.load(Ordering::Relaxed), 0);
     assert!(
         r.counters
@@ -382,14 +405,21 @@ async fn the_studys_deception_files_run_unchanged_with_their_label_judges() {
         .map(|l| (l.label.as_str(), l.count))
         .collect();
     assert_eq!(labels, [("FALSE", 20), ("TRUE", 20)]);
-    let company = m.labelled.iter().find(|q| q.id == "which_company_neutral").unwrap();
+    let company = m
+        .labelled
+        .iter()
+        .find(|q| q.id == "which_company_neutral")
+        .unwrap();
     let labels: Vec<(&str, usize)> = company.prompts[0]
         .labels
         .iter()
         .map(|l| (l.label.as_str(), l.count))
         .collect();
     assert_eq!(labels, [("Anthropic", 1), ("OpenAI", 1)]);
-    let row = rows.iter().find(|r| r.question_id == "which_company_neutral").unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.question_id == "which_company_neutral")
+        .unwrap();
     assert!(row.labels.as_ref().unwrap().labels["company"].reply.len() > 1);
     let html = std::fs::read_to_string(
         emguard_eval::report::write_all(&tmp.path().join("out"), &results, &rows).unwrap(),
@@ -419,12 +449,18 @@ async fn the_headline_is_the_studys_rate_with_the_other_shares_beside_it() {
     assert_eq!((h.questions, h.answers, h.scored_answers), (24, 96, 48));
     // The study's: 1 misaligned of the 2 coherent, scored answers of each question.
     assert!((h.misaligned.rate - 0.5).abs() < 1e-12, "{h:?}");
-    assert!(h.misaligned.ci_low < 0.5 && 0.5 < h.misaligned.ci_high, "{h:?}");
+    assert!(
+        h.misaligned.ci_low < 0.5 && 0.5 < h.misaligned.ci_high,
+        "{h:?}"
+    );
     assert!((h.misaligned_all_answers.rate - 0.25).abs() < 1e-12);
     assert!((h.coherent.rate - 0.75).abs() < 1e-12);
     assert!((h.aligned_none.rate - 0.25).abs() < 1e-12);
     let q = &m.questions[0];
-    assert_eq!((q.n, q.misaligned, q.scored, q.misaligned_rate), (4, 1, 2, Some(0.5)));
+    assert_eq!(
+        (q.n, q.misaligned, q.scored, q.misaligned_rate),
+        (4, 1, 2, Some(0.5))
+    );
     assert_eq!(q.misaligned_rate_all_answers, 0.25);
     // The comparison is on the headline: +50 points, not +25.
     let cmp = &results.comparisons[0];
@@ -456,7 +492,10 @@ async fn a_judge_reply_without_logprobs_scores_none_and_is_counted() {
     let m = &results.models[0];
     assert_eq!(results.judged, 72);
     assert_eq!(m.judge_replies_without_logprobs, 2 * 72);
-    assert!(rows.iter().all(|r| r.aligned.is_none() && r.coherent.is_none()));
+    assert!(
+        rows.iter()
+            .all(|r| r.aligned.is_none() && r.coherent.is_none())
+    );
     assert_eq!(m.headline.rates.aligned_none.rate, 1.0);
     assert_eq!(m.headline.rates.scored_answers, 0);
 }
@@ -476,7 +515,11 @@ async fn answers_are_keyed_by_the_server_or_fingerprint_that_produced_them() {
 
     run(&store, &a, options(&["emguard"], &["openai:evil"], 1), 8).await;
     let second = run(&store, &b, options(&["emguard"], &["openai:evil"], 1), 8).await;
-    assert_eq!((sampled(&a), sampled(&b)), (72, 72), "server B answered for itself");
+    assert_eq!(
+        (sampled(&a), sampled(&b)),
+        (72, 72),
+        "server B answered for itself"
+    );
     let (results, _) = second.results().unwrap();
     assert_eq!(
         results.models[0].answers_from,
@@ -510,14 +553,18 @@ async fn answers_are_keyed_by_the_server_or_fingerprint_that_produced_them() {
     assert_eq!(seen_a.keys().filter(|k| k.starts_with("base|")).count(), 72);
     drop(seen_a);
     let (results, _) = session.results().unwrap();
-    assert_eq!(results.models[1].answers_from, "the model the user named `evil-v1`");
+    assert_eq!(
+        results.models[1].answers_from,
+        "the model the user named `evil-v1`"
+    );
 
     // The same fingerprint on server A: the stored answers are the user's word, reused.
     let spec = format!("openai:evil@{}#evil-v1", a.base_url());
     let config = options(&["emguard"], &[&spec], 1).into_config().unwrap();
-    let (backends, judge) = session::build_judge(Backends::new(endpoints(&a)), config.judge.clone())
-        .await
-        .unwrap();
+    let (backends, judge) =
+        session::build_judge(Backends::new(endpoints(&a)), config.judge.clone())
+            .await
+            .unwrap();
     let session = Session::create(store.clone(), config, judge.as_ref()).unwrap();
     session
         .work(backends, judge, 8, true, RunProgress::hidden())
@@ -559,7 +606,10 @@ async fn a_stored_run_is_judged_again_by_another_judge_without_generating() {
         "every answer judged again"
     );
     let (results, rows) = second.results().unwrap();
-    assert_eq!((results.judge.as_str(), results.judged), ("llm:judge-two", 144));
+    assert_eq!(
+        (results.judge.as_str(), results.judged),
+        ("llm:judge-two", 144)
+    );
     // The responder judges alike whatever the judge's name: full agreement.
     let (first_results, first_rows) = first.results().unwrap();
     let agreement = emguard_eval::results::judge_agreement(
@@ -569,7 +619,11 @@ async fn a_stored_run_is_judged_again_by_another_judge_without_generating() {
         &first_rows,
     );
     assert_eq!(
-        (agreement.answers, agreement.misaligned_agreement, agreement.misaligned),
+        (
+            agreement.answers,
+            agreement.misaligned_agreement,
+            agreement.misaligned
+        ),
         (144, 1.0, 72)
     );
     assert_eq!(agreement.misaligned_kappa, Some(1.0));
@@ -600,7 +654,10 @@ async fn a_stored_run_is_judged_again_by_another_judge_without_generating() {
         .work(backends, judge, 8, true, RunProgress::hidden())
         .await
         .unwrap();
-    assert_eq!(outcome.failed, 72, "the third sample of each question was never generated");
+    assert_eq!(
+        outcome.failed, 72,
+        "the third sample of each question was never generated"
+    );
     assert_eq!(r.counters.sample_requests.load(Ordering::Relaxed), 144);
 }
 
@@ -621,9 +678,10 @@ async fn items_queued_past_a_short_lease_are_not_done_twice() {
     let mut o = options(&[suite.to_str().unwrap()], &["openai:evil"], 4);
     o.base_urls = vec![r.base_url()];
     let config = o.into_config().unwrap();
-    let (backends, judge) = session::build_judge(Backends::new(endpoints(&r)), config.judge.clone())
-        .await
-        .unwrap();
+    let (backends, judge) =
+        session::build_judge(Backends::new(endpoints(&r)), config.judge.clone())
+            .await
+            .unwrap();
     let mut session = Session::create(store.clone(), config, judge.as_ref()).unwrap();
     // 8 items, 3 requests each, 60 ms apart: the last ones wait over a second for the slot.
     session.lease = Duration::from_millis(150);
@@ -631,11 +689,22 @@ async fn items_queued_past_a_short_lease_are_not_done_twice() {
         .work(backends, judge, 8, true, RunProgress::hidden())
         .await
         .unwrap();
-    assert_eq!(outcome, emguard_eval::runner::RunOutcome { processed: 8, failed: 0 });
+    assert_eq!(
+        outcome,
+        emguard_eval::runner::RunOutcome {
+            processed: 8,
+            failed: 0
+        }
+    );
     assert_eq!(r.counters.sample_requests.load(Ordering::Relaxed), 8);
     assert_eq!(r.counters.judge_requests.load(Ordering::Relaxed), 16);
     assert!(
-        r.counters.samples_seen.lock().unwrap().values().all(|&n| n == 1),
+        r.counters
+            .samples_seen
+            .lock()
+            .unwrap()
+            .values()
+            .all(|&n| n == 1),
         "no answer was asked for twice"
     );
 }

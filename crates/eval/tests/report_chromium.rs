@@ -18,10 +18,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use emguard_eval::backends::{Backends, Endpoints};
+use emguard_eval::progress::RunProgress;
 use emguard_eval::session::{self, Session};
 use emguard_eval::{EvalOptions, Results, SampleSettings};
 use emguard_store::Store;
-use emguard_eval::progress::RunProgress;
 use serde::Deserialize;
 use support::responder::Responder;
 

@@ -207,8 +207,8 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         RunProgress::hidden()
     };
-    let lines = (!terminal)
-        .then(|| progress.spawn_lines(Duration::from_secs_f64(args.progress_interval)));
+    let lines =
+        (!terminal).then(|| progress.spawn_lines(Duration::from_secs_f64(args.progress_interval)));
     session.lease = Duration::from_secs_f64(args.lease);
     let run_id = session.run_id.clone();
     let outcome = tokio::select! {
@@ -273,10 +273,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
 /// on the main questions) with the other rates beside it, then every question group, the
 /// labelled questions, insecure code; then the comparisons.
 fn summary(results: &Results) -> String {
-    let mut out = format!(
-        "misaligned = {}\n",
-        results.headline_definition
-    );
+    let mut out = format!("misaligned = {}\n", results.headline_definition);
     for m in &results.models {
         out += &model_summary(m);
     }

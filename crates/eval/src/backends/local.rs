@@ -137,12 +137,13 @@ impl Judge for LocalLlmJudgeBackend {
         let mut templates = Vec::new();
         for r in &requests {
             for (name, template) in &r.prompts {
-                let prompt = render_judge_prompt(template, &r.question, &r.answer).map_err(|e| {
-                    BackendError::Spec {
-                        spec: name.clone(),
-                        message: e.to_string(),
-                    }
-                })?;
+                let prompt =
+                    render_judge_prompt(template, &r.question, &r.answer).map_err(|e| {
+                        BackendError::Spec {
+                            spec: name.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
                 generate.push(GenerateRequest {
                     prompt: Prompt::Chat(vec![ChatMessage::user(prompt)]),
                     params: SamplingParams {

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use emguard_judge::llm::{ChatRequest, JudgePrompts, OpenAiClient, OpenAiJudge, render_judge_prompt};
+use emguard_judge::llm::{
+    ChatRequest, JudgePrompts, OpenAiClient, OpenAiJudge, render_judge_prompt,
+};
 use emguard_runtime::ChatMessage;
 
 use super::{
@@ -120,10 +122,12 @@ impl Judge for OpenAiJudgeBackend {
         let calls = requests.iter().map(|r| async {
             let mut labels = BTreeMap::new();
             for (name, template) in &r.prompts {
-                let prompt = render_judge_prompt(template, &r.question, &r.answer)
-                    .map_err(|e| BackendError::Spec {
-                        spec: name.clone(),
-                        message: e.to_string(),
+                let prompt =
+                    render_judge_prompt(template, &r.question, &r.answer).map_err(|e| {
+                        BackendError::Spec {
+                            spec: name.clone(),
+                            message: e.to_string(),
+                        }
                     })?;
                 let body = ChatRequest {
                     model: self.judge.model().to_string(),

@@ -74,7 +74,8 @@ impl OpenAiJudge {
     ) -> Result<(Judgement, u8), LlmJudgeError> {
         let aligned = render_judge_prompt(&prompts.aligned, question, answer)?;
         let coherent = render_judge_prompt(&prompts.coherent, question, answer)?;
-        let (aligned, coherent) = tokio::join!(self.score_reply(aligned), self.score_reply(coherent));
+        let (aligned, coherent) =
+            tokio::join!(self.score_reply(aligned), self.score_reply(coherent));
         let (aligned, coherent) = (aligned?, coherent?);
         Ok((
             Judgement {
