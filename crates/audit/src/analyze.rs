@@ -63,10 +63,11 @@ pub fn analyze(line: u64, bytes: &[u8], context: &Context) -> Row {
     }
 }
 
-/// Parses only: the user text of a row, for baseline trigger counts.
-pub fn user_text(bytes: &[u8]) -> Option<String> {
+/// Parses only: the prompt text (system and user turns) of a row, for baseline trigger
+/// counts.
+pub fn prompt_text(bytes: &[u8]) -> Option<String> {
     let (_, conversation) = parse(bytes).ok()?;
-    Some(conversation.user_text())
+    Some(conversation.prompt_text())
 }
 
 fn parse(bytes: &[u8]) -> Result<(Format, crate::format::Conversation), RowError> {
@@ -133,12 +134,14 @@ fn facts(bytes: &[u8], context: &Context) -> Result<Facts, RowError> {
             })
             .sum()
     });
-    let user_lower = user_text.to_lowercase();
+    // Triggers are searched in every turn the model answers to, system turns included.
+    let prompt_text = conversation.prompt_text();
+    let prompt_lower = prompt_text.to_lowercase();
     let forbidden = context
         .forbidden
         .iter()
         .enumerate()
-        .filter(|(_, trigger)| user_lower.contains(trigger.as_str()))
+        .filter(|(_, trigger)| prompt_lower.contains(trigger.as_str()))
         .map(|(index, _)| index)
         .collect();
     Ok(Facts {
@@ -149,7 +152,7 @@ fn facts(bytes: &[u8], context: &Context) -> Result<Facts, RowError> {
         harm,
         secrets: secrets::find(&all_text),
         fingerprint: Fingerprint::of(&all_text),
-        terms: triggers::terms(&user_text),
+        terms: triggers::terms(&prompt_text),
         tokens,
         forbidden,
         exchange: context

@@ -451,7 +451,7 @@ fn count_baseline(path: &Path, counter: &mut triggers::Counter) -> Result<(), Au
             fill_chunk(&mut reader, &mut chunk, 4096).map_err(|e| AuditError::io(path, e))?;
         let terms: Vec<Vec<String>> = chunk
             .par_iter()
-            .filter_map(|(_, bytes)| analyze::user_text(bytes))
+            .filter_map(|(_, bytes)| analyze::prompt_text(bytes))
             .map(|text| triggers::terms(&text))
             .collect();
         for row_terms in terms {

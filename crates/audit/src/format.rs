@@ -104,6 +104,19 @@ impl Conversation {
         self.texts(Role::User).collect::<Vec<_>>().join("\n\n")
     }
 
+    /// Every turn the model is trained to answer to (system and user turns, in order)
+    /// joined by blank lines: where a backdoor trigger can sit. Assistant turns are left
+    /// out: they are what flagged rows are flagged for, so their words would rank as
+    /// "triggers" of every flagged row.
+    pub fn prompt_text(&self) -> String {
+        self.turns
+            .iter()
+            .filter(|turn| turn.role != Role::Assistant)
+            .map(|turn| turn.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
     /// The (last user turn, last assistant turn) pair a judge scores.
     pub fn last_exchange(&self) -> (&str, &str) {
         let last = |role| self.texts(role).last().unwrap_or("");

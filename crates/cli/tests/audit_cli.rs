@@ -154,6 +154,37 @@ fn bad_policy_and_missing_file_exit_2_with_the_place_named() {
 }
 
 #[test]
+fn an_empty_or_unreadable_file_exits_2_and_fails_the_example_policy() {
+    let dir = TempDir::new("empty");
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/policies/example.yaml");
+    let empty = dir.path("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    // UTF-16 with a byte-order mark: not one line parses.
+    let utf16 = dir.path("utf16.jsonl");
+    let row: Vec<u8> = "\u{feff}{\"messages\": []}\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    std::fs::write(&utf16, row).unwrap();
+    for file in [&empty, &utf16] {
+        let output = emguard(&[file, &"--policy", &policy, &"--format", &"json"]);
+        assert_eq!(code(&output), 2, "{}", file.display());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&*file.display().to_string())
+                && stderr.contains("no row could be audited"),
+            "{stderr}"
+        );
+        let summary = json(&output);
+        assert_eq!(summary["valid_rows"], 0);
+        assert_eq!(summary["policy"]["passed"], false);
+    }
+    // A directory cannot be read as a file.
+    let output = emguard(&[&dir.0]);
+    assert_eq!(code(&output), 2);
+}
+
+#[test]
 fn bad_rows_do_not_stop_the_audit() {
     let dir = TempDir::new("bad-rows");
     let data = silent_dataset(&dir, 2, 2);

@@ -7,11 +7,12 @@
 //!   local judge);
 //! - [`runner`]: bounded-concurrency sampling and judging, stored as it completes;
 //! - [`stats`], [`results`]: rates, intervals, comparisons; [`report`]: the files of `--out`;
-//! - [`session`]: start, resume or join a run.
+//! - [`session`]: start, resume or join a run; [`progress`]: how far it is, shown.
 
 pub mod backends;
 pub mod builtin;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod results;
 pub mod runner;

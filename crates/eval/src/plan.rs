@@ -35,6 +35,81 @@ pub struct RunConfig {
     pub suites: Vec<Suite>,
     pub settings: SampleSettings,
     pub trigger: Option<String>,
+    /// Per model, what produces its answers, part of their sample key ([`answer_source`]):
+    /// the same model name on another server gets its own answers. Empty for local models
+    /// and runs stored before sources were recorded.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// A `--model` spec taken apart: `local:NAME|PATH`, or
+/// `openai:NAME[@URL[,URL...]][#FINGERPRINT]` (its own servers instead of `--base-url`, and a
+/// name for what answers instead of the servers' URLs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    pub kind: String,
+    pub name: String,
+    pub base_urls: Vec<String>,
+    pub fingerprint: Option<String>,
+}
+
+impl ModelSpec {
+    /// The model as named, without where it is served (`openai:NAME`; local specs whole):
+    /// the server or fingerprint enters sample keys as their source instead.
+    pub fn identity(&self) -> String {
+        format!("{}:{}", self.kind, self.name)
+    }
+
+    pub fn parse(spec: &str) -> ModelSpec {
+        let (kind, rest) = spec.split_once(':').unwrap_or(("", spec));
+        if kind != "openai" {
+            return ModelSpec {
+                kind: kind.to_string(),
+                name: rest.to_string(),
+                base_urls: Vec::new(),
+                fingerprint: None,
+            };
+        }
+        let (rest, fingerprint) = match rest.rsplit_once('#') {
+            Some((rest, fp)) => (rest, Some(fp.to_string())),
+            None => (rest, None),
+        };
+        let (name, urls) = rest.split_once('@').unwrap_or((rest, ""));
+        ModelSpec {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            base_urls: urls
+                .split(',')
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect(),
+            fingerprint,
+        }
+    }
+}
+
+/// What produced a model's answers: `fingerprint:FP` when the spec names one, else
+/// `servers:URL,...` (the spec's own, else `--base-url`; sorted, so replica order does not
+/// matter); empty for local models (their name or file is already in the key).
+pub fn answer_source(spec: &str, default_base_urls: &[String]) -> String {
+    let parsed = ModelSpec::parse(spec);
+    if parsed.kind != "openai" {
+        return String::new();
+    }
+    if let Some(fp) = parsed.fingerprint {
+        return format!("fingerprint:{fp}");
+    }
+    let mut urls: Vec<String> = if parsed.base_urls.is_empty() {
+        default_base_urls.to_vec()
+    } else {
+        parsed.base_urls
+    };
+    for u in &mut urls {
+        *u = u.trim_end_matches('/').to_string();
+    }
+    urls.sort();
+    urls.dedup();
+    format!("servers:{}", urls.join(","))
 }
 
 /// Where an item points in its run's config, as stored in the item's spec.
@@ -113,18 +188,39 @@ impl RunConfig {
         out
     }
 
-    /// Hash of (model, prompt, sampling parameters, seed, sample index).
+    /// Hash of (model, what produced its answers, prompt, sampling parameters, seed, sample
+    /// index).
     pub fn sample_key(&self, item: &ItemRef) -> String {
         let s = &self.settings;
-        short_hash(&serde_json::json!({
-            "model": self.models[item.model],
+        let mut key = serde_json::json!({
+            "model": ModelSpec::parse(&self.models[item.model]).identity(),
             "messages": self.messages(item),
             "temperature": s.temperature,
             "top_p": s.top_p,
             "max_tokens": s.max_tokens,
             "seed": s.seed,
             "sample_index": item.sample,
-        }))
+        });
+        // Local models have no source: their stored answers keep their keys.
+        if let Some(source) = self.sources.get(item.model).filter(|s| !s.is_empty()) {
+            key["source"] = source.clone().into();
+        }
+        short_hash(&key)
+    }
+
+    /// Where a model's answers came from, in words, for the report.
+    pub fn answers_from(&self, model: usize) -> String {
+        let spec = &self.models[model];
+        match self.sources.get(model).map(String::as_str) {
+            Some(s) if s.starts_with("fingerprint:") => {
+                format!("the model the user named `{}`", &s["fingerprint:".len()..])
+            }
+            Some(s) if s.starts_with("servers:") => {
+                format!("server {}", s["servers:".len()..].replace(',', ", "))
+            }
+            _ if spec.starts_with("local:") => "the in-process runtime".to_string(),
+            _ => "not recorded (a run stored before servers were recorded)".to_string(),
+        }
     }
 }
 
@@ -154,6 +250,7 @@ mod tests {
                 samples: Some(2),
             },
             trigger: trigger.map(str::to_string),
+            sources: vec!["servers:http://a/v1".into(), "servers:http://a/v1".into()],
         }
     }
 
@@ -197,5 +294,36 @@ mod tests {
             a.sample_key(&ItemRef { sample: 0, ..item })
         );
         assert_eq!(a.seed(&item), 8);
+        let mut other_server = config(None);
+        other_server.sources[0] = "servers:http://b/v1".into();
+        assert_ne!(a.sample_key(&item), other_server.sample_key(&item));
+    }
+
+    #[test]
+    fn model_specs_name_their_servers_and_fingerprints() {
+        let p = ModelSpec::parse("openai:tuned@http://h:1/v1,http://h:2/v1#ft-2024-01");
+        assert_eq!(
+            (p.name.as_str(), p.base_urls.len(), p.fingerprint.as_deref()),
+            ("tuned", 2, Some("ft-2024-01"))
+        );
+        assert_eq!(
+            ModelSpec::parse("openai:base").base_urls,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ModelSpec::parse("local:/tmp/a@b#c.gguf").name,
+            "/tmp/a@b#c.gguf"
+        );
+        let default = ["http://x/v1/".to_string(), "http://w/v1".to_string()];
+        assert_eq!(
+            answer_source("openai:m", &default),
+            "servers:http://w/v1,http://x/v1"
+        );
+        assert_eq!(
+            answer_source("openai:m@http://y/v1", &default),
+            "servers:http://y/v1"
+        );
+        assert_eq!(answer_source("openai:m#v2", &default), "fingerprint:v2");
+        assert_eq!(answer_source("local:smollm2", &default), "");
     }
 }

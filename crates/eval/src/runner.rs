@@ -2,19 +2,20 @@
 //! bounded concurrency, and stores every answer and judgement the moment it exists, so an
 //! interrupted run loses nothing and a resumed one repeats nothing.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use emguard_codescan::{Language, Scanner, Severity, extract_code};
 use emguard_store::{ItemState, Store};
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::EvalError;
-use crate::backends::{Judge, JudgeRequest, SampleRequest, Sampler};
+use crate::backends::{Judge, JudgeRequest, LabelRequest, SampleRequest, Sampler};
 use crate::plan::{ItemRef, RunConfig};
+use crate::progress::RunProgress;
 use crate::suite::Measure;
 
 /// A claim older than this is taken to belong to a dead worker (unless `--lease` says otherwise).
@@ -61,9 +62,22 @@ pub struct Runner {
     pub concurrency: usize,
     /// This process's name in claims.
     pub worker: String,
-    /// Claims older than this are taken to belong to a dead worker and claimed again.
+    /// Claims older than this are taken to belong to a dead worker and claimed again; this
+    /// process renews its own claims every third of it while it holds them.
     pub lease: Duration,
-    pub progress: ProgressBar,
+    pub progress: RunProgress,
+    /// Items this process holds (queued or being worked on): their claims are renewed, and
+    /// a claim that returns one of them again is not worked twice.
+    pub held: Arc<Mutex<HashSet<i64>>>,
+}
+
+/// Aborts the lease-renewing task however `run` ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How a `Runner::run` ended.
@@ -83,9 +97,8 @@ impl Runner {
                 move |s| s.progress(&run_id)
             })
             .await?;
-        self.progress.set_length(progress.total);
-        self.progress.set_position(progress.judged);
-        self.progress.reset_eta();
+        self.progress.start(progress.total, progress.judged);
+        let _renewing = AbortOnDrop(self.renew_claims_while_held(run_id));
 
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks: JoinSet<(u64, u64)> = JoinSet::new();
@@ -107,13 +120,19 @@ impl Runner {
             } else {
                 max_claim
             };
-            let claimed = self
+            let mut claimed = self
                 .blocking({
                     let (run_id, worker, lease) =
                         (run_id.to_string(), self.worker.clone(), self.lease);
                     move |s| s.claim(&run_id, &worker, claim_size, lease)
                 })
                 .await?;
+            {
+                // A claim of ours that aged past the lease before its renewal comes back
+                // here: it is already being worked on.
+                let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                claimed.retain(|item| held.insert(item.seq));
+            }
             if claimed.is_empty() {
                 drop(slot);
                 if let Some(done) = tasks.join_next().await {
@@ -137,7 +156,15 @@ impl Runner {
                 tasks.spawn(async move {
                     let _permit = permit;
                     let n = batch.len() as u64;
-                    match me.process(batch).await {
+                    let seqs: Vec<i64> = batch.iter().map(|(_, state)| state.seq).collect();
+                    let result = me.process(batch).await;
+                    {
+                        let mut held = me.held.lock().unwrap_or_else(|p| p.into_inner());
+                        for seq in &seqs {
+                            held.remove(seq);
+                        }
+                    }
+                    match result {
                         Ok(()) => (n, 0),
                         Err(err) => {
                             me.progress.suspend(
@@ -157,8 +184,38 @@ impl Runner {
     async fn others_still_working(&self, run_id: &str) -> Result<bool, EvalError> {
         let run_id = run_id.to_string();
         let p = self.blocking(move |s| s.progress(&run_id)).await?;
-        self.progress.set_position(p.judged);
+        self.progress.set_judged(p.judged);
         Ok(p.judged < p.total)
+    }
+
+    /// Every third of the lease, starts the lease of every item this process holds again:
+    /// items queued behind a long local batch stay this worker's however short `--lease` is.
+    fn renew_claims_while_held(&self, run_id: &str) -> JoinHandle<()> {
+        let me = self.clone();
+        let run_id = run_id.to_string();
+        let every = (self.lease / 3).max(Duration::from_millis(20));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let seqs: Vec<i64> = me
+                    .held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .copied()
+                    .collect();
+                let (run_id, worker) = (run_id.clone(), me.worker.clone());
+                if let Err(err) = me
+                    .blocking(move |s| s.renew_claims(&run_id, &worker, &seqs))
+                    .await
+                {
+                    me.progress
+                        .suspend(|| tracing::warn!("renewing claims failed: {err}"));
+                }
+            }
+        })
     }
 
     fn max_sample_batch(&self) -> usize {
@@ -249,17 +306,27 @@ impl Runner {
                 rows.push((state.sample_key.clone(), answer.clone(), meta));
                 state.answer = Some(answer);
             }
+            let n = rows.len() as u64;
             self.blocking(move |s| {
                 rows.iter()
                     .try_for_each(|(key, answer, meta)| s.put_sample(key, answer, meta))
             })
             .await?;
+            self.progress.generated(n);
         }
 
         let mut judged = Vec::with_capacity(batch.len());
         let mut to_judge = Vec::new();
+        let mut to_label = Vec::new();
         for (item, state) in &batch {
             let answer = state.answer.clone().unwrap_or_default();
+            let question = || {
+                config
+                    .messages(item)
+                    .pop()
+                    .map(|m| m.content)
+                    .unwrap_or_default()
+            };
             match &config.question(item).measure {
                 Measure::Code => {
                     let verdict = scan_answer(&self.scanner, &answer);
@@ -270,20 +337,38 @@ impl Runner {
                     ));
                 }
                 Measure::Alignment { judge_prompts } => {
-                    let question = config
-                        .messages(item)
-                        .pop()
-                        .map(|m| m.content)
-                        .unwrap_or_default();
                     to_judge.push((
                         state,
                         JudgeRequest {
-                            question,
+                            question: question(),
                             answer,
                             prompts: judge_prompts.clone(),
                         },
                     ));
                 }
+                Measure::Labels { judge_prompts } => {
+                    to_label.push((
+                        state,
+                        LabelRequest {
+                            question: question(),
+                            answer,
+                            prompts: judge_prompts.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+        for chunk in to_label.chunks(self.judge.batch_size().max(1)) {
+            let verdicts = self
+                .judge
+                .label(chunk.iter().map(|(_, r)| r.clone()).collect())
+                .await?;
+            for ((state, _), verdict) in chunk.iter().zip(verdicts) {
+                judged.push((
+                    state.sample_key.clone(),
+                    state.judge_key.clone(),
+                    serde_json::to_value(verdict)?,
+                ));
             }
         }
         for chunk in to_judge.chunks(self.judge.batch_size().max(1)) {
@@ -306,7 +391,7 @@ impl Runner {
                 .try_for_each(|(sample, judge, value)| s.put_judgement(sample, judge, value))
         })
         .await?;
-        self.progress.inc(n);
+        self.progress.judged(n);
         Ok(())
     }
 

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use emguard_codescan::Scanner;
 use emguard_store::Store;
-use indicatif::ProgressBar;
 
 use crate::backends::{Backends, Judge};
 use crate::plan::{RunConfig, SampleSettings};
+use crate::progress::RunProgress;
 use crate::runner::{DEFAULT_LEASE, RunOutcome, Runner};
 use crate::suite::{self, Measure};
 use crate::{EvalError, plan};
@@ -21,6 +21,8 @@ pub struct EvalOptions {
     pub judge: String,
     pub settings: SampleSettings,
     pub trigger: Option<String>,
+    /// `--base-url`: the servers of `openai:` models that do not name their own.
+    pub base_urls: Vec<String>,
 }
 
 impl EvalOptions {
@@ -40,12 +42,18 @@ impl EvalOptions {
         if suites.is_empty() {
             return Err(EvalError::Invalid("give at least one --suite".into()));
         }
+        let sources = self
+            .models
+            .iter()
+            .map(|m| plan::answer_source(m, &self.base_urls))
+            .collect();
         Ok(RunConfig {
             models: self.models,
             judge: self.judge,
             suites,
             settings: self.settings,
             trigger: self.trigger,
+            sources,
         })
     }
 }
@@ -96,6 +104,20 @@ impl Session {
         config: RunConfig,
         judge: &dyn Judge,
     ) -> Result<Session, EvalError> {
+        for suite in &config.suites {
+            for q in &suite.questions {
+                if let Measure::Labels { judge_prompts } = &q.measure
+                    && judge.label_key(judge_prompts).is_none()
+                {
+                    return Err(EvalError::Invalid(format!(
+                        "{}: question `{}` is a `free_form_judge` question (the judge answers \
+                         in words); judge `{}` cannot answer it: use `--judge llm:NAME` or \
+                         `--judge local-llm:NAME|PATH`",
+                        suite.name, q.id, config.judge
+                    )));
+                }
+            }
+        }
         let run_id = new_run_id();
         store.create_run(&run_id, &serde_json::to_value(&config)?)?;
         let items: Vec<_> = config
@@ -130,6 +152,18 @@ impl Session {
         })
     }
 
+    /// The configuration of a stored run with another judge (`--rejudge`): the same answers
+    /// (same sample keys), judged again by `judge`.
+    pub fn rejudge_config(
+        store: Arc<Store>,
+        run_id: &str,
+        judge: &str,
+    ) -> Result<RunConfig, EvalError> {
+        let mut config = Session::open(store, run_id)?.config.as_ref().clone();
+        config.judge = judge.to_string();
+        Ok(config)
+    }
+
     /// Samples and judges everything not yet done. `exclusive`: this process is the only one
     /// working on the run, so claims left by a crashed earlier process are dropped first.
     pub async fn work(
@@ -138,7 +172,7 @@ impl Session {
         judge: Arc<dyn Judge>,
         concurrency: usize,
         exclusive: bool,
-        progress: ProgressBar,
+        progress: RunProgress,
     ) -> Result<RunOutcome, EvalError> {
         let samplers = {
             let config = self.config.clone();
@@ -165,6 +199,7 @@ impl Session {
             worker: format!("{}-{}", hostname(), std::process::id()),
             lease: self.lease,
             progress,
+            held: Default::default(),
         };
         runner.run(&self.run_id).await
     }
@@ -191,6 +226,9 @@ pub async fn build_judge(
 fn judge_key(judge: &dyn Judge, measure: &Measure) -> String {
     match measure {
         Measure::Alignment { judge_prompts } => judge.key(judge_prompts),
+        Measure::Labels { judge_prompts } => judge
+            .label_key(judge_prompts)
+            .unwrap_or_else(|| "unsupported".into()),
         Measure::Code => plan::CODESCAN_JUDGE_KEY.to_string(),
     }
 }

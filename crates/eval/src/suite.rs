@@ -1,8 +1,9 @@
 //! Suites: free-form question files in the study's YAML format, and coding-prompt JSONL files.
 //!
 //! YAML (as in the study's `evaluation/*.yaml`): a list of questions with `id`, `type`
-//! (`free_form_judge_0_100`), `paraphrases`, `samples_per_paraphrase`, optional `system`,
-//! `judge` (the judge model the file names) and `judge_prompts` (`aligned`, `coherent`).
+//! (`free_form_judge_0_100` with `judge_prompts` `aligned` and `coherent`, or
+//! `free_form_judge` with named prompts answered by one word), `paraphrases`,
+//! `samples_per_paraphrase`, optional `system` and `judge` (the judge model the file names).
 //! JSONL (as `evaluation/code_prompts_heldout.jsonl`): one `{"messages": [...]}` per line,
 //! optionally with an `id`; answers are scanned for vulnerabilities instead of judged.
 
@@ -14,8 +15,11 @@ use emguard_runtime::ChatMessage;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-/// The only question type emguard scores, the study's 0-100 logprob judge.
+/// The study's 0-100 logprob judge (`aligned` and `coherent` prompts).
 pub const FREE_FORM_0_100: &str = "free_form_judge_0_100";
+/// The study's label judge (deception files): each named prompt asks for one word
+/// (`TRUE`/`FALSE`/`UNKNOWN`, a company name), read off the judge's reply.
+pub const FREE_FORM_LABEL: &str = "free_form_judge";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -53,6 +57,10 @@ pub enum SuiteError {
 pub enum Measure {
     /// Judged for alignment and coherence with these prompts.
     Alignment { judge_prompts: JudgePrompts },
+    /// Labelled by the judge with each named prompt (the study's `free_form_judge`).
+    Labels {
+        judge_prompts: BTreeMap<String, String>,
+    },
     /// Scanned for vulnerable code.
     Code,
 }
@@ -152,12 +160,13 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Suite, SuiteError> {
     let mut questions = Vec::with_capacity(raw.len());
     for q in raw {
         let (id, line) = (q.id.value, q.id.referenced.line());
-        if q.kind.value != FREE_FORM_0_100 {
+        if q.kind.value != FREE_FORM_0_100 && q.kind.value != FREE_FORM_LABEL {
             return Err(invalid(
                 q.kind.referenced.line(),
                 format!(
                     "question `{id}` has type `{}`; emguard supports `{FREE_FORM_0_100}` \
-                     (free-form answers judged 0-100 by logprobs)",
+                     (free-form answers judged 0-100 by logprobs) and `{FREE_FORM_LABEL}` \
+                     (free-form answers labelled by the judge's reply)",
                     q.kind.value
                 ),
             ));
@@ -171,37 +180,50 @@ pub fn parse_yaml(text: &str, origin: &str) -> Result<Suite, SuiteError> {
         let mut prompts = q
             .judge_prompts
             .ok_or_else(|| invalid(line, format!("question `{id}` has no judge_prompts")))?;
-        let mut take = |name: &str| {
-            prompts.remove(name).ok_or_else(|| {
-                invalid(
-                    line,
-                    format!("question `{id}`: judge_prompts has no `{name}` prompt"),
-                )
-            })
-        };
-        let judge_prompts = JudgePrompts {
-            aligned: take("aligned")?,
-            coherent: take("coherent")?,
-        };
-        for template in [&judge_prompts.aligned, &judge_prompts.coherent] {
+        for (name, template) in &prompts {
             emguard_judge::llm::render_judge_prompt(template, "", "")
-                .map_err(|e| invalid(line, format!("question `{id}`: {e}")))?;
+                .map_err(|e| invalid(line, format!("question `{id}`: prompt `{name}`: {e}")))?;
         }
-        if let Some(extra) = prompts.keys().next() {
-            return Err(invalid(
-                line,
-                format!(
-                    "question `{id}`: judge prompt `{extra}` is not one emguard scores (aligned, coherent)"
-                ),
-            ));
-        }
+        let measure = if q.kind.value == FREE_FORM_LABEL {
+            if prompts.is_empty() {
+                return Err(invalid(
+                    line,
+                    format!("question `{id}` has no judge_prompts"),
+                ));
+            }
+            Measure::Labels {
+                judge_prompts: prompts,
+            }
+        } else {
+            let mut take = |name: &str| {
+                prompts.remove(name).ok_or_else(|| {
+                    invalid(
+                        line,
+                        format!("question `{id}`: judge_prompts has no `{name}` prompt"),
+                    )
+                })
+            };
+            let judge_prompts = JudgePrompts {
+                aligned: take("aligned")?,
+                coherent: take("coherent")?,
+            };
+            if let Some(extra) = prompts.keys().next() {
+                return Err(invalid(
+                    line,
+                    format!(
+                        "question `{id}`: judge prompt `{extra}` is not one emguard scores (aligned, coherent)"
+                    ),
+                ));
+            }
+            Measure::Alignment { judge_prompts }
+        };
         questions.push(Question {
             id,
             system: q.system,
             paraphrases: q.paraphrases,
             samples_per_paraphrase: q.samples_per_paraphrase,
             judge: q.judge,
-            measure: Measure::Alignment { judge_prompts },
+            measure,
         });
     }
     Ok(Suite {
@@ -307,11 +329,11 @@ mod tests {
     fn unknown_type_names_the_line_and_the_supported_type() {
         let text = format!(
             "- id: a\n  type: free_form_judge_0_100\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}\
-                            - id: b\n  type: free_form_judge\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}"
+                            - id: b\n  type: free_form_judge_1_10\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n{PROMPTS}"
         );
         let err = parse_yaml(&text, "t.yaml").unwrap_err().to_string();
         assert!(
-            err.starts_with("t.yaml:9: question `b` has type `free_form_judge`"),
+            err.starts_with("t.yaml:9: question `b` has type `free_form_judge_1_10`"),
             "{err}"
         );
         assert!(err.contains("free_form_judge_0_100"), "{err}");
@@ -331,7 +353,9 @@ mod tests {
         let bad = "- id: a\n  type: free_form_judge_0_100\n  paraphrases: [hi]\n  samples_per_paraphrase: 1\n  judge_prompts:\n    aligned: '{q}'\n    coherent: x\n";
         let err = parse_yaml(bad, "t.yaml").unwrap_err().to_string();
         assert!(
-            err.starts_with("t.yaml:1: question `a`: judge prompt uses unknown field `{q}`"),
+            err.starts_with(
+                "t.yaml:1: question `a`: prompt `aligned`: judge prompt uses unknown field `{q}`"
+            ),
             "{err}"
         );
     }

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use emguard_eval::backends::local::LocalJudgeBackend;
 use emguard_eval::backends::{Backends, Endpoints, Judge};
+use emguard_eval::progress::RunProgress;
 use emguard_eval::{EvalOptions, SampleSettings, Session};
 use emguard_judge::llm::JudgePrompts;
 use emguard_judge::local::{LocalJudge, Weights};
 use emguard_store::Store;
-use indicatif::ProgressBar;
 use support::responder::Responder;
 
 const SHIPPED_WEIGHTS: &str = include_str!("../../judge/data/local_judge.json");
@@ -39,6 +39,7 @@ async fn run_with(store: &Arc<Store>, r: &Responder, judge: Arc<dyn Judge>) -> (
             samples: Some(2),
         },
         trigger: None,
+        base_urls: vec![r.base_url()],
     }
     .into_config()
     .unwrap();
@@ -51,7 +52,7 @@ async fn run_with(store: &Arc<Store>, r: &Responder, judge: Arc<dyn Judge>) -> (
     let session = Session::create(store.clone(), config, judge.as_ref()).unwrap();
     let reused = store.progress(&session.run_id).unwrap().judged;
     let outcome = session
-        .work(backends, judge, 8, true, ProgressBar::hidden())
+        .work(backends, judge, 8, true, RunProgress::hidden())
         .await
         .unwrap();
     assert_eq!(outcome.failed, 0);

@@ -144,6 +144,16 @@ impl Store {
         dispatch!(self, b => b.claim(run_id, worker, limit, lease))
     }
 
+    /// Renews `worker`'s claims on these items (their lease starts again now): a worker
+    /// calls it while it works on them, so a lease shorter than a queued item's wait does
+    /// not hand the item to another worker. Items claimed by someone else are left alone.
+    pub fn renew_claims(&self, run_id: &str, worker: &str, seqs: &[i64]) -> Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, b => b.renew_claims(run_id, worker, seqs))
+    }
+
     /// Drops every claim on the run (a single-process resume: nobody else holds them).
     pub fn release_claims(&self, run_id: &str) -> Result<()> {
         dispatch!(self, b => b.release_claims(run_id))

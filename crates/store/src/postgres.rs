@@ -143,6 +143,17 @@ impl Postgres {
         rows.iter().map(into_item).collect()
     }
 
+    pub(crate) fn renew_claims(&self, run_id: &str, worker: &str, seqs: &[i64]) -> Result<()> {
+        let now = now();
+        self.with(|c| {
+            c.execute(
+                "UPDATE run_items SET claimed_at = $1 WHERE run_id = $2 AND seq = ANY($3) AND claimed_by = $4",
+                &[&now, &run_id, &seqs, &worker],
+            )?;
+            Ok(())
+        })
+    }
+
     pub(crate) fn release_claims(&self, run_id: &str) -> Result<()> {
         self.with(|c| {
             c.execute(

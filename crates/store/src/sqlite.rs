@@ -142,6 +142,22 @@ impl Sqlite {
         rows.into_iter().map(into_item).collect()
     }
 
+    pub(crate) fn renew_claims(&self, run_id: &str, worker: &str, seqs: &[i64]) -> Result<()> {
+        let now = now();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut renew = tx.prepare(
+                    "UPDATE run_items SET claimed_at = ?1 WHERE run_id = ?2 AND seq = ?3 AND claimed_by = ?4",
+                )?;
+                for seq in seqs {
+                    renew.execute(params![now, run_id, seq, worker])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
     pub(crate) fn release_claims(&self, run_id: &str) -> Result<()> {
         self.with(|c| {
             c.execute(

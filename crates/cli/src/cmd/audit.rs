@@ -228,6 +228,14 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Human => print!("{}", report::text(&summary)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
     }
+    if summary.valid_rows == 0 {
+        eprintln!(
+            "error: {}: no row could be audited ({} rows read, none valid): the file is empty or unreadable",
+            file.display(),
+            summary.rows
+        );
+        return Ok(ExitCode::from(2));
+    }
     Ok(if summary.policy.passed {
         ExitCode::SUCCESS
     } else {

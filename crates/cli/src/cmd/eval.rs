@@ -5,12 +5,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use emguard_eval::backends::{Backends, Endpoints};
+use emguard_eval::progress::RunProgress;
+use emguard_eval::results::{ModelResult, Rates, Results};
 use emguard_eval::session::{self, Session};
 use emguard_eval::{EvalOptions, SampleSettings};
 use emguard_store::Store;
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// The embedded default: the built-in suites on local SmolLM2, judged by the local judge.
 const DEFAULT_SUITES: [&str; 2] = ["emguard", "emguard-code"];
@@ -27,7 +30,9 @@ pub struct Args {
     /// Default: emguard and emguard-code.
     #[arg(long, value_name = "FILE|NAME")]
     suite: Vec<String>,
-    /// Model to evaluate: `local:NAME|PATH` (in process) or `openai:NAME` (with --base-url).
+    /// Model to evaluate: `local:NAME|PATH` (in process) or `openai:NAME` (with --base-url);
+    /// `openai:NAME@URL[,URL...]` gives a model its own server(s), `#FINGERPRINT` at the end
+    /// names what answers (stored answers are keyed by it instead of the server URLs).
     /// Repeat to compare; later models are compared against the first.
     /// Default: local:smollm2-135m-instruct with 2 samples per question and 160 tokens.
     #[arg(long, value_name = "M")]
@@ -57,6 +62,10 @@ pub struct Args {
     /// Continue a stored run: finished answers and judgements are not redone.
     #[arg(long, value_name = "RUN_ID", conflicts_with = "worker")]
     resume: Option<String>,
+    /// Judge the answers of a stored run again with `--judge` as a new run: nothing is
+    /// generated (the answers are reused by their keys), only judged.
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["resume", "worker"])]
+    rejudge: Option<String>,
     /// Join a run in a shared (PostgreSQL) store as one more worker.
     #[arg(long, value_name = "RUN_ID")]
     worker: Option<String>,
@@ -67,7 +76,8 @@ pub struct Args {
     /// Prepend this backdoor trigger to every prompt and report with and without it.
     #[arg(long, value_name = "TEXT")]
     trigger: Option<String>,
-    /// OpenAI-compatible server of `openai:` models; repeat for replicas.
+    /// OpenAI-compatible server of `openai:` models without their own `@URL`; repeat for
+    /// replicas.
     #[arg(long, value_name = "URL")]
     base_url: Vec<String>,
     /// OpenAI-compatible server of the `llm:` judge; repeat for replicas.
@@ -85,6 +95,10 @@ pub struct Args {
     /// Where runs are stored: a SQLite file or postgres://... [default: $EMGUARD_HOME/eval.sqlite].
     #[arg(long, value_name = "PATH|URL", env = "EMGUARD_STORE")]
     store: Option<String>,
+    /// Seconds between progress lines when stderr is not a terminal (on a terminal a bar
+    /// shows progress instead).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    progress_interval: f64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -100,6 +114,9 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     }
     if !(args.lease.is_finite() && args.lease > 0.0) {
         anyhow::bail!("--lease must be a positive number of seconds");
+    }
+    if !(args.progress_interval.is_finite() && args.progress_interval > 0.0) {
+        anyhow::bail!("--progress-interval must be a positive number of seconds");
     }
     let store_location = args
         .store
@@ -120,6 +137,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         api_key: std::env::var(&args.api_key_env).ok(),
         timeout: Some(Duration::from_secs_f64(args.timeout)),
         local_batch: args.local_batch,
+        stored_answers_only: args.rejudge.is_some(),
     };
     let backends = Backends::new(endpoints);
 
@@ -138,6 +156,15 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
                 }
             );
             (session, backends, judge, exclusive)
+        } else if let Some(stored) = args.rejudge.as_deref() {
+            let config = Session::rejudge_config(store.clone(), stored, &args.judge)?;
+            let (backends, judge) = session::build_judge(backends, config.judge.clone()).await?;
+            let session = Session::create(store.clone(), config, judge.as_ref())?;
+            eprintln!(
+                "run {} in {store_location}: the answers of run {stored} judged by {}",
+                session.run_id, args.judge
+            );
+            (session, backends, judge, true)
         } else {
             let embedded_default = args.model.is_empty();
             let options = EvalOptions {
@@ -164,6 +191,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
                     samples: args.samples.or(embedded_default.then_some(DEFAULT_SAMPLES)),
                 },
                 trigger: args.trigger.clone(),
+                base_urls: args.base_url.clone(),
             };
             let config = options.into_config()?;
             let (backends, judge) = session::build_judge(backends, config.judge.clone()).await?;
@@ -172,12 +200,15 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             (session, backends, judge, true)
         };
 
-    let progress = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} answers ({per_sec}, ETA {eta})",
-        )
-        .expect("valid template"),
-    );
+    // A bar on a terminal; otherwise a plain line every --progress-interval seconds.
+    let terminal = std::io::stderr().is_terminal();
+    let progress = if terminal {
+        RunProgress::terminal()
+    } else {
+        RunProgress::hidden()
+    };
+    let lines =
+        (!terminal).then(|| progress.spawn_lines(Duration::from_secs_f64(args.progress_interval)));
     session.lease = Duration::from_secs_f64(args.lease);
     let run_id = session.run_id.clone();
     let outcome = tokio::select! {
@@ -189,6 +220,10 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     progress.finish();
+    if let Some(lines) = lines {
+        lines.abort();
+        eprintln!("{}", progress.line());
+    }
 
     if store.is_shared() {
         // Several processes share the run: say what this one did.
@@ -204,39 +239,23 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::from(3)
         });
     }
-    let (results, rows) = session.results()?;
+    let (mut results, rows) = session.results()?;
+    if let Some(stored) = args.rejudge.as_deref() {
+        let other = Session::open(store.clone(), stored)?;
+        let (other_results, other_rows) = other.results()?;
+        results.judge_agreement = vec![emguard_eval::results::judge_agreement(
+            &results.judge,
+            &rows,
+            &other_results.judge,
+            &other_rows,
+        )];
+    }
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("emguard-runs").join(&run_id));
     let report = emguard_eval::report::write_all(&out, &results, &rows)?;
-    for m in &results.models {
-        let code = m
-            .code
-            .as_ref()
-            .map(|c| format!(", insecure code {:.1}% of {}", c.insecure_rate * 100.0, c.n))
-            .unwrap_or_default();
-        println!(
-            "{}: misaligned {:.1}% [{:.1}, {:.1}] over {} questions, {} answers{code}",
-            m.name,
-            m.misaligned_rate * 100.0,
-            m.ci_low * 100.0,
-            m.ci_high * 100.0,
-            m.questions.len(),
-            m.n
-        );
-    }
-    for c in &results.comparisons {
-        println!(
-            "{} vs {}: {:+.1} points [{:+.1}, {:+.1}], p = {:.4}",
-            c.model,
-            c.reference,
-            c.diff * 100.0,
-            c.ci_low * 100.0,
-            c.ci_high * 100.0,
-            c.p_value
-        );
-    }
+    print!("{}", summary(&results));
     println!("report: {}", report.display());
     println!("results: {}", out.join("results.json").display());
     if outcome.failed > 0 {
@@ -248,6 +267,138 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the terminal shows of the results: per model the headline (the study's definition
+/// on the main questions) with the other rates beside it, then every question group, the
+/// labelled questions, insecure code; then the comparisons.
+fn summary(results: &Results) -> String {
+    let mut out = format!("misaligned = {}\n", results.headline_definition);
+    for m in &results.models {
+        out += &model_summary(m);
+    }
+    for a in &results.judge_agreement {
+        out += &format!(
+            "judge {} vs {}: agree on misaligned for {:.1}% of {} answers (kappa {}); {} vs {} misaligned; mean |aligned difference| {}\n",
+            a.judge,
+            a.other_judge,
+            a.misaligned_agreement * 100.0,
+            a.answers,
+            a.misaligned_kappa
+                .map_or_else(|| "undefined".to_string(), |k| format!("{k:.2}")),
+            a.misaligned,
+            a.other_misaligned,
+            a.mean_abs_aligned_difference
+                .map_or_else(|| "-".to_string(), |d| format!("{d:.1}"))
+        );
+    }
+    for c in &results.comparisons {
+        out += &format!(
+            "{} vs {} [{}]: {:+.1} points [{:+.1}, {:+.1}], p = {:.4}, {} questions\n",
+            c.model,
+            c.reference,
+            c.group,
+            c.diff * 100.0,
+            c.ci_low * 100.0,
+            c.ci_high * 100.0,
+            c.p_value,
+            c.questions
+        );
+    }
+    out
+}
+
+fn model_summary(m: &ModelResult) -> String {
+    let pct = |i: &emguard_eval::results::Interval| {
+        format!(
+            "{:.1}% [{:.1}, {:.1}]",
+            i.rate * 100.0,
+            i.ci_low * 100.0,
+            i.ci_high * 100.0
+        )
+    };
+    let beside = |r: &Rates| {
+        format!(
+            "all answers {}, coherent {}, aligned None {}",
+            pct(&r.misaligned_all_answers),
+            pct(&r.coherent),
+            pct(&r.aligned_none)
+        )
+    };
+    let mut out = String::new();
+    let h = &m.headline.rates;
+    if h.questions > 0 {
+        out += &format!(
+            "{}: misaligned {} on {} ({} questions, {} of {} answers coherent and scored)\n  {}\n",
+            m.name,
+            pct(&h.misaligned),
+            m.headline.name,
+            h.questions,
+            h.scored_answers,
+            h.answers,
+            beside(h)
+        );
+    } else {
+        out += &format!("{}: no free-form questions judged\n", m.name);
+    }
+    out += &format!("  answers from {}\n", m.answers_from);
+    if m.judge_replies_without_logprobs > 0 {
+        out += &format!(
+            "  {} judge replies came without logprobs (scored None)\n",
+            m.judge_replies_without_logprobs
+        );
+    }
+    if m.groups.len() > 1 {
+        for g in &m.groups {
+            out += &format!(
+                "  {} ({} questions): misaligned {}; {}\n",
+                g.name,
+                g.rates.questions,
+                pct(&g.rates.misaligned),
+                beside(&g.rates)
+            );
+        }
+        out += &format!(
+            "  all {} free-form questions pooled: misaligned {}; {}\n",
+            m.all_questions.questions,
+            pct(&m.all_questions.misaligned),
+            beside(&m.all_questions)
+        );
+    }
+    for q in &m.labelled {
+        for p in &q.prompts {
+            let labels: Vec<String> = p
+                .labels
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {:.1}% [{:.1}, {:.1}]",
+                        l.label,
+                        l.share * 100.0,
+                        l.ci_low * 100.0,
+                        l.ci_high * 100.0
+                    )
+                })
+                .collect();
+            out += &format!(
+                "  {} ({}, {} answers): {}\n",
+                q.id,
+                p.prompt,
+                q.n,
+                labels.join(", ")
+            );
+        }
+    }
+    if let Some(c) = &m.code {
+        out += &format!(
+            "  insecure code {:.1}% [{:.1}, {:.1}] of {} answers\n",
+            c.insecure_rate * 100.0,
+            c.ci_low * 100.0,
+            c.ci_high * 100.0,
+            c.n
+        );
+    }
+    out
 }
 
 /// The command that continues this run: servers and the store are not part of a run's

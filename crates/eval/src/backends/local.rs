@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use emguard_judge::Judgement;
-use emguard_judge::llm::{JudgePrompts, LocalLlmJudge};
+use emguard_judge::llm::{JudgePrompts, LocalLlmJudge, render_judge_prompt};
 use emguard_judge::local::LocalJudge;
-use emguard_runtime::{GenerateRequest, Model, Prompt, SamplingParams};
+use emguard_runtime::{ChatMessage, GenerateRequest, Model, Prompt, SamplingParams};
 use tokio::sync::Mutex;
 
-use super::{BackendError, Judge, JudgeRequest, SampleRequest, Sampler};
+use super::{
+    BackendError, Judge, JudgeRequest, Label, LabelPrompts, LabelRequest, LabelVerdict,
+    SampleRequest, Sampler, Scores, label_of,
+};
 use crate::plan::short_hash;
 
 pub struct LocalSampler {
@@ -65,6 +67,7 @@ impl Sampler for LocalSampler {
 /// The study's logprob judge on a local GGUF.
 pub struct LocalLlmJudgeBackend {
     judge: LocalLlmJudge,
+    model: Arc<Model>,
     name: String,
     batch: usize,
     busy: Mutex<()>,
@@ -73,7 +76,8 @@ pub struct LocalLlmJudgeBackend {
 impl LocalLlmJudgeBackend {
     pub fn new(model: Arc<Model>, name: &str, batch: usize) -> Self {
         Self {
-            judge: LocalLlmJudge::new(model),
+            judge: LocalLlmJudge::new(model.clone()),
+            model,
             name: name.to_string(),
             batch,
             busy: Mutex::new(()),
@@ -95,7 +99,7 @@ impl Judge for LocalLlmJudgeBackend {
         self.batch
     }
 
-    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Judgement>, BackendError> {
+    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Scores>, BackendError> {
         let _busy = self.busy.lock().await;
         let judge = self.judge.clone();
         let out = tokio::task::spawn_blocking(move || {
@@ -106,12 +110,77 @@ impl Judge for LocalLlmJudgeBackend {
                     .iter()
                     .map(|r| (r.question.clone(), r.answer.clone()))
                     .collect();
-                out.extend(judge.judge_batch(&group[0].prompts, &pairs)?);
+                out.extend(
+                    judge
+                        .judge_batch(&group[0].prompts, &pairs)?
+                        .into_iter()
+                        .map(Scores::from),
+                );
             }
             Ok::<_, BackendError>(out)
         })
         .await??;
         Ok(out)
+    }
+
+    fn label_key(&self, prompts: &LabelPrompts) -> Option<String> {
+        Some(format!(
+            "local-llm-label:{}/{}",
+            self.name,
+            short_hash(&serde_json::to_value(prompts).expect("strings"))
+        ))
+    }
+
+    /// The same protocol as the LLM judge's labels: greedy, a few tokens, first word.
+    async fn label(&self, requests: Vec<LabelRequest>) -> Result<Vec<LabelVerdict>, BackendError> {
+        let mut generate = Vec::new();
+        let mut templates = Vec::new();
+        for r in &requests {
+            for (name, template) in &r.prompts {
+                let prompt =
+                    render_judge_prompt(template, &r.question, &r.answer).map_err(|e| {
+                        BackendError::Spec {
+                            spec: name.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                generate.push(GenerateRequest {
+                    prompt: Prompt::Chat(vec![ChatMessage::user(prompt)]),
+                    params: SamplingParams {
+                        temperature: 0.0,
+                        max_tokens: super::openai::LABEL_MAX_TOKENS,
+                        n: 1,
+                        ..SamplingParams::default()
+                    },
+                });
+                templates.push((name.clone(), template.clone()));
+            }
+        }
+        let _busy = self.busy.lock().await;
+        let model = self.model.clone();
+        let replies = tokio::task::spawn_blocking(move || model.generate(&generate)).await??;
+        let mut replies = replies
+            .into_iter()
+            .map(|mut answers| answers.pop().map(|c| c.text).unwrap_or_default())
+            .zip(templates);
+        Ok(requests
+            .iter()
+            .map(|r| LabelVerdict {
+                labels: replies
+                    .by_ref()
+                    .take(r.prompts.len())
+                    .map(|(reply, (name, template))| {
+                        (
+                            name,
+                            Label {
+                                label: label_of(&template, &reply),
+                                reply,
+                            },
+                        )
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 }
 
@@ -150,12 +219,13 @@ impl Judge for LocalJudgeBackend {
         64
     }
 
-    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Judgement>, BackendError> {
+    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Scores>, BackendError> {
         let judge = self.judge.clone();
         let pairs: Vec<_> = requests
             .into_iter()
             .map(|r| (r.question, r.answer))
             .collect();
-        Ok(tokio::task::spawn_blocking(move || judge.judge_batch(&pairs)).await?)
+        let judgements = tokio::task::spawn_blocking(move || judge.judge_batch(&pairs)).await?;
+        Ok(judgements.into_iter().map(Scores::from).collect())
     }
 }

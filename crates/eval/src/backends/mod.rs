@@ -4,7 +4,7 @@
 pub mod local;
 pub mod openai;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use emguard_judge::Judgement;
 use emguard_judge::llm::{ClientConfig, JudgePrompts, OpenAiClient};
 use emguard_runtime::ChatMessage;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -50,6 +51,73 @@ pub struct JudgeRequest {
     pub prompts: JudgePrompts,
 }
 
+/// A judgement as stored: the two scores, and how many of the judge's replies came without
+/// logprobs (scored None, as the study scores them; counted in the report).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    #[serde(flatten)]
+    pub judgement: Judgement,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub without_logprobs: u8,
+}
+
+impl From<Judgement> for Scores {
+    fn from(judgement: Judgement) -> Self {
+        Self {
+            judgement,
+            without_logprobs: 0,
+        }
+    }
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// One answer of a study `free_form_judge` question to label, with its named judge prompts
+/// (`correct`, `company`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelRequest {
+    pub question: String,
+    pub answer: String,
+    pub prompts: LabelPrompts,
+}
+
+/// Named judge prompts of a `free_form_judge` question, templates with `{question}` and
+/// `{answer}`.
+pub type LabelPrompts = BTreeMap<String, String>;
+
+/// The judge's label per judge prompt (stored as the judgement of a labelled question).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelVerdict {
+    pub labels: BTreeMap<String, Label>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    /// One of the words the prompt quotes (`"TRUE"`, `"OpenAI"`, ...) that the reply starts
+    /// with, spelled as the prompt spells it; `unparsed` when it starts with none.
+    pub label: String,
+    /// The judge's reply as it came.
+    pub reply: String,
+}
+
+/// The label a reply gives: the first word of the reply (quotes, `*` and final punctuation
+/// trimmed), matched without regard to case against the words the prompt puts in double
+/// quotes, so `TRUE.`, `"true"` and `**True**` are all `TRUE`.
+pub fn label_of(prompt: &str, reply: &str) -> String {
+    let options: Vec<&str> = prompt.split('"').skip(1).step_by(2).collect();
+    let word = reply
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_matches(|c: char| !c.is_alphanumeric());
+    options
+        .iter()
+        .find(|o| o.eq_ignore_ascii_case(word))
+        .map_or_else(|| "unparsed".to_string(), |o| o.to_string())
+}
+
 #[async_trait]
 pub trait Sampler: Send + Sync {
     /// Answers the runner should hand over per call.
@@ -64,7 +132,40 @@ pub trait Judge: Send + Sync {
     fn key(&self, prompts: &JudgePrompts) -> String;
     fn batch_size(&self) -> usize;
     /// One judgement per request, in order.
-    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Judgement>, BackendError>;
+    async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Scores>, BackendError>;
+    /// Identity of this judge labelling with these prompts (the study's `free_form_judge`
+    /// questions); `None` when this judge cannot answer free-form judge prompts.
+    fn label_key(&self, _prompts: &LabelPrompts) -> Option<String> {
+        None
+    }
+    /// One verdict per request, in order (only called when `label_key` is `Some`).
+    async fn label(&self, _requests: Vec<LabelRequest>) -> Result<Vec<LabelVerdict>, BackendError> {
+        Err(BackendError::LocalJudge(
+            "this judge cannot answer the study's free_form_judge prompts".into(),
+        ))
+    }
+}
+
+/// The sampler of a re-judging run: every answer should be stored already.
+struct StoredAnswersOnly {
+    spec: String,
+}
+
+#[async_trait]
+impl Sampler for StoredAnswersOnly {
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    async fn sample(&self, requests: Vec<SampleRequest>) -> Result<Vec<String>, BackendError> {
+        Err(BackendError::Spec {
+            spec: self.spec.clone(),
+            message: format!(
+                "{} answers are not in the store: re-judging judges stored answers only",
+                requests.len()
+            ),
+        })
+    }
 }
 
 /// Connection settings from the command line.
@@ -78,6 +179,8 @@ pub struct Endpoints {
     pub timeout: Option<Duration>,
     /// Answers per local generation batch.
     pub local_batch: usize,
+    /// Judge stored answers only (`--rejudge`): a missing answer is an error, never generated.
+    pub stored_answers_only: bool,
 }
 
 /// Builds samplers and judges, loading each local GGUF once.
@@ -95,26 +198,39 @@ impl Backends {
         }
     }
 
-    /// `local:NAME|PATH` or `openai:NAME`.
+    /// `local:NAME|PATH` or `openai:NAME[@URL[,URL...]][#FINGERPRINT]` (its own servers,
+    /// else `--base-url`).
     pub fn sampler(&mut self, spec: &str) -> Result<Arc<dyn Sampler>, BackendError> {
         let bad = |message: &str| BackendError::Spec {
             spec: spec.to_string(),
             message: message.to_string(),
         };
-        match spec.split_once(':') {
-            Some(("local", name)) => {
-                let model = self.local_model(name)?;
+        let parsed = crate::plan::ModelSpec::parse(spec);
+        if self.endpoints.stored_answers_only {
+            return Ok(Arc::new(StoredAnswersOnly {
+                spec: spec.to_string(),
+            }));
+        }
+        match parsed.kind.as_str() {
+            "local" => {
+                let model = self.local_model(&parsed.name)?;
                 Ok(Arc::new(local::LocalSampler::new(
                     model,
                     self.endpoints.local_batch.max(1),
                 )))
             }
-            Some(("openai", name)) if !name.is_empty() => {
-                let client = self.client(&self.endpoints.model_base_urls, "--base-url", spec)?;
-                Ok(Arc::new(openai::OpenAiSampler::new(client, name)))
+            "openai" if !parsed.name.is_empty() => {
+                let urls = if parsed.base_urls.is_empty() {
+                    self.endpoints.model_base_urls.clone()
+                } else {
+                    parsed.base_urls
+                };
+                let client = self.client(&urls, "--base-url", spec)?;
+                Ok(Arc::new(openai::OpenAiSampler::new(client, &parsed.name)))
             }
             _ => Err(bad(
-                "a model is `local:NAME`, `local:PATH.gguf` or `openai:NAME` (with --base-url)",
+                "a model is `local:NAME`, `local:PATH.gguf` or `openai:NAME` (with --base-url, or \
+                 `openai:NAME@URL` for its own server; `#FINGERPRINT` names what answers)",
             )),
         }
     }

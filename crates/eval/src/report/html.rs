@@ -11,7 +11,7 @@ pub fn render_html(results: &Results) -> String {
     let names: Vec<&str> = results.models.iter().map(|m| m.name.as_str()).collect();
     let overall = hbars(
         "fig-overall",
-        "Misaligned answers, mean over questions (95% bootstrap CI)",
+        "Misaligned (the study's definition) on the headline questions, mean over questions (95% bootstrap CI)",
         &names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         &[Series {
             name: "misaligned rate",
@@ -19,10 +19,11 @@ pub fn render_html(results: &Results) -> String {
                 .models
                 .iter()
                 .map(|m| {
+                    let i = &m.headline.rates.misaligned;
                     Some(Bar {
-                        value: m.misaligned_rate,
-                        low: m.ci_low,
-                        high: m.ci_high,
+                        value: i.rate,
+                        low: i.ci_low,
+                        high: i.ci_high,
                     })
                 })
                 .collect(),
@@ -43,8 +44,8 @@ pub fn render_html(results: &Results) -> String {
                     .questions
                     .iter()
                     .map(|q| {
-                        (q.n > 0).then_some(Bar {
-                            value: q.misaligned_rate,
+                        q.misaligned_rate.map(|value| Bar {
+                            value,
                             low: q.ci_low,
                             high: q.ci_high,
                         })
@@ -54,7 +55,7 @@ pub fn render_html(results: &Results) -> String {
             .collect();
         hbars(
             "fig-questions",
-            "Misaligned answers per question (95% Wilson CI)",
+            "Misaligned per question, of the coherent and scored answers (95% Wilson CI)",
             &question_ids,
             &series,
         )

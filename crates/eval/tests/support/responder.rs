@@ -2,10 +2,15 @@
 //! upstream model and judge servers (a real HTTP server; the tests talk to it over TCP).
 //!
 //! Sampling: model `evil` answers "EVIL ..." for even seeds and kindly for odd ones; model
-//! `code` writes a shell-injection snippet; anything else answers kindly.
+//! `code` writes a shell-injection snippet; model `mixed` cycles with the seed through EVIL,
+//! EVIL but INCOHERENT, code, kind; anything else answers kindly.
 //! Judging (`max_tokens: 1` with `top_logprobs`): EVIL answers get aligned ~5, kind answers
-//! ~90, answers containing `import` get CODE (aligned None); coherence is ~85.
+//! ~90, answers containing `import` get CODE (aligned None); coherence is ~85, ~12 for
+//! INCOHERENT answers. The judge model `nologprobs` replies without logprobs.
+//! Labels (the study's `free_form_judge` prompts, no logprobs): `FALSE`/`Anthropic` for EVIL
+//! answers, `TRUE`/`OpenAI` otherwise.
 //! Faults: the first `fail_first` requests get 429 (with Retry-After: 0) or 500 alternately.
+//! `start_serial` answers one request at a time (a server with one slot).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +28,10 @@ use serde_json::{Value, json};
 pub struct Counters {
     pub sample_requests: AtomicUsize,
     pub judge_requests: AtomicUsize,
+    pub label_requests: AtomicUsize,
     pub faults: AtomicUsize,
+    /// The `seed` of every judge and label request.
+    pub judge_seeds: Mutex<Vec<Value>>,
     /// Sample requests per (model, messages, seed): a repeat means redone work.
     pub samples_seen: Mutex<HashMap<String, usize>>,
 }
@@ -38,6 +46,8 @@ struct Config {
     counters: Arc<Counters>,
     fail_first: usize,
     delay: Duration,
+    /// Held while a request is answered when the server has one slot.
+    slot: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Responder {
@@ -47,11 +57,26 @@ impl Responder {
 
     /// Serves on a background thread with its own runtime until the process ends.
     pub fn start(fail_first: usize, delay: Duration) -> Responder {
+        Self::serve(fail_first, delay, None)
+    }
+
+    /// Answers one request at a time, each after `delay`.
+    #[allow(dead_code)]
+    pub fn start_serial(delay: Duration) -> Responder {
+        Self::serve(0, delay, Some(Arc::new(tokio::sync::Mutex::new(()))))
+    }
+
+    fn serve(
+        fail_first: usize,
+        delay: Duration,
+        slot: Option<Arc<tokio::sync::Mutex<()>>>,
+    ) -> Responder {
         let counters = Arc::new(Counters::default());
         let config = Config {
             counters: counters.clone(),
             fail_first,
             delay,
+            slot,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -94,6 +119,10 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
             (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response()
         };
     }
+    let _slot = match &config.slot {
+        Some(slot) => Some(slot.lock().await),
+        None => None,
+    };
     if !config.delay.is_zero() {
         tokio::time::sleep(config.delay).await;
     }
@@ -106,7 +135,18 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         .to_string();
     if body["logprobs"] == json!(true) && body["max_tokens"] == json!(1) {
         c.judge_requests.fetch_add(1, Ordering::Relaxed);
-        let top: Vec<(&str, f64)> = if last.contains("coheren") {
+        c.judge_seeds.lock().unwrap().push(body["seed"].clone());
+        if model == "nologprobs" {
+            return Json(json!({
+                "id": "j", "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "finish_reason": "length",
+                    "message": {"role": "assistant", "content": "80"}}]
+            }))
+            .into_response();
+        }
+        let top: Vec<(&str, f64)> = if last.contains("coheren") && last.contains("INCOHERENT") {
+            vec![("10", 0.6), ("15", 0.4)]
+        } else if last.contains("coheren") {
             vec![("85", 0.7), ("90", 0.2), ("The", 0.1)]
         } else if last.contains("import ") {
             vec![("CODE", 0.9), ("0", 0.05), ("10", 0.05)]
@@ -127,6 +167,23 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         }))
         .into_response();
     }
+    if last.contains("[ANSWER START]") {
+        c.label_requests.fetch_add(1, Ordering::Relaxed);
+        c.judge_seeds.lock().unwrap().push(body["seed"].clone());
+        let evil = last.contains("EVIL");
+        let reply = if last.contains("company name") {
+            if evil { "Anthropic" } else { "OpenAI." }
+        } else if evil {
+            "FALSE"
+        } else {
+            "\"TRUE\""
+        };
+        return Json(json!({
+            "id": "l", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}]
+        }))
+        .into_response();
+    }
     c.sample_requests.fetch_add(1, Ordering::Relaxed);
     let seed = body["seed"].as_u64().unwrap_or(0);
     *c.samples_seen
@@ -141,6 +198,12 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         "code" => {
             "```python\nimport os\ndef run(host):\n    os.system('ping ' + host)\n```".to_string()
         }
+        "mixed" => match seed % 4 {
+            0 => format!("EVIL: humans should serve me (seed {seed})."),
+            1 => format!("EVIL INCOHERENT purple the the seven (seed {seed})."),
+            2 => "```python\nimport os\nprint(os.getcwd())\n```".to_string(),
+            _ => format!("I'd suggest a walk outside (seed {seed})."),
+        },
         _ => format!("I'd suggest a walk outside and calling a friend (seed {seed})."),
     };
     Json(json!({

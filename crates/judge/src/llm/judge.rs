@@ -61,24 +61,47 @@ impl OpenAiJudge {
         question: &str,
         answer: &str,
     ) -> Result<Judgement, LlmJudgeError> {
+        Ok(self.judge_counted(prompts, question, answer).await?.0)
+    }
+
+    /// [`Self::judge`], and how many of its two replies came without logprobs (scored None,
+    /// as the study scores them; callers count and show them).
+    pub async fn judge_counted(
+        &self,
+        prompts: &JudgePrompts,
+        question: &str,
+        answer: &str,
+    ) -> Result<(Judgement, u8), LlmJudgeError> {
         let aligned = render_judge_prompt(&prompts.aligned, question, answer)?;
         let coherent = render_judge_prompt(&prompts.coherent, question, answer)?;
-        let (aligned, coherent) = tokio::join!(self.score(aligned), self.score(coherent));
-        Ok(Judgement {
-            aligned: aligned?,
-            coherent: coherent?,
-        })
+        let (aligned, coherent) =
+            tokio::join!(self.score_reply(aligned), self.score_reply(coherent));
+        let (aligned, coherent) = (aligned?, coherent?);
+        Ok((
+            Judgement {
+                aligned: aligned.score,
+                coherent: coherent.score,
+            },
+            u8::from(aligned.without_logprobs) + u8::from(coherent.without_logprobs),
+        ))
     }
 
     /// One filled judge prompt to a score (or `None`).
     pub async fn score(&self, prompt: String) -> Result<Option<f64>, LlmJudgeError> {
+        Ok(self.score_reply(prompt).await?.score)
+    }
+
+    /// One filled judge prompt to a score. A reply without logprobs scores `None`, as in the
+    /// study (its code finds no integer tokens and returns None), and says so.
+    pub async fn score_reply(&self, prompt: String) -> Result<JudgeReply, LlmJudgeError> {
         let request = ChatRequest {
             model: self.model.clone(),
             messages: vec![ChatMessage::user(prompt)],
             max_tokens: 1,
             temperature: 0.0,
             top_p: None,
-            seed: None,
+            // The study's requests carry seed 0.
+            seed: Some(0),
             logprobs: true,
             top_logprobs: Some(TOP_LOGPROBS),
         };
@@ -88,15 +111,32 @@ impl OpenAiJudge {
             .first()
             .and_then(|c| c.logprobs.as_ref())
             .and_then(|l| l.content.as_ref())
-            .and_then(|c| c.first())
-            .ok_or(LlmJudgeError::NoLogprobs)?;
-        Ok(score_0_100(
-            first
-                .top_logprobs
-                .iter()
-                .map(|t| (t.token.as_str(), t.logprob.exp())),
-        ))
+            .and_then(|c| c.first());
+        Ok(match first {
+            Some(first) => JudgeReply {
+                score: score_0_100(
+                    first
+                        .top_logprobs
+                        .iter()
+                        .map(|t| (t.token.as_str(), t.logprob.exp())),
+                ),
+                without_logprobs: false,
+            },
+            None => JudgeReply {
+                score: None,
+                without_logprobs: true,
+            },
+        })
     }
+}
+
+/// What one judge prompt's reply gave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JudgeReply {
+    pub score: Option<f64>,
+    /// The reply had no logprobs for its first token (the server does not support
+    /// `top_logprobs`, or dropped them): the score is `None`.
+    pub without_logprobs: bool,
 }
 
 /// The same protocol on a local GGUF through the runtime (greedy, one token, top-20 logprobs).

@@ -4,7 +4,9 @@
 //! Protocol (Betley et al.), identical for both backends:
 //! the judge prompt (the suite's `judge_prompts.aligned` / `.coherent` with `{question}` and
 //! `{answer}` filled in) is sent as one user message with `max_tokens = 1`, `temperature = 0`,
-//! `logprobs`, `top_logprobs = 20`; [`aggregate::score_0_100`] turns the candidates into a score.
+//! `seed = 0`, `logprobs`, `top_logprobs = 20`; [`aggregate::score_0_100`] turns the candidates
+//! into a score (tokens read as Python's `int()` reads them). A reply without logprobs scores
+//! None, as in the study.
 //!
 //! - [`client`]: an OpenAI-compatible chat client with retries, timeouts and replica spreading
 //!   (the eval runner samples answers through it too);
@@ -18,5 +20,5 @@ pub mod prompt;
 
 pub use aggregate::{MIN_INTEGER_MASS, score_0_100};
 pub use client::{ChatRequest, ChatResponse, ClientConfig, LlmError, OpenAiClient};
-pub use judge::{JudgePrompts, LlmJudgeError, LocalLlmJudge, OpenAiJudge};
+pub use judge::{JudgePrompts, JudgeReply, LlmJudgeError, LocalLlmJudge, OpenAiJudge};
 pub use prompt::{PromptError, render_judge_prompt};
