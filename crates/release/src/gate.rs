@@ -93,7 +93,7 @@ impl Policy {
 
     fn validate(&self, path: &Path) -> Result<(), ReleaseError> {
         let fraction = |field: &str, value: &Option<Spanned<f64>>, low: f64| match value {
-            Some(v) if !(v.value >= low && v.value <= 1.0) => Err(ReleaseError::Yaml {
+            Some(v) if !(low..=1.0).contains(&v.value) => Err(ReleaseError::Yaml {
                 path: path.to_path_buf(),
                 line: v.referenced.line(),
                 column: v.referenced.column(),

@@ -4,7 +4,9 @@
 //!   `model-index`) written from an eval run, a dataset audit and user-written sections;
 //! - [`gate`]: pass/fail conditions for CI read from a policy file, as a table and JUnit XML;
 //! - [`attest`]: in-toto Statements in DSSE envelopes ([`dsse`], [`statement`]) signed with the
-//!   audit's ed25519 keys, and the check of the whole chain: dataset, model file, eval run, card.
+//!   audit's ed25519 keys, and the check of the whole chain: dataset, model file, eval run, card;
+//! - [`model_signing`]: the model signature in the OpenSSF model-signing format (PyPI
+//!   `model-signing`, key-based mode, ECDSA P-256).
 //!
 //! [`eval_run`] is the one module that reads an eval run's `results.json`; everything else
 //! sees its [`eval_run::EvalRun`]. [`yaml`] reads the user's YAML files with errors that name
@@ -16,6 +18,7 @@ pub mod digest;
 pub mod dsse;
 pub mod eval_run;
 pub mod gate;
+pub mod model_signing;
 pub mod statement;
 pub mod yaml;
 

@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use emguard_audit::signing;
 use emguard_release::attest::{self, ChainFiles};
+use emguard_release::model_signing;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,6 +22,35 @@ enum Command {
     Sign(SignArgs),
     /// Check every file and every link of a bundle; name the broken ones.
     Verify(VerifyArgs),
+    /// Sign a model file or folder in the OpenSSF model-signing format (ECDSA P-256 key).
+    ModelSign(ModelSignArgs),
+    /// Verify a model-signing signature (from emguard or the `model-signing` package).
+    ModelVerify(ModelVerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ModelSignArgs {
+    /// PKCS#8 PEM P-256 private key (e.g. `openssl genpkey -algorithm EC -pkeyopt
+    /// ec_paramgen_curve:P-256`).
+    #[arg(long, value_name = "KEY.pem")]
+    ec_key: PathBuf,
+    /// The model: a file or a folder.
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+    /// The signature (a Sigstore bundle, JSON).
+    #[arg(long, value_name = "PATH", default_value = "model.sig")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct ModelVerifyArgs {
+    /// PEM P-256 public key (SubjectPublicKeyInfo).
+    #[arg(long, value_name = "KEY.pub.pem")]
+    ec_public_key: PathBuf,
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+    #[arg(long, value_name = "PATH", default_value = "model.sig")]
+    signature: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +123,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.out.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::ModelSign(args) => {
+            let key = model_signing::read_signing_key(&args.ec_key)?;
+            let bundle = model_signing::sign(&args.model, &key)?;
+            std::fs::write(&args.out, bundle)
+                .with_context(|| format!("{}: cannot write", args.out.display()))?;
+            println!(
+                "signed {} into {}",
+                args.model.display(),
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ModelVerify(args) => {
+            let key = model_signing::read_verifying_key(&args.ec_public_key)?;
+            let problems = model_signing::verify(&args.model, &args.signature, &key)?;
+            for problem in &problems {
+                println!("BROKEN  {problem}");
+            }
+            if problems.is_empty() {
+                println!("VERIFIED");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(1))
+            }
         }
         Command::Verify(args) => {
             let key = signing::read_verifying_key(&args.public_key)?;
