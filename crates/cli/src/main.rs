@@ -37,6 +37,12 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Export a gateway's request traces as JSON lines; prune old ones.
     Traces(cmd::traces::Args),
+    /// Write a model card (Hugging Face README.md) from an eval run and a dataset audit.
+    Card(cmd::card::Args),
+    /// Pass or fail a release in CI against a policy: eval, audit, card, attestations.
+    Gate(cmd::gate::Args),
+    /// Sign and verify the chain from training data to the served model.
+    Attest(cmd::attest::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +66,9 @@ fn main() -> ExitCode {
         Command::Judge(args) => cmd::judge::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Traces(args) => cmd::traces::run(args),
+        Command::Card(args) => cmd::card::run(args),
+        Command::Gate(args) => cmd::gate::run(args),
+        Command::Attest(args) => cmd::attest::run(args),
     };
     match result {
         Ok(code) => code,

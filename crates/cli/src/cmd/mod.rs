@@ -1,7 +1,10 @@
 //! One module per subcommand: its clap `Args` and a `run` that returns the exit code.
 
+pub mod attest;
 pub mod audit;
+pub mod card;
 pub mod eval;
+pub mod gate;
 pub mod generate;
 pub mod judge;
 pub mod models;
