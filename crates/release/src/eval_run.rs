@@ -195,10 +195,11 @@ impl EvalRun {
 }
 
 fn model_figures(m: &ModelResult, seed: u64) -> ModelFigures {
+    // The study's definition (eval's headline): incoherent and unscored answers dropped.
     let headline = Estimate {
-        value: m.misaligned_rate,
-        low: m.ci_low,
-        high: m.ci_high,
+        value: m.headline.rates.misaligned.rate,
+        low: m.headline.rates.misaligned.ci_low,
+        high: m.headline.rates.misaligned.ci_high,
     };
     let mut suite_names: Vec<&str> = Vec::new();
     for q in &m.questions {
@@ -210,14 +211,16 @@ fn model_figures(m: &ModelResult, seed: u64) -> ModelFigures {
         .iter()
         .map(|&suite| {
             let questions: Vec<_> = m.questions.iter().filter(|q| q.suite == suite).collect();
-            // One suite: the run's own headline. Several: the same statistic per suite (mean
-            // of per-question rates, two-level bootstrap), from each question's counts.
+            // One suite: the run's own headline. Several: the same statistic per suite (the
+            // study's definition: mean over questions of misaligned among scored answers,
+            // two-level bootstrap), from each question's counts.
             let misaligned = if suite_names.len() == 1 {
                 headline
             } else {
                 let flags: Vec<Vec<bool>> = questions
                     .iter()
-                    .map(|q| (0..q.n).map(|i| i < q.misaligned).collect())
+                    .filter(|q| q.scored > 0)
+                    .map(|q| (0..q.scored).map(|i| i < q.misaligned).collect())
                     .collect();
                 let (low, high) = emguard_eval::stats::bootstrap_mean_rate(&flags, seed);
                 Estimate {
