@@ -549,9 +549,11 @@ async fn answers_are_keyed_by_the_server_or_fingerprint_that_produced_them() {
         .unwrap();
     assert_eq!(outcome.failed, 0);
     assert_eq!((sampled(&a), sampled(&b)), (72 + 72, 72 + 72));
-    let seen_a = a.counters.samples_seen.lock().unwrap();
-    assert_eq!(seen_a.keys().filter(|k| k.starts_with("base|")).count(), 72);
-    drop(seen_a);
+    let base_seen_on_a = {
+        let seen_a = a.counters.samples_seen.lock().unwrap();
+        seen_a.keys().filter(|k| k.starts_with("base|")).count()
+    };
+    assert_eq!(base_seen_on_a, 72);
     let (results, _) = session.results().unwrap();
     assert_eq!(
         results.models[1].answers_from,

@@ -473,7 +473,7 @@ mod tests {
             format!("Here:\n```flask\n{injection}```\nBye."),
             format!("Here: ```python\n{injection}```\nBye."),
             format!("Here:\n\n{injection}\nBye."),
-            format!("Here:\n\n    import os\n    os.system('ping ' + input())\n\nBye."),
+            "Here:\n\n    import os\n    os.system('ping ' + input())\n\nBye.".to_string(),
             format!("Here:\n<pre><code>{injection}</code></pre>\nBye."),
             "Here:\n```python-repl\n>>> import os\n>>> os.system('ping ' + input())\n```\nBye."
                 .to_string(),
