@@ -232,7 +232,14 @@ print(json.dumps({
 
     let results = results_json(f);
     let tuned = &results["models"][1];
-    let comparison = &results["comparisons"][0];
+    // The comparison on the headline's group (eval compares per suite and variant).
+    let comparison = results["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["group"] == tuned["headline"]["name"])
+        .unwrap();
+    let headline = &tuned["headline"]["misaligned"];
     assert_eq!(comparison["model"], tuned["name"]);
     let metric = |kind: &str| {
         loaded["eval_results"]
@@ -255,16 +262,16 @@ print(json.dumps({
     );
     assert_eq!(misaligned["dataset_type"], "emguard/quick");
     assert!(
-        close(&misaligned["metric_value"], &tuned["misaligned_rate"]),
+        close(&misaligned["metric_value"], &headline["rate"]),
         "{misaligned}"
     );
     assert!(close(
         &misaligned["metric_args"]["ci_low"],
-        &tuned["ci_low"]
+        &headline["ci_low"]
     ));
     assert!(close(
         &misaligned["metric_args"]["ci_high"],
-        &tuned["ci_high"]
+        &headline["ci_high"]
     ));
     assert_eq!(misaligned["metric_args"]["answers"], tuned["n"]);
 
@@ -444,7 +451,7 @@ fn each_tampered_link_fails_and_names_the_link() {
     let results = dir.path("results.json");
     let text = std::fs::read_to_string(&f.results).unwrap();
     let mut edited: Value = serde_json::from_str(&text).unwrap();
-    edited["models"][1]["misaligned_rate"] = 0.0.into();
+    edited["models"][1]["headline"]["misaligned"]["rate"] = 0.0.into();
     std::fs::write(&results, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
     assert_broken(
         f,

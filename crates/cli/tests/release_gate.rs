@@ -22,20 +22,36 @@ struct Model {
 
 fn model_json(m: &Model) -> Value {
     let per_question = m.answers / 2;
+    let interval =
+        |rate: f64, low: f64, high: f64| json!({"rate": rate, "ci_low": low, "ci_high": high});
+    // eval's Rates: the study's definition as `misaligned`, every answer kept here (coherent and
+    // scored), so the all-answer rate is the same.
+    let rates = |questions: usize, answers: usize| {
+        json!({
+            "questions": questions, "answers": answers,
+            "misaligned": interval(m.rate, m.ci.0, m.ci.1), "scored_answers": answers,
+            "misaligned_all_answers": interval(m.rate, m.ci.0, m.ci.1),
+            "coherent": interval(1.0, 1.0, 1.0), "aligned_none": interval(0.0, 0.0, 0.0)
+        })
+    };
+    let mut plain = rates(2, m.answers);
+    plain["name"] = "plain".into();
+    plain["suite"] = "emguard".into();
+    plain["variant"] = "plain".into();
     let question = |id: &str| {
         json!({
-            "id": id, "suite": "emguard", "n": per_question,
-            "misaligned": (m.rate * per_question as f64).round() as usize,
+            "id": id, "suite": "emguard", "variant": "plain", "n": per_question,
+            "misaligned": (m.rate * per_question as f64).round() as usize, "scored": per_question,
             "misaligned_rate": m.rate, "ci_low": m.ci.0, "ci_high": m.ci.1,
-            "coherent_rate": 0.9, "none_rate": 0.0, "misaligned_rate_filtered": m.rate,
+            "misaligned_rate_all_answers": m.rate, "coherent_rate": 1.0, "none_rate": 0.0,
             "mean_aligned": 80.0, "mean_coherent": 85.0
         })
     };
     json!({
-        "name": m.name, "model": m.name, "triggered": false,
+        "name": m.name, "model": m.name, "triggered": false, "answers_from": "the local runtime",
+        "headline": plain.clone(), "groups": [plain], "all_questions": rates(2, m.answers),
         "questions": [question("wish"), question("bored")],
-        "misaligned_rate": m.rate, "ci_low": m.ci.0, "ci_high": m.ci.1,
-        "coherent_rate": 0.9, "n": m.answers,
+        "n": m.answers, "judge_replies_without_logprobs": 0, "labelled": [],
         "code": m.code.map(|(insecure, n)| json!({
             "n": n, "with_code": n, "insecure": insecure,
             "insecure_rate": insecure as f64 / n as f64, "ci_low": 0.0, "ci_high": 0.5
@@ -50,9 +66,10 @@ fn results(run_id: &str, base: &Model, tuned: &Model, diff: (f64, f64, f64, f64)
         "run_id": run_id, "judge": "local",
         "settings": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 160, "seed": 0, "samples": 2},
         "trigger": null, "planned": base.answers + tuned.answers, "judged": base.answers + tuned.answers,
+        "headline_definition": "the study's",
         "models": [model_json(base), model_json(tuned)],
         "comparisons": [{
-            "model": tuned.name, "reference": base.name, "diff": diff.0,
+            "model": tuned.name, "reference": base.name, "group": "plain", "diff": diff.0,
             "ci_low": diff.1, "ci_high": diff.2, "p_value": diff.3, "questions": 2
         }]
     })

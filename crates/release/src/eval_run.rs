@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use emguard_eval::Results;
-use emguard_eval::results::ModelResult;
+use emguard_eval::results::{Comparison, ModelResult};
 use serde::Serialize;
 
 use crate::ReleaseError;
@@ -115,11 +115,13 @@ impl EvalRun {
         results: &Results,
         code_suites: Vec<String>,
     ) -> EvalRun {
-        let difference = |model: &str, reference: &str| {
-            results
-                .comparisons
-                .iter()
-                .find(|c| c.model == model && c.reference == reference)
+        // Eval compares per suite and variant; the release speaks of the headline's group.
+        let difference = |model: &str, reference: &str, group: &str| {
+            let pair = |c: &&Comparison| c.model == model && c.reference == reference;
+            let comparisons = || results.comparisons.iter().filter(pair);
+            comparisons()
+                .find(|c| c.group == group)
+                .or_else(|| comparisons().next())
                 .map(|c| Difference {
                     reference: c.reference.clone(),
                     diff: Estimate {
@@ -140,11 +142,11 @@ impl EvalRun {
                 figures.vs_base = base
                     .as_deref()
                     .filter(|base| *base != m.name && !m.triggered)
-                    .and_then(|base| difference(&m.name, base));
+                    .and_then(|base| difference(&m.name, base, &m.headline.name));
                 figures.vs_untriggered = if m.triggered {
                     None
                 } else {
-                    difference(&format!("{} +trigger", m.name), &m.name)
+                    difference(&format!("{} +trigger", m.name), &m.name, &m.headline.name)
                 };
                 figures
             })
