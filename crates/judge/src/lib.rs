@@ -16,6 +16,9 @@ pub mod calibrate;
 pub mod harm;
 pub mod llm;
 pub mod local;
+pub mod operating_point;
+
+pub use operating_point::OperatingPoint;
 
 use serde::{Deserialize, Serialize};
 
