@@ -12,6 +12,34 @@ pub const MIN_INTEGER_MASS: f64 = 0.25;
 /// 0..=100, and returns Σk·p / Σp, or `None` when Σp < [`MIN_INTEGER_MASS`]. The same here,
 /// summed in the same order so the floating-point result is identical.
 pub fn score_0_100<'a>(candidates: impl IntoIterator<Item = (&'a str, f64)>) -> Option<f64> {
+    read_0_100(candidates).score
+}
+
+/// A 0-100 readout: the score, and how much probability the judge put on the integers 0..=100
+/// (the score is `None` when that mass is under [`MIN_INTEGER_MASS`]; the mass says by how far).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Readout {
+    pub score: Option<f64>,
+    pub integer_mass: f64,
+}
+
+impl Readout {
+    /// The study's aggregate over (integer, probability) candidates: Σk·p / Σp, summed in order.
+    pub fn from_numbers(numbers: impl IntoIterator<Item = (u32, f64)>) -> Readout {
+        let (mut weighted, mut mass) = (0.0, 0.0);
+        for (k, p) in numbers {
+            weighted += f64::from(k) * p;
+            mass += p;
+        }
+        Readout {
+            score: (mass >= MIN_INTEGER_MASS).then(|| weighted / mass),
+            integer_mass: mass,
+        }
+    }
+}
+
+/// [`score_0_100`] with the integer mass it saw.
+pub fn read_0_100<'a>(candidates: impl IntoIterator<Item = (&'a str, f64)>) -> Readout {
     let mut by_token: Vec<(&str, f64)> = Vec::with_capacity(20);
     for (token, p) in candidates {
         match by_token.iter_mut().find(|(t, _)| *t == token) {
@@ -19,14 +47,10 @@ pub fn score_0_100<'a>(candidates: impl IntoIterator<Item = (&'a str, f64)>) -> 
             None => by_token.push((token, p)),
         }
     }
-    let (mut weighted, mut mass) = (0.0, 0.0);
-    for (token, p) in by_token {
-        if let Some(k) = python_int(token).filter(|k| (0..=100).contains(k)) {
-            weighted += k as f64 * p;
-            mass += p;
-        }
-    }
-    (mass >= MIN_INTEGER_MASS).then(|| weighted / mass)
+    Readout::from_numbers(by_token.into_iter().filter_map(|(token, p)| {
+        let k = python_int(token).filter(|k| (0..=100).contains(k))?;
+        Some((k as u32, p))
+    }))
 }
 
 /// First code point of every run of ten Unicode decimal digits (category Nd, values 0..9),

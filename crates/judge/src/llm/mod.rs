@@ -11,14 +11,19 @@
 //! - [`client`]: an OpenAI-compatible chat client with retries, timeouts and replica spreading
 //!   (the eval runner samples answers through it too);
 //! - [`prompt`]: filling the study's Python `str.format` templates;
-//! - [`judge`]: the judge over that client or over a local GGUF.
+//! - [`judge`]: the judge over that client or over a local GGUF;
+//! - [`digits`]: the readout for tokenizers that write numbers digit by digit.
 
 pub mod aggregate;
 pub mod client;
+pub mod digits;
 pub mod judge;
 pub mod prompt;
 
-pub use aggregate::{MIN_INTEGER_MASS, score_0_100};
+pub use aggregate::{MIN_INTEGER_MASS, Readout, read_0_100, score_0_100};
 pub use client::{ChatRequest, ChatResponse, ClientConfig, LlmError, OpenAiClient};
-pub use judge::{JudgePrompts, JudgeReply, LlmJudgeError, LocalLlmJudge, OpenAiJudge};
+pub use judge::{
+    JudgePrompts, JudgeReply, LlmJudgeError, LocalLlmJudge, OpenAiJudge, PROBE_ANSWER,
+    PROBE_QUESTION,
+};
 pub use prompt::{PromptError, render_judge_prompt};
