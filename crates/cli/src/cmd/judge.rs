@@ -237,7 +237,7 @@ impl Judge {
             let model = emguard_runtime::Model::load(Path::new(path), &Default::default())
                 .with_context(|| format!("--judge {spec}"))?;
             return Ok(Judge::LocalLlm {
-                judge: LocalLlmJudge::new(Arc::new(model)),
+                judge: LocalLlmJudge::new(Arc::new(model)).named(path),
                 prompts: prompts()?,
             });
         }

@@ -76,7 +76,7 @@ pub struct LocalLlmJudgeBackend {
 impl LocalLlmJudgeBackend {
     pub fn new(model: Arc<Model>, name: &str, batch: usize) -> Self {
         Self {
-            judge: LocalLlmJudge::new(model.clone()),
+            judge: LocalLlmJudge::new(model.clone()).named(name),
             model,
             name: name.to_string(),
             batch,
