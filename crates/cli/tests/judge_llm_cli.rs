@@ -30,7 +30,11 @@ fn calibrate(dir: &std::path::Path, judge: &str) -> std::process::Output {
 fn assert_refused(out: &std::process::Output, gguf: &std::path::Path) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let mass = stderr
         .split("it puts ")
         .nth(1)

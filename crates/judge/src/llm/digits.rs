@@ -85,10 +85,7 @@ pub fn digit_sequence_readout<E>(
         numbers[at.prompt].push((10, p * ends_here(top)));
         numbers[at.prompt].push((100, p * zero));
     }
-    Ok(numbers
-        .into_iter()
-        .map(|candidates| Readout::from_numbers(candidates))
-        .collect())
+    Ok(numbers.into_iter().map(Readout::from_numbers).collect())
 }
 
 /// The probability that no further digit follows (tokens outside the top list count as
@@ -155,7 +152,10 @@ mod tests {
         // 7 with 0.9 * 0.95, 75 with 0.9 * 0.05.
         let (p7, p75) = (0.9 * 0.95, 0.9 * 0.05);
         assert!(close(r.integer_mass, p7 + p75), "{r:?}");
-        assert!(close(r.score.unwrap(), (7.0 * p7 + 75.0 * p75) / (p7 + p75)));
+        assert!(close(
+            r.score.unwrap(),
+            (7.0 * p7 + 75.0 * p75) / (p7 + p75)
+        ));
         assert_eq!(asked, ["7"]);
     }
 

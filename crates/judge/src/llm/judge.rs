@@ -8,8 +8,8 @@ use emguard_runtime::{ChatMessage, GenerateRequest, Model, Prompt, SamplingParam
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{Readout, read_0_100, score_0_100};
-use super::digits::{Top, digit_sequence_readout};
 use super::client::{ChatRequest, LlmError, OpenAiClient};
+use super::digits::{Top, digit_sequence_readout};
 use super::prompt::{PromptError, render_judge_prompt};
 use crate::Judgement;
 
