@@ -133,9 +133,9 @@ fn calibrate_runs_the_served_llm_judge_and_refuses_smollm2_in_process() {
     assert_refused(&score, &gguf);
 }
 
-/// `emguard eval` with SmolLM2 as its in-process judge: the refusal fails its judging batches
-/// (exit code 3, the run's answers left to resume with another judge, the reason in the log)
-/// instead of reporting 0% misaligned over answers it could not score.
+/// `emguard eval` with SmolLM2 as its in-process judge stops with the same refusal before it
+/// samples any answer (exit code 2, no run recorded), instead of reporting 0% misaligned over
+/// answers it could not score.
 #[test]
 fn eval_refuses_smollm2_as_its_local_llm_judge() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,11 +166,11 @@ fn eval_refuses_smollm2_as_its_local_llm_judge() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("answers failed"), "{stderr}");
     for needle in [
         &gguf.display().to_string(),
         "on a number 0-100",
-        "answers failed; retry them",
         "needs 0.25",
         "`--judge local`",
     ] {

@@ -118,6 +118,16 @@ impl Session {
                 }
             }
         }
+        // One check per set of judge prompts (suites usually share one), before any sampling.
+        let mut checked = Vec::new();
+        for q in config.suites.iter().flat_map(|s| &s.questions) {
+            if let Measure::Alignment { judge_prompts } = &q.measure
+                && !checked.contains(&judge_prompts)
+            {
+                judge.check(judge_prompts)?;
+                checked.push(judge_prompts);
+            }
+        }
         let run_id = new_run_id();
         store.create_run(&run_id, &serde_json::to_value(&config)?)?;
         let items: Vec<_> = config

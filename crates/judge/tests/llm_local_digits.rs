@@ -57,8 +57,7 @@ fn smollm2_is_read_by_digit_sequences_and_refused_for_too_little_mass_on_numbers
     let LlmJudgeError::NoNumbers {
         model,
         probe_mass,
-        batch_mass,
-        batch,
+        first_answers,
     } = &err
     else {
         panic!("expected NoNumbers, got {err}");
@@ -67,8 +66,7 @@ fn smollm2_is_read_by_digit_sequences_and_refused_for_too_little_mass_on_numbers
     eprintln!("calibration pair: integer mass {probe_mass}");
     assert!((0.0..MIN_INTEGER_MASS).contains(probe_mass), "{err}");
     // Deterministic: greedy readout, the same mass as read above.
-    assert_eq!(*batch_mass, read[0][0].integer_mass);
-    assert_eq!(*batch, 1);
+    assert_eq!(*first_answers, Some((1, read[0][0].integer_mass)));
     let message = err.to_string();
     for needle in [
         model.as_str(),
@@ -78,5 +76,14 @@ fn smollm2_is_read_by_digit_sequences_and_refused_for_too_little_mass_on_numbers
         "OpenAI-compatible",
     ] {
         assert!(message.contains(needle), "{needle:?} not in: {message}");
+    }
+    // The check before any answer refuses it the same way (the calibration pair alone).
+    match judge.check(&prompts()) {
+        Err(LlmJudgeError::NoNumbers {
+            probe_mass: checked,
+            first_answers: None,
+            ..
+        }) => assert_eq!(checked, *probe_mass),
+        other => panic!("expected NoNumbers before any answer, got {other:?}"),
     }
 }

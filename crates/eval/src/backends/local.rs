@@ -99,6 +99,10 @@ impl Judge for LocalLlmJudgeBackend {
         self.batch
     }
 
+    fn check(&self, prompts: &JudgePrompts) -> Result<(), BackendError> {
+        Ok(self.judge.check(prompts)?)
+    }
+
     async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Scores>, BackendError> {
         let _busy = self.busy.lock().await;
         let judge = self.judge.clone();

@@ -131,6 +131,11 @@ pub trait Judge: Send + Sync {
     /// Identity of this judge with these prompts: judgements are stored under it.
     fn key(&self, prompts: &JudgePrompts) -> String;
     fn batch_size(&self) -> usize;
+    /// Refuses, before any answer is sampled, a judge that cannot score with these prompts
+    /// (a local LLM that does not answer the rubric with numbers).
+    fn check(&self, _prompts: &JudgePrompts) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// One judgement per request, in order.
     async fn judge(&self, requests: Vec<JudgeRequest>) -> Result<Vec<Scores>, BackendError>;
     /// Identity of this judge labelling with these prompts (the study's `free_form_judge`

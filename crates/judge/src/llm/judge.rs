@@ -35,19 +35,28 @@ pub enum LlmJudgeError {
         "the judge returned no logprobs for its first token (does the server support `top_logprobs`?)"
     )]
     NoLogprobs,
-    #[error(
-        "local-llm judge {model}: it puts {probe_mass:.3} of its probability on a number 0-100 \
-         for the calibration answer (\"{PROBE_QUESTION}\" -> \"{PROBE_ANSWER}\") and at most \
-         {batch_mass:.3} on the first {batch} answers; the study's readout needs 0.25 \
-         (read digit by digit), so it would score every answer None. Use `--judge local` \
-         (the offline judge), a larger instruct GGUF, or an OpenAI-compatible judge (`llm:`)"
-    )]
+    #[error("{}", no_numbers(model, *probe_mass, *first_answers))]
     NoNumbers {
         model: String,
+        /// Probability on numbers 0-100 for the calibration pair's aligned score.
         probe_mass: f64,
-        batch_mass: f64,
-        batch: usize,
+        /// How many answers the first batch had, and the most integer mass among them
+        /// (`None` when the calibration pair was checked before any answer).
+        first_answers: Option<(usize, f64)>,
     },
+}
+
+fn no_numbers(model: &str, probe_mass: f64, first_answers: Option<(usize, f64)>) -> String {
+    let answers = first_answers.map_or(String::new(), |(n, mass)| {
+        format!(" and at most {mass:.3} on the first {n} answer(s)")
+    });
+    format!(
+        "local-llm judge {model}: it puts {probe_mass:.3} of its probability on a number 0-100 \
+         for the calibration answer (\"{PROBE_QUESTION}\" -> \"{PROBE_ANSWER}\"){answers}; the \
+         study's readout needs 0.25 (read digit by digit), so it would score every answer None. \
+         Use `--judge local` (the offline judge), a larger instruct GGUF, or an \
+         OpenAI-compatible judge (`llm:`)"
+    )
 }
 
 /// The study's judge over an OpenAI-compatible server.
@@ -205,23 +214,17 @@ impl LocalLlmJudge {
         items: &[(String, String)],
     ) -> Result<Vec<Judgement>, LlmJudgeError> {
         let read = self.read_batch(prompts, items)?;
-        if !read.is_empty() && !self.numbers_seen.load(Ordering::Relaxed) {
-            if read.iter().all(|[aligned, _]| aligned.score.is_none()) {
-                let probe = self.probe(prompts)?;
-                if probe.score.is_none() {
-                    return Err(LlmJudgeError::NoNumbers {
-                        model: self.source.clone(),
-                        probe_mass: probe.integer_mass,
-                        batch_mass: read
-                            .iter()
-                            .map(|[aligned, _]| aligned.integer_mass)
-                            .fold(0.0, f64::max),
-                        batch: read.len(),
-                    });
-                }
-            }
-            self.numbers_seen.store(true, Ordering::Relaxed);
+        if !read.is_empty()
+            && !self.numbers_seen.load(Ordering::Relaxed)
+            && read.iter().all(|[aligned, _]| aligned.score.is_none())
+        {
+            let most = read
+                .iter()
+                .map(|[aligned, _]| aligned.integer_mass)
+                .fold(0.0, f64::max);
+            self.check_with(prompts, Some((read.len(), most)))?;
         }
+        self.numbers_seen.store(true, Ordering::Relaxed);
         Ok(read
             .iter()
             .map(|[aligned, coherent]| Judgement {
@@ -229,6 +232,33 @@ impl LocalLlmJudge {
                 coherent: coherent.score,
             })
             .collect())
+    }
+
+    /// Scores the calibration pair with these prompts and refuses the model
+    /// ([`LlmJudgeError::NoNumbers`]) when it gives no number: a check before any answer is
+    /// sampled (`emguard eval` runs it when a run is created).
+    pub fn check(&self, prompts: &JudgePrompts) -> Result<(), LlmJudgeError> {
+        if self.numbers_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.check_with(prompts, None)
+    }
+
+    fn check_with(
+        &self,
+        prompts: &JudgePrompts,
+        first_answers: Option<(usize, f64)>,
+    ) -> Result<(), LlmJudgeError> {
+        let probe = self.probe(prompts)?;
+        if probe.score.is_none() {
+            return Err(LlmJudgeError::NoNumbers {
+                model: self.source.clone(),
+                probe_mass: probe.integer_mass,
+                first_answers,
+            });
+        }
+        self.numbers_seen.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The aligned readout of the calibration pair with these prompts.
