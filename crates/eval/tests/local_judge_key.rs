@@ -31,6 +31,7 @@ async fn run_with(store: &Arc<Store>, r: &Responder, judge: Arc<dyn Judge>) -> (
         suites: vec!["emguard".into()],
         models: vec!["openai:evil".into()],
         judge: "local".into(),
+        other_judges: Vec::new(),
         settings: SampleSettings {
             temperature: 1.0,
             top_p: 1.0,

@@ -10,4 +10,5 @@ pub mod judge;
 pub mod models;
 pub mod scan;
 pub mod serve;
+pub mod stop;
 pub mod traces;
