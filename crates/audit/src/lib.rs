@@ -66,6 +66,13 @@ pub enum AuditError {
     Tokenizer { path: PathBuf, message: String },
     #[error("judge failed: {0}")]
     Judge(String),
+    /// [`Options::stop`](crate::Options::stop) was raised; the state after `rows` rows is in
+    /// `checkpoint` (when there is one).
+    #[error("stopped after row {rows}")]
+    Stopped {
+        rows: u64,
+        checkpoint: Option<PathBuf>,
+    },
 }
 
 impl AuditError {

@@ -167,6 +167,7 @@ fn stored(store: &Store, run_id: &str) -> HashMap<String, String> {
 /// finished: at most half the time a whole batch took in the same run.
 fn assert_stopped_mid_batch(batch_time: Duration, sent: Instant, ended: Instant, log: &str) {
     let took = ended - sent;
+    eprintln!("a batch took {batch_time:?}; the signal stopped the process in {took:?}");
     assert!(
         took < batch_time / 2,
         "stopping took {took:?}, a batch {batch_time:?}: the batch ran on\n{log}"
@@ -193,6 +194,9 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
         "0.1",
         "--concurrency",
         "1",
+        // Not part of a run's configuration: each process is told.
+        "--local-batch",
+        "4",
     ];
 
     // 1. Ctrl-C just after the second batch is stored.
@@ -203,8 +207,6 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
         "--model",
         "local:smollm2-135m-instruct",
         "--samples",
-        "4",
-        "--local-batch",
         "4",
         "--max-tokens",
         "160",
@@ -235,7 +237,12 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
     let mut eval = Eval::start(&args);
     let (started, _) = eval.wait_judged(2 * BATCH);
     let (third_batch, generated) = eval.wait_judged(3 * BATCH);
-    assert_eq!(generated, BATCH, "stored answers are not generated again");
+    assert_eq!(
+        generated,
+        BATCH,
+        "stored answers are not generated again: {}",
+        eval.lines.join("\n")
+    );
     let sent = eval.signal("TERM");
     let (status, ended, _, log) = eval.wait();
     assert_eq!(status.code(), Some(143), "{log}");

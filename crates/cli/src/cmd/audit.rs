@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use emguard_audit::manifest::{self, ChangeKind};
-use emguard_audit::{Auditor, Manifest, Options, Policy, report, row_hashes, signing};
+use emguard_audit::{AuditError, Auditor, Manifest, Options, Policy, report, row_hashes, signing};
 use emguard_codescan::Severity;
+
+use super::stop::{Stop, StopSignal};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -164,6 +166,11 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         resume: args.resume,
         ..Options::default()
     };
+    let stop = Stop::listen()?;
+    let options = Options {
+        stop: Some(stop.flag()),
+        ..options
+    };
     if args.resume && !checkpoint.exists() {
         eprintln!(
             "no checkpoint at {}: auditing from the start",
@@ -190,7 +197,7 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
             .expect("progress template"),
     );
     let mut announced = false;
-    let (summary, mut manifest) = auditor.run(&file, &mut |progress| {
+    let audited = auditor.run(&file, &mut |progress| {
         bar.set_position(progress.bytes_read);
         if progress.rows < progress.resumed_rows {
             bar.set_message(format!(
@@ -211,7 +218,23 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             bar.set_message(format!("{} rows", progress.rows));
         }
-    })?;
+    });
+    let (summary, mut manifest) = match audited {
+        Err(AuditError::Stopped { rows, checkpoint }) => {
+            bar.abandon();
+            let signal = stop.signal().unwrap_or(StopSignal::Interrupt);
+            match checkpoint {
+                Some(checkpoint) => eprintln!(
+                    "{}: the audit of the first {rows} rows is saved in {}; continue with the same command and --resume",
+                    signal.name(),
+                    checkpoint.display()
+                ),
+                None => eprintln!("{}: stopped after row {rows}", signal.name()),
+            }
+            return Ok(ExitCode::from(signal.exit_code()));
+        }
+        audited => audited?,
+    };
     bar.finish_and_clear();
 
     if let Some(path) = &args.manifest {

@@ -4,6 +4,9 @@
 //! stops the work, says how to resume and exits with [`StopSignal::exit_code`]. A second
 //! signal ends the process at once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use emguard_runtime::CancelToken;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -36,6 +39,8 @@ impl StopSignal {
 /// serves sync and async commands alike).
 pub struct Stop {
     cancel: CancelToken,
+    /// Raised with `cancel`, for work that polls a flag (the audit's chunks).
+    raised: Arc<AtomicBool>,
     received: watch::Receiver<Option<StopSignal>>,
 }
 
@@ -45,6 +50,8 @@ impl Stop {
         let (sender, received) = watch::channel(None);
         let (ready, listening) = std::sync::mpsc::channel();
         let token = cancel.clone();
+        let raised = Arc::new(AtomicBool::new(false));
+        let flag = raised.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
@@ -75,6 +82,7 @@ impl Stop {
                         _ = terminate.recv() => StopSignal::Terminate,
                     };
                     token.cancel();
+                    flag.store(true, Ordering::Relaxed);
                     let _ = sender.send(Some(first));
                     tokio::select! {
                         _ = interrupt.recv() => {},
@@ -87,12 +95,26 @@ impl Stop {
         listening
             .recv()
             .map_err(|_| anyhow::anyhow!("the signal thread ended before listening"))??;
-        Ok(Stop { cancel, received })
+        Ok(Stop {
+            cancel,
+            raised,
+            received,
+        })
     }
 
     /// Cancelled on the first signal.
     pub fn token(&self) -> CancelToken {
         self.cancel.clone()
+    }
+
+    /// Raised on the first signal.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.raised.clone()
+    }
+
+    /// The first signal, if one came.
+    pub fn signal(&self) -> Option<StopSignal> {
+        *self.received.borrow()
     }
 
     /// The first signal, once it comes.
