@@ -4,7 +4,10 @@
 //! `--resume` continues one that was interrupted;
 //! `emguard audit verify MANIFEST FILE` names changed, added and removed rows;
 //! `emguard audit keygen KEY` writes an ed25519 key pair for signing manifests.
-//! Exit 0: clean (policy passed, file intact); 1: policy violated or file changed; 2: errors.
+//! Ctrl-C (or SIGTERM) saves a checkpoint of the rows audited so far and exits 130 (143);
+//! the same command with `--resume` continues it.
+//! Exit 0: clean (policy passed, file intact); 1: policy violated or file changed; 2: errors;
+//! 130/143: stopped by Ctrl-C/SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
