@@ -222,7 +222,7 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
     assert_eq!(status.code(), Some(130), "{log}");
     assert!(
         log.contains(&format!(
-            "interrupted (Ctrl-C): every finished answer is stored; continue with `emguard eval --resume {run_id} --store {db}`"
+            "interrupted (Ctrl-C): every finished answer is stored; continue with `emguard eval --resume {run_id} --store {db} --local-batch 4`"
         )),
         "{log}"
     );
@@ -248,7 +248,7 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
     assert_eq!(status.code(), Some(143), "{log}");
     assert!(
         log.contains(&format!(
-            "terminated (SIGTERM): every finished answer is stored; continue with `emguard eval --resume {run_id} --store {db}`"
+            "terminated (SIGTERM): every finished answer is stored; continue with `emguard eval --resume {run_id} --store {db} --local-batch 4`"
         )),
         "{log}"
     );

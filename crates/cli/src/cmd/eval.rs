@@ -22,6 +22,7 @@ const DEFAULT_SUITES: [&str; 2] = ["emguard", "emguard-code"];
 const DEFAULT_MODEL: &str = "local:smollm2-135m-instruct";
 const DEFAULT_SAMPLES: usize = 2;
 const DEFAULT_LOCAL_MAX_TOKENS: usize = 160;
+const DEFAULT_LOCAL_BATCH: usize = 16;
 /// The study's limit on new tokens.
 const STUDY_MAX_TOKENS: usize = 600;
 
@@ -94,7 +95,7 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     timeout: f64,
     /// Answers per local generation batch.
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LOCAL_BATCH)]
     local_batch: usize,
     /// Where runs are stored: a SQLite file or postgres://... [default: $EMGUARD_HOME/eval.sqlite].
     #[arg(long, value_name = "PATH|URL", env = "EMGUARD_STORE")]
@@ -451,7 +452,13 @@ fn model_summary(m: &ModelResult) -> String {
 /// The command that continues this run: servers and the store are not part of a run's
 /// configuration (they may move), so the ones given here are repeated.
 fn resume_command(run_id: &str, args: &Args) -> String {
-    let mut command = format!("emguard eval --resume {run_id}");
+    // A worker's run goes on in the other workers: this one joins it again.
+    let flag = if args.worker.is_some() {
+        "--worker"
+    } else {
+        "--resume"
+    };
+    let mut command = format!("emguard eval {flag} {run_id}");
     if let Some(store) = &args.store {
         command += &format!(" --store {}", without_password(store));
     }
@@ -460,6 +467,9 @@ fn resume_command(run_id: &str, args: &Args) -> String {
     }
     for url in &args.judge_base_url {
         command += &format!(" --judge-base-url {url}");
+    }
+    if args.local_batch != DEFAULT_LOCAL_BATCH {
+        command += &format!(" --local-batch {}", args.local_batch);
     }
     command
 }
