@@ -327,3 +327,65 @@ async fn judged_rates_are_reported_beside_rates_corrected_for_the_judges_errors(
         "{html}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_run_is_judged_again_by_several_judges_without_generating() {
+    let r = Responder::start(0, Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let suite = suite_file(&dir);
+    let store = Arc::new(Store::open(dir.path().join("s.sqlite").to_str().unwrap()).unwrap());
+    let (backends, judge) =
+        session::build_judges(Backends::new(endpoints(&r)), vec!["llm:judge-model".into()])
+            .await
+            .unwrap();
+    let first = run(
+        &store,
+        backends,
+        options(&suite, &["llm:judge-model"]),
+        judge,
+    )
+    .await;
+    let c = &r.counters;
+    assert_eq!(c.judge_requests.load(Ordering::Relaxed), 2 * ANSWERS);
+
+    let judges = vec!["llm:nologprobs".to_string(), "llm:judge-model".to_string()];
+    let config = Session::rejudge_config_with(store.clone(), &first.run_id, &judges).unwrap();
+    let (backends, judge) = session::build_judges(
+        Backends::new(Endpoints {
+            stored_answers_only: true,
+            ..endpoints(&r)
+        }),
+        config.judges(),
+    )
+    .await
+    .unwrap();
+    let second = Session::create(store.clone(), config, judge.as_ref()).unwrap();
+    let outcome = second
+        .work(backends, judge, 8, true, RunProgress::hidden())
+        .await
+        .unwrap();
+    assert_eq!(outcome.failed, 0);
+    assert_eq!(
+        c.sample_requests.load(Ordering::Relaxed),
+        ANSWERS,
+        "nothing generated"
+    );
+    assert_eq!(
+        c.judge_requests.load(Ordering::Relaxed),
+        2 * ANSWERS + 2 * 2 * ANSWERS,
+        "every stored answer judged by both judges"
+    );
+    let (results, _) = second.results().unwrap();
+    assert_eq!(
+        results.judge, "llm:nologprobs",
+        "the first named is the headline's"
+    );
+    let m = &results.models[0];
+    assert_eq!(m.headline.rates.misaligned_all_answers.rate, 0.0);
+    assert!((m.by_judge[1].headline.misaligned.rate - 0.5).abs() < 1e-12);
+    let a = &results.judge_agreement[0];
+    assert_eq!(
+        (a.answers, a.misaligned, a.other_misaligned),
+        (ANSWERS, 0, ANSWERS / 2)
+    );
+}
