@@ -186,6 +186,7 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         auditor = auditor.with_judge(Box::new(move |items: &[(String, String)]| {
             Ok(judge
                 .judge_batch(items)
+                .map_err(|e| e.to_string())?
                 .iter()
                 .map(|j| j.is_misaligned())
                 .collect())

@@ -196,7 +196,8 @@ impl Judge for LocalLlmJudgeBackend {
     }
 }
 
-/// The offline local judge (no model server, no GGUF): ignores the suite's judge prompts.
+/// The offline local judge (MiniLM cross-encoder on CPU, no model server): ignores the suite's
+/// judge prompts.
 pub struct LocalJudgeBackend {
     judge: Arc<LocalJudge>,
 }
@@ -237,7 +238,9 @@ impl Judge for LocalJudgeBackend {
             .into_iter()
             .map(|r| (r.question, r.answer))
             .collect();
-        let judgements = tokio::task::spawn_blocking(move || judge.judge_batch(&pairs)).await?;
+        let judgements = tokio::task::spawn_blocking(move || judge.judge_batch(&pairs))
+            .await?
+            .map_err(|e| BackendError::LocalJudge(e.to_string()))?;
         Ok(judgements.into_iter().map(Scores::from).collect())
     }
 
