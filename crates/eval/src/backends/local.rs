@@ -244,13 +244,9 @@ impl Judge for LocalJudgeBackend {
         Ok(judgements.into_iter().map(Scores::from).collect())
     }
 
+    /// Measured on labelled answers held out from the weights' training, shipped in their
+    /// record (`crates/judge/data/cross_encoder.json`).
     fn operating_point(&self) -> Option<OperatingPoint> {
-        measured_operating_point(&self.judge)
+        Some(self.judge.operating_point())
     }
-}
-
-/// The local judge's sensitivity and specificity as measured by its calibration, shipped with
-/// its weights; these weights ship none, so their rates are reported uncorrected.
-fn measured_operating_point(_judge: &LocalJudge) -> Option<OperatingPoint> {
-    None
 }
