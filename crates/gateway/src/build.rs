@@ -17,6 +17,7 @@ use crate::config::{BackendSpec, GatewayConfig};
 use crate::filter::Filters;
 use crate::ratelimit::{RateLimitBackend, RateLimitOptions, RateLimiter};
 use crate::registry::{ModelEntry, Version};
+use crate::signed_chain::SignedChain;
 use crate::state::{AppState, Edge, Inner, Limits, ServedModel, unix_now};
 use crate::trace::{TraceOptions, Tracer, WriterPriority};
 
@@ -33,6 +34,14 @@ pub enum BuildError {
         model: String,
         version: String,
         message: String,
+    },
+    /// A version that would serve from the start (active or fallback) whose signed chain
+    /// does not verify.
+    #[error("model `{model}` version `{version}` was not activated: {refused}")]
+    Chain {
+        model: String,
+        version: String,
+        refused: crate::signed_chain::ChainRefused,
     },
     #[error("rate-limit backend: {0}")]
     RateLimit(String),
@@ -117,9 +126,11 @@ pub async fn build_with_admin_token(
                 version: v.name.clone(),
                 message,
             };
+            let mut served_file = None;
             let backend = match v.backend() {
                 BackendSpec::Local(name) => {
                     let path = emguard_models::resolve(&name).map_err(|e| fail(e.to_string()))?;
+                    served_file = Some(path.clone());
                     let key = (path.clone(), v.max_batch);
                     let served = match engines.get(&key) {
                         Some(served) => Arc::clone(served),
@@ -164,6 +175,10 @@ pub async fn build_with_admin_token(
             versions.push(Version {
                 name: v.name.clone(),
                 backend,
+                chain: v
+                    .attestation
+                    .as_ref()
+                    .map(|a| SignedChain::new(a, served_file.as_deref())),
             });
         }
         // A version activated through the admin API survives restarts, if it still exists.
@@ -172,6 +187,22 @@ pub async fn build_with_admin_token(
             .filter(|name| model.versions.iter().any(|v| &v.name == *name))
             .cloned()
             .unwrap_or_else(|| model.active.clone());
+        // The versions that serve from the start: each must pass its chain check, or the
+        // gateway does not start (serving an unverified file is what the chain prevents).
+        for name in std::iter::once(&active).chain(model.fallback.as_ref()) {
+            let version = versions
+                .iter()
+                .find(|v| &v.name == name)
+                .expect("config validation: active and fallback name versions");
+            version
+                .check_chain(&model.id)
+                .await
+                .map_err(|refused| BuildError::Chain {
+                    model: model.id.clone(),
+                    version: name.clone(),
+                    refused,
+                })?;
+        }
         let entry = ModelEntry::new(
             model.id.clone(),
             created,
