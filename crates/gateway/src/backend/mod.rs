@@ -9,6 +9,7 @@ pub mod upstream;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use emguard_runtime::CancelToken;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -30,6 +31,10 @@ pub struct Call<'a> {
     pub request: &'a ChatCompletionRequest,
     pub raw: &'a Value,
     pub job: &'a ChatJob,
+    /// Cancelled when the client goes away: a local generation stops before its next
+    /// decode step, an upstream stream at its next piece. (A whole upstream answer is still
+    /// read, so that what the upstream spent is traced and charged.)
+    pub cancel: &'a CancelToken,
 }
 
 /// A backend's answer.
@@ -68,6 +73,16 @@ pub enum BackendError {
     Auth { status: StatusCode, detail: String },
     /// The answer is over `server.max_answer_bytes`: 502, not retried.
     TooLarge(String),
+    /// The client went away and the generation was stopped: traced (499) and charged for
+    /// what was generated; nothing is retried.
+    Cancelled(Generated),
+}
+
+/// Tokens a cancelled local generation had used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Generated {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
 }
 
 impl From<ApiError> for BackendError {
@@ -108,6 +123,10 @@ impl BackendError {
                 format!("status {}: {detail}", status.as_u16())
             }
             BackendError::TooLarge(m) => format!("too large: {m}"),
+            BackendError::Cancelled(g) => format!(
+                "cancelled: the client went away after {} generated tokens",
+                g.completion_tokens
+            ),
         }
     }
 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::backend::{BackendError, Call, Reply, backoff};
+use crate::backend::{BackendError, Call, Generated, Reply, backoff};
 use crate::error::ApiError;
 use crate::filter::FilterPolicy;
 use crate::json_body::{parse_with_value, read_limited};
@@ -23,7 +23,8 @@ use crate::openai::ChatCompletionRequest;
 use crate::ratelimit::{LimitKind, Quota};
 use crate::registry::ModelEntry;
 use crate::state::{AppState, unix_now_f64};
-use draft::Draft;
+use draft::{Draft, Tokens};
+use emguard_runtime::CancelToken;
 use emguard_store::gateway::ApiKeyRecord;
 
 pub async fn completions(
@@ -55,18 +56,41 @@ pub async fn completions(
         }
     };
     // The rest runs on its own task: a client that hangs up does not cancel it, so its
-    // answer is still traced and its tokens still charged.
+    // answer is still traced and its tokens still charged. A local generation is stopped
+    // though (`cancel`): nobody will read the rest.
     let (alive, gone) = tokio::sync::oneshot::channel::<()>();
+    let cancel = CancelToken::new();
+    let hang_up = CancelOnDrop(Some(cancel.clone()));
     let work = state.in_flight.subscribe();
     let task = tokio::spawn(async move {
         let _work = work;
-        respond(state, body, key, gone).await
+        respond(state, body, key, gone, cancel).await
     });
     let response = task.await;
+    // Answered (a stream's relay watches its client itself from here on).
+    hang_up.disarm();
     drop(alive);
     response.unwrap_or_else(|e| {
         ApiError::server(format!("the request's task failed: {e}")).into_response()
     })
+}
+
+/// Cancels its token when dropped: this handler's future is dropped when the client's
+/// connection closes before the answer.
+struct CancelOnDrop(Option<CancelToken>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel();
+        }
+    }
 }
 
 async fn respond(
@@ -74,6 +98,7 @@ async fn respond(
     body: axum::body::Body,
     key: Option<ApiKeyRecord>,
     gone: tokio::sync::oneshot::Receiver<()>,
+    cancel: CancelToken,
 ) -> Response {
     let read = tokio::time::timeout(
         state.edge.body_read_timeout,
@@ -108,12 +133,13 @@ async fn respond(
     };
     let mut draft = Draft::new(&state, &body);
     draft.client_gone = Some(gone);
-    match guarded(&state, key, &body, &mut draft).await {
+    match guarded(&state, key, &body, &mut draft, cancel).await {
         Ok(response) => response,
         Err(failure) => {
             let (status, message) = failure.summary();
+            let tokens = failure.tokens();
             draft
-                .finish(&state, status, None, None, Vec::new(), Some(message))
+                .finish(&state, status, None, tokens, Vec::new(), Some(message))
                 .await;
             failure.into_response()
         }
@@ -170,7 +196,12 @@ enum Failure {
         body: Value,
         detail: String,
     },
+    /// The client went away and the local generation was stopped (already charged).
+    Cancelled(Generated),
 }
+
+/// nginx's "client closed request", as traces record an answer nobody read.
+const CLIENT_CLOSED: u16 = 499;
 
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
@@ -183,6 +214,24 @@ impl Failure {
         match self {
             Failure::Api(e) => (e.status.as_u16(), e.message.clone()),
             Failure::Upstream { status, detail, .. } => (status.as_u16(), detail.clone()),
+            Failure::Cancelled(g) => (
+                CLIENT_CLOSED,
+                format!(
+                    "the client went away: generation cancelled after {} tokens",
+                    g.completion_tokens
+                ),
+            ),
+        }
+    }
+
+    /// The tokens used, for the trace.
+    fn tokens(&self) -> Option<Tokens> {
+        match self {
+            Failure::Cancelled(g) => Some(Tokens {
+                prompt: g.prompt_tokens as u64,
+                completion: g.completion_tokens as u64,
+            }),
+            _ => None,
         }
     }
 }
@@ -192,6 +241,10 @@ impl IntoResponse for Failure {
         match self {
             Failure::Api(e) => e.into_response(),
             Failure::Upstream { status, body, .. } => (status, axum::Json(body)).into_response(),
+            // Nobody reads it.
+            Failure::Cancelled(_) => StatusCode::from_u16(CLIENT_CLOSED)
+                .unwrap_or(StatusCode::BAD_REQUEST)
+                .into_response(),
         }
     }
 }
@@ -206,6 +259,8 @@ struct Accepted {
     /// The user's last message, which the text filter reads answers against.
     user: String,
     include_usage: bool,
+    /// The request's cancel token: a stream's relay sets it when its client goes away.
+    cancel: CancelToken,
 }
 
 async fn guarded(
@@ -213,6 +268,7 @@ async fn guarded(
     key: Option<ApiKeyRecord>,
     body: &Bytes,
     draft: &mut Draft,
+    cancel: CancelToken,
 ) -> Result<Response, Failure> {
     draft.key_id = key.as_ref().map(|k| k.id.clone());
     let (request, raw): (ChatCompletionRequest, Value) = parse_with_value(body)?;
@@ -268,8 +324,19 @@ async fn guarded(
         request: &request,
         raw: &raw,
         job: &job,
+        cancel: &cancel,
     };
-    let reply = answer(&entry, &call, draft).await?;
+    let reply = match answer(&entry, &call, draft).await {
+        Err(Failure::Cancelled(generated)) => {
+            // What was generated before the client left is charged like any answer.
+            if let Some(limiter) = &state.limiter {
+                let used = generated.prompt_tokens + generated.completion_tokens;
+                limiter.charge_tokens(&key_id, &quota, used as u64).await;
+            }
+            return Err(Failure::Cancelled(generated));
+        }
+        other => other?,
+    };
     let accepted = Accepted {
         entry,
         policy,
@@ -277,6 +344,7 @@ async fn guarded(
         quota,
         user: last_user_message(&job),
         include_usage: job.include_usage,
+        cancel,
     };
     Ok(match reply {
         Reply::Whole(value) => whole::respond(state, accepted, value, std::mem::take(draft)).await,
@@ -323,6 +391,9 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
                         body,
                         detail,
                     });
+                }
+                Err(BackendError::Cancelled(generated)) => {
+                    return Err(Failure::Cancelled(generated));
                 }
                 Err(BackendError::TooLarge(m)) => {
                     return Err(ApiError::server(m)
