@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::KeyRing;
 use crate::auth_failures::FailedAuth;
-use crate::backend::{Backend, LocalBackend, UpstreamBackend};
+use crate::backend::{Backend, EmbeddingBackend, LocalBackend, UpstreamBackend};
 use crate::config::{BackendSpec, GatewayConfig};
 use crate::filter::Filters;
 use crate::ratelimit::{RateLimitBackend, RateLimitOptions, RateLimiter};
@@ -117,6 +117,7 @@ pub async fn build_with_admin_token(
     };
     let created = unix_now();
     let mut engines: HashMap<(PathBuf, usize), Arc<ServedModel>> = HashMap::new();
+    let mut embedders: HashMap<PathBuf, Arc<emguard_embed::Embedder>> = HashMap::new();
     let mut models = BTreeMap::new();
     for model in &config.models {
         let mut versions = Vec::new();
@@ -148,6 +149,25 @@ pub async fn build_with_admin_token(
                         }
                     };
                     Backend::Local(LocalBackend::new(served))
+                }
+                BackendSpec::Embedding(name) => {
+                    let path = emguard_models::resolve(&name).map_err(|e| fail(e.to_string()))?;
+                    let embedder = match embedders.get(&path) {
+                        Some(loaded) => Arc::clone(loaded),
+                        None => {
+                            let dir = path.clone();
+                            let loaded = tokio::task::spawn_blocking(move || {
+                                emguard_embed::Embedder::load(&dir)
+                            })
+                            .await
+                            .expect("loading an embedding model does not panic")
+                            .map_err(|e| fail(e.to_string()))?;
+                            let loaded = Arc::new(loaded);
+                            embedders.insert(path, Arc::clone(&loaded));
+                            loaded
+                        }
+                    };
+                    Backend::Embedding(EmbeddingBackend::new(name, embedder))
                 }
                 BackendSpec::Upstream(url) => {
                     let api_key = match &v.api_key_env {

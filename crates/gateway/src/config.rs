@@ -237,6 +237,10 @@ pub struct VersionConfig {
     /// An OpenAI-compatible base URL, e.g. `http://10.0.0.5:8000/v1`.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// A local sentence-embedding model (`minilm-l6-v2`, or its folder): the version answers
+    /// `/v1/embeddings` only.
+    #[serde(default)]
+    pub embedding: Option<String>,
     /// The model name sent upstream (default: the model's id).
     #[serde(default)]
     pub upstream_model: Option<String>,
@@ -311,14 +315,16 @@ fn default_max_batch() -> usize {
 pub enum BackendSpec {
     Local(String),
     Upstream(String),
+    Embedding(String),
 }
 
 impl VersionConfig {
     pub fn backend(&self) -> BackendSpec {
-        match (&self.local, &self.upstream) {
-            (Some(local), _) => BackendSpec::Local(local.clone()),
-            (None, Some(url)) => BackendSpec::Upstream(url.clone()),
-            (None, None) => unreachable!("validate() requires one backend per version"),
+        match (&self.local, &self.upstream, &self.embedding) {
+            (Some(local), _, _) => BackendSpec::Local(local.clone()),
+            (None, Some(url), _) => BackendSpec::Upstream(url.clone()),
+            (None, None, Some(name)) => BackendSpec::Embedding(name.clone()),
+            (None, None, None) => unreachable!("validate() requires one backend per version"),
         }
     }
 }
@@ -399,10 +405,14 @@ impl GatewayConfig {
                         &format!("version `{}` is configured twice", version.name),
                     ));
                 }
+                let backends = [&version.local, &version.upstream, &version.embedding];
+                if backends.iter().filter(|b| b.is_some()).count() != 1 {
+                    return Err(invalid(
+                        at,
+                        "give exactly one of `local`, `upstream` or `embedding`",
+                    ));
+                }
                 match (&version.local, &version.upstream) {
-                    (Some(_), Some(_)) | (None, None) => {
-                        return Err(invalid(at, "give exactly one of `local` or `upstream`"));
-                    }
                     (None, Some(url))
                         if !(url.starts_with("http://") || url.starts_with("https://")) =>
                     {
@@ -432,7 +442,7 @@ impl GatewayConfig {
                     Some(chain) if chain.model.is_none() && version.local.is_none() => {
                         return Err(invalid(
                             format!("{at}.attestation.model"),
-                            "an upstream version must name the attested model file its server loads",
+                            "a version that is not `local` must name the attested model file it serves",
                         ));
                     }
                     Some(chain) if chain.model.is_some() && version.local.is_some() => {

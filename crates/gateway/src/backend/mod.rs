@@ -3,6 +3,7 @@
 //! values (a whole `chat.completion`, or a stream of `chat.completion.chunk`s), so filters,
 //! traces and the response path are one code path whatever answered.
 
+pub mod embedding;
 pub mod local;
 pub mod upstream;
 
@@ -17,12 +18,14 @@ use crate::error::ApiError;
 use crate::openai::ChatCompletionRequest;
 use crate::routes::chat::params::ChatJob;
 
+pub use embedding::EmbeddingBackend;
 pub use local::LocalBackend;
 pub use upstream::UpstreamBackend;
 
 pub enum Backend {
     Local(LocalBackend),
     Upstream(UpstreamBackend),
+    Embedding(EmbeddingBackend),
 }
 
 /// One request as the backends need it: checked and typed, and the client's JSON (forwarded
@@ -137,13 +140,14 @@ impl Backend {
         match self {
             Backend::Local(b) => format!("local:{}", b.name()),
             Backend::Upstream(b) => format!("upstream:{}", b.base_url()),
+            Backend::Embedding(b) => format!("embedding:{}", b.name()),
         }
     }
 
     /// Extra attempts after a retryable failure.
     pub fn retries(&self) -> u32 {
         match self {
-            Backend::Local(_) => 0,
+            Backend::Local(_) | Backend::Embedding(_) => 0,
             Backend::Upstream(b) => b.retries(),
         }
     }
@@ -152,6 +156,7 @@ impl Backend {
         match self {
             Backend::Local(b) => b.call(call).await,
             Backend::Upstream(b) => b.call(call).await,
+            Backend::Embedding(b) => Err(b.refuse_chat()),
         }
     }
 }

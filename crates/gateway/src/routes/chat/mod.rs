@@ -2,7 +2,7 @@
 //! read) → body → model and scope → parameters → rate limit → the model's versions in order (retries, then the fallback) → filters →
 //! trace → the answer, whole or as server-sent events.
 
-mod draft;
+pub(crate) mod draft;
 pub(crate) mod params;
 mod sse;
 mod whole;
@@ -32,28 +32,9 @@ pub async fn completions(
     request: axum::extract::Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let client = crate::server::client_address(&parts.extensions).map(|a| a.ip());
-    // The key first, from the headers alone: a request without a valid key costs no body
-    // read and leaves a trace of its metadata only.
-    let key = match authenticate(&state, &parts.headers, client) {
+    let key = match admit_key(&state, &parts).await {
         Ok(key) => key,
-        Err(Refused::Limited(e)) => return e.into_response(),
-        Err(Refused::Unauthorized(e)) => {
-            // Metadata only: the body was never read.
-            let draft = Draft::default();
-            let message = e.message.clone();
-            draft
-                .finish(
-                    &state,
-                    e.status.as_u16(),
-                    None,
-                    None,
-                    Vec::new(),
-                    Some(message),
-                )
-                .await;
-            return e.into_response();
-        }
+        Err(refused) => return refused,
     };
     // The rest runs on its own task: a client that hangs up does not cancel it, so its
     // answer is still traced and its tokens still charged. A local generation is stopped
@@ -72,6 +53,51 @@ pub async fn completions(
     drop(alive);
     response.unwrap_or_else(|e| {
         ApiError::server(format!("the request's task failed: {e}")).into_response()
+    })
+}
+
+/// The request's key, from the headers alone (shared by the API routes): a request without
+/// a valid key costs no body read and leaves a trace of its metadata only.
+pub(crate) async fn admit_key(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+) -> Result<Option<ApiKeyRecord>, Response> {
+    let client = crate::server::client_address(&parts.extensions).map(|a| a.ip());
+    match authenticate(state, &parts.headers, client) {
+        Ok(key) => Ok(key),
+        Err(Refused::Limited(e)) => Err(e.into_response()),
+        Err(Refused::Unauthorized(e)) => {
+            let draft = Draft::default();
+            let message = e.message.clone();
+            draft
+                .finish(
+                    state,
+                    e.status.as_u16(),
+                    None,
+                    None,
+                    Vec::new(),
+                    Some(message),
+                )
+                .await;
+            Err(e.into_response())
+        }
+    }
+}
+
+/// The body, within the body deadline and size limit.
+pub(crate) async fn read_body(state: &AppState, body: axum::body::Body) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(
+        state.edge.body_read_timeout,
+        read_limited(body, state.limits.max_body_bytes),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ApiError::bad_request(format!(
+            "The request body did not arrive within {:.0} s.",
+            state.edge.body_read_timeout.as_secs_f64()
+        ))
+        .with_status(StatusCode::REQUEST_TIMEOUT)
+        .with_code("request_timeout"))
     })
 }
 
@@ -100,20 +126,7 @@ async fn respond(
     gone: tokio::sync::oneshot::Receiver<()>,
     cancel: CancelToken,
 ) -> Response {
-    let read = tokio::time::timeout(
-        state.edge.body_read_timeout,
-        read_limited(body, state.limits.max_body_bytes),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(ApiError::bad_request(format!(
-            "The request body did not arrive within {:.0} s.",
-            state.edge.body_read_timeout.as_secs_f64()
-        ))
-        .with_status(StatusCode::REQUEST_TIMEOUT)
-        .with_code("request_timeout"))
-    });
-    let body = match read {
+    let body = match read_body(&state, body).await {
         Ok(body) => body,
         Err(e) => {
             let mut draft = Draft::default();
@@ -189,7 +202,7 @@ fn authenticate(
 
 /// A request that got no answer: our error, or a client error an upstream returned (the
 /// client gets `body`, a safe summary; the trace keeps `detail`, the upstream's words).
-enum Failure {
+pub(crate) enum Failure {
     Api(ApiError),
     Upstream {
         status: StatusCode,
@@ -210,7 +223,7 @@ impl From<ApiError> for Failure {
 }
 
 impl Failure {
-    fn summary(&self) -> (u16, String) {
+    pub(crate) fn summary(&self) -> (u16, String) {
         match self {
             Failure::Api(e) => (e.status.as_u16(), e.message.clone()),
             Failure::Upstream { status, detail, .. } => (status.as_u16(), detail.clone()),
@@ -282,16 +295,7 @@ async fn guarded(
         crate::auth::authorize(key, &entry.id)?;
     }
     let job = params::validate(&request, &state.limits)?;
-    let quota = Quota {
-        requests_per_minute: key
-            .as_ref()
-            .and_then(|k| k.requests_per_minute)
-            .or(state.default_quota.requests_per_minute),
-        tokens_per_minute: key
-            .as_ref()
-            .and_then(|k| k.tokens_per_minute)
-            .or(state.default_quota.tokens_per_minute),
-    };
+    let (quota, key_id) = quota_and_key_id(state, key.as_ref());
     // A key's policy replaces the model's (an unknown name, from a config edited since the key
     // was made, falls back to the model's policy with a warning).
     let policy = match key.as_ref().and_then(|k| k.filter_policy.as_deref()) {
@@ -304,22 +308,7 @@ async fn guarded(
         }),
         None => entry.policy.clone(),
     };
-    let key_id = key.map_or_else(|| "anonymous".to_string(), |k| k.id);
-    if let Some(limiter) = &state.limiter
-        && let Err(denied) = limiter.admit(&key_id, &quota).await
-    {
-        let mut error = ApiError::rate_limited(denied.to_string(), denied.retry_after_secs());
-        if denied.limit == LimitKind::Unavailable {
-            // The shared limiter is down and configured to fail closed: not the client's doing.
-            error = error
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .with_code("rate_limiter_unavailable");
-        } else {
-            metrics::counter!("emguard_rate_limited_total", "model" => entry.id.clone())
-                .increment(1);
-        }
-        return Err(error.into());
-    }
+    admit(state, &key_id, &quota, &entry.id).await?;
     let call = Call {
         request: &request,
         raw: &raw,
@@ -356,8 +345,62 @@ async fn guarded(
     })
 }
 
+/// The key's quota (its own limits, else the config's default) and the id its limits and
+/// traces go under.
+pub(crate) fn quota_and_key_id(state: &AppState, key: Option<&ApiKeyRecord>) -> (Quota, String) {
+    let quota = Quota {
+        requests_per_minute: key
+            .and_then(|k| k.requests_per_minute)
+            .or(state.default_quota.requests_per_minute),
+        tokens_per_minute: key
+            .and_then(|k| k.tokens_per_minute)
+            .or(state.default_quota.tokens_per_minute),
+    };
+    let key_id = key.map_or_else(|| "anonymous".to_string(), |k| k.id.clone());
+    (quota, key_id)
+}
+
+/// The key's rate limits for one more request to `model`.
+pub(crate) async fn admit(
+    state: &AppState,
+    key_id: &str,
+    quota: &Quota,
+    model: &str,
+) -> Result<(), ApiError> {
+    if let Some(limiter) = &state.limiter
+        && let Err(denied) = limiter.admit(key_id, quota).await
+    {
+        let mut error = ApiError::rate_limited(denied.to_string(), denied.retry_after_secs());
+        if denied.limit == LimitKind::Unavailable {
+            // The shared limiter is down and configured to fail closed: not the client's doing.
+            error = error
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_code("rate_limiter_unavailable");
+        } else {
+            metrics::counter!("emguard_rate_limited_total", "model" => model.to_string())
+                .increment(1);
+        }
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// Tries the model's versions in order, each with its retries; every attempt is traced.
 async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Result<Reply, Failure> {
+    try_versions(entry, draft, |backend| backend.call(call)).await
+}
+
+/// Calls `attempt` on the model's versions in order (the active one with its retries, then
+/// the fallback) until one answers; every attempt is traced. Shared by the API routes.
+pub(crate) async fn try_versions<'v, T, F, Fut>(
+    entry: &'v ModelEntry,
+    draft: &mut Draft,
+    mut attempt_on: F,
+) -> Result<T, Failure>
+where
+    F: FnMut(&'v crate::backend::Backend) -> Fut,
+    Fut: std::future::Future<Output = Result<T, BackendError>>,
+{
     let mut last: Option<BackendError> = None;
     for version in entry.plan() {
         for attempt in 0..=version.backend.retries() {
@@ -365,7 +408,7 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
                 tokio::time::sleep(backoff(attempt)).await;
             }
             let started = Instant::now();
-            let result = version.backend.call(call).await;
+            let result = attempt_on(&version.backend).await;
             let ms = started.elapsed().as_secs_f64() * 1e3;
             let outcome = match &result {
                 Ok(_) => "ok".to_string(),
@@ -446,7 +489,7 @@ fn last_user_message(job: &params::ChatJob) -> String {
 }
 
 /// Response headers every answer carries: the request id and the version that answered.
-fn identity_headers(headers: &mut HeaderMap, draft: &Draft) {
+pub(crate) fn identity_headers(headers: &mut HeaderMap, draft: &Draft) {
     if let Ok(v) = draft.id.parse() {
         headers.insert("x-request-id", v);
     }
