@@ -50,7 +50,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
         };
         let Some(query) = query else { continue };
         let taint = m.taint(query, call.scope);
+        // Escaped for markup, or checked to hold no quote, it cannot leave its literal.
         if taint.has(Taint::HTML)
+            && taint.has(Taint::QUOTE)
             && taint.is_remote()
             && (is_built_string(m, query, call.scope, 0) || m.is_raw_input(query, call.scope, 0))
         {
