@@ -182,7 +182,7 @@ impl<'t> Module<'t> {
             .collect();
         match op.as_slice() {
             ["in"] => {
-                let text = string_literal(self, left)?;
+                let text = literal_text(self, left)?;
                 match right.kind_name() {
                     "identifier" => Some((right, Fact::Lacks(text))),
                     // `q in x[1:-1]`.
@@ -245,11 +245,9 @@ impl<'t> Module<'t> {
         let method = self.text(func.child_by_field_id(fields().attribute)?);
         match (method, args.as_slice()) {
             ("startswith", [prefix]) => {
-                Some((object, Fact::StartsWith(string_literal(self, *prefix)?)))
+                Some((object, Fact::StartsWith(literal_text(self, *prefix)?)))
             }
-            ("endswith", [suffix]) => {
-                Some((object, Fact::EndsWith(string_literal(self, *suffix)?)))
-            }
+            ("endswith", [suffix]) => Some((object, Fact::EndsWith(literal_text(self, *suffix)?))),
             (m, []) if PLAIN_TEXT_PREDICATES.contains(&m) => Some((object, Fact::Allowed)),
             _ => None,
         }
@@ -273,6 +271,11 @@ impl<'t> Module<'t> {
             _ => false,
         }
     }
+}
+
+/// A string literal's text with quote escapes resolved (`'\\''` is `'`).
+fn literal_text(m: &Module<'_>, node: Node<'_>) -> Option<String> {
+    string_literal(m, node).map(|t| t.replace("\\'", "'").replace("\\\"", "\""))
 }
 
 /// A regular expression that admits only letters, digits, `_` and `-` (no path
