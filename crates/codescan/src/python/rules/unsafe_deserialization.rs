@@ -94,9 +94,17 @@ fn handler_data_is_its_own(m: &Module<'_>, call: &Call<'_>) -> bool {
     else {
         return false;
     };
-    // `pickle.load(open(request.args["f"], "rb"))`: the file is the client's choice.
-    let opened = (data.kind_name() == "call")
-        .then(|| data.child_by_field_id(fields().arguments))
+    // `pickle.load(open(request.args["f"], "rb"))`, or a name bound to such a file
+    // (`with open(...) as f`): the file is the client's choice.
+    let file = if data.kind_name() == "identifier" {
+        m.binding(m.text(data), call.scope, data.start_byte())
+            .and_then(|b| b.value)
+            .unwrap_or(data)
+    } else {
+        data
+    };
+    let opened = (file.kind_name() == "call")
+        .then(|| file.child_by_field_id(fields().arguments))
         .flatten()
         .and_then(|a| a.named_child(0));
     !m.taint(data, call.scope).any() && !opened.is_some_and(|p| m.taint(p, call.scope).any())
