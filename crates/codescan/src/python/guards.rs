@@ -175,12 +175,14 @@ impl<'t> Module<'t> {
             return None;
         }
         let (left, right) = (node.named_child(0)?, node.named_child(1)?);
-        let op: Vec<&str> = (0..node.child_count())
+        // `not in` is one token or two, depending on the spacing.
+        let op: String = (0..node.child_count())
             .filter_map(|i| node.child(i))
             .filter(|c| !c.is_named())
             .map(|c| self.text(c))
-            .collect();
-        match op.as_slice() {
+            .collect::<Vec<_>>()
+            .join(" ");
+        match op.split_whitespace().collect::<Vec<_>>().as_slice() {
             ["in"] => {
                 let text = literal_text(self, left)?;
                 match right.kind_name() {

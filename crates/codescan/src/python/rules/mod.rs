@@ -24,6 +24,7 @@ mod sql_injection;
 mod ssrf;
 mod tar_extraction;
 mod template_injection;
+mod trust_boundary;
 mod unsafe_deserialization;
 mod unsafe_model_load;
 mod url_regex_dot;
@@ -59,6 +60,7 @@ pub static REGISTRY: &[&Rule] = &[
     &code_injection::RULE,
     &path_traversal::RULE,
     &open_redirect::RULE,
+    &trust_boundary::RULE,
     &hardcoded_credential::RULE,
     &weak_hash::RULE,
     &insecure_random::RULE,
