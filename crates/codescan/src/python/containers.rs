@@ -50,9 +50,9 @@ impl Contents {
 
 /// Normalises `-1` to the last index of a list of `len` entries.
 fn list_index(index: i64, len: usize) -> Option<usize> {
-    let len = i64::try_from(len).ok()?;
-    let i = if index < 0 { len + index } else { index };
-    (0..len).contains(&i).then(|| i as usize)
+    let signed_len = i64::try_from(len).ok()?;
+    let i = if index < 0 { signed_len + index } else { index };
+    usize::try_from(i).ok().filter(|&i| i < len)
 }
 
 impl<'t> Module<'t> {
@@ -76,7 +76,7 @@ impl<'t> Module<'t> {
         let missing = |default: Option<Node<'_>>| {
             default
                 .or(fallback)
-                .map(|d| self.taint_at(d, scope, pos))
+                .map(|d| self.eval(d, scope, pos, depth + 1))
                 .unwrap_or_default()
         };
         match contents {
@@ -137,9 +137,11 @@ impl<'t> Module<'t> {
         for op in self.container_ops.iter().filter(|op| {
             op.name == name && op.scope == scope && op.end > binding.end && op.end <= pos
         }) {
-            if op.block != binding.block {
+            let left = self.replay_budget.get();
+            if op.block != binding.block || left == 0 {
                 return None;
             }
+            self.replay_budget.set(left - 1);
             self.apply(op, &mut contents, depth)?;
         }
         Some(contents)
@@ -150,7 +152,8 @@ impl<'t> Module<'t> {
         match value.kind_name() {
             "list" => named_children(value)
                 .map(|item| {
-                    (item.kind_name() != "list_splat").then(|| self.taint_at(item, scope, at))
+                    (item.kind_name() != "list_splat")
+                        .then(|| self.eval(item, scope, at, depth + 1))
                 })
                 .collect::<Option<Vec<_>>>()
                 .map(Contents::List),
@@ -161,7 +164,12 @@ impl<'t> Module<'t> {
                         return None;
                     }
                     let key = self.key_text(pair.child_by_field_id(fields().key)?, scope, depth)?;
-                    let taint = self.taint_at(pair.child_by_field_id(fields().value)?, scope, at);
+                    let taint = self.eval(
+                        pair.child_by_field_id(fields().value)?,
+                        scope,
+                        at,
+                        depth + 1,
+                    );
                     entries.push((key, taint));
                 }
                 Some(Contents::Map {
@@ -203,7 +211,7 @@ impl<'t> Module<'t> {
                 let target = op.node.child_by_field_id(fields().left)?;
                 let value = op.node.child_by_field_id(fields().right)?;
                 let key = target.child_by_field_id(fields().subscript)?;
-                let taint = self.taint_at(value, scope, at);
+                let taint = self.eval(value, scope, at, depth + 1);
                 match contents {
                     Contents::List(items) => {
                         let i = list_index(self.const_int(key, scope, depth + 1)?, items.len())?;
@@ -233,7 +241,7 @@ impl<'t> Module<'t> {
                 {
                     return None;
                 }
-                let taint_of = |n: Node<'_>| self.taint_at(n, scope, at);
+                let taint_of = |n: Node<'_>| self.eval(n, scope, at, depth + 1);
                 match contents {
                     Contents::List(items) => match (method, args.as_slice()) {
                         ("append", [v]) => items.push(taint_of(*v)),

@@ -14,6 +14,10 @@ use super::taint::Taint;
 
 pub type ScopeId = usize;
 
+/// Container operations replayed per module at most (see [`Module::replay_budget`]); the
+/// study's snippets and the OWASP Benchmark's files use a few dozen.
+const REPLAY_BUDGET: usize = 4_096;
+
 /// A value given to a name. `end` is the byte offset where the binding takes effect, so a
 /// use inside its own right-hand side (`x = f(x)`) still sees the previous binding.
 pub struct Binding<'t> {
@@ -152,6 +156,9 @@ pub struct Module<'t> {
     /// `match` statements whose subject is a constant: the body block's id -> the id of the
     /// one case that runs (0 when none does) and whether the statement itself is conditional.
     match_decisions: HashMap<usize, (usize, bool)>,
+    /// Container operations left to replay in this module: reads of containers built from
+    /// other reads multiply the work, so hostile input falls back to whole-container taint.
+    pub(super) replay_budget: std::cell::Cell<usize>,
     /// Whether the node being walked runs only on some paths (set during the walk).
     conditional: bool,
     /// The innermost block of the node being walked (set during the walk).
@@ -184,6 +191,7 @@ impl<'t> Module<'t> {
             strings: Vec::new(),
             container_ops: Vec::new(),
             match_decisions: HashMap::new(),
+            replay_budget: std::cell::Cell::new(REPLAY_BUDGET),
             conditional: false,
             block: (0, src.len()),
             loop_vars: std::cell::RefCell::new(Vec::new()),

@@ -92,7 +92,7 @@ impl<'t> Module<'t> {
         self.eval(node, scope, pos, 0)
     }
 
-    fn eval(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
+    pub(super) fn eval(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
         if depth > MAX_DEPTH {
             return Taint::NONE;
         }
