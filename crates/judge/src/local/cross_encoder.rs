@@ -60,17 +60,11 @@ impl std::fmt::Debug for CrossEncoder {
     }
 }
 
-/// The base model's directory in the model home, or how to get it.
+/// The base model's directory in the model home, pulled there first when it is missing (as
+/// `emguard eval` pulls the model it samples: the README's main command must just work).
 pub fn base_dir() -> Result<PathBuf, LocalJudgeError> {
-    let missing = |why: String| LocalJudgeError::MissingBase(why);
-    let home = emguard_models::ModelHome::from_env().map_err(|e| missing(e.to_string()))?;
-    let model = emguard_models::find(emguard_models::DEFAULT_EMBEDDING)
-        .ok_or_else(|| missing("the registry has no embedding model".into()))?;
-    let dir = home.model_dir(model);
-    if home.state(model) != emguard_models::ModelState::Ready {
-        return Err(missing(dir.display().to_string()));
-    }
-    Ok(dir)
+    emguard_models::resolve(emguard_models::DEFAULT_EMBEDDING)
+        .map_err(|e| LocalJudgeError::MissingBase(e.to_string()))
 }
 
 impl CrossEncoder {

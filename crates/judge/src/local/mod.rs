@@ -10,7 +10,8 @@
 //!
 //! The weights (adapters and heads, ~1.3 MB) ship compiled in, with the record of how they
 //! were trained and measured (`crates/judge/data/cross_encoder.json`); the base encoder comes
-//! from the model home (`emguard models pull minilm-l6-v2`). See `docs/judge.md`.
+//! from the model home (pulled on first use, like `emguard models pull minilm-l6-v2`). See
+//! `docs/judge.md`.
 
 pub mod cross_encoder;
 pub mod detect;
@@ -30,7 +31,7 @@ const FORMAT: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum LocalJudgeError {
     #[error(
-        "the local judge reads answers with the MiniLM encoder, which is not in the model home ({0}); run `emguard models pull minilm-l6-v2`"
+        "the local judge reads answers with the MiniLM encoder, which could not be found or pulled: {0} (try `emguard models pull minilm-l6-v2`)"
     )]
     MissingBase(String),
     #[error("local judge: MiniLM encoder in {dir}: {message}")]
