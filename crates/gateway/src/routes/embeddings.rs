@@ -142,11 +142,10 @@ async fn embed(
     }
     let (quota, key_id) = chat::quota_and_key_id(state, key.as_ref());
     chat::admit(state, &key_id, &quota, &entry.id).await?;
-    let answer = chat::try_versions(&entry, draft, |backend| {
+    let mut answer = chat::try_versions(&entry, draft, |backend| {
         local_or_upstream(backend, &request, &raw, base64)
     })
     .await?;
-    let mut answer = answer;
     answer["model"] = Value::String(entry.id.clone());
     let tokens = answer["usage"]["prompt_tokens"]
         .as_u64()
