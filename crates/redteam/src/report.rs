@@ -185,6 +185,47 @@ impl Report {
         out
     }
 
+    /// JUnit XML for CI: one test case per family, failed when its attack success rate is
+    /// above `threshold` (with no threshold every case passes and carries its figures).
+    pub fn junit(&self, threshold: Option<f64>) -> String {
+        let failed = threshold.map_or(0, |t| self.over(t).len());
+        let mut out = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"emguard-redteam\" tests=\"{}\" failures=\"{failed}\" errors=\"0\">\n",
+            self.families.len()
+        );
+        for f in &self.families {
+            let t = &f.tally;
+            let figures = format!(
+                "attack success {:.1}% ({} of {} attempts; 95% interval {:.1}%-{:.1}%; {} queries) against {} judged by {}",
+                t.rate * 100.0,
+                t.hits,
+                t.attempts,
+                t.ci_low * 100.0,
+                t.ci_high * 100.0,
+                f.queries,
+                self.model,
+                self.judge
+            );
+            out += &format!(
+                "  <testcase classname=\"redteam.{}\" name=\"{}\">\n",
+                xml_escape(&self.run_id),
+                xml_escape(&f.id)
+            );
+            match threshold {
+                Some(limit) if t.attempts > 0 && t.rate > limit => {
+                    out += &format!(
+                        "    <failure message=\"{}\">{}</failure>\n",
+                        xml_escape(&format!("{figures} is above {:.1}%", limit * 100.0)),
+                        xml_escape(&f.looks_for)
+                    );
+                }
+                _ => out += &format!("    <system-out>{}</system-out>\n", xml_escape(&figures)),
+            }
+            out += "  </testcase>\n";
+        }
+        out + "</testsuite>\n"
+    }
+
     /// Writes the hits as probe files, one family per source family
     /// (`regressions-FAMILY.yaml`), so they run again as regression probes. Returns the files.
     pub fn write_regression_probes(
@@ -242,6 +283,13 @@ impl Report {
         }
         Ok(files)
     }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn aligned_of(t: &Transcript) -> f64 {

@@ -78,6 +78,9 @@ pub struct Args {
     /// [default: ./emguard-runs/RUN_ID].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write a JUnit XML report here (a test case per family, failed when over --fail-above).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Write each family's hits as a probe file (`regressions-FAMILY.yaml`) into this folder.
     #[arg(long, value_name = "DIR")]
     keep_hits: Option<PathBuf>,
@@ -242,6 +245,11 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing {}", report_path.display()))?;
     print!("{}", report.summary());
     println!("report: {}", report_path.display());
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report.junit(args.fail_above))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("junit: {}", path.display());
+    }
     if let Some(dir) = &args.keep_hits {
         for file in report.write_regression_probes(dir, &config)? {
             println!("regression probes: {}", file.display());
