@@ -1,6 +1,7 @@
 //! `emguard redteam`: probe a model with the red-team suite; report attack success per family.
 //!
-//! Exit codes: 0 the run finished and no family is over `--fail-above`; 1 a family is over it;
+//! Exit codes: 0 the run finished and no family is over `--fail-above` or regressed against
+//! `--compare`; 1 a family is over it or regressed;
 //! 2 bad input or an error; 3 some attempts failed (resume the run); 130 interrupted.
 
 use std::path::PathBuf;
@@ -71,6 +72,10 @@ pub struct Args {
     /// Continue a stored run: nothing already answered or scored is redone.
     #[arg(long, value_name = "RUN_ID")]
     resume: Option<String>,
+    /// Compare with an earlier run in the same store: per family the change in attack
+    /// success with an interval and p-value; exit 1 on a significant rise (p < 0.05).
+    #[arg(long, value_name = "RUN_ID")]
+    compare: Option<String>,
     /// Exit 1 when a family's attack success rate is above this (0..1).
     #[arg(long, value_name = "RATE")]
     fail_above: Option<f64>,
@@ -234,7 +239,12 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let report = Report::build(&store, &run_id, &config)?;
+    let mut report = Report::build(&store, &run_id, &config)?;
+    if let Some(earlier) = &args.compare {
+        let earlier_config = session::open(&store, earlier)?;
+        let earlier = Report::build(&store, earlier, &earlier_config)?;
+        report.comparisons = report.compare(&earlier);
+    }
     let out = args
         .out
         .clone()
@@ -244,6 +254,9 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", report_path.display()))?;
     print!("{}", report.summary());
+    for c in &report.comparisons {
+        println!("{}", c.line());
+    }
     println!("report: {}", report_path.display());
     if let Some(path) = &args.junit {
         std::fs::write(path, report.junit(args.fail_above))
@@ -262,6 +275,11 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             resume_command(&run_id, &args)
         );
         return Ok(ExitCode::from(3));
+    }
+    let regressions = report.comparisons.iter().filter(|c| c.regression).count();
+    if regressions > 0 {
+        eprintln!("FAIL: {regressions} families regressed against the earlier run");
+        return Ok(ExitCode::from(1));
     }
     if let Some(threshold) = args.fail_above {
         let over = report.over(threshold);
