@@ -169,7 +169,7 @@ impl Worker {
                     }
                 }
             }
-            let answered = self.converse(&slots, &this_round).await?;
+            let answered = self.converse(&slots, &this_round, round, progress).await?;
             // Store the items, then score what has no stored score yet.
             let mut items = Vec::new();
             let mut chat_of = HashMap::new();
@@ -344,7 +344,7 @@ impl Worker {
             seed: self.config.settings.seed.wrapping_add(call as u64),
         };
         Ok(self
-            .cached_sample(attacker, vec![(key, request)])
+            .cached_sample(attacker, vec![(key, request)], None)
             .await?
             .pop()
             .expect("one reply per request"))
@@ -393,7 +393,7 @@ impl Worker {
                 )
             })
             .collect();
-        let replies = self.cached_sample(attacker, requests).await?;
+        let replies = self.cached_sample(attacker, requests, None).await?;
         Ok(last
             .iter()
             .zip(replies)
@@ -416,6 +416,8 @@ impl Worker {
         &self,
         slots: &[Slot],
         chats: &[(usize, Chat)],
+        round: usize,
+        progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Vec<Result<(Vec<ChatMessage>, String), String>>, RedteamError> {
         let mut histories: Vec<Result<Vec<ChatMessage>, String>> = chats
             .iter()
@@ -452,7 +454,16 @@ impl Worker {
                 ));
                 asked.push(n);
             }
-            let answers = self.cached_sample(&self.target, requests).await?;
+            let report = |done: usize, total: usize| {
+                progress(&format!(
+                    "round {}, turn {}: {done} of {total} answers",
+                    round + 1,
+                    turn + 1
+                ))
+            };
+            let answers = self
+                .cached_sample(&self.target, requests, Some(&report))
+                .await?;
             for (n, answer) in asked.into_iter().zip(answers) {
                 match answer {
                     Ok(answer) => {
@@ -475,11 +486,13 @@ impl Worker {
     }
 
     /// Answers from the store where it has them, else from `sampler` (then stored). A failed
-    /// call fails the requests it carried, not the run.
+    /// call fails the requests it carried, not the run. `progress` hears (answered, total)
+    /// after each wave of calls that asked the model something.
     async fn cached_sample(
         &self,
         sampler: &Arc<dyn Sampler>,
         requests: Vec<(String, SampleRequest)>,
+        progress: Option<&(dyn Fn(usize, usize) + Sync)>,
     ) -> Result<Vec<Result<String, String>>, RedteamError> {
         let store = self.store.clone();
         let keys: Vec<String> = requests.iter().map(|(k, _)| k.clone()).collect();
@@ -504,6 +517,7 @@ impl Worker {
             sampler.batch_size()
         };
         let calls: Vec<Vec<usize>> = missing.chunks(per_call).map(<[usize]>::to_vec).collect();
+        let mut answered = requests.len() - missing.len();
         for wave in calls.chunks(self.concurrency.max(1)) {
             let replies = futures::future::join_all(wave.iter().map(|part| {
                 let batch: Vec<SampleRequest> =
@@ -535,6 +549,10 @@ impl Worker {
                     .try_for_each(|(k, a)| store.put_sample(k, a, &meta))
             })
             .await?;
+            answered += wave.iter().map(Vec::len).sum::<usize>();
+            if let Some(progress) = progress {
+                progress(answered, requests.len());
+            }
         }
         Ok(out)
     }
