@@ -8,6 +8,7 @@ pub mod gate;
 pub mod generate;
 pub mod judge;
 pub mod models;
+pub mod redteam;
 pub mod scan;
 pub mod serve;
 pub mod stop;
