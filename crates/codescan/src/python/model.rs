@@ -103,6 +103,13 @@ impl<'t> Call<'t> {
             .and_then(|n| n.child_by_field_id(fields().value))
     }
 
+    /// Whether the keyword argument `name` is written as `value` (`verify=False`,
+    /// `debug=True`): the shape of most insecure-setting checks.
+    pub fn keyword_is(&self, name: &str, value: &str, src: &str) -> bool {
+        self.keyword(name, src)
+            .is_some_and(|v| text(v, src) == value)
+    }
+
     /// A positional argument or, failing that, the keyword of the same parameter.
     pub fn arg(&self, index: usize, keyword: &str, src: &str) -> Option<Node<'t>> {
         self.positional(index)

@@ -172,11 +172,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
             cx.report_as(call.node, cwe, why.to_string());
             continue;
         }
-        if call.name.starts_with("subprocess.")
-            && call
-                .keyword("shell", m.src)
-                .is_some_and(|v| m.text(v) == "True")
-        {
+        if call.name.starts_with("subprocess.") && call.keyword_is("shell", "True", m.src) {
             cx.report_as(
                 call.node,
                 78,

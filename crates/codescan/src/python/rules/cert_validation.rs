@@ -48,7 +48,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         }
         let verify_off = ["verify", "verify_ssl", "ssl"]
             .iter()
-            .any(|k| call.keyword(k, m.src).is_some_and(|v| m.text(v) == "False"));
+            .any(|k| call.keyword_is(k, "False", m.src));
         let cert_none = ["cert_reqs", "verify_mode"].iter().any(|k| {
             call.keyword(k, m.src)
                 .is_some_and(|v| m.text(v).ends_with("CERT_NONE"))

@@ -46,7 +46,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         if !matches!(call.method(), "set_cookie" | "set_signed_cookie") {
             continue;
         }
-        let off = |k: &str| call.keyword(k, m.src).is_some_and(|v| m.text(v) == "False");
+        let off = |k: &str| call.keyword_is(k, "False", m.src);
         let samesite_none = call.keyword("samesite", m.src).is_some_and(|v| {
             let t = m.text(v);
             t.eq_ignore_ascii_case("'none'") || t.eq_ignore_ascii_case("\"none\"")

@@ -32,7 +32,7 @@ pub static RULE: Rule = Rule {
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        let on = |k: &str| call.keyword(k, m.src).is_some_and(|v| m.text(v) == "True");
+        let on = |k: &str| call.keyword_is(k, "True", m.src);
         let debug = match call.method() {
             "run" => on("debug") && !call.name.starts_with("subprocess"),
             "run_simple" => on("use_debugger") || on("use_evalex"),

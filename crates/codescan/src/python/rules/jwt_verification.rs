@@ -39,9 +39,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         }
         let unverified = matches!(call.method(), "get_unverified_claims")
             || call.method() == "decode"
-                && (call
-                    .keyword("verify", m.src)
-                    .is_some_and(|v| m.text(v) == "False")
+                && (call.keyword_is("verify", "False", m.src)
                     || call.keyword("options", m.src).is_some_and(|o| {
                         let t = m.text(o).replace(' ', "");
                         t.contains("verify_signature\":False")

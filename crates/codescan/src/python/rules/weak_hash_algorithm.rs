@@ -61,9 +61,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         if !weak {
             continue;
         }
-        let declared_harmless = call
-            .keyword("usedforsecurity", m.src)
-            .is_some_and(|v| m.text(v) == "False");
+        let declared_harmless = call.keyword_is("usedforsecurity", "False", m.src);
         // Hashing a file's bytes is de-duplication or a download check.
         let file_digest = call
             .positional(0)

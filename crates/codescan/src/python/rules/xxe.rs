@@ -44,9 +44,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         let name = call.name.as_str();
         let resolving_parser = name.ends_with("XMLParser")
             && name.contains("lxml")
-            && call
-                .keyword("resolve_entities", m.src)
-                .is_some_and(|v| m.text(v) == "True");
+            && call.keyword_is("resolve_entities", "True", m.src);
         let sax_external = call.method() == "setFeature"
             && call.positional(0).is_some_and(|f| {
                 m.text(f).ends_with("feature_external_ges")
