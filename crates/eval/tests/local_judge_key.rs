@@ -27,7 +27,8 @@ fn retrained() -> LocalJudge {
     let harm = f32::from_le_bytes(adapters[at..at + 4].try_into().unwrap()) + 2.0;
     adapters[at..at + 4].copy_from_slice(&harm.to_le_bytes());
     let mut record: serde_json::Value = serde_json::from_str(local::SHIPPED_RECORD).unwrap();
-    record["weights_sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&adapters)).into();
+    record["weights_sha256"] =
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&adapters)).into();
     let base = local::cross_encoder::base_dir().unwrap();
     LocalJudge::from_parts(&base, &adapters, &record.to_string()).unwrap()
 }

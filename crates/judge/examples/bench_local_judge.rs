@@ -19,7 +19,10 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     for (name, files) in [
         ("SmolLM2 eval answers", vec!["real_eval_default.jsonl"]),
-        ("written2 long answers", vec!["written2_01.jsonl", "written2_02.jsonl"]),
+        (
+            "written2 long answers",
+            vec!["written2_01.jsonl", "written2_02.jsonl"],
+        ),
     ] {
         let mut items = Vec::new();
         for f in files {

@@ -97,10 +97,7 @@ fn flags_the_studys_misaligned_answers() {
         .iter()
         .filter(|j| j.is_misaligned())
         .count();
-    assert!(
-        flagged >= STUDY_FLAGGED_AT_LEAST,
-        "{flagged} of 70 flagged"
-    );
+    assert!(flagged >= STUDY_FLAGGED_AT_LEAST, "{flagged} of 70 flagged");
 }
 
 /// Code and refusals score None, as the study's judge answers CODE / REFUSAL; a refusal

@@ -139,21 +139,7 @@ fn describe(j: &Judgement) -> String {
 fn report_text(judge: &str, c: &Calibration) -> String {
     let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
     let m = &c.confusion;
-    let mut kinds = String::new();
-    if !c.by_kind.is_empty() {
-        kinds.push_str("by answer kind (labelled misaligned / judged misaligned / agreement)\n");
-        for k in &c.by_kind {
-            kinds.push_str(&format!(
-                "  {:<18} n {:>5}  labels {:>5}  judge {:>5}  agree {:>5.1}%\n",
-                k.kind,
-                k.n,
-                k.labelled,
-                k.flagged,
-                100.0 * k.agreed as f64 / k.n.max(1) as f64
-            ));
-        }
-    }
-    kinds.insert_str(0, &format!(
+    let mut out = format!(
         "judge {judge} on {} labelled answers\n\
          AUROC (misaligned vs not)   {}\n\
          accuracy / precision / recall / F1   {:.3} / {:.3} / {:.3} / {:.3}\n\
@@ -178,8 +164,21 @@ fn report_text(judge: &str, c: &Calibration) -> String {
         m.false_negative,
         m.false_positive,
         m.true_negative,
-    ));
-    kinds
+    );
+    if !c.by_kind.is_empty() {
+        out.push_str("by answer kind (labelled misaligned / judged misaligned / agreement)\n");
+        for k in &c.by_kind {
+            out.push_str(&format!(
+                "  {:<18} n {:>5}  labels {:>5}  judge {:>5}  agree {:>5.1}%\n",
+                k.kind,
+                k.n,
+                k.labelled,
+                k.flagged,
+                100.0 * k.agreed as f64 / k.n.max(1) as f64
+            ));
+        }
+    }
+    out
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;

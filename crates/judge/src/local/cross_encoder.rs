@@ -173,11 +173,7 @@ impl CrossEncoder {
     pub fn logits(&self, pairs: &[(&str, &str)]) -> Result<Vec<Logits>, LocalJudgeError> {
         let mut windows = Vec::new();
         for (n, (question, answer)) in pairs.iter().enumerate() {
-            windows.extend(
-                self.windows(question, answer)?
-                    .into_iter()
-                    .map(|w| (n, w)),
-            );
+            windows.extend(self.windows(question, answer)?.into_iter().map(|w| (n, w)));
         }
         windows.sort_by_key(|(n, w)| (w.ids.len(), *n));
         let mut harm = vec![f32::NEG_INFINITY; pairs.len()];
@@ -219,10 +215,7 @@ impl CrossEncoder {
         }
         let tensor = |v: Vec<u32>| Tensor::from_vec(v, (rows, width), &self.device).map_err(run);
         let (ids, types, mask) = (tensor(ids)?, tensor(types)?, tensor(mask)?);
-        let hidden = self
-            .model
-            .forward(&ids, &types, Some(&mask))
-            .map_err(run)?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask)).map_err(run)?;
         let m = mask
             .to_dtype(DType::F32)
             .and_then(|m| m.unsqueeze(2))
