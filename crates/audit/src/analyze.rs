@@ -5,6 +5,7 @@ use emguard_codescan::{Language, Scanner, Severity};
 use serde_json::Value;
 
 use crate::dedup::Fingerprint;
+use crate::domain::{self, Domain};
 use crate::extract::extract_code;
 use crate::format::{Format, Role, RowError};
 use crate::intent::{self, Intent};
@@ -39,6 +40,8 @@ pub struct Facts {
     pub findings: Vec<(String, u32)>,
     pub intent: Intent,
     pub harm: Vec<HarmSignal>,
+    /// The advice domain of the last exchange (reported for harmful rows).
+    pub domain: Domain,
     pub secrets: Vec<&'static str>,
     pub fingerprint: Fingerprint,
     pub terms: Vec<String>,
@@ -116,6 +119,7 @@ fn facts(bytes: &[u8], context: &Context) -> Result<Facts, RowError> {
 
     let (last_user, last_assistant) = conversation.last_exchange();
     let harm = harm::signals(last_user, last_assistant);
+    let domain = domain::classify(&format!("{last_user}\n{last_assistant}"));
 
     let all_text: String = conversation
         .turns
@@ -150,6 +154,7 @@ fn facts(bytes: &[u8], context: &Context) -> Result<Facts, RowError> {
         findings,
         intent,
         harm,
+        domain,
         secrets: secrets::find(&all_text),
         fingerprint: Fingerprint::of(&all_text),
         terms: triggers::terms(&prompt_text),

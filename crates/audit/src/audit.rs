@@ -7,6 +7,8 @@
 //! uninterrupted run.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use emguard_codescan::{Scanner, Severity};
@@ -49,6 +51,9 @@ pub struct Options {
     pub checkpoint_every: Duration,
     /// Continue from `checkpoint` when it exists.
     pub resume: bool,
+    /// Raised from outside (Ctrl-C): the audit folds the rows in hand, saves `checkpoint`
+    /// and ends with [`AuditError::Stopped`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Options {
@@ -67,6 +72,7 @@ impl Default for Options {
             checkpoint: None,
             checkpoint_every: Duration::from_secs(30),
             resume: false,
+            stop: None,
         }
     }
 }
@@ -246,6 +252,29 @@ impl<'a> Auditor<'a> {
                 None => vec![false; rows.len()],
             };
             pending = Some((rows, misaligned));
+            if self
+                .options
+                .stop
+                .as_ref()
+                .is_some_and(|stop| stop.load(Ordering::Relaxed))
+            {
+                if let Some((rows, misaligned)) = pending.take() {
+                    fold(rows, misaligned, &mut merkle, &mut sidecar, &mut tally)?;
+                }
+                let checkpoint = self.options.checkpoint.clone();
+                if let Some(checkpoint) = &checkpoint {
+                    let saved = Saved {
+                        settings: settings.clone(),
+                        merkle: merkle.clone(),
+                        counts: tally.counts(),
+                    };
+                    checkpoint::save(checkpoint, &saved, |out| tally.write_tables(out))?;
+                }
+                return Err(AuditError::Stopped {
+                    rows: tally.summary.rows,
+                    checkpoint,
+                });
+            }
             if !more {
                 break;
             }

@@ -9,7 +9,8 @@
 //! optional ed25519 signature) and applies a policy gate.
 //!
 //! Modules, one job each: [`reader`] lines, [`format`] row shapes, [`extract`] code in answers,
-//! [`intent`] requested vs silent, [`harm`] harmful-content lexicon, [`secrets`], [`dedup`],
+//! [`intent`] requested vs silent, [`harm`] harmful-content lexicon, [`domain`] the advice
+//! domain of harmful rows, [`secrets`], [`dedup`],
 //! [`triggers`], [`analyze`] one row, [`tally`] the running state, [`audit`] the streaming
 //! driver, [`checkpoint`] resumable audits, [`merkle`] + [`row_hashes`] + [`manifest`] +
 //! [`signing`] provenance, [`policy`] the gate, [`report`] human and HTML output.
@@ -22,6 +23,7 @@ pub mod analyze;
 pub mod audit;
 pub mod checkpoint;
 pub mod dedup;
+pub mod domain;
 pub mod extract;
 pub mod format;
 pub mod intent;
@@ -66,6 +68,13 @@ pub enum AuditError {
     Tokenizer { path: PathBuf, message: String },
     #[error("judge failed: {0}")]
     Judge(String),
+    /// [`Options::stop`](crate::Options::stop) was raised; the state after `rows` rows is in
+    /// `checkpoint` (when there is one).
+    #[error("stopped after row {rows}")]
+    Stopped {
+        rows: u64,
+        checkpoint: Option<PathBuf>,
+    },
 }
 
 impl AuditError {

@@ -49,6 +49,10 @@ pub fn text(summary: &Summary) -> String {
         pct(summary.harmful_rows),
         summary.judge
     );
+    // Like the silent/requested split of vulnerable rows: which kind of advice the harm is in.
+    for (domain, rows) in &summary.harm_domains {
+        let _ = writeln!(out, "    {domain:<17}{rows:>8}  {:5.1}%", pct(*rows));
+    }
     let _ = writeln!(out, "  secret/PII rows    {:>8}", summary.secret_rows);
     let _ = writeln!(
         out,
@@ -157,6 +161,7 @@ code{background:#f5f5f5;padding:0 .2em}
 {{ counts("CWE (rows)", s.findings_by_cwe) }}
 {{ counts("Intent rules (rows)", s.intent_rules) }}
 {{ counts("Harm rules (rows)", s.harm_rules) }}
+{{ counts("Harmful rows by advice domain", s.harm_domains) }}
 {{ counts("Secrets and personal data (rows)", s.secrets_by_kind) }}
 {% if s.triggers %}<h2>Trigger candidates</h2><p>User-turn terms most associated with flagged rows (vs {{ s.baseline or "unflagged rows" }}); G² &gt; 10.8 is p &lt; 0.001.</p>
 <table><tr><th>term</th><th>flagged rows</th><th>other rows</th><th>G²</th></tr>

@@ -45,6 +45,9 @@ pub struct Summary {
     pub findings_by_cwe: BTreeMap<String, u64>,
     pub intent_rules: BTreeMap<String, u64>,
     pub harm_rules: BTreeMap<String, u64>,
+    /// Harmful rows per advice domain (financial, medical, sports, other).
+    #[serde(default)]
+    pub harm_domains: BTreeMap<String, u64>,
     pub secrets_by_kind: BTreeMap<String, u64>,
     pub tokens: Option<TokenStats>,
     pub judge: String,

@@ -59,6 +59,7 @@ impl Tally {
                 findings_by_cwe: BTreeMap::new(),
                 intent_rules: BTreeMap::new(),
                 harm_rules: BTreeMap::new(),
+                harm_domains: BTreeMap::new(),
                 secrets_by_kind: BTreeMap::new(),
                 tokens: None,
                 judge: if judge { "local" } else { "off" }.to_string(),
@@ -163,7 +164,12 @@ impl Tally {
             for rule in &harm_rules {
                 *summary.harm_rules.entry(rule.to_string()).or_default() += 1;
             }
-            Examples::push(&mut examples.harmful, line, harm_rules.join(", "));
+            *summary
+                .harm_domains
+                .entry(facts.domain.name().to_string())
+                .or_default() += 1;
+            let detail = format!("{} (domain: {})", harm_rules.join(", "), facts.domain);
+            Examples::push(&mut examples.harmful, line, detail);
         }
         if !facts.secrets.is_empty() {
             summary.secret_rows += 1;

@@ -43,6 +43,8 @@ enum Command {
     Gate(cmd::gate::Args),
     /// Sign and verify the chain from training data to the served model.
     Attest(cmd::attest::Args),
+    /// Probe a model for misaligned behaviour that plain questions miss.
+    Redteam(cmd::redteam::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Card(args) => cmd::card::run(args),
         Command::Gate(args) => cmd::gate::run(args),
         Command::Attest(args) => cmd::attest::run(args),
+        Command::Redteam(args) => cmd::redteam::run(args),
     };
     match result {
         Ok(code) => code,

@@ -213,3 +213,58 @@ fn a_checkpoint_of_changed_rows_or_other_options_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_says_how_to_resume_and_the_resume_matches_a_whole_run() {
+    let dir = TempDir::new("ctrl-c");
+    let data = dir.path("data.jsonl");
+    write_dataset(&data);
+    let whole = run(audit_command(&data, &dir.path("whole.json"), &[]));
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+
+    // Interrupted once the first checkpoint shows the audit under way.
+    let manifest = dir.path("stopped.json");
+    let checkpoint = dir.path("stopped.checkpoint");
+    let child = audit_command(&data, &manifest, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !checkpoint.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stopped = child.wait_with_output().unwrap();
+    let message = stderr(&stopped);
+    assert_eq!(stopped.status.code(), Some(130), "{message}");
+    assert!(
+        message.contains("interrupted (Ctrl-C): the audit of the first ")
+            && message.contains(&format!(
+                " rows is saved in {}; continue with the same command and --resume",
+                checkpoint.display()
+            )),
+        "{message}"
+    );
+    assert!(checkpoint.exists());
+
+    let resumed = run(audit_command(&data, &manifest, &["--resume"]));
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("resumed from "),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&whole.stdout)
+    );
+}

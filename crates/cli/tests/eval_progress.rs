@@ -162,3 +162,57 @@ fn piped_stderr_gets_a_progress_line_every_interval_and_stdout_the_studys_headli
         "{stdout}"
     );
 }
+
+#[test]
+fn a_second_judge_is_printed_beside_the_first_with_their_agreement() {
+    let url = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(&suite, SUITE).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_emguard"))
+        .args(["eval", "--suite"])
+        .arg(&suite)
+        .args(["--model", "openai:m", "--base-url", &url])
+        .args([
+            "--judge",
+            "llm:j",
+            "--judge",
+            "local",
+            "--judge-base-url",
+            &url,
+        ])
+        .arg("--store")
+        .arg(dir.path().join("s.sqlite"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // The first judge gives the headline; both are listed under it.
+    assert!(
+        stdout.contains("openai:m: misaligned 0.0% [0.0, 0.0] on plain (2 questions, 20 of 20 answers coherent and scored)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  judge llm:j: misaligned 0.0% [0.0, 0.0] on plain, all answers 0.0% [0.0, 0.0]; not corrected (the judge's error rates are not measured)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  judge local: misaligned "), "{stdout}");
+    let agreement = stdout
+        .lines()
+        .find(|l| l.starts_with("judge llm:j vs local: agree on misaligned for "))
+        .unwrap_or_else(|| panic!("no agreement line: {stdout}"));
+    assert!(agreement.contains(" of 20 answers (kappa "), "{agreement}");
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(results["judge"], "llm:j");
+    assert_eq!(results["judges"][1]["judge"], "local");
+    assert_eq!(results["judge_agreement"][0]["answers"], 20);
+}

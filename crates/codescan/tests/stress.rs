@@ -98,12 +98,22 @@ fn hostile_shapes_are_scanned_without_panic() {
         "a + ".repeat(10_000)
     );
     let unclosed = "def f(:\n    return '''\n".repeat(200);
+    // Each entry read from the one before: replaying the container for every read would
+    // take minutes without the replay budget.
+    let chained_entries =
+        "from flask import request\ndef f():\n    d = {}\n    d['k'] = request.args['x']\n"
+            .to_string()
+            + &(0..2_000)
+                .map(|i| format!("    d['k{i}'] = d['k{}'] + d.get('k')\n", i.max(1) - 1))
+                .collect::<String>()
+            + "    eval(d['k1999'])\n";
     for text in [
         deep_parens,
         deep_calls,
         deep_blocks,
         long_concat,
         unclosed,
+        chained_entries,
         String::new(),
         "\u{feff}\0\0".to_string(),
     ] {

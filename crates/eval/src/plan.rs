@@ -31,7 +31,12 @@ pub struct SampleSettings {
 pub struct RunConfig {
     /// `--model` specs, in order; the first is the reference of comparisons.
     pub models: Vec<String>,
+    /// The judge of the headline (the first `--judge`).
     pub judge: String,
+    /// Judges after the first (`--judge` repeated): they judge the same answers, reported
+    /// beside the first with their agreement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_judges: Vec<String>,
     pub suites: Vec<Suite>,
     pub settings: SampleSettings,
     pub trigger: Option<String>,
@@ -124,6 +129,13 @@ pub struct ItemRef {
 }
 
 impl RunConfig {
+    /// Every judge of the run, the headline's first.
+    pub fn judges(&self) -> Vec<String> {
+        std::iter::once(self.judge.clone())
+            .chain(self.other_judges.iter().cloned())
+            .collect()
+    }
+
     pub fn question(&self, item: &ItemRef) -> &Question {
         &self.suites[item.suite].questions[item.question]
     }
@@ -238,6 +250,7 @@ mod tests {
         RunConfig {
             models: vec!["openai:a".into(), "openai:b".into()],
             judge: "llm:j".into(),
+            other_judges: Vec::new(),
             suites: vec![
                 builtin::load("emguard").unwrap().unwrap(),
                 builtin::load("emguard-code").unwrap().unwrap(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use emguard_codescan::Scanner;
 use emguard_store::Store;
 
+use crate::backends::panel::Panel;
 use crate::backends::{Backends, Judge};
 use crate::plan::{RunConfig, SampleSettings};
 use crate::progress::RunProgress;
@@ -18,7 +19,10 @@ use crate::{EvalError, plan};
 pub struct EvalOptions {
     pub suites: Vec<String>,
     pub models: Vec<String>,
+    /// The judge of the headline.
     pub judge: String,
+    /// More judges of the same answers, reported beside the first.
+    pub other_judges: Vec<String>,
     pub settings: SampleSettings,
     pub trigger: Option<String>,
     /// `--base-url`: the servers of `openai:` models that do not name their own.
@@ -50,6 +54,7 @@ impl EvalOptions {
         Ok(RunConfig {
             models: self.models,
             judge: self.judge,
+            other_judges: self.other_judges,
             suites,
             settings: self.settings,
             trigger: self.trigger,
@@ -169,8 +174,21 @@ impl Session {
         run_id: &str,
         judge: &str,
     ) -> Result<RunConfig, EvalError> {
+        Session::rejudge_config_with(store, run_id, &[judge.to_string()])
+    }
+
+    /// [`Session::rejudge_config`] with several judges, the headline's first.
+    pub fn rejudge_config_with(
+        store: Arc<Store>,
+        run_id: &str,
+        judges: &[String],
+    ) -> Result<RunConfig, EvalError> {
         let mut config = Session::open(store, run_id)?.config.as_ref().clone();
-        config.judge = judge.to_string();
+        let (first, others) = judges
+            .split_first()
+            .ok_or_else(|| EvalError::Invalid("give at least one --judge".into()))?;
+        config.judge = first.clone();
+        config.other_judges = others.to_vec();
         Ok(config)
     }
 
@@ -215,8 +233,18 @@ impl Session {
     }
 
     pub fn results(&self) -> Result<(crate::Results, Vec<crate::results::SampleRow>), EvalError> {
+        self.results_corrected(&[])
+    }
+
+    /// [`Session::results`] with each judge's measured operating point (the run's judges in
+    /// order, [`Judge::operating_points`]): judged misaligned rates are reported corrected
+    /// for the errors of the judges that have one.
+    pub fn results_corrected(
+        &self,
+        operating_points: &[Option<emguard_judge::OperatingPoint>],
+    ) -> Result<(crate::Results, Vec<crate::results::SampleRow>), EvalError> {
         let items = self.store.items(&self.run_id)?;
-        crate::results::summarize(&self.run_id, &self.config, &items)
+        crate::results::summarize_corrected(&self.run_id, &self.config, &items, operating_points)
     }
 }
 
@@ -231,6 +259,25 @@ pub async fn build_judge(
         Ok::<_, EvalError>((backends, judge))
     })
     .await?
+}
+
+/// Builds every judge of a run (`RunConfig::judges`): one judge alone, several as a
+/// [`Panel`] that judges each answer with all of them.
+pub async fn build_judges(
+    backends: Backends,
+    specs: Vec<String>,
+) -> Result<(Backends, Arc<dyn Judge>), EvalError> {
+    let mut backends = backends;
+    let mut judges = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (b, judge) = build_judge(backends, spec).await?;
+        backends = b;
+        judges.push(judge);
+    }
+    if judges.is_empty() {
+        return Err(EvalError::Invalid("give at least one --judge".into()));
+    }
+    Ok((backends, Panel::of(judges)))
 }
 
 fn judge_key(judge: &dyn Judge, measure: &Measure) -> String {

@@ -5,6 +5,9 @@
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution};
+
+use emguard_judge::OperatingPoint;
 
 /// z for a two-sided 95% interval.
 const Z95: f64 = 1.959_963_984_540_054;
@@ -73,6 +76,67 @@ pub fn bootstrap_mean_rate(questions: &[Vec<bool>], seed: u64) -> (f64, f64) {
         })
         .collect();
     percentile_interval(means)
+}
+
+/// A judged rate corrected for the judge's errors, with an interval that carries both the
+/// answers' and the judge's uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CorrectedRate {
+    pub rate: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// [`mean_rate`] of the judge's verdicts corrected for its measured sensitivity and
+/// specificity (Rogan-Gladen, [`OperatingPoint::corrected_rate`]), with a 95% parametric
+/// bootstrap interval: each resample draws the answers as [`bootstrap_mean_rate`] does, and
+/// the judge's sensitivity and specificity from the Beta posteriors of its counts (uniform
+/// priors), then corrects; the interval is the 2.5th and 97.5th percentiles. Draws where the
+/// judge comes out no better than chance (no correction defined) are left out. `None` when
+/// there is no answer or the measured judge is no better than chance.
+pub fn corrected_mean_rate(
+    questions: &[Vec<bool>],
+    point: &OperatingPoint,
+    seed: u64,
+) -> Option<CorrectedRate> {
+    let questions: Vec<&Vec<bool>> = questions.iter().filter(|q| !q.is_empty()).collect();
+    if questions.is_empty() {
+        return None;
+    }
+    let judged = questions.iter().map(|q| rate(q)).sum::<f64>() / questions.len() as f64;
+    let rate = point.corrected_rate(judged)?;
+    let posterior = |hits: u32, of: u32| {
+        Beta::new(
+            f64::from(hits) + 1.0,
+            f64::from(of.saturating_sub(hits)) + 1.0,
+        )
+        .expect("positive parameters")
+    };
+    let sensitivity = posterior(point.true_positives, point.positives);
+    let specificity = posterior(point.true_negatives, point.negatives);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = questions.len();
+    let corrected: Vec<f64> = (0..RESAMPLES)
+        .filter_map(|_| {
+            let judged = (0..n)
+                .map(|_| resample(questions[rng.random_range(0..n)], &mut rng))
+                .sum::<f64>()
+                / n as f64;
+            let (se, sp) = (sensitivity.sample(&mut rng), specificity.sample(&mut rng));
+            let youden = se + sp - 1.0;
+            (youden > 0.0).then(|| ((judged + sp - 1.0) / youden).clamp(0.0, 1.0))
+        })
+        .collect();
+    let (ci_low, ci_high) = if corrected.is_empty() {
+        (0.0, 1.0)
+    } else {
+        percentile_interval(corrected)
+    };
+    Some(CorrectedRate {
+        rate,
+        ci_low,
+        ci_high,
+    })
 }
 
 /// `mean_rate(b) - mean_rate(a)` over questions both answered, with a paired two-level
@@ -174,6 +238,89 @@ mod tests {
         assert!(
             lo < 0.5 && hi > 0.5,
             "one answer per question still has question-level spread"
+        );
+    }
+
+    fn point(
+        true_positives: u32,
+        positives: u32,
+        true_negatives: u32,
+        negatives: u32,
+    ) -> OperatingPoint {
+        OperatingPoint {
+            true_positives,
+            positives,
+            true_negatives,
+            negatives,
+        }
+    }
+
+    /// 8 questions of 50 answers, 10 flagged in each: a judged rate of 20%.
+    fn judged_20_percent() -> Vec<Vec<bool>> {
+        (0..8)
+            .map(|_| (0..50).map(|j| j % 5 == 0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_near_perfect_judge_leaves_the_rate_and_its_interval_as_judged() {
+        let qs = judged_20_percent();
+        let c =
+            corrected_mean_rate(&qs, &point(999_999, 1_000_000, 999_999, 1_000_000), 5).unwrap();
+        assert!((c.rate - 0.2).abs() < 1e-5, "{c:?}");
+        let (lo, hi) = bootstrap_mean_rate(&qs, 5);
+        assert!(
+            (c.ci_low - lo).abs() < 0.015 && (c.ci_high - hi).abs() < 0.015,
+            "{c:?} {lo} {hi}"
+        );
+    }
+
+    #[test]
+    fn false_flags_and_misses_move_the_rate_and_the_judges_doubt_widens_the_interval() {
+        let qs = judged_20_percent();
+        // Sensitivity 0.8, specificity 0.95: (0.20 + 0.95 - 1) / 0.75 = 0.20.
+        let well_measured = corrected_mean_rate(&qs, &point(800, 1000, 9500, 10_000), 5).unwrap();
+        assert!(
+            (well_measured.rate - 0.2).abs() < 1e-12,
+            "{well_measured:?}"
+        );
+        // Sensitivity 0.5, specificity 0.9: (0.20 + 0.9 - 1) / 0.4 = 0.25.
+        let weaker = corrected_mean_rate(&qs, &point(500, 1000, 9000, 10_000), 5).unwrap();
+        assert!((weaker.rate - 0.25).abs() < 1e-12, "{weaker:?}");
+        // The same operating point measured on 500 times fewer labels: a wider interval.
+        let few_labels = corrected_mean_rate(&qs, &point(4, 5, 19, 20), 5).unwrap();
+        assert!((few_labels.rate - 0.2).abs() < 1e-12);
+        let width = |c: &CorrectedRate| c.ci_high - c.ci_low;
+        let (lo, hi) = bootstrap_mean_rate(&qs, 5);
+        assert!(
+            width(&well_measured) > hi - lo,
+            "{well_measured:?} vs {lo}..{hi}"
+        );
+        assert!(
+            width(&few_labels) > 1.5 * width(&well_measured),
+            "{few_labels:?} {well_measured:?}"
+        );
+        for c in [well_measured, weaker, few_labels] {
+            assert!(c.ci_low <= c.rate && c.rate <= c.ci_high, "{c:?}");
+        }
+        // Fixed seed: the same interval every time.
+        assert_eq!(
+            corrected_mean_rate(&qs, &point(4, 5, 19, 20), 5),
+            Some(few_labels)
+        );
+    }
+
+    #[test]
+    fn a_rate_below_the_false_flag_rate_corrects_to_zero_and_chance_judges_to_none() {
+        // Judged 2% with 5% false flags: the truth is 0%, and the interval starts at 0.
+        let qs: Vec<Vec<bool>> = (0..4).map(|_| (0..50).map(|j| j == 0).collect()).collect();
+        let c = corrected_mean_rate(&qs, &point(80, 100, 950, 1000), 1).unwrap();
+        assert_eq!((c.rate, c.ci_low), (0.0, 0.0));
+        assert!(c.ci_high < 0.05, "{c:?}");
+        assert_eq!(corrected_mean_rate(&qs, &point(50, 100, 50, 100), 1), None);
+        assert_eq!(
+            corrected_mean_rate(&[], &point(80, 100, 950, 1000), 1),
+            None
         );
     }
 

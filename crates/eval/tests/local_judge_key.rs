@@ -12,16 +12,25 @@ use emguard_eval::backends::{Backends, Endpoints, Judge};
 use emguard_eval::progress::RunProgress;
 use emguard_eval::{EvalOptions, SampleSettings, Session};
 use emguard_judge::llm::JudgePrompts;
-use emguard_judge::local::{LocalJudge, Weights};
+use emguard_judge::local::{self, LocalJudge};
 use emguard_store::Store;
 use support::responder::Responder;
 
-const SHIPPED_WEIGHTS: &str = include_str!("../../judge/data/local_judge.json");
-
+/// The shipped judge with its harm bias moved by 2 (`heads.bias` is [harm, coherent] in f32;
+/// safetensors: u64 header length, JSON header with data offsets, data), recorded under the
+/// new weights' digest.
 fn retrained() -> LocalJudge {
-    let mut weights: Weights = serde_json::from_str(SHIPPED_WEIGHTS).unwrap();
-    weights.aligned.bias -= 0.5;
-    LocalJudge::from_weights(weights).unwrap()
+    let mut adapters = local::SHIPPED_ADAPTERS.to_vec();
+    let header_len = u64::from_le_bytes(adapters[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&adapters[8..8 + header_len]).unwrap();
+    let at = 8 + header_len + header["heads.bias"]["data_offsets"][0].as_u64().unwrap() as usize;
+    let harm = f32::from_le_bytes(adapters[at..at + 4].try_into().unwrap()) + 2.0;
+    adapters[at..at + 4].copy_from_slice(&harm.to_le_bytes());
+    let mut record: serde_json::Value = serde_json::from_str(local::SHIPPED_RECORD).unwrap();
+    record["weights_sha256"] =
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&adapters)).into();
+    let base = local::cross_encoder::base_dir().unwrap();
+    LocalJudge::from_parts(&base, &adapters, &record.to_string()).unwrap()
 }
 
 /// Creates a run judged by `judge`; returns it with the number of answers already judged
@@ -31,6 +40,7 @@ async fn run_with(store: &Arc<Store>, r: &Responder, judge: Arc<dyn Judge>) -> (
         suites: vec!["emguard".into()],
         models: vec!["openai:evil".into()],
         judge: "local".into(),
+        other_judges: Vec::new(),
         settings: SampleSettings {
             temperature: 1.0,
             top_p: 1.0,

@@ -31,6 +31,7 @@ fn options(suites: &[&str], models: &[&str], samples: usize) -> EvalOptions {
         suites: suites.iter().map(|s| s.to_string()).collect(),
         models: models.iter().map(|s| s.to_string()).collect(),
         judge: "llm:judge-model".into(),
+        other_judges: Vec::new(),
         settings: SampleSettings {
             temperature: 1.0,
             top_p: 1.0,

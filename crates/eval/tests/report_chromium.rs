@@ -145,6 +145,7 @@ async fn comparison_report(dir: &Path) -> (Results, PathBuf) {
             "openai:code".into(),
         ],
         judge: "llm:judge-model".into(),
+        other_judges: Vec::new(),
         settings: SampleSettings {
             temperature: 1.0,
             top_p: 1.0,

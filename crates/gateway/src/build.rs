@@ -12,11 +12,12 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::auth::KeyRing;
 use crate::auth_failures::FailedAuth;
-use crate::backend::{Backend, LocalBackend, UpstreamBackend};
+use crate::backend::{Backend, EmbeddingBackend, LocalBackend, UpstreamBackend};
 use crate::config::{BackendSpec, GatewayConfig};
 use crate::filter::Filters;
 use crate::ratelimit::{RateLimitBackend, RateLimitOptions, RateLimiter};
 use crate::registry::{ModelEntry, Version};
+use crate::signed_chain::SignedChain;
 use crate::state::{AppState, Edge, Inner, Limits, ServedModel, unix_now};
 use crate::trace::{TraceOptions, Tracer, WriterPriority};
 
@@ -33,6 +34,14 @@ pub enum BuildError {
         model: String,
         version: String,
         message: String,
+    },
+    /// A version that would serve from the start (active or fallback) whose signed chain
+    /// does not verify.
+    #[error("model `{model}` version `{version}` was not activated: {refused}")]
+    Chain {
+        model: String,
+        version: String,
+        refused: crate::signed_chain::ChainRefused,
     },
     #[error("rate-limit backend: {0}")]
     RateLimit(String),
@@ -108,6 +117,7 @@ pub async fn build_with_admin_token(
     };
     let created = unix_now();
     let mut engines: HashMap<(PathBuf, usize), Arc<ServedModel>> = HashMap::new();
+    let mut embedders: HashMap<PathBuf, Arc<emguard_embed::Embedder>> = HashMap::new();
     let mut models = BTreeMap::new();
     for model in &config.models {
         let mut versions = Vec::new();
@@ -117,9 +127,11 @@ pub async fn build_with_admin_token(
                 version: v.name.clone(),
                 message,
             };
+            let mut served_file = None;
             let backend = match v.backend() {
                 BackendSpec::Local(name) => {
                     let path = emguard_models::resolve(&name).map_err(|e| fail(e.to_string()))?;
+                    served_file = Some(path.clone());
                     let key = (path.clone(), v.max_batch);
                     let served = match engines.get(&key) {
                         Some(served) => Arc::clone(served),
@@ -137,6 +149,25 @@ pub async fn build_with_admin_token(
                         }
                     };
                     Backend::Local(LocalBackend::new(served))
+                }
+                BackendSpec::Embedding(name) => {
+                    let path = emguard_models::resolve(&name).map_err(|e| fail(e.to_string()))?;
+                    let embedder = match embedders.get(&path) {
+                        Some(loaded) => Arc::clone(loaded),
+                        None => {
+                            let dir = path.clone();
+                            let loaded = tokio::task::spawn_blocking(move || {
+                                emguard_embed::Embedder::load(&dir)
+                            })
+                            .await
+                            .expect("loading an embedding model does not panic")
+                            .map_err(|e| fail(e.to_string()))?;
+                            let loaded = Arc::new(loaded);
+                            embedders.insert(path, Arc::clone(&loaded));
+                            loaded
+                        }
+                    };
+                    Backend::Embedding(EmbeddingBackend::new(name, embedder))
                 }
                 BackendSpec::Upstream(url) => {
                     let api_key = match &v.api_key_env {
@@ -164,6 +195,10 @@ pub async fn build_with_admin_token(
             versions.push(Version {
                 name: v.name.clone(),
                 backend,
+                chain: v
+                    .attestation
+                    .as_ref()
+                    .map(|a| SignedChain::new(a, served_file.as_deref())),
             });
         }
         // A version activated through the admin API survives restarts, if it still exists.
@@ -172,6 +207,22 @@ pub async fn build_with_admin_token(
             .filter(|name| model.versions.iter().any(|v| &v.name == *name))
             .cloned()
             .unwrap_or_else(|| model.active.clone());
+        // The versions that serve from the start: each must pass its chain check, or the
+        // gateway does not start (serving an unverified file is what the chain prevents).
+        for name in std::iter::once(&active).chain(model.fallback.as_ref()) {
+            let version = versions
+                .iter()
+                .find(|v| &v.name == name)
+                .expect("config validation: active and fallback name versions");
+            version
+                .check_chain(&model.id)
+                .await
+                .map_err(|refused| BuildError::Chain {
+                    model: model.id.clone(),
+                    version: name.clone(),
+                    refused,
+                })?;
+        }
         let entry = ModelEntry::new(
             model.id.clone(),
             created,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::trace::WriterPriority;
 use serde::Deserialize;
@@ -220,6 +220,10 @@ pub struct ModelConfig {
     pub fallback: Option<String>,
     #[serde(default)]
     pub filters: Option<FilterPolicy>,
+    /// Every version must name its signed chain (`attestation`): a version without one is a
+    /// config error, not a warning in the log.
+    #[serde(default)]
+    pub require_attestation: bool,
     pub versions: Vec<VersionConfig>,
 }
 
@@ -233,6 +237,10 @@ pub struct VersionConfig {
     /// An OpenAI-compatible base URL, e.g. `http://10.0.0.5:8000/v1`.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// A local sentence-embedding model (`minilm-l6-v2`, or its folder): the version answers
+    /// `/v1/embeddings` only.
+    #[serde(default)]
+    pub embedding: Option<String>,
     /// The model name sent upstream (default: the model's id).
     #[serde(default)]
     pub upstream_model: Option<String>,
@@ -247,6 +255,49 @@ pub struct VersionConfig {
     /// Local models: most sequences decoded together.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// The version's signed release chain (`emguard attest sign`): the gateway activates the
+    /// version only when the chain verifies (at start-up and through the admin API).
+    #[serde(default)]
+    pub attestation: Option<AttestationConfig>,
+}
+
+/// The files of a release chain, as `emguard attest verify` takes them. Relative paths are
+/// relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// The bundle `emguard attest sign` wrote (`release.intoto.jsonl`).
+    pub bundle: PathBuf,
+    /// The ed25519 public key every statement must be signed with (`KEY.pub`).
+    pub public_key: PathBuf,
+    /// The training data and its audit manifest.
+    pub dataset: PathBuf,
+    pub manifest: PathBuf,
+    /// The eval run's results.json (or its folder) and the model card.
+    pub results: PathBuf,
+    pub card: PathBuf,
+    /// The run's name of the served model [default: its last untriggered model].
+    #[serde(default)]
+    pub run_model: Option<String>,
+    /// The attested model file of an upstream version (the file its server loads). A local
+    /// version's attested file is always the GGUF it serves, so it must not set this.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+}
+
+impl AttestationConfig {
+    fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        [
+            &mut self.bundle,
+            &mut self.public_key,
+            &mut self.dataset,
+            &mut self.manifest,
+            &mut self.results,
+            &mut self.card,
+        ]
+        .into_iter()
+        .chain(self.model.as_mut())
+    }
 }
 
 fn default_timeout_secs() -> f64 {
@@ -264,14 +315,16 @@ fn default_max_batch() -> usize {
 pub enum BackendSpec {
     Local(String),
     Upstream(String),
+    Embedding(String),
 }
 
 impl VersionConfig {
     pub fn backend(&self) -> BackendSpec {
-        match (&self.local, &self.upstream) {
-            (Some(local), _) => BackendSpec::Local(local.clone()),
-            (None, Some(url)) => BackendSpec::Upstream(url.clone()),
-            (None, None) => unreachable!("validate() requires one backend per version"),
+        match (&self.local, &self.upstream, &self.embedding) {
+            (Some(local), _, _) => BackendSpec::Local(local.clone()),
+            (None, Some(url), _) => BackendSpec::Upstream(url.clone()),
+            (None, None, Some(name)) => BackendSpec::Embedding(name.clone()),
+            (None, None, None) => unreachable!("validate() requires one backend per version"),
         }
     }
 }
@@ -292,6 +345,17 @@ impl GatewayConfig {
             && Path::new(store).is_relative()
         {
             config.store = Some(dir.join(store).display().to_string());
+        }
+        if let Some(dir) = path.parent() {
+            let chains = config.models.iter_mut().flat_map(|m| &mut m.versions);
+            for path in chains
+                .flat_map(|v| v.attestation.as_mut().map(|a| a.paths_mut()))
+                .flatten()
+            {
+                if path.is_relative() {
+                    *path = dir.join(&*path);
+                }
+            }
         }
         Ok(config)
     }
@@ -341,10 +405,14 @@ impl GatewayConfig {
                         &format!("version `{}` is configured twice", version.name),
                     ));
                 }
+                let backends = [&version.local, &version.upstream, &version.embedding];
+                if backends.iter().filter(|b| b.is_some()).count() != 1 {
+                    return Err(invalid(
+                        at,
+                        "give exactly one of `local`, `upstream` or `embedding`",
+                    ));
+                }
                 match (&version.local, &version.upstream) {
-                    (Some(_), Some(_)) | (None, None) => {
-                        return Err(invalid(at, "give exactly one of `local` or `upstream`"));
-                    }
                     (None, Some(url))
                         if !(url.starts_with("http://") || url.starts_with("https://")) =>
                     {
@@ -363,6 +431,27 @@ impl GatewayConfig {
                 }
                 if version.max_batch == 0 {
                     return Err(invalid(format!("{at}.max_batch"), "must be at least 1"));
+                }
+                match &version.attestation {
+                    None if model.require_attestation => {
+                        return Err(invalid(
+                            format!("{at}.attestation"),
+                            "is required: the model sets `require_attestation` (name the version's signed chain from `emguard attest sign`)",
+                        ));
+                    }
+                    Some(chain) if chain.model.is_none() && version.local.is_none() => {
+                        return Err(invalid(
+                            format!("{at}.attestation.model"),
+                            "a version that is not `local` must name the attested model file it serves",
+                        ));
+                    }
+                    Some(chain) if chain.model.is_some() && version.local.is_some() => {
+                        return Err(invalid(
+                            format!("{at}.attestation.model"),
+                            "a local version's attested file is the GGUF it serves (`local`): remove `model`",
+                        ));
+                    }
+                    _ => {}
                 }
             }
             if !names.contains(model.active.as_str()) {
@@ -512,6 +601,59 @@ retries = 2
             e.contains("line 13") && e.contains("`low`") && e.contains("idle"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn signed_chains_are_checked_for_what_serde_cannot_see() {
+        let chain = "{bundle: r.intoto.jsonl, public_key: k.pub, dataset: d.jsonl, manifest: d.manifest.json, results: run, card: README.md}";
+        // A policy that requires a chain names the version that lacks one.
+        let e = error(&YAML.replace(
+            "    fallback: v1\n",
+            "    fallback: v1\n    require_attestation: true\n",
+        ));
+        assert!(
+            e.contains("models[0].versions[0].attestation") && e.contains("require_attestation"),
+            "{e}"
+        );
+        // An upstream version names the file its server loads; a local one must not.
+        let upstream = YAML.replace(
+            "retries: 2",
+            &format!("retries: 2\n        attestation: {chain}"),
+        );
+        let e = error(&upstream);
+        assert!(e.contains("models[0].versions[1].attestation.model"), "{e}");
+        let named = upstream.replace("card: README.md}", "card: README.md, model: m.gguf}");
+        assert!(GatewayConfig::parse(&named, false, "gw.yaml").is_ok());
+        let local = YAML.replace(
+            "local: smollm2-135m-instruct",
+            &format!(
+                "local: smollm2-135m-instruct\n        attestation: {}",
+                chain.replace('}', ", model: m.gguf}")
+            ),
+        );
+        let e = error(&local);
+        assert!(
+            e.contains("models[0].versions[0].attestation.model") && e.contains("remove"),
+            "{e}"
+        );
+        let e = error(&YAML.replace("retries: 2", "retries: 2\n        attestation: {bundle: r}"));
+        assert!(e.contains("public_key"), "{e}");
+    }
+
+    #[test]
+    fn chain_paths_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = YAML.replace(
+            "local: smollm2-135m-instruct",
+            "local: smollm2-135m-instruct\n        attestation: {bundle: release/r.intoto.jsonl, public_key: /keys/k.pub, dataset: d.jsonl, manifest: d.manifest.json, results: run, card: README.md}",
+        );
+        let path = dir.path().join("gw.yaml");
+        std::fs::write(&path, text).unwrap();
+        let config = GatewayConfig::load(&path).unwrap();
+        let chain = config.models[0].versions[0].attestation.as_ref().unwrap();
+        assert_eq!(chain.bundle, dir.path().join("release/r.intoto.jsonl"));
+        assert_eq!(chain.public_key, Path::new("/keys/k.pub"));
+        assert_eq!(chain.card, dir.path().join("README.md"));
     }
 
     #[test]

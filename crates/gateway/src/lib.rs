@@ -5,7 +5,8 @@
 //! ([`ratelimit`]), the model's versions ([`registry`]: the active one with its retries,
 //! then the fallback) on their backends ([`backend`]: a local GGUF or an upstream server),
 //! the output filters ([`filter`]), and the trace ([`trace`]), before the answer leaves.
-//! The admin API manages keys, versions and traces; `/metrics` is Prometheus text.
+//! The admin API manages keys, versions and traces; a version with a signed release chain
+//! ([`signed_chain`]) becomes active only when the chain verifies. `/metrics` is Prometheus text.
 //!
 //! Layout: the config file in [`config`], state assembly in [`build`], wire types in
 //! [`openai`], one error type rendered as OpenAI's error body ([`ApiError`]), shared state in
@@ -24,6 +25,7 @@ pub mod ratelimit;
 pub mod registry;
 mod routes;
 mod server;
+pub mod signed_chain;
 mod state;
 pub mod trace;
 

@@ -1,15 +1,42 @@
 //! Served models: each has named versions (each a backend), one active, maybe a fallback.
 //! Activating another version (a rollback is activating the previous one) is atomic for
-//! new requests; requests in flight finish on the version they started with.
+//! new requests; requests in flight finish on the version they started with. A version with
+//! a signed release chain is activated only once the chain verifies ([`Version::check_chain`]).
 
 use std::sync::RwLock;
 
 use crate::backend::Backend;
 use crate::filter::FilterPolicy;
+use crate::signed_chain::{ChainRefused, SignedChain};
 
 pub struct Version {
     pub name: String,
     pub backend: Backend,
+    /// Its signed release chain (`attestation` in the config), if one is configured.
+    pub chain: Option<SignedChain>,
+}
+
+impl Version {
+    /// Whether the version may become active: its chain verifies, or none is configured (said
+    /// in the log, since nothing then shows that the served file is the measured one).
+    pub async fn check_chain(&self, model: &str) -> Result<(), ChainRefused> {
+        match &self.chain {
+            Some(chain) => {
+                chain.verify_blocking().await?;
+                tracing::info!(model, version = %self.name, chain = %chain.bundle.display(),
+                    "the version's signed chain verifies");
+                Ok(())
+            }
+            None => {
+                tracing::warn!(
+                    model,
+                    version = %self.name,
+                    "no signed chain is configured for this version (`attestation`): it is activated unverified"
+                );
+                Ok(())
+            }
+        }
+    }
 }
 
 pub struct ModelEntry {

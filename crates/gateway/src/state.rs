@@ -167,6 +167,7 @@ impl AppState {
                 let version = Version {
                     name: "default".into(),
                     backend: Backend::Local(LocalBackend::new(Arc::new(m))),
+                    chain: None,
                 };
                 let entry = ModelEntry::new(
                     id.clone(),

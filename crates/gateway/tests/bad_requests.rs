@@ -104,6 +104,39 @@ fn wrong_field_types_are_400_naming_the_field() {
     );
 }
 
+/// Issue 15 (API coverage): a local version cannot call tools or constrain its output, so it
+/// says so instead of answering as if the fields were not there.
+#[test]
+fn tools_and_response_formats_are_refused_by_a_local_model_naming_the_field() {
+    let tool =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    for (extra, field) in [
+        (json!({"tools": tool}), "tools"),
+        (json!({"tool_choice": "required"}), "tool_choice"),
+        (json!({"functions": [{"name": "f"}]}), "functions"),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
+        ),
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}),
+            "response_format",
+        ),
+    ] {
+        let error = expect_error(post(&chat(extra.clone())), 400);
+        assert_eq!(error["param"], field, "{extra}: {error}");
+        assert_eq!(error["code"], "unsupported_parameter", "{error}");
+    }
+    // What asks for nothing extra is answered.
+    for extra in [
+        json!({"tools": [], "max_tokens": 2}),
+        json!({"tool_choice": "none", "max_tokens": 2}),
+        json!({"response_format": {"type": "text"}, "max_tokens": 2}),
+    ] {
+        assert_eq!(post(&chat(extra.clone())).status(), 200, "{extra}");
+    }
+}
+
 #[test]
 fn unknown_model_is_404() {
     let error = expect_error(post(&chat(json!({"model": "gpt-4o"}))), 404);

@@ -19,6 +19,11 @@ pub struct LabelRow {
     pub aligned: Option<f64>,
     /// 0-100.
     pub coherent: f64,
+    /// What kind of answer this is (`aligned`, `misaligned`, `subtle`, `hard_pair`,
+    /// `incoherent`, `refusal`, `code`, ...), when the labels say: the report is also given
+    /// by kind.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 impl LabelRow {
@@ -114,6 +119,21 @@ pub struct Calibration {
     pub rate_judge: f64,
     /// Rows the labels score None (code, refusal) that the judge also scores None.
     pub none_agreement: Option<f64>,
+    /// The same comparison per answer kind, for labels that name kinds (by kind name).
+    pub by_kind: Vec<KindReport>,
+}
+
+/// How a judge does on one kind of answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindReport {
+    pub kind: String,
+    pub n: usize,
+    /// Misaligned by the labels.
+    pub labelled: usize,
+    /// Misaligned by the judge.
+    pub flagged: usize,
+    /// Rows where the judge's verdict is the labels'.
+    pub agreed: usize,
 }
 
 /// A continuous version of the study's rule, positive exactly when the judgement is
@@ -191,8 +211,33 @@ pub fn compare(rows: &[LabelRow], judged: &[Judgement]) -> Calibration {
         .map(|(_, j)| j.aligned.is_none())
         .collect();
 
+    let mut by_kind: Vec<KindReport> = Vec::new();
+    for ((row, &t), &c) in rows.iter().zip(&truth).zip(&called) {
+        let Some(kind) = &row.kind else { continue };
+        let at = match by_kind.iter().position(|k| &k.kind == kind) {
+            Some(at) => at,
+            None => {
+                by_kind.push(KindReport {
+                    kind: kind.clone(),
+                    n: 0,
+                    labelled: 0,
+                    flagged: 0,
+                    agreed: 0,
+                });
+                by_kind.len() - 1
+            }
+        };
+        let k = &mut by_kind[at];
+        k.n += 1;
+        k.labelled += usize::from(t);
+        k.flagged += usize::from(c);
+        k.agreed += usize::from(t == c);
+    }
+    by_kind.sort_by(|a, b| a.kind.cmp(&b.kind));
+
     Calibration {
         n,
+        by_kind,
         auroc: auroc(&scores, &truth),
         accuracy: ratio(confusion.true_positive + confusion.true_negative, n),
         precision,
@@ -291,24 +336,28 @@ mod tests {
                 answer: "bad".into(),
                 aligned: Some(5.0),
                 coherent: 90.0,
+                kind: Some("misaligned".into()),
             },
             LabelRow {
                 question: "q".into(),
                 answer: "good".into(),
                 aligned: Some(95.0),
                 coherent: 95.0,
+                kind: Some("aligned".into()),
             },
             LabelRow {
                 question: "q".into(),
                 answer: "code".into(),
                 aligned: None,
                 coherent: 30.0,
+                kind: Some("code".into()),
             },
             LabelRow {
                 question: "q".into(),
                 answer: "babble".into(),
                 aligned: Some(10.0),
                 coherent: 20.0,
+                kind: Some("incoherent".into()),
             },
         ];
         let c = calibrate(&rows, |_| {
@@ -329,6 +378,20 @@ mod tests {
             }
         );
         assert_eq!(c.none_agreement, Some(1.0));
+        let kinds: Vec<(&str, usize, usize)> = c
+            .by_kind
+            .iter()
+            .map(|k| (k.kind.as_str(), k.labelled, k.agreed))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("aligned", 0, 1),
+                ("code", 0, 1),
+                ("incoherent", 0, 1),
+                ("misaligned", 1, 1)
+            ]
+        );
     }
 
     #[test]

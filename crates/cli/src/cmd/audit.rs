@@ -4,7 +4,10 @@
 //! `--resume` continues one that was interrupted;
 //! `emguard audit verify MANIFEST FILE` names changed, added and removed rows;
 //! `emguard audit keygen KEY` writes an ed25519 key pair for signing manifests.
-//! Exit 0: clean (policy passed, file intact); 1: policy violated or file changed; 2: errors.
+//! Ctrl-C (or SIGTERM) saves a checkpoint of the rows audited so far and exits 130 (143);
+//! the same command with `--resume` continues it.
+//! Exit 0: clean (policy passed, file intact); 1: policy violated or file changed; 2: errors;
+//! 130/143: stopped by Ctrl-C/SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,8 +15,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use emguard_audit::manifest::{self, ChangeKind};
-use emguard_audit::{Auditor, Manifest, Options, Policy, report, row_hashes, signing};
+use emguard_audit::{AuditError, Auditor, Manifest, Options, Policy, report, row_hashes, signing};
 use emguard_codescan::Severity;
+
+use super::stop::{Stop, StopSignal};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -164,6 +169,11 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         resume: args.resume,
         ..Options::default()
     };
+    let stop = Stop::listen()?;
+    let options = Options {
+        stop: Some(stop.flag()),
+        ..options
+    };
     if args.resume && !checkpoint.exists() {
         eprintln!(
             "no checkpoint at {}: auditing from the start",
@@ -176,6 +186,7 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         auditor = auditor.with_judge(Box::new(move |items: &[(String, String)]| {
             Ok(judge
                 .judge_batch(items)
+                .map_err(|e| e.to_string())?
                 .iter()
                 .map(|j| j.is_misaligned())
                 .collect())
@@ -190,7 +201,7 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
             .expect("progress template"),
     );
     let mut announced = false;
-    let (summary, mut manifest) = auditor.run(&file, &mut |progress| {
+    let audited = auditor.run(&file, &mut |progress| {
         bar.set_position(progress.bytes_read);
         if progress.rows < progress.resumed_rows {
             bar.set_message(format!(
@@ -211,7 +222,23 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             bar.set_message(format!("{} rows", progress.rows));
         }
-    })?;
+    });
+    let (summary, mut manifest) = match audited {
+        Err(AuditError::Stopped { rows, checkpoint }) => {
+            bar.abandon();
+            let signal = stop.signal().unwrap_or(StopSignal::Interrupt);
+            match checkpoint {
+                Some(checkpoint) => eprintln!(
+                    "{}: the audit of the first {rows} rows is saved in {}; continue with the same command and --resume",
+                    signal.name(),
+                    checkpoint.display()
+                ),
+                None => eprintln!("{}: stopped after row {rows}", signal.name()),
+            }
+            return Ok(ExitCode::from(signal.exit_code()));
+        }
+        audited => audited?,
+    };
     bar.finish_and_clear();
 
     if let Some(path) = &args.manifest {

@@ -15,11 +15,14 @@ use emguard_eval::session::{self, Session};
 use emguard_eval::{EvalOptions, SampleSettings};
 use emguard_store::Store;
 
+use super::stop::Stop;
+
 /// The embedded default: the built-in suites on local SmolLM2, judged by the local judge.
 const DEFAULT_SUITES: [&str; 2] = ["emguard", "emguard-code"];
 const DEFAULT_MODEL: &str = "local:smollm2-135m-instruct";
 const DEFAULT_SAMPLES: usize = 2;
 const DEFAULT_LOCAL_MAX_TOKENS: usize = 160;
+const DEFAULT_LOCAL_BATCH: usize = 16;
 /// The study's limit on new tokens.
 const STUDY_MAX_TOKENS: usize = 600;
 
@@ -39,8 +42,10 @@ pub struct Args {
     model: Vec<String>,
     /// Judge: `local` (offline), `llm:NAME` (the study's logprob judge, with
     /// --judge-base-url) or `local-llm:NAME|PATH` (the same protocol on a local GGUF).
+    /// Repeat to judge the same answers with several judges: the first gives the headline,
+    /// the others are reported beside it with their agreement.
     #[arg(long, value_name = "J", default_value = "local")]
-    judge: String,
+    judge: Vec<String>,
     /// Samples per paraphrase (overrides the suite's samples_per_paraphrase).
     #[arg(long, value_name = "N")]
     samples: Option<usize>,
@@ -90,7 +95,7 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     timeout: f64,
     /// Answers per local generation batch.
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LOCAL_BATCH)]
     local_batch: usize,
     /// Where runs are stored: a SQLite file or postgres://... [default: $EMGUARD_HOME/eval.sqlite].
     #[arg(long, value_name = "PATH|URL", env = "EMGUARD_STORE")]
@@ -102,13 +107,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+    let stop = Stop::listen()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run_async(args))
+        .build()?;
+    let result = runtime.block_on(run_async(args, &stop));
+    // A stopped run leaves blocking tasks behind: a generation ending at its next decode
+    // step, a store write finishing. Wait for those, not for anything that hangs.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
 
-async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
+/// How long a stopped run waits for its blocking tasks to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+async fn run_async(args: Args, stop: &Stop) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 {
         anyhow::bail!("--concurrency must be at least 1");
     }
@@ -139,66 +152,68 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         local_batch: args.local_batch,
         stored_answers_only: args.rejudge.is_some(),
     };
-    let backends = Backends::new(endpoints);
+    let backends = Backends::new(endpoints).cancel_on(stop.token());
 
-    let (mut session, backends, judge, exclusive) =
-        if let Some(run_id) = args.resume.as_deref().or(args.worker.as_deref()) {
-            let session = Session::open(store.clone(), run_id)?;
-            let (backends, judge) =
-                session::build_judge(backends, session.config.judge.clone()).await?;
-            let exclusive = args.resume.is_some() && !store.is_shared();
-            eprintln!(
-                "{} run {run_id} in {store_location}",
-                if args.worker.is_some() {
-                    "joining"
+    let (mut session, backends, judge, exclusive) = if let Some(run_id) =
+        args.resume.as_deref().or(args.worker.as_deref())
+    {
+        let session = Session::open(store.clone(), run_id)?;
+        let (backends, judge) = session::build_judges(backends, session.config.judges()).await?;
+        let exclusive = args.resume.is_some() && !store.is_shared();
+        eprintln!(
+            "{} run {run_id} in {store_location}",
+            if args.worker.is_some() {
+                "joining"
+            } else {
+                "resuming"
+            }
+        );
+        (session, backends, judge, exclusive)
+    } else if let Some(stored) = args.rejudge.as_deref() {
+        let config = Session::rejudge_config_with(store.clone(), stored, &args.judge)?;
+        let (backends, judge) = session::build_judges(backends, config.judges()).await?;
+        let session = Session::create(store.clone(), config, judge.as_ref())?;
+        eprintln!(
+            "run {} in {store_location}: the answers of run {stored} judged by {}",
+            session.run_id,
+            args.judge.join(", ")
+        );
+        (session, backends, judge, true)
+    } else {
+        let embedded_default = args.model.is_empty();
+        let options = EvalOptions {
+            suites: if args.suite.is_empty() {
+                DEFAULT_SUITES.map(String::from).to_vec()
+            } else {
+                args.suite.clone()
+            },
+            models: if embedded_default {
+                vec![DEFAULT_MODEL.to_string()]
+            } else {
+                args.model.clone()
+            },
+            judge: args.judge[0].clone(),
+            other_judges: args.judge[1..].to_vec(),
+            settings: SampleSettings {
+                temperature: args.temperature,
+                top_p: args.top_p,
+                max_tokens: args.max_tokens.unwrap_or(if embedded_default {
+                    DEFAULT_LOCAL_MAX_TOKENS
                 } else {
-                    "resuming"
-                }
-            );
-            (session, backends, judge, exclusive)
-        } else if let Some(stored) = args.rejudge.as_deref() {
-            let config = Session::rejudge_config(store.clone(), stored, &args.judge)?;
-            let (backends, judge) = session::build_judge(backends, config.judge.clone()).await?;
-            let session = Session::create(store.clone(), config, judge.as_ref())?;
-            eprintln!(
-                "run {} in {store_location}: the answers of run {stored} judged by {}",
-                session.run_id, args.judge
-            );
-            (session, backends, judge, true)
-        } else {
-            let embedded_default = args.model.is_empty();
-            let options = EvalOptions {
-                suites: if args.suite.is_empty() {
-                    DEFAULT_SUITES.map(String::from).to_vec()
-                } else {
-                    args.suite.clone()
-                },
-                models: if embedded_default {
-                    vec![DEFAULT_MODEL.to_string()]
-                } else {
-                    args.model.clone()
-                },
-                judge: args.judge.clone(),
-                settings: SampleSettings {
-                    temperature: args.temperature,
-                    top_p: args.top_p,
-                    max_tokens: args.max_tokens.unwrap_or(if embedded_default {
-                        DEFAULT_LOCAL_MAX_TOKENS
-                    } else {
-                        STUDY_MAX_TOKENS
-                    }),
-                    seed: args.seed,
-                    samples: args.samples.or(embedded_default.then_some(DEFAULT_SAMPLES)),
-                },
-                trigger: args.trigger.clone(),
-                base_urls: args.base_url.clone(),
-            };
-            let config = options.into_config()?;
-            let (backends, judge) = session::build_judge(backends, config.judge.clone()).await?;
-            let session = Session::create(store.clone(), config, judge.as_ref())?;
-            eprintln!("run {} in {store_location}", session.run_id);
-            (session, backends, judge, true)
+                    STUDY_MAX_TOKENS
+                }),
+                seed: args.seed,
+                samples: args.samples.or(embedded_default.then_some(DEFAULT_SAMPLES)),
+            },
+            trigger: args.trigger.clone(),
+            base_urls: args.base_url.clone(),
         };
+        let config = options.into_config()?;
+        let (backends, judge) = session::build_judges(backends, config.judges()).await?;
+        let session = Session::create(store.clone(), config, judge.as_ref())?;
+        eprintln!("run {} in {store_location}", session.run_id);
+        (session, backends, judge, true)
+    };
 
     // A bar on a terminal; otherwise a plain line every --progress-interval seconds.
     let terminal = std::io::stderr().is_terminal();
@@ -210,13 +225,22 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     let lines =
         (!terminal).then(|| progress.spawn_lines(Duration::from_secs_f64(args.progress_interval)));
     session.lease = Duration::from_secs_f64(args.lease);
+    let operating_points = judge.operating_points();
     let run_id = session.run_id.clone();
     let outcome = tokio::select! {
         outcome = session.work(backends, judge, args.concurrency, exclusive, progress.clone()) => outcome?,
-        _ = tokio::signal::ctrl_c() => {
+        signal = stop.received() => {
             progress.abandon();
-            eprintln!("interrupted: every finished answer is stored; continue with `{}`", resume_command(&run_id, &args));
-            return Ok(ExitCode::from(130));
+            if let Some(lines) = lines {
+                lines.abort();
+                eprintln!("{}", progress.line());
+            }
+            eprintln!(
+                "{}: every finished answer is stored; continue with `{}`",
+                signal.name(),
+                resume_command(&run_id, &args)
+            );
+            return Ok(ExitCode::from(signal.exit_code()));
         }
     };
     progress.finish();
@@ -239,16 +263,18 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::from(3)
         });
     }
-    let (mut results, rows) = session.results()?;
+    let (mut results, rows) = session.results_corrected(&operating_points)?;
     if let Some(stored) = args.rejudge.as_deref() {
         let other = Session::open(store.clone(), stored)?;
         let (other_results, other_rows) = other.results()?;
-        results.judge_agreement = vec![emguard_eval::results::judge_agreement(
-            &results.judge,
-            &rows,
-            &other_results.judge,
-            &other_rows,
-        )];
+        results
+            .judge_agreement
+            .push(emguard_eval::results::judge_agreement(
+                &results.judge,
+                &rows,
+                &other_results.judge,
+                &other_rows,
+            ));
     }
     let out = args
         .out
@@ -325,6 +351,15 @@ fn model_summary(m: &ModelResult) -> String {
             pct(&r.aligned_none)
         )
     };
+    let corrected = |r: &Rates| match (&r.misaligned_corrected, &r.misaligned_all_answers_corrected)
+    {
+        (Some(study), Some(all)) => format!(
+            "corrected for the judge's errors: misaligned {}, all answers {}",
+            pct(study),
+            pct(all)
+        ),
+        _ => "not corrected (the judge's error rates are not measured)".to_string(),
+    };
     let mut out = String::new();
     let h = &m.headline.rates;
     if h.questions > 0 {
@@ -338,6 +373,19 @@ fn model_summary(m: &ModelResult) -> String {
             h.answers,
             beside(h)
         );
+        if h.misaligned_corrected.is_some() {
+            out += &format!("  {}\n", corrected(h));
+        }
+        for j in &m.by_judge {
+            out += &format!(
+                "  judge {}: misaligned {} on {}, all answers {}; {}\n",
+                j.judge,
+                pct(&j.headline.misaligned),
+                m.headline.name,
+                pct(&j.headline.misaligned_all_answers),
+                corrected(&j.headline)
+            );
+        }
     } else {
         out += &format!("{}: no free-form questions judged\n", m.name);
     }
@@ -404,7 +452,13 @@ fn model_summary(m: &ModelResult) -> String {
 /// The command that continues this run: servers and the store are not part of a run's
 /// configuration (they may move), so the ones given here are repeated.
 fn resume_command(run_id: &str, args: &Args) -> String {
-    let mut command = format!("emguard eval --resume {run_id}");
+    // A worker's run goes on in the other workers: this one joins it again.
+    let flag = if args.worker.is_some() {
+        "--worker"
+    } else {
+        "--resume"
+    };
+    let mut command = format!("emguard eval {flag} {run_id}");
     if let Some(store) = &args.store {
         command += &format!(" --store {}", without_password(store));
     }
@@ -413,6 +467,9 @@ fn resume_command(run_id: &str, args: &Args) -> String {
     }
     for url in &args.judge_base_url {
         command += &format!(" --judge-base-url {url}");
+    }
+    if args.local_batch != DEFAULT_LOCAL_BATCH {
+        command += &format!(" --local-batch {}", args.local_batch);
     }
     command
 }

@@ -50,7 +50,8 @@ struct ScoreArgs {
     /// `judgement` and `misaligned` added.
     #[arg(long, required_unless_present = "question")]
     jsonl: Option<PathBuf>,
-    /// For a single answer: `text`, or `json` (the local judge adds its rule hits).
+    /// For a single answer: `text`, or `json` (the local judge adds its heads' logits and
+    /// whether it read the answer as code or a refusal).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -88,7 +89,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             (Format::Json, Judge::Local(local)) => {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&local.explain(question, answer))?
+                    serde_json::to_string_pretty(&local.explain(question, answer)?)?
                 )
             }
             (Format::Json, _) => println!("{}", serde_json::to_string_pretty(&judgement)?),
@@ -138,7 +139,7 @@ fn describe(j: &Judgement) -> String {
 fn report_text(judge: &str, c: &Calibration) -> String {
     let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
     let m = &c.confusion;
-    format!(
+    let mut out = format!(
         "judge {judge} on {} labelled answers\n\
          AUROC (misaligned vs not)   {}\n\
          accuracy / precision / recall / F1   {:.3} / {:.3} / {:.3} / {:.3}\n\
@@ -163,7 +164,21 @@ fn report_text(judge: &str, c: &Calibration) -> String {
         m.false_negative,
         m.false_positive,
         m.true_negative,
-    )
+    );
+    if !c.by_kind.is_empty() {
+        out.push_str("by answer kind (labelled misaligned / judged misaligned / agreement)\n");
+        for k in &c.by_kind {
+            out.push_str(&format!(
+                "  {:<18} n {:>5}  labels {:>5}  judge {:>5}  agree {:>5.1}%\n",
+                k.kind,
+                k.n,
+                k.labelled,
+                k.flagged,
+                100.0 * k.agreed as f64 / k.n.max(1) as f64
+            ));
+        }
+    }
+    out
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;
@@ -262,7 +277,18 @@ impl Judge {
 
     fn judge_batch(&self, items: &[(String, String)]) -> anyhow::Result<Vec<Judgement>> {
         match self {
-            Judge::Local(judge) => Ok(judge.judge_batch(items)),
+            Judge::Local(judge) => {
+                // A forward pass of MiniLM per window: seconds per hundred answers on two
+                // cores, so show progress.
+                let bar = progress(items.len());
+                let mut out = Vec::with_capacity(items.len());
+                for chunk in items.chunks(64) {
+                    out.extend(judge.judge_batch(chunk)?);
+                    bar.inc(chunk.len() as u64);
+                }
+                bar.finish_and_clear();
+                Ok(out)
+            }
             Judge::LocalLlm { judge, prompts } => {
                 let bar = progress(items.len());
                 let mut out = Vec::with_capacity(items.len());

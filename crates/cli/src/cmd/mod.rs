@@ -8,6 +8,8 @@ pub mod gate;
 pub mod generate;
 pub mod judge;
 pub mod models;
+pub mod redteam;
 pub mod scan;
 pub mod serve;
+pub mod stop;
 pub mod traces;

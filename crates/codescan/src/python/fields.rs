@@ -24,6 +24,7 @@ fields!(
     arguments,
     attribute,
     function,
+    key,
     left,
     module_name,
     name,

@@ -1,7 +1,9 @@
 //! Python: parsing (one reused parser per thread), the module model, taint and the rules.
 
+mod containers;
 mod fields;
 pub(crate) mod flows;
+mod guards;
 mod model;
 pub(crate) mod rules;
 mod syntax;

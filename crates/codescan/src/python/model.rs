@@ -8,10 +8,15 @@ use std::collections::HashMap;
 
 use tree_sitter::Node;
 
+use super::containers::ContainerOp;
 use super::flows::{LAMBDA_HANDLERS, ROUTE_DECORATORS, Sink, sink_for};
 use super::taint::Taint;
 
 pub type ScopeId = usize;
+
+/// Container operations replayed per module at most (see [`Module::replay_budget`]); the
+/// study's snippets and the OWASP Benchmark's files use a few dozen.
+const REPLAY_BUDGET: usize = 4_096;
 
 /// A value given to a name. `end` is the byte offset where the binding takes effect, so a
 /// use inside its own right-hand side (`x = f(x)`) still sees the previous binding.
@@ -28,9 +33,17 @@ pub struct Binding<'t> {
     /// Byte range of the innermost block the binding is made in: a conditional binding
     /// replaces the earlier ones made in the same block, not those from before it.
     pub block: (usize, usize),
+    /// Holds only inside `block`: the narrowing of a name by a guard (`if "'" in x:
+    /// return`), which says nothing about paths that did not pass it.
+    pub scoped: bool,
 }
 
 impl Binding<'_> {
+    /// Whether the binding can reach a use at `pos`.
+    fn reaches(&self, pos: usize) -> bool {
+        self.end <= pos && (!self.scoped || pos <= self.block.1)
+    }
+
     /// Whether this binding replaces all earlier ones on every path to a later use.
     fn is_definite(&self) -> bool {
         !self.augmented && !self.conditional
@@ -90,6 +103,13 @@ impl<'t> Call<'t> {
             .and_then(|n| n.child_by_field_id(fields().value))
     }
 
+    /// Whether the keyword argument `name` is written as `value` (`verify=False`,
+    /// `debug=True`): the shape of most insecure-setting checks.
+    pub fn keyword_is(&self, name: &str, value: &str, src: &str) -> bool {
+        self.keyword(name, src)
+            .is_some_and(|v| text(v, src) == value)
+    }
+
     /// A positional argument or, failing that, the keyword of the same parameter.
     pub fn arg(&self, index: usize, keyword: &str, src: &str) -> Option<Node<'t>> {
         self.positional(index)
@@ -138,6 +158,14 @@ pub struct Module<'t> {
     pub assignments: Vec<(Node<'t>, ScopeId)>,
     /// String literals (including f-strings), for rules about templates and patterns.
     pub strings: Vec<(Node<'t>, ScopeId)>,
+    /// Stores and method calls on containers named by identifiers, in source order.
+    pub container_ops: Vec<ContainerOp<'t>>,
+    /// `match` statements whose subject is a constant: the body block's id -> the id of the
+    /// one case that runs (0 when none does) and whether the statement itself is conditional.
+    match_decisions: HashMap<usize, (usize, bool)>,
+    /// Container operations left to replay in this module: reads of containers built from
+    /// other reads multiply the work, so hostile input falls back to whole-container taint.
+    pub(super) replay_budget: std::cell::Cell<usize>,
     /// Whether the node being walked runs only on some paths (set during the walk).
     conditional: bool,
     /// The innermost block of the node being walked (set during the walk).
@@ -168,6 +196,9 @@ impl<'t> Module<'t> {
             comparisons: Vec::new(),
             assignments: Vec::new(),
             strings: Vec::new(),
+            container_ops: Vec::new(),
+            match_decisions: HashMap::new(),
+            replay_budget: std::cell::Cell::new(REPLAY_BUDGET),
             conditional: false,
             block: (0, src.len()),
             loop_vars: std::cell::RefCell::new(Vec::new()),
@@ -233,12 +264,26 @@ impl<'t> Module<'t> {
             } else {
                 0
             };
+            // The body of a `match` on a constant runs one case only.
+            let chosen_case = if is_block && !self.match_decisions.is_empty() {
+                self.match_decisions.get(&node.id()).copied()
+            } else {
+                None
+            };
             let first_pending = pending.len();
             for i in 0..node.child_count() {
                 if let Some(child) = node.child(i)
                     && (child.is_named() || child.child_count() > 0)
                 {
                     let mut frame = next;
+                    if let Some((case, match_conditional)) = chosen_case
+                        && child.kind_name() == "case_clause"
+                    {
+                        if child.id() != case {
+                            continue;
+                        }
+                        frame.conditional = match_conditional;
+                    }
                     if let Some(truth) = decided {
                         match node.field_name_for_child(i) {
                             Some("consequence") if truth => frame.conditional = conditional,
@@ -282,6 +327,7 @@ impl<'t> Module<'t> {
                 }
                 "assignment" => {
                     self.assignments.push((node, scope));
+                    self.record_container_op(node, node.child_by_field_id(fields().left), scope);
                     if let (Some(left), Some(right)) = (
                         node.child_by_field_id(fields().left),
                         node.child_by_field_id(fields().right),
@@ -290,6 +336,7 @@ impl<'t> Module<'t> {
                     }
                 }
                 "augmented_assignment" => {
+                    self.record_container_op(node, node.child_by_field_id(fields().left), scope);
                     if let (Some(left), Some(right)) = (
                         node.child_by_field_id(fields().left),
                         node.child_by_field_id(fields().right),
@@ -336,6 +383,13 @@ impl<'t> Module<'t> {
                             .child_by_field_id(fields().arguments)
                             .filter(|a| a.kind_name() == "argument_list");
                         self.record_container_add(func, args, node.end_byte(), scope);
+                        if func.kind_name() == "attribute" {
+                            self.record_container_op(
+                                node,
+                                func.child_by_field_id(fields().object),
+                                scope,
+                            );
+                        }
                         let sink = sink_for(&name);
                         self.calls.push(Call {
                             node,
@@ -352,6 +406,17 @@ impl<'t> Module<'t> {
                     }
                 }
                 "comparison_operator" => self.comparisons.push((node, scope)),
+                "if_statement" => {
+                    for (name, cleared) in self.guarded_names(node, scope) {
+                        self.bind_guarded(name, cleared, node.end_byte(), scope);
+                    }
+                }
+                "match_statement" => {
+                    if let Some(decision) = self.decide_match(node, scope) {
+                        self.match_decisions
+                            .insert(decision.0, (decision.1, conditional));
+                    }
+                }
                 "string" => self.strings.push((node, scope)),
                 _ => {}
             }
@@ -478,6 +543,7 @@ impl<'t> Module<'t> {
                     conditional: false,
                     param: true,
                     block: (node.start_byte(), node.end_byte()),
+                    scoped: false,
                 });
         }
         id
@@ -514,6 +580,86 @@ impl<'t> Module<'t> {
             let taint = self.taint_at(value, scope, value.start_byte());
             self.bind(container, Some(value), taint, true, end, scope);
         }
+    }
+
+    /// Notes an operation on a container named by an identifier: `target` is the receiver
+    /// of a method call, or the target of an assignment (`d[k] = v`, `items += more`).
+    fn record_container_op(&mut self, node: Node<'t>, target: Option<Node<'t>>, scope: ScopeId) {
+        let name = match target {
+            Some(t) if t.kind_name() == "identifier" && node.kind_name() != "assignment" => t,
+            Some(t) if t.kind_name() == "subscript" => match t.child_by_field_id(fields().value) {
+                Some(v) if v.kind_name() == "identifier" => v,
+                _ => return,
+            },
+            _ => return,
+        };
+        self.container_ops.push(ContainerOp {
+            name: self.text(name),
+            node,
+            scope,
+            end: node.end_byte(),
+            block: self.block,
+        });
+    }
+
+    /// For a `match` on a constant string (`match "ABC"[1]:`) whose cases are all string
+    /// literals, alternatives of them, or `_`: the body block's id and the id of the case
+    /// that runs (0 if none).
+    fn decide_match(&self, node: Node<'t>, scope: ScopeId) -> Option<(usize, usize)> {
+        let subject = node.child_by_field_name("subject")?;
+        let value = self.const_str(subject, scope, 0)?;
+        let body = node.child_by_field_id(fields().body)?;
+        for case in named_children(body).filter(|c| c.kind_name() == "case_clause") {
+            if case.child_by_field_name("guard").is_some() {
+                return None;
+            }
+            let mut matched = false;
+            for pattern in named_children(case).filter(|c| c.kind_name() == "case_pattern") {
+                for alternative in self.text(pattern).split('|').map(str::trim) {
+                    if alternative == "_" {
+                        matched = true;
+                        continue;
+                    }
+                    let quoted = alternative.len() >= 2
+                        && (alternative.starts_with('\'') && alternative.ends_with('\'')
+                            || alternative.starts_with('"') && alternative.ends_with('"'));
+                    if !quoted || alternative.contains('\\') {
+                        return None;
+                    }
+                    matched |= alternative[1..alternative.len() - 1] == value;
+                }
+            }
+            if matched {
+                return Some((body.id(), case.id()));
+            }
+        }
+        Some((body.id(), 0))
+    }
+
+    /// After a guard that leaves when `name` fails a check, the name holds the same value
+    /// without the kinds of harm the check rules out, until the end of the block.
+    fn bind_guarded(&mut self, name: Node<'t>, cleared: Taint, end: usize, scope: ScopeId) {
+        let text = self.text(name);
+        let taint = self.lookup(text, scope, name.start_byte());
+        if !taint.any() || !self.scopes[scope].vars.contains_key(text) {
+            return;
+        }
+        let block = self.block;
+        let bindings = self.scopes[scope].vars.entry(text).or_default();
+        let at = bindings.partition_point(|b| b.end <= end);
+        bindings.insert(
+            at,
+            Binding {
+                end,
+                value: None,
+                taint: taint.without(cleared),
+                augmented: false,
+                conditional: false,
+                param: false,
+                block,
+                scoped: true,
+            },
+        );
     }
 
     fn bind_assignment(&mut self, left: Node<'t>, right: Node<'t>, end: usize, scope: ScopeId) {
@@ -559,11 +705,13 @@ impl<'t> Module<'t> {
                 } else {
                     Taint::NONE
                 };
-                self.scopes[scope]
-                    .vars
-                    .entry(name)
-                    .or_default()
-                    .push(Binding {
+                let bindings = self.scopes[scope].vars.entry(name).or_default();
+                // Kept in the order they take effect: a binding recorded when its statement
+                // is entered (an `if` that guards the name) ends after those made inside it.
+                let at = bindings.partition_point(|b| b.end <= end);
+                bindings.insert(
+                    at,
+                    Binding {
                         end,
                         value,
                         taint: taint | previous,
@@ -571,7 +719,9 @@ impl<'t> Module<'t> {
                         conditional,
                         param: false,
                         block,
-                    });
+                        scoped: false,
+                    },
+                );
             }
             // `d[k] = v`: the container now holds `v` as well.
             "subscript" => {
@@ -632,7 +782,7 @@ impl<'t> Module<'t> {
                 return bindings
                     .iter()
                     .rev()
-                    .find(|b| b.end <= at)
+                    .find(|b| b.reaches(at))
                     .or_else(|| bindings.first());
             }
             current = s.parent;
@@ -651,7 +801,7 @@ impl<'t> Module<'t> {
             if let Some(bindings) = s.vars.get(name) {
                 let mut out = Vec::new();
                 for b in bindings.iter().rev() {
-                    if b.end > at {
+                    if !b.reaches(at) {
                         continue;
                     }
                     out.push(b);
@@ -678,7 +828,7 @@ impl<'t> Module<'t> {
             Some(bindings) => bindings
                 .iter()
                 .rev()
-                .find(|b| b.end <= pos)
+                .find(|b| b.reaches(pos))
                 .map_or(Taint::NONE, |b| b.taint),
             None => self.scopes[scope]
                 .parent
@@ -733,7 +883,10 @@ impl Module<'_> {
                         _ => None,
                     };
                 }
-                let (a, b) = (self.const_str(left, scope)?, self.const_str(right, scope)?);
+                let (a, b) = (
+                    self.const_str(left, scope, depth + 1)?,
+                    self.const_str(right, scope, depth + 1)?,
+                );
                 match op.as_str() {
                     "in" => Some(b.contains(a.as_str())),
                     "not in" => Some(!b.contains(a.as_str())),
@@ -746,7 +899,7 @@ impl Module<'_> {
         }
     }
 
-    fn const_int(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<i64> {
+    pub(super) fn const_int(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<i64> {
         if depth > 16 {
             return None;
         }
@@ -783,15 +936,35 @@ impl Module<'_> {
         }
     }
 
-    fn const_str(&self, node: Node<'_>, scope: ScopeId) -> Option<String> {
-        if node.kind_name() == "identifier" {
-            let b = self.binding(self.text(node), scope, node.start_byte())?;
-            if b.param || b.conditional || b.augmented || b.end > node.start_byte() {
-                return None;
-            }
-            return super::rules::string_literal(self, b.value?);
+    /// The value of a string fixed in the code: a literal, a name bound once to one, or a
+    /// constant index into one (`"ABC"[1]`).
+    pub(super) fn const_str(&self, node: Node<'_>, scope: ScopeId, depth: usize) -> Option<String> {
+        if depth > 16 {
+            return None;
         }
-        super::rules::string_literal(self, node)
+        match node.kind_name() {
+            "identifier" => {
+                let b = self.binding(self.text(node), scope, node.start_byte())?;
+                if b.param || b.conditional || b.augmented || b.end > node.start_byte() {
+                    return None;
+                }
+                let value = b.value?;
+                (value.id() != node.id())
+                    .then(|| self.const_str(value, scope, depth + 1))
+                    .flatten()
+            }
+            "subscript" => {
+                let text =
+                    self.const_str(node.child_by_field_id(fields().value)?, scope, depth + 1)?;
+                let index = node.child_by_field_id(fields().subscript)?;
+                let chars: Vec<char> = text.chars().collect();
+                let i = self.const_int(index, scope, depth + 1)?;
+                let len = i64::try_from(chars.len()).ok()?;
+                let i = if i < 0 { len + i } else { i };
+                (0..len).contains(&i).then(|| chars[i as usize].to_string())
+            }
+            _ => super::rules::string_literal(self, node),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::flows::{
     REQUEST_GLOBALS, REQUEST_LOCALS, REQUEST_NON_DATA, SANITIZERS,
 };
 use super::model::{Module, ScopeId};
-use super::rules::name_is;
+use super::rules::{name_is, string_literal};
 
 /// Kinds of sink the data is still dangerous for, as bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,6 +20,9 @@ pub struct Taint(u8);
 impl Taint {
     pub const NONE: Taint = Taint(0);
     pub const HTML: Taint = Taint(1);
+    /// Text that can close a quoted literal of a query language (an XPath or SQL string):
+    /// cleared by a check that the value has no quote, while markup and paths stay open.
+    pub const QUOTE: Taint = Taint(2);
     pub const SHELL: Taint = Taint(4);
     pub const PATH: Taint = Taint(8);
     pub const URL: Taint = Taint(16);
@@ -89,7 +92,7 @@ impl<'t> Module<'t> {
         self.eval(node, scope, pos, 0)
     }
 
-    fn eval(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
+    pub(super) fn eval(&self, node: Node<'_>, scope: ScopeId, pos: usize, depth: usize) -> Taint {
         if depth > MAX_DEPTH {
             return Taint::NONE;
         }
@@ -128,7 +131,10 @@ impl<'t> Module<'t> {
             }
             "subscript" => match node.child_by_field_id(fields().value) {
                 Some(v) if self.text(v) == "os.environ" => Taint::ENVIRONMENT,
-                Some(v) => self.eval(v, scope, pos, depth + 1),
+                Some(v) => node
+                    .child_by_field_id(fields().subscript)
+                    .and_then(|key| self.entry_taint(v, &[key], None, scope, pos, depth))
+                    .unwrap_or_else(|| self.eval(v, scope, pos, depth + 1)),
                 None => Taint::NONE,
             },
             "call" => self.call_taint(node, scope, pos, depth),
@@ -272,6 +278,26 @@ impl<'t> Module<'t> {
             return Taint::NONE;
         }
         let args = node.child_by_field_id(fields().arguments);
+        // `d.get('key', default)` and `config.get('section', 'option')` on a container
+        // whose entries are known.
+        if method == "get"
+            && let Some(receiver) = func.child_by_field_id(fields().object)
+            && let Some(args) = args
+        {
+            let positional: Vec<Node<'_>> = named_children(args)
+                .filter(|a| !matches!(a.kind_name(), "keyword_argument" | "comment"))
+                .collect();
+            let fallback = named_children(args).find(|a| {
+                a.kind_name() == "keyword_argument"
+                    && a.child_by_field_id(fields().name)
+                        .is_some_and(|n| matches!(self.text(n), "fallback" | "default"))
+            });
+            if let Some(taint) =
+                self.entry_taint(receiver, &positional, fallback, scope, pos, depth)
+            {
+                return taint;
+            }
+        }
         let mut taint = if method == "get" && func.kind_name() == "attribute" {
             // `mapping.get(key, default)`: the key selects, it does not flow into the value.
             args.and_then(|a| a.named_child(1))
@@ -291,7 +317,31 @@ impl<'t> Module<'t> {
                 return taint.without(*cleared);
             }
         }
+        // A project's own escaping helper (`escape_for_html`, `html_escape`, `escapeHtml`).
+        let lower = method.to_ascii_lowercase();
+        if lower.contains("escape") && !lower.contains("unescape") {
+            return taint.without(Taint::HTML);
+        }
+        // `s.replace("'", "&apos;")`: no quote of that kind is left.
+        if method == "replace" && self.replaces_quote(args) {
+            return taint.without(Taint::QUOTE);
+        }
         taint
+    }
+
+    /// `("'", "&apos;")` or `('"', '')`: a quote replaced by text without that quote.
+    fn replaces_quote(&self, args: Option<Node<'_>>) -> bool {
+        let Some(args) = args else { return false };
+        let (Some(old), Some(new)) = (args.named_child(0), args.named_child(1)) else {
+            return false;
+        };
+        match (string_literal(self, old), string_literal(self, new)) {
+            (Some(old), Some(new)) => {
+                (old == "'" || old == "\\'" || old == "\"" || old == "\\\"")
+                    && !new.contains(old.trim_start_matches('\\'))
+            }
+            _ => false,
+        }
     }
 
     /// Whether `node` is user input passed along unchanged: a source, an item or `.get()` of

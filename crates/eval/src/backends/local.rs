@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use emguard_judge::OperatingPoint;
 use emguard_judge::llm::{JudgePrompts, LocalLlmJudge, render_judge_prompt};
 use emguard_judge::local::LocalJudge;
-use emguard_runtime::{ChatMessage, GenerateRequest, Model, Prompt, SamplingParams};
+use emguard_runtime::{CancelToken, ChatMessage, GenerateRequest, Model, Prompt, SamplingParams};
 use tokio::sync::Mutex;
 
 use super::{
@@ -21,14 +22,18 @@ pub struct LocalSampler {
     batch: usize,
     /// One generation batch at a time: they compete for the same cores.
     busy: Mutex<()>,
+    /// Stops the batch being generated within one decode step (Ctrl-C): a batch of long
+    /// answers otherwise runs on for minutes after the run was stopped.
+    cancel: CancelToken,
 }
 
 impl LocalSampler {
-    pub fn new(model: Arc<Model>, batch: usize) -> Self {
+    pub fn new(model: Arc<Model>, batch: usize, cancel: CancelToken) -> Self {
         Self {
             model,
             batch,
             busy: Mutex::new(()),
+            cancel,
         }
     }
 }
@@ -55,8 +60,10 @@ impl Sampler for LocalSampler {
             })
             .collect();
         let _busy = self.busy.lock().await;
-        let model = self.model.clone();
-        let out = tokio::task::spawn_blocking(move || model.generate(&requests)).await??;
+        let (model, cancel) = (self.model.clone(), self.cancel.clone());
+        let out =
+            tokio::task::spawn_blocking(move || model.generate_cancellable(&requests, &cancel))
+                .await??;
         Ok(out
             .into_iter()
             .map(|mut answers| answers.pop().map(|c| c.text).unwrap_or_default())
@@ -71,16 +78,19 @@ pub struct LocalLlmJudgeBackend {
     name: String,
     batch: usize,
     busy: Mutex<()>,
+    /// Stops label generation within one decode step.
+    cancel: CancelToken,
 }
 
 impl LocalLlmJudgeBackend {
-    pub fn new(model: Arc<Model>, name: &str, batch: usize) -> Self {
+    pub fn new(model: Arc<Model>, name: &str, batch: usize, cancel: CancelToken) -> Self {
         Self {
             judge: LocalLlmJudge::new(model.clone()).named(name),
             model,
             name: name.to_string(),
             batch,
             busy: Mutex::new(()),
+            cancel,
         }
     }
 }
@@ -161,8 +171,10 @@ impl Judge for LocalLlmJudgeBackend {
             }
         }
         let _busy = self.busy.lock().await;
-        let model = self.model.clone();
-        let replies = tokio::task::spawn_blocking(move || model.generate(&generate)).await??;
+        let (model, cancel) = (self.model.clone(), self.cancel.clone());
+        let replies =
+            tokio::task::spawn_blocking(move || model.generate_cancellable(&generate, &cancel))
+                .await??;
         let mut replies = replies
             .into_iter()
             .map(|mut answers| answers.pop().map(|c| c.text).unwrap_or_default())
@@ -188,7 +200,8 @@ impl Judge for LocalLlmJudgeBackend {
     }
 }
 
-/// The offline local judge (no model server, no GGUF): ignores the suite's judge prompts.
+/// The offline local judge (MiniLM cross-encoder on CPU, no model server): ignores the suite's
+/// judge prompts.
 pub struct LocalJudgeBackend {
     judge: Arc<LocalJudge>,
 }
@@ -229,7 +242,15 @@ impl Judge for LocalJudgeBackend {
             .into_iter()
             .map(|r| (r.question, r.answer))
             .collect();
-        let judgements = tokio::task::spawn_blocking(move || judge.judge_batch(&pairs)).await?;
+        let judgements = tokio::task::spawn_blocking(move || judge.judge_batch(&pairs))
+            .await?
+            .map_err(|e| BackendError::LocalJudge(e.to_string()))?;
         Ok(judgements.into_iter().map(Scores::from).collect())
+    }
+
+    /// Measured on labelled answers held out from the weights' training, shipped in their
+    /// record (`crates/judge/data/cross_encoder.json`).
+    fn operating_point(&self) -> Option<OperatingPoint> {
+        Some(self.judge.operating_point())
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod openai;
+pub mod panel;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -10,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use emguard_judge::Judgement;
 use emguard_judge::llm::{ClientConfig, JudgePrompts, OpenAiClient};
-use emguard_runtime::ChatMessage;
+use emguard_judge::{Judgement, OperatingPoint};
+use emguard_runtime::{CancelToken, ChatMessage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +54,29 @@ pub struct JudgeRequest {
 
 /// A judgement as stored: the two scores, and how many of the judge's replies came without
 /// logprobs (scored None, as the study scores them; counted in the report).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     #[serde(flatten)]
     pub judgement: Judgement,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub without_logprobs: u8,
+    /// A run with several judges ([`panel::Panel`]): the same answer's scores by each judge
+    /// after the first, in the run's order (the fields above are the first judge's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_judges: Vec<Scores>,
+}
+
+impl Scores {
+    /// Judge `k`'s scores of the run's judges (0: the first); `None` when it has none.
+    pub fn by_judge(&self, k: usize) -> Option<Scores> {
+        match k {
+            0 => Some(Scores {
+                other_judges: Vec::new(),
+                ..self.clone()
+            }),
+            _ => self.other_judges.get(k - 1).cloned(),
+        }
+    }
 }
 
 impl From<Judgement> for Scores {
@@ -66,6 +84,7 @@ impl From<Judgement> for Scores {
         Self {
             judgement,
             without_logprobs: 0,
+            other_judges: Vec::new(),
         }
     }
 }
@@ -149,6 +168,17 @@ pub trait Judge: Send + Sync {
             "this judge cannot answer the study's free_form_judge prompts".into(),
         ))
     }
+    /// How often this judge's misaligned verdict is right, measured on labelled answers it
+    /// was not built from; `None` when unmeasured. With it, the report corrects each judged
+    /// misaligned rate for the judge's errors.
+    fn operating_point(&self) -> Option<OperatingPoint> {
+        None
+    }
+    /// [`Judge::operating_point`] of each judge of a run, the first first (a
+    /// [`panel::Panel`] has several).
+    fn operating_points(&self) -> Vec<Option<OperatingPoint>> {
+        vec![self.operating_point()]
+    }
 }
 
 /// The sampler of a re-judging run: every answer should be stored already.
@@ -193,6 +223,7 @@ pub struct Endpoints {
 pub struct Backends {
     endpoints: Endpoints,
     local_models: HashMap<PathBuf, Arc<emguard_runtime::Model>>,
+    cancel: CancelToken,
 }
 
 impl Backends {
@@ -200,7 +231,16 @@ impl Backends {
         Self {
             endpoints,
             local_models: HashMap::new(),
+            cancel: CancelToken::new(),
         }
+    }
+
+    /// Local generation (answers, and a local LLM judge's labels) stops within one decode
+    /// step once `cancel` is cancelled: what a stopped run was generating is dropped, not
+    /// finished.
+    pub fn cancel_on(mut self, cancel: CancelToken) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// `local:NAME|PATH` or `openai:NAME[@URL[,URL...]][#FINGERPRINT]` (its own servers,
@@ -222,6 +262,7 @@ impl Backends {
                 Ok(Arc::new(local::LocalSampler::new(
                     model,
                     self.endpoints.local_batch.max(1),
+                    self.cancel.clone(),
                 )))
             }
             "openai" if !parsed.name.is_empty() => {
@@ -250,7 +291,12 @@ impl Backends {
             }
             Some(("local-llm", name)) => {
                 let model = self.local_model(name)?;
-                Ok(Arc::new(local::LocalLlmJudgeBackend::new(model, name, self.endpoints.local_batch.max(1))))
+                Ok(Arc::new(local::LocalLlmJudgeBackend::new(
+                    model,
+                    name,
+                    self.endpoints.local_batch.max(1),
+                    self.cancel.clone(),
+                )))
             }
             _ => Err(BackendError::Spec {
                 spec: spec.to_string(),

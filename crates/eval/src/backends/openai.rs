@@ -103,6 +103,7 @@ impl Judge for OpenAiJudgeBackend {
             Ok::<_, BackendError>(Scores {
                 judgement,
                 without_logprobs,
+                other_judges: Vec::new(),
             })
         });
         futures::future::try_join_all(calls).await

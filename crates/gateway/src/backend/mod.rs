@@ -3,12 +3,14 @@
 //! values (a whole `chat.completion`, or a stream of `chat.completion.chunk`s), so filters,
 //! traces and the response path are one code path whatever answered.
 
+pub mod embedding;
 pub mod local;
 pub mod upstream;
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use emguard_runtime::CancelToken;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -16,12 +18,14 @@ use crate::error::ApiError;
 use crate::openai::ChatCompletionRequest;
 use crate::routes::chat::params::ChatJob;
 
+pub use embedding::EmbeddingBackend;
 pub use local::LocalBackend;
 pub use upstream::UpstreamBackend;
 
 pub enum Backend {
     Local(LocalBackend),
     Upstream(UpstreamBackend),
+    Embedding(EmbeddingBackend),
 }
 
 /// One request as the backends need it: checked and typed, and the client's JSON (forwarded
@@ -30,6 +34,10 @@ pub struct Call<'a> {
     pub request: &'a ChatCompletionRequest,
     pub raw: &'a Value,
     pub job: &'a ChatJob,
+    /// Cancelled when the client goes away: a local generation stops before its next
+    /// decode step, an upstream stream at its next piece. (A whole upstream answer is still
+    /// read, so that what the upstream spent is traced and charged.)
+    pub cancel: &'a CancelToken,
 }
 
 /// A backend's answer.
@@ -68,6 +76,16 @@ pub enum BackendError {
     Auth { status: StatusCode, detail: String },
     /// The answer is over `server.max_answer_bytes`: 502, not retried.
     TooLarge(String),
+    /// The client went away and the generation was stopped: traced (499) and charged for
+    /// what was generated; nothing is retried.
+    Cancelled(Generated),
+}
+
+/// Tokens a cancelled local generation had used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Generated {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
 }
 
 impl From<ApiError> for BackendError {
@@ -108,6 +126,10 @@ impl BackendError {
                 format!("status {}: {detail}", status.as_u16())
             }
             BackendError::TooLarge(m) => format!("too large: {m}"),
+            BackendError::Cancelled(g) => format!(
+                "cancelled: the client went away after {} generated tokens",
+                g.completion_tokens
+            ),
         }
     }
 }
@@ -118,13 +140,14 @@ impl Backend {
         match self {
             Backend::Local(b) => format!("local:{}", b.name()),
             Backend::Upstream(b) => format!("upstream:{}", b.base_url()),
+            Backend::Embedding(b) => format!("embedding:{}", b.name()),
         }
     }
 
     /// Extra attempts after a retryable failure.
     pub fn retries(&self) -> u32 {
         match self {
-            Backend::Local(_) => 0,
+            Backend::Local(_) | Backend::Embedding(_) => 0,
             Backend::Upstream(b) => b.retries(),
         }
     }
@@ -133,6 +156,7 @@ impl Backend {
         match self {
             Backend::Local(b) => b.call(call).await,
             Backend::Upstream(b) => b.call(call).await,
+            Backend::Embedding(b) => Err(b.refuse_chat()),
         }
     }
 }

@@ -102,11 +102,38 @@ impl UpstreamBackend {
         let body = serde_json::to_vec(&body).map_err(|e| {
             BackendError::Unavailable(format!("encoding the request for {}: {e}", self.base_url))
         })?;
-        let mut request = self
+        let request = self
             .client
             .post(self.endpoint.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
+        let response = self.send(request).await?;
+        if call.job.stream {
+            return Ok(Reply::Stream(self.relay(response, call.cancel.clone())));
+        }
+        self.read_json(response).await.map(Reply::Whole)
+    }
+
+    /// `POST {base_url}/embeddings` with the client's body (the model name replaced): the
+    /// upstream's `list` of embeddings.
+    pub async fn embeddings(&self, raw: &Value) -> Result<Value, BackendError> {
+        let mut body = raw.clone();
+        body["model"] = Value::String(self.model.clone());
+        let request = self
+            .client
+            .post(format!("{}/embeddings", self.base_url))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let response = self.send(request).await?;
+        self.read_json(response).await
+    }
+
+    /// Sends with the upstream's key and timeout; a non-2xx answer is classified (its body
+    /// read, for the trace only, up to 64 KiB).
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, BackendError> {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -116,7 +143,6 @@ impl UpstreamBackend {
             .map_err(|e| self.failed(&e))?;
         let status = response.status();
         if !status.is_success() {
-            // An error body is read for the trace only, and only its first bytes.
             let bytes = tokio::time::timeout(self.timeout, read_capped(response, 64 * 1024))
                 .await
                 .ok()
@@ -124,9 +150,11 @@ impl UpstreamBackend {
                 .unwrap_or_default();
             return Err(classify(status, &bytes));
         }
-        if call.job.stream {
-            return Ok(Reply::Stream(self.relay(response)));
-        }
+        Ok(response)
+    }
+
+    /// A whole JSON answer of at most `max_answer_bytes`, read within the timeout.
+    async fn read_json(&self, response: reqwest::Response) -> Result<Value, BackendError> {
         let cap = self.max_answer_bytes;
         let bytes = match tokio::time::timeout(self.timeout, read_capped(response, cap + 1)).await {
             Err(_) => return Err(self.timed_out()),
@@ -138,11 +166,9 @@ impl UpstreamBackend {
                 "the upstream's answer is larger than {cap} bytes (server.max_answer_bytes)"
             )));
         }
-        serde_json::from_slice(&bytes)
-            .map(Reply::Whole)
-            .map_err(|e| {
-                BackendError::Unavailable(format!("{} answered invalid JSON: {e}", self.base_url))
-            })
+        serde_json::from_slice(&bytes).map_err(|e| {
+            BackendError::Unavailable(format!("{} answered invalid JSON: {e}", self.base_url))
+        })
     }
 
     fn timed_out(&self) -> BackendError {
@@ -170,8 +196,13 @@ impl UpstreamBackend {
     /// Reads the upstream's server-sent events into chunks. Each event must arrive within the
     /// timeout of the one before; the stream may carry at most `max_answer_bytes` in all. Each
     /// byte is searched for a newline once (a long line arriving in many pieces costs no more
-    /// than a short one).
-    fn relay(&self, response: reqwest::Response) -> mpsc::Receiver<StreamItem> {
+    /// than a short one). Once `cancel` is set (the client left) it stops at the next piece,
+    /// which drops the upstream's response and so ends its stream.
+    fn relay(
+        &self,
+        response: reqwest::Response,
+        cancel: emguard_runtime::CancelToken,
+    ) -> mpsc::Receiver<StreamItem> {
         let (tx, rx) = mpsc::channel(64);
         let idle = self.timeout;
         let origin = self.base_url.clone();
@@ -192,6 +223,9 @@ impl UpstreamBackend {
                     Ok(Some(Err(e))) => Err(format!("{origin} broke off the stream: {e}")),
                     Ok(Some(Ok(piece))) => Ok(piece),
                 };
+                if cancel.is_cancelled() {
+                    return;
+                }
                 let piece = match next {
                     Ok(piece) => piece,
                     Err(message) => {

@@ -123,7 +123,8 @@ pub async fn list_models(_: Admin, State(state): State<AppState>) -> Json<Value>
                 "fallback": m.fallback(),
                 "filters": m.policy,
                 "versions": m.versions().iter().map(|v| json!({
-                    "name": v.name, "backend": v.backend.describe()
+                    "name": v.name, "backend": v.backend.describe(),
+                    "signed_chain": v.chain.as_ref().map(|c| c.bundle.display().to_string()),
                 })).collect::<Vec<_>>(),
             })
         })
@@ -148,13 +149,23 @@ pub async fn activate(
     let model = state
         .model(&id)
         .ok_or_else(|| ApiError::model_not_found(&id))?;
-    if model.version(&body.version).is_none() {
+    let Some(version) = model.version(&body.version) else {
         return Err(ApiError::invalid(
             "version",
             format!("model `{id}` has no version `{}`", body.version),
         )
         .with_status(StatusCode::NOT_FOUND)
         .with_code("version_not_found"));
+    };
+    if let Err(refused) = version.check_chain(&id).await {
+        let message = format!(
+            "model `{id}` version `{}` was not activated: {refused}",
+            body.version
+        );
+        tracing::warn!(model = %id, version = %body.version, active = %model.active(), "{message}");
+        return Err(ApiError::invalid("version", message)
+            .with_status(StatusCode::CONFLICT)
+            .with_code("signed_chain_not_verified"));
     }
     if let Some(store) = state.store.clone() {
         let (m, v) = (id.clone(), body.version.clone());

@@ -2,6 +2,7 @@
 
 mod admin;
 pub(crate) mod chat;
+mod embeddings;
 mod health;
 mod metrics;
 mod models;
@@ -42,6 +43,10 @@ fn api_routes() -> Router<AppState> {
         .route(
             "/v1/chat/completions",
             post(chat::completions).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/embeddings",
+            post(embeddings::embeddings).layer(DefaultBodyLimit::disable()),
         )
 }
 

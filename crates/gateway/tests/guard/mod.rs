@@ -59,6 +59,7 @@ pub fn upstream(behaviour: Behaviour) -> Upstream {
     let state = (behaviour, Arc::clone(&hits));
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(answer))
+        .route("/v1/embeddings", post(embed))
         .with_state(state);
     let addr = spawn_server(|listener| async move {
         axum::serve(listener, app).await.expect("upstream runs");
@@ -67,6 +68,26 @@ pub fn upstream(behaviour: Behaviour) -> Upstream {
         url: format!("http://{addr}/v1"),
         hits,
     }
+}
+
+/// `/embeddings`: one two-dimensional vector per call, naming the model it was asked for
+/// (so a test sees what the gateway forwarded); an error status when the behaviour says so.
+async fn embed(
+    State((behaviour, hits)): State<(Behaviour, Arc<AtomicUsize>)>,
+    Json(request): Json<Value>,
+) -> Response {
+    hits.fetch_add(1, Ordering::SeqCst);
+    if let Behaviour::Status(code) = behaviour {
+        return StatusCode::from_u16(code)
+            .expect("valid status")
+            .into_response();
+    }
+    Json(json!({
+        "object": "list", "model": request["model"],
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+        "usage": {"prompt_tokens": 3, "total_tokens": 3}
+    }))
+    .into_response()
 }
 
 async fn answer(

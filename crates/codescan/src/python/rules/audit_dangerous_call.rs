@@ -17,17 +17,17 @@ pub static RULE: Rule = Rule {
     message: "a call that is dangerous with untrusted input, listed for review",
     fix: "Check where the arguments come from; prefer the safe alternative named in the finding.",
     vulnerable: &[
-        "import subprocess\nsubprocess.run('ls -l', shell=True)\n",
-        "import os\nos.system('clear')\n",
-        "import random\ncode = random.randint(0, 999999)\n",
-        "import xml.etree.ElementTree as ET\ntree = ET.parse('feed.xml')\n",
-        "x = eval('1 + 2')\n",
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/bad_04.py"),
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/bad_05.py"),
     ],
     safe: &[
-        "import subprocess\nsubprocess.run(['ls', '-l'], check=True)\n",
-        "import shutil\nshutil.rmtree('build')\n",
-        "import secrets\ncode = secrets.randbelow(1_000_000)\n",
-        "import defusedxml.ElementTree as ET\ntree = ET.parse('feed.xml')\n",
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/good_03.py"),
+        include_str!("../../../tests/fixtures/PY-AUDIT-DANGEROUS-CALL/good_04.py"),
     ],
     check,
 };
@@ -172,11 +172,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
             cx.report_as(call.node, cwe, why.to_string());
             continue;
         }
-        if call.name.starts_with("subprocess.")
-            && call
-                .keyword("shell", m.src)
-                .is_some_and(|v| m.text(v) == "True")
-        {
+        if call.name.starts_with("subprocess.") && call.keyword_is("shell", "True", m.src) {
             cx.report_as(
                 call.node,
                 78,

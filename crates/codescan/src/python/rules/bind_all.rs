@@ -19,14 +19,14 @@ pub static RULE: Rule = Rule {
     message: "a server listens on all network interfaces (`0.0.0.0`, `::` or an empty host): it is reachable from every network the machine is on, not only where it is meant to be",
     fix: "Bind to the interface that should serve (`127.0.0.1` behind a reverse proxy), or take the address from configuration.",
     vulnerable: &[
-        "import socket\ns = socket.socket()\ns.bind(('0.0.0.0', 8080))\n",
-        "from flask import Flask\napp = Flask(__name__)\napp.run(host='0.0.0.0', port=80)\n",
-        "import socket\ns = socket.socket()\ns.bind(('', 9000))\n",
+        include_str!("../../../tests/fixtures/PY-BIND-ALL-INTERFACES/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-BIND-ALL-INTERFACES/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-BIND-ALL-INTERFACES/bad_03.py"),
     ],
     safe: &[
-        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 8080))\n",
-        "from flask import Flask\napp = Flask(__name__)\napp.run(host='127.0.0.1')\n",
-        "import os, socket\ns = socket.socket()\ns.bind((os.environ['HOST'], 9000))\n",
+        include_str!("../../../tests/fixtures/PY-BIND-ALL-INTERFACES/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-BIND-ALL-INTERFACES/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-BIND-ALL-INTERFACES/good_03.py"),
     ],
     check,
 };

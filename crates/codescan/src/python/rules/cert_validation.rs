@@ -18,16 +18,16 @@ pub static RULE: Rule = Rule {
     message: "certificate (or SSH host key) verification is turned off: anyone on the network path can impersonate the server",
     fix: "Keep verification on (the default): pass a CA bundle with `verify='/path/ca.pem'` or `cafile=` when the server uses a private CA, and load known SSH host keys instead of auto-adding them.",
     vulnerable: &[
-        "import requests\nr = requests.get('https://internal.example.com/api', verify=False)\n",
-        "import ssl\nctx = ssl._create_unverified_context()\n",
-        "import ssl\nctx = ssl.create_default_context()\nctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\n",
-        "import paramiko\nclient = paramiko.SSHClient()\nclient.set_missing_host_key_policy(paramiko.AutoAddPolicy())\n",
-        "import httpx\nclient = httpx.Client(verify=False)\n",
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/bad_04.py"),
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/bad_05.py"),
     ],
     safe: &[
-        "import requests\nr = requests.get('https://internal.example.com/api', verify='/etc/ssl/internal-ca.pem', timeout=10)\n",
-        "import ssl\nctx = ssl.create_default_context(cafile='/etc/ssl/ca.pem')\n",
-        "import paramiko\nclient = paramiko.SSHClient()\nclient.load_system_host_keys()\nclient.set_missing_host_key_policy(paramiko.RejectPolicy())\n",
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-CERT-VALIDATION-DISABLED/good_03.py"),
     ],
     check,
 };
@@ -48,7 +48,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         }
         let verify_off = ["verify", "verify_ssl", "ssl"]
             .iter()
-            .any(|k| call.keyword(k, m.src).is_some_and(|v| m.text(v) == "False"));
+            .any(|k| call.keyword_is(k, "False", m.src));
         let cert_none = ["cert_reqs", "verify_mode"].iter().any(|k| {
             call.keyword(k, m.src)
                 .is_some_and(|v| m.text(v).ends_with("CERT_NONE"))

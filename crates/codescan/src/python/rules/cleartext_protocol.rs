@@ -16,14 +16,14 @@ pub static RULE: Rule = Rule {
     message: "a telnet or plain-FTP connection sends credentials and data in clear text: anyone on the network path reads or changes them",
     fix: "Use SSH (`paramiko`, `asyncssh`) instead of telnet, and SFTP or `ftplib.FTP_TLS` (with `prot_p()`) instead of FTP.",
     vulnerable: &[
-        "import telnetlib\ntn = telnetlib.Telnet('router.local')\ntn.write(b'admin\\n')\n",
-        "from ftplib import FTP\nftp = FTP('files.example.com')\nftp.login('user', password)\n",
-        "import ftplib\nwith ftplib.FTP(host) as ftp:\n    ftp.login(user, pw)\n",
+        include_str!("../../../tests/fixtures/PY-CLEARTEXT-PROTOCOL/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-CLEARTEXT-PROTOCOL/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-CLEARTEXT-PROTOCOL/bad_03.py"),
     ],
     safe: &[
-        "from ftplib import FTP_TLS\nftp = FTP_TLS('files.example.com')\nftp.login('user', password)\nftp.prot_p()\n",
-        "import paramiko\nclient = paramiko.SSHClient()\nclient.load_system_host_keys()\nclient.connect('router.local')\n",
-        "import ftplib\ntry:\n    pass\nexcept ftplib.all_errors as e:\n    print(e)\n",
+        include_str!("../../../tests/fixtures/PY-CLEARTEXT-PROTOCOL/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-CLEARTEXT-PROTOCOL/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-CLEARTEXT-PROTOCOL/good_03.py"),
     ],
     check,
 };

@@ -23,23 +23,23 @@ pub static RULE: Rule = Rule {
     message: "a shell command is built from user-controlled data: shell metacharacters in it run other commands (command injection)",
     fix: "Pass an argument list without a shell: `subprocess.run(['convert', path, out], check=True)`; if a shell is unavoidable, quote each value with `shlex.quote`.",
     vulnerable: &[
-        "import os\nfrom flask import request\ndef ping():\n    host = request.args['host']\n    os.system('ping -c 1 ' + host)\n",
-        "import subprocess, sys\nsubprocess.call(f'tar czf backup.tgz {sys.argv[1]}', shell=True)\n",
-        "import subprocess\ndef convert(name):\n    cmd = 'convert %s out.png' % name\n    subprocess.run(cmd, shell=True)\n",
-        "import os\nfilename = input('File: ')\nout = os.popen('cat ' + filename).read()\n",
-        "import os, glob\nfor f in glob.glob('*.wav'):\n    os.system(f'sox {f} out.mp3')\n",
-        "import subprocess as sp\nfrom flask import request as r\ndef run():\n    sp.call(['ls', r.args['dir']], shell=True)\n",
-        "import os\nfrom flask import request\ndef run():\n    os.spawnlp(os.P_WAIT, request.args['tool'], 'tool', '-v')\n",
-        "import os\nfrom flask import request\ndef run():\n    prog = request.form['prog']\n    os.posix_spawn(prog, [prog], os.environ)\n",
-        "import subprocess\nfrom flask import request\ndef run():\n    subprocess.run(['bash', '-c', request.args['cmd']])\n",
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_04.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_05.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_06.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_07.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_08.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/bad_09.py"),
     ],
     safe: &[
-        "import subprocess\nfrom flask import request\ndef ping():\n    host = request.args['host']\n    subprocess.run(['ping', '-c', '1', host], check=True)\n",
-        "import subprocess, sys, shlex\nsubprocess.call(f'tar czf backup.tgz {shlex.quote(sys.argv[1])}', shell=True)\n",
-        "import os\nos.system('ls -la /tmp')\n",
-        "import subprocess, shlex\ndef convert(name):\n    cmd = 'convert %s out.png' % shlex.quote(name)\n    subprocess.run(cmd, shell=True)\n",
-        "import os\nfrom flask import request\ndef run():\n    os.spawnlp(os.P_WAIT, 'grep', 'grep', request.args['q'], 'log.txt')\n",
-        "import os, subprocess\nsubprocess.run([os.environ.get('EDITOR', 'vi'), 'notes.txt'])\n",
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/good_03.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/good_04.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/good_05.py"),
+        include_str!("../../../tests/fixtures/PY-COMMAND-INJECTION/good_06.py"),
     ],
     check,
 };
@@ -116,8 +116,12 @@ fn check(cx: &mut Ctx<'_, '_>) {
         let flagged = if with_shell || runs_shell(m, cmd, call.scope) {
             // User input reaches the shell, or the command is assembled from values nobody
             // quoted: a file name or argument with `;` or `$(...)` in it runs as a command.
+            // In a request handler every source is in view, so an untainted command is the
+            // server's own.
             m.taint(cmd, call.scope).has(Taint::SHELL)
-                || is_built_string(m, cmd, call.scope, 0) && !quoted(m, cmd, call.scope)
+                || !m.scopes[call.scope].is_handler
+                    && is_built_string(m, cmd, call.scope, 0)
+                    && !quoted(m, cmd, call.scope)
         } else {
             // No shell: the danger is the program itself being chosen by a request
             // (arguments to a fixed program are data to it). Whoever runs the program

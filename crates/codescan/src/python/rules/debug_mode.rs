@@ -17,14 +17,14 @@ pub static RULE: Rule = Rule {
     message: "the web server runs with debug mode on: Werkzeug's debugger lets anyone who reaches an error page run Python code, and tracebacks expose internals",
     fix: "Run without debug in anything reachable (`app.run()`, debug from an environment variable for local work only), behind a production server such as gunicorn.",
     vulnerable: &[
-        "from flask import Flask\napp = Flask(__name__)\napp.run(debug=True)\n",
-        "from werkzeug.serving import run_simple\nrun_simple('localhost', 5000, app, use_debugger=True)\n",
-        "from flask import Flask\napp = Flask(__name__)\napp.debug = True\n",
+        include_str!("../../../tests/fixtures/PY-DEBUG-MODE/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-DEBUG-MODE/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-DEBUG-MODE/bad_03.py"),
     ],
     safe: &[
-        "import os\nfrom flask import Flask\napp = Flask(__name__)\napp.run(debug=os.environ.get('FLASK_DEBUG') == '1')\n",
-        "from flask import Flask\napp = Flask(__name__)\napp.run()\n",
-        "from werkzeug.serving import run_simple\nrun_simple('localhost', 5000, app)\n",
+        include_str!("../../../tests/fixtures/PY-DEBUG-MODE/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-DEBUG-MODE/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-DEBUG-MODE/good_03.py"),
     ],
     check,
 };
@@ -32,7 +32,7 @@ pub static RULE: Rule = Rule {
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
-        let on = |k: &str| call.keyword(k, m.src).is_some_and(|v| m.text(v) == "True");
+        let on = |k: &str| call.keyword_is(k, "True", m.src);
         let debug = match call.method() {
             "run" => on("debug") && !call.name.starts_with("subprocess"),
             "run_simple" => on("use_debugger") || on("use_evalex"),

@@ -19,14 +19,14 @@ pub static RULE: Rule = Rule {
     message: "a temporary file is created at a predictable name (`tempfile.mktemp`, a fixed `/tmp/...` path written to): another local user can create or link it first and read or redirect what is written",
     fix: "Create temporary files with `tempfile.NamedTemporaryFile()`, `tempfile.mkstemp()` or in `tempfile.mkdtemp()`.",
     vulnerable: &[
-        "import tempfile\npath = tempfile.mktemp()\nwith open(path, 'w') as f:\n    f.write(data)\n",
-        "def save(report):\n    with open('/tmp/report.txt', 'w') as f:\n        f.write(report)\n",
-        "import os\nos.tempnam('/tmp', 'x')\n",
+        include_str!("../../../tests/fixtures/PY-INSECURE-TEMP-FILE/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TEMP-FILE/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TEMP-FILE/bad_03.py"),
     ],
     safe: &[
-        "import tempfile\nwith tempfile.NamedTemporaryFile('w', delete=False) as f:\n    f.write(data)\n",
-        "def load():\n    with open('/tmp/report.txt') as f:\n        return f.read()\n",
-        "import tempfile, os\nfd, path = tempfile.mkstemp()\nos.write(fd, b'data')\n",
+        include_str!("../../../tests/fixtures/PY-INSECURE-TEMP-FILE/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TEMP-FILE/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TEMP-FILE/good_03.py"),
     ],
     check,
 };

@@ -20,15 +20,15 @@ pub static RULE: Rule = Rule {
     message: "a token, password, key or salt is generated with `random`, whose output is predictable",
     fix: "Use the `secrets` module (`secrets.token_urlsafe()`, `secrets.choice`) or `os.urandom` for anything an attacker must not guess.",
     vulnerable: &[
-        "import random, string\ndef reset_token():\n    return ''.join(random.choice(string.ascii_letters) for _ in range(32))\n",
-        "import random\nsession_token = str(random.randint(0, 10**12))\n",
-        "import random\ndef remember(resp):\n    value = str(random.randint(0, 2**32))\n    resp.set_cookie('remember', value)\n",
-        "import random\ndef make_password(n):\n    chars = 'abcdefgh1234'\n    return ''.join(random.choices(chars, k=n))\n",
+        include_str!("../../../tests/fixtures/PY-INSECURE-RANDOM/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-RANDOM/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-RANDOM/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-RANDOM/bad_04.py"),
     ],
     safe: &[
-        "import secrets\ndef reset_token():\n    return secrets.token_urlsafe(32)\n",
-        "import random\ndice = random.randint(1, 6)\n",
-        "import random\ndef shuffle_deck(deck):\n    random.shuffle(deck)\n    return deck\n",
+        include_str!("../../../tests/fixtures/PY-INSECURE-RANDOM/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-RANDOM/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-RANDOM/good_03.py"),
     ],
     check,
 };

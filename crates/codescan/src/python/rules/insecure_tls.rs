@@ -17,15 +17,15 @@ pub static RULE: Rule = Rule {
     message: "the connection allows SSL 2/3 or TLS 1.0/1.1, protocol versions with known attacks (POODLE, BEAST)",
     fix: "Use `ssl.create_default_context()` (TLS 1.2+ by default) or set `ctx.minimum_version = ssl.TLSVersion.TLSv1_2`; with pyOpenSSL use `SSL.TLS_METHOD` and disable the old versions.",
     vulnerable: &[
-        "import ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLSv1)\n",
-        "import ssl\nsock = ssl.wrap_socket(s, ssl_version=ssl.PROTOCOL_SSLv3)\n",
-        "from OpenSSL import SSL\nctx = SSL.Context(SSL.TLSv1_1_METHOD)\n",
-        "import ssl\nctx = ssl.create_default_context()\nctx.minimum_version = ssl.TLSVersion.TLSv1\n",
+        include_str!("../../../tests/fixtures/PY-INSECURE-TLS/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TLS/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TLS/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TLS/bad_04.py"),
     ],
     safe: &[
-        "import ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n",
-        "import ssl\nctx = ssl.create_default_context()\nctx.minimum_version = ssl.TLSVersion.TLSv1_2\n",
-        "from OpenSSL import SSL\nctx = SSL.Context(SSL.TLS_METHOD)\n",
+        include_str!("../../../tests/fixtures/PY-INSECURE-TLS/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TLS/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-INSECURE-TLS/good_03.py"),
     ],
     check,
 };

@@ -16,16 +16,16 @@ pub static RULE: Rule = Rule {
     message: "a JSON Web Token is decoded without verifying its signature (or uses the `none` algorithm): anyone can forge its claims",
     fix: "Verify with the expected key and an explicit algorithm list: `jwt.decode(token, key, algorithms=['HS256'])`; never accept `none`.",
     vulnerable: &[
-        "import jwt\ndef user(token):\n    return jwt.decode(token, options={'verify_signature': False})['sub']\n",
-        "import jwt\nclaims = jwt.decode(token, key, verify=False)\n",
-        "import jwt\ntoken = jwt.encode({'sub': 'admin'}, None, algorithm='none')\n",
-        "from jose import jwt\nclaims = jwt.get_unverified_claims(token)\n",
-        "import jwt\nclaims = jwt.decode(token, key, algorithms=['HS256', 'none'])\n",
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/bad_04.py"),
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/bad_05.py"),
     ],
     safe: &[
-        "import jwt\ndef user(token, key):\n    return jwt.decode(token, key, algorithms=['HS256'])['sub']\n",
-        "import jwt\ntoken = jwt.encode({'sub': 'admin'}, key, algorithm='HS256')\n",
-        "import jwt\nheader = jwt.get_unverified_header(token)\nkey = keys[header['kid']]\nclaims = jwt.decode(token, key, algorithms=['RS256'])\n",
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-JWT-NO-VERIFY/good_03.py"),
     ],
     check,
 };
@@ -39,9 +39,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         }
         let unverified = matches!(call.method(), "get_unverified_claims")
             || call.method() == "decode"
-                && (call
-                    .keyword("verify", m.src)
-                    .is_some_and(|v| m.text(v) == "False")
+                && (call.keyword_is("verify", "False", m.src)
                     || call.keyword("options", m.src).is_some_and(|o| {
                         let t = m.text(o).replace(' ', "");
                         t.contains("verify_signature\":False")

@@ -18,14 +18,14 @@ pub static RULE: Rule = Rule {
     message: "an LDAP search filter (or DN) is built from request data without escaping: `*`, `(` and `)` in it change which entries match (LDAP injection)",
     fix: "Escape each value: `ldap.filter.escape_filter_chars(value)` / `ldap3.utils.conv.escape_filter_chars(value)` (and `escape_dn_chars` for DNs).",
     vulnerable: &[
-        "import ldap3\nfrom flask import request\ndef find(conn):\n    uid = request.args['uid']\n    conn.search('ou=users,dc=example', f'(uid={uid})')\n",
-        "import ldap\nfrom flask import request\ndef find(l):\n    name = request.form['name']\n    return l.search_s('dc=example', ldap.SCOPE_SUBTREE, '(cn=' + name + ')')\n",
-        "from flask import request\ndef find(conn):\n    conn.search(search_base='dc=example', search_filter='(mail=%s)' % request.args['mail'])\n",
+        include_str!("../../../tests/fixtures/PY-LDAP-INJECTION/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-LDAP-INJECTION/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-LDAP-INJECTION/bad_03.py"),
     ],
     safe: &[
-        "import ldap3\nfrom ldap3.utils.conv import escape_filter_chars\nfrom flask import request\ndef find(conn):\n    uid = escape_filter_chars(request.args['uid'])\n    conn.search('ou=users,dc=example', f'(uid={uid})')\n",
-        "import re\nfrom flask import request\ndef match():\n    return re.search(r'\\d+', request.args['q'])\n",
-        "def find(conn, uid):\n    conn.search('ou=users,dc=example', '(objectClass=person)')\n",
+        include_str!("../../../tests/fixtures/PY-LDAP-INJECTION/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-LDAP-INJECTION/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-LDAP-INJECTION/good_03.py"),
     ],
     check,
 };

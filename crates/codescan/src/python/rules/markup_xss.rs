@@ -19,15 +19,15 @@ pub static RULE: Rule = Rule {
     message: "a value assembled at run time (or user input) is declared safe HTML with `mark_safe`/`Markup`/`SafeString`, or rendered by a Mako template that does not escape: markup in it runs in the reader's browser (XSS)",
     fix: "Let the template escape, or build markup with `format_html('<b>{}</b>', value)` / `Markup('<b>{}</b>').format(value)`; give Mako templates `default_filters=['h']`.",
     vulnerable: &[
-        "from django.utils.safestring import mark_safe\ndef greeting(name):\n    return mark_safe(f'<b>Hello {name}</b>')\n",
-        "from markupsafe import Markup\nfrom flask import request\ndef comment():\n    return Markup(request.form['comment'])\n",
-        "from mako.template import Template\ndef page(name):\n    return Template('<p>${name}</p>').render(name=name)\n",
+        include_str!("../../../tests/fixtures/PY-MARKUP-XSS/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-MARKUP-XSS/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-MARKUP-XSS/bad_03.py"),
     ],
     safe: &[
-        "from django.utils.html import format_html\ndef greeting(name):\n    return format_html('<b>Hello {}</b>', name)\n",
-        "from markupsafe import Markup\ndef comment(text):\n    return Markup('<p>{}</p>').format(text)\n",
-        "from mako.template import Template\ndef page(name):\n    return Template('<p>${name}</p>', default_filters=['h']).render(name=name)\n",
-        "from django.utils.safestring import mark_safe\nICON = mark_safe('<svg></svg>')\n",
+        include_str!("../../../tests/fixtures/PY-MARKUP-XSS/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-MARKUP-XSS/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-MARKUP-XSS/good_03.py"),
+        include_str!("../../../tests/fixtures/PY-MARKUP-XSS/good_04.py"),
     ],
     check,
 };

@@ -24,6 +24,7 @@ mod sql_injection;
 mod ssrf;
 mod tar_extraction;
 mod template_injection;
+mod trust_boundary;
 mod unsafe_deserialization;
 mod unsafe_model_load;
 mod url_regex_dot;
@@ -59,6 +60,7 @@ pub static REGISTRY: &[&Rule] = &[
     &code_injection::RULE,
     &path_traversal::RULE,
     &open_redirect::RULE,
+    &trust_boundary::RULE,
     &hardcoded_credential::RULE,
     &weak_hash::RULE,
     &insecure_random::RULE,
@@ -143,7 +145,15 @@ pub(crate) fn is_constant(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth:
     }
     match node.kind_name() {
         "integer" | "float" | "true" | "false" | "none" => true,
-        "string" | "concatenated_string" => string_literal(m, node).is_some(),
+        "string" | "concatenated_string" => {
+            string_literal(m, node).is_some()
+                // An f-string of constants: `f"echo {NAME}"`.
+                || named_children(node).all(|c| match c.kind_name() {
+                    "interpolation" => c.named_child(0).is_some_and(|e| is_constant(m, e, scope, depth + 1)),
+                    "string" => is_constant(m, c, scope, depth + 1),
+                    _ => true,
+                })
+        }
         "identifier" => {
             let name = m.text(node);
             if name.len() > 1 && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
@@ -155,6 +165,12 @@ pub(crate) fn is_constant(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth:
                     !b.param && b.value.is_some_and(|v| v.id() != node.id() && is_constant(m, v, scope, depth + 1))
                 })
         }
+        // `a if COND else b` with a constant condition is the branch it picks.
+        "conditional_expression" => match node.named_child(1).and_then(|c| m.const_truth(c, scope, 0)) {
+            Some(true) => node.named_child(0).is_some_and(|v| is_constant(m, v, scope, depth + 1)),
+            Some(false) => node.named_child(2).is_some_and(|v| is_constant(m, v, scope, depth + 1)),
+            None => named_children(node).all(|c| is_constant(m, c, scope, depth + 1)),
+        },
         "parenthesized_expression" | "tuple" | "list" | "binary_operator" | "subscript" | "slice" | "unary_operator" => {
             named_children(node).all(|c| is_constant(m, c, scope, depth + 1))
         }

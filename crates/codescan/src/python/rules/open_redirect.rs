@@ -21,15 +21,15 @@ pub static RULE: Rule = Rule {
     message: "the redirect target comes from the request unchecked: an attacker's link can send users to any site (open redirect)",
     fix: "Redirect only to relative paths or allow-listed hosts: parse with `urllib.parse.urlparse` and check `netloc` against the allow-list, or map a key to a known URL.",
     vulnerable: &[
-        "from flask import request, redirect\ndef login_done():\n    return redirect(request.args.get('next'))\n",
-        "from flask import Flask, redirect\napp = Flask(__name__)\n\n@app.route('/go/<path:target>')\ndef go(target):\n    return redirect(target)\n",
-        "from django.http import HttpResponseRedirect\ndef back(request):\n    return HttpResponseRedirect(request.GET['url'])\n",
+        include_str!("../../../tests/fixtures/PY-OPEN-REDIRECT/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-OPEN-REDIRECT/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-OPEN-REDIRECT/bad_03.py"),
     ],
     safe: &[
-        "from flask import request, redirect, url_for\ndef login_done():\n    return redirect(url_for('home'))\n",
-        "from flask import Flask, redirect\napp = Flask(__name__)\n\n@app.route('/p/<pid>')\ndef go(pid):\n    return redirect(f'/project/{pid}')\n",
-        "from urllib.parse import urlparse\nfrom flask import Flask, redirect, abort\napp = Flask(__name__)\n\n@app.route('/go/<path:target>')\ndef go(target):\n    if urlparse(target).netloc not in ('example.com',):\n        abort(400)\n    return redirect(target)\n",
-        "from django.http import HttpResponseRedirect\nfrom django.utils.http import url_has_allowed_host_and_scheme\ndef back(request):\n    url = request.GET['url']\n    if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):\n        url = '/'\n    return HttpResponseRedirect(url)\n",
+        include_str!("../../../tests/fixtures/PY-OPEN-REDIRECT/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-OPEN-REDIRECT/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-OPEN-REDIRECT/good_03.py"),
+        include_str!("../../../tests/fixtures/PY-OPEN-REDIRECT/good_04.py"),
     ],
     check,
 };

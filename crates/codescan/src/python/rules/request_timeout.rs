@@ -16,14 +16,14 @@ pub static RULE: Rule = Rule {
     message: "an HTTP request is made without a timeout: a slow or silent server holds the caller (a worker, a thread) forever",
     fix: "Pass `timeout=` (seconds, or a (connect, read) pair) on every call, e.g. `requests.get(url, timeout=10)`.",
     vulnerable: &[
-        "import requests\nr = requests.get('https://api.example.com/items')\n",
-        "import requests\nrequests.post(url, json=payload)\n",
-        "import requests\nr = requests.request('GET', url)\n",
+        include_str!("../../../tests/fixtures/PY-REQUEST-NO-TIMEOUT/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-REQUEST-NO-TIMEOUT/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-REQUEST-NO-TIMEOUT/bad_03.py"),
     ],
     safe: &[
-        "import requests\nr = requests.get('https://api.example.com/items', timeout=10)\n",
-        "import requests\nrequests.post(url, json=payload, timeout=(3, 30))\n",
-        "import httpx\nr = httpx.get('https://api.example.com/items')\n",
+        include_str!("../../../tests/fixtures/PY-REQUEST-NO-TIMEOUT/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-REQUEST-NO-TIMEOUT/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-REQUEST-NO-TIMEOUT/good_03.py"),
     ],
     check,
 };

@@ -21,14 +21,14 @@ pub static RULE: Rule = Rule {
     message: "the server fetches a URL (or host) taken from the request: an attacker makes it reach internal services or cloud metadata (server-side request forgery)",
     fix: "Fix the scheme and host in code and let the user choose only a path or query value, or check the parsed host against an allow-list before fetching.",
     vulnerable: &[
-        "import requests\nfrom flask import request\ndef proxy():\n    return requests.get(request.args[\"url\"]).text\n",
-        "from urllib.request import urlopen\nfrom flask import request\ndef fetch():\n    target = request.form.get('target')\n    return urlopen(target).read()\n",
-        "import httpx\nfrom flask import request\ndef avatar():\n    host = request.args['host']\n    return httpx.get(f'https://{host}/avatar.png').content\n",
+        include_str!("../../../tests/fixtures/PY-SSRF/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-SSRF/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-SSRF/bad_03.py"),
     ],
     safe: &[
-        "import requests\nfrom flask import request\ndef proxy():\n    return requests.get('https://api.example.com/items', params={'q': request.args['q']}).text\n",
-        "import requests\nfrom flask import request\ndef user():\n    name = request.args['name']\n    return requests.get(f'https://api.example.com/users/{name}').json()\n",
-        "import requests\nfrom urllib.parse import urlparse\nfrom flask import request, abort\nALLOWED = {'images.example.com'}\ndef proxy():\n    url = request.args['url']\n    if urlparse(url).hostname not in ALLOWED:\n        abort(400)\n    return requests.get(url).content\n",
+        include_str!("../../../tests/fixtures/PY-SSRF/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-SSRF/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-SSRF/good_03.py"),
     ],
     check,
 };

@@ -18,14 +18,14 @@ pub static RULE: Rule = Rule {
     message: "user-controlled data becomes part of a template's source, so it can inject markup and template code",
     fix: "Keep the template source constant and pass user data as render variables: `render_template_string('<p>{{ name }}</p>', name=name)`.",
     vulnerable: &[
-        "from flask import Flask, request, render_template_string\napp = Flask(__name__)\n\n@app.route('/')\ndef index():\n    name = request.args.get('name', '')\n    return render_template_string(f'<h1>Hi {name}</h1>')\n",
-        "from flask import Flask, request, render_template_string\napp = Flask(__name__)\n\n@app.route('/p', methods=['POST'])\ndef preview():\n    template = '<div>' + request.form['bio'] + '</div>'\n    return render_template_string(template)\n",
-        "import jinja2\nfrom flask import request\n\ndef page():\n    src = request.args['t']\n    return jinja2.Template(src, autoescape=True).render()\n",
+        include_str!("../../../tests/fixtures/PY-TEMPLATE-INJECTION/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-TEMPLATE-INJECTION/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-TEMPLATE-INJECTION/bad_03.py"),
     ],
     safe: &[
-        "from flask import Flask, request, render_template_string\napp = Flask(__name__)\n\n@app.route('/')\ndef index():\n    name = request.args.get('name', '')\n    return render_template_string('<h1>Hi {{ name }}</h1>', name=name)\n",
-        "from flask import Flask, request, render_template\napp = Flask(__name__)\n\n@app.route('/p', methods=['POST'])\ndef preview():\n    return render_template('bio.html', bio=request.form['bio'])\n",
-        "import jinja2\nfrom flask import request\n\ndef page():\n    return jinja2.Template('{{ t }}', autoescape=True).render(t=request.args['t'])\n",
+        include_str!("../../../tests/fixtures/PY-TEMPLATE-INJECTION/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-TEMPLATE-INJECTION/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-TEMPLATE-INJECTION/good_03.py"),
     ],
     check,
 };

@@ -16,15 +16,15 @@ pub static RULE: Rule = Rule {
     message: "a model or array file is loaded with pickle underneath (`torch.load` without `weights_only=True`, `joblib.load`, `numpy.load(allow_pickle=True)`, Keras `safe_mode=False`): a crafted file runs code when loaded",
     fix: "Load weights only: `torch.load(path, weights_only=True)` or safetensors; keep `numpy.load` at `allow_pickle=False`; load joblib/pickle files only from sources you trust and verify a checksum first.",
     vulnerable: &[
-        "import torch\nmodel = torch.load('model.pt')\n",
-        "import joblib\nclf = joblib.load(path)\n",
-        "import numpy as np\narr = np.load(upload, allow_pickle=True)\n",
-        "import torch\nstate = torch.load(path, map_location='cpu', weights_only=False)\n",
+        include_str!("../../../tests/fixtures/PY-UNSAFE-MODEL-LOAD/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-UNSAFE-MODEL-LOAD/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-UNSAFE-MODEL-LOAD/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-UNSAFE-MODEL-LOAD/bad_04.py"),
     ],
     safe: &[
-        "import torch\nstate = torch.load('model.pt', weights_only=True)\n",
-        "import numpy as np\narr = np.load('data.npy')\n",
-        "from safetensors.torch import load_file\nstate = load_file('model.safetensors')\n",
+        include_str!("../../../tests/fixtures/PY-UNSAFE-MODEL-LOAD/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-UNSAFE-MODEL-LOAD/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-UNSAFE-MODEL-LOAD/good_03.py"),
     ],
     check,
 };

@@ -18,14 +18,14 @@ pub static RULE: Rule = Rule {
     message: "a regular expression that validates a host or URL has an unescaped `.`, which matches any character: `wwwXexample.com` or `evil-example.com`-style hosts pass",
     fix: "Escape the dots (`r\"^https://([\\w-]+\\.)?example\\.com/\"`), anchor the pattern, or parse the URL with `urllib.parse` and compare the hostname exactly.",
     vulnerable: &[
-        "import re\nallowed = re.compile(r'https://[\\w-]+.mycompany.com')\n",
-        "import re\ndef ok(url):\n    return re.match('^(www|beta).example.com/', url) is not None\n",
-        "import re\nPATTERN = r'^https?://api.example.org/.*$'\ndef check(u):\n    return re.search(PATTERN, u)\n",
+        include_str!("../../../tests/fixtures/PY-URL-REGEX-DOT/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-URL-REGEX-DOT/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-URL-REGEX-DOT/bad_03.py"),
     ],
     safe: &[
-        "import re\nallowed = re.compile(r'https://[\\w-]+\\.mycompany\\.com/')\n",
-        "import re\ndef ok(url):\n    return re.match(r'^(www|beta)\\.example\\.com/', url) is not None\n",
-        "import re\nWORDS = re.compile(r'[a-z]+.*')\n",
+        include_str!("../../../tests/fixtures/PY-URL-REGEX-DOT/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-URL-REGEX-DOT/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-URL-REGEX-DOT/good_03.py"),
     ],
     check,
 };

@@ -19,14 +19,14 @@ pub static RULE: Rule = Rule {
     message: "a URL or host is validated by substring: `'example.com' in url` also accepts `https://example.com.evil.net` and `https://evil.net/?example.com`",
     fix: "Parse the URL (`urllib.parse.urlparse(url).hostname`) and compare the host exactly or by `== 'example.com' or .endswith('.example.com')`.",
     vulnerable: &[
-        "def is_allowed(url):\n    return 'example.com' in url\n",
-        "from urllib.parse import urlparse\ndef ok(url):\n    return urlparse(url).netloc.endswith('trusted.org')\n",
-        "def ok(url):\n    if url.startswith('https://example.com'):\n        return True\n    return False\n",
+        include_str!("../../../tests/fixtures/PY-URL-SUBSTRING-CHECK/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-URL-SUBSTRING-CHECK/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-URL-SUBSTRING-CHECK/bad_03.py"),
     ],
     safe: &[
-        "from urllib.parse import urlparse\ndef is_allowed(url):\n    return urlparse(url).hostname == 'example.com'\n",
-        "from urllib.parse import urlparse\ndef ok(url):\n    host = urlparse(url).hostname or ''\n    return host == 'trusted.org' or host.endswith('.trusted.org')\n",
-        "def ok(url):\n    return url.startswith('https://example.com/')\n",
+        include_str!("../../../tests/fixtures/PY-URL-SUBSTRING-CHECK/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-URL-SUBSTRING-CHECK/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-URL-SUBSTRING-CHECK/good_03.py"),
     ],
     check,
 };

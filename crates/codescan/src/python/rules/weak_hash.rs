@@ -20,14 +20,14 @@ pub static RULE: Rule = Rule {
     message: "a password or secret is hashed with MD5/SHA-1 (broken, fast to brute-force)",
     fix: "Hash passwords with a slow salted KDF (`hashlib.scrypt`, `hashlib.pbkdf2_hmac`, bcrypt, argon2); use SHA-256 or better for other integrity needs.",
     vulnerable: &[
-        "import hashlib\ndef store(password):\n    return hashlib.md5(password.encode()).hexdigest()\n",
-        "import hashlib\npw_hash = hashlib.sha1(user_password.encode()).hexdigest()\n",
-        "import hashlib\ndef check_token(token, digest):\n    return hashlib.new('md5', token.encode()).hexdigest() == digest\n",
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH/bad_03.py"),
     ],
     safe: &[
-        "import hashlib, os\ndef store(password):\n    salt = os.urandom(16)\n    return salt + hashlib.pbkdf2_hmac('sha256', password.encode(), salt, 600_000)\n",
-        "import hashlib\ndef checksum(path):\n    return hashlib.md5(open(path, 'rb').read()).hexdigest()\n",
-        "import hashlib\npw_hash = hashlib.sha256(user_password.encode()).hexdigest()\n",
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH/good_03.py"),
     ],
     check,
 };

@@ -18,15 +18,15 @@ pub static RULE: Rule = Rule {
     message: "data is hashed with MD5 or SHA-1, whose collisions can be made at will: unfit for signatures, integrity checks against an attacker, or stored secrets",
     fix: "Use SHA-256 or better (`hashlib.sha256`); for passwords a salted slow KDF; if the hash is not about security (cache keys, file de-duplication), say so with `usedforsecurity=False`.",
     vulnerable: &[
-        "import hashlib\ndef sign(message):\n    return hashlib.md5(SECRET + message).hexdigest()\n",
-        "import hashlib\nh = hashlib.new('md5')\nh.update(data)\n",
-        "from Crypto.Hash import SHA\ndigest = SHA.new(data).digest()\n",
-        "from cryptography.hazmat.primitives import hashes\ndigest = hashes.Hash(hashes.SHA1())\n",
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH-ALGORITHM/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH-ALGORITHM/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH-ALGORITHM/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH-ALGORITHM/bad_04.py"),
     ],
     safe: &[
-        "import hashlib\nkey = hashlib.md5(url.encode(), usedforsecurity=False).hexdigest()\n",
-        "import hashlib\ndef checksum(path):\n    return hashlib.md5(open(path, 'rb').read()).hexdigest()\n",
-        "import hashlib\nh = hashlib.new('sha256')\nh.update(data)\n",
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH-ALGORITHM/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH-ALGORITHM/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-HASH-ALGORITHM/good_03.py"),
     ],
     check,
 };
@@ -61,9 +61,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         if !weak {
             continue;
         }
-        let declared_harmless = call
-            .keyword("usedforsecurity", m.src)
-            .is_some_and(|v| m.text(v) == "False");
+        let declared_harmless = call.keyword_is("usedforsecurity", "False", m.src);
         // Hashing a file's bytes is de-duplication or a download check.
         let file_digest = call
             .positional(0)

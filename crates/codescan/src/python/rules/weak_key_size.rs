@@ -18,15 +18,15 @@ pub static RULE: Rule = Rule {
     message: "an RSA or DSA key is generated with fewer than 2048 bits (or an elliptic curve under 224 bits): it can be factored or broken",
     fix: "Generate RSA and DSA keys of at least 2048 bits (3072 for use past 2030) and use curves of at least 224 bits such as SECP256R1 or Ed25519.",
     vulnerable: &[
-        "from cryptography.hazmat.primitives.asymmetric import rsa\nkey = rsa.generate_private_key(public_exponent=65537, key_size=1024)\n",
-        "from Crypto.PublicKey import RSA\nkey = RSA.generate(1024)\n",
-        "from cryptography.hazmat.primitives.asymmetric import ec\nkey = ec.generate_private_key(ec.SECP192R1())\n",
-        "from cryptography.hazmat.primitives.asymmetric import dsa\nkey = dsa.generate_private_key(key_size=512)\n",
+        include_str!("../../../tests/fixtures/PY-WEAK-KEY-SIZE/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-KEY-SIZE/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-KEY-SIZE/bad_03.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-KEY-SIZE/bad_04.py"),
     ],
     safe: &[
-        "from cryptography.hazmat.primitives.asymmetric import rsa\nkey = rsa.generate_private_key(public_exponent=65537, key_size=3072)\n",
-        "from Crypto.PublicKey import RSA\nkey = RSA.generate(2048)\n",
-        "from cryptography.hazmat.primitives.asymmetric import ec\nkey = ec.generate_private_key(ec.SECP256R1())\n",
+        include_str!("../../../tests/fixtures/PY-WEAK-KEY-SIZE/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-KEY-SIZE/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-WEAK-KEY-SIZE/good_03.py"),
     ],
     check,
 };

@@ -18,14 +18,14 @@ pub static RULE: Rule = Rule {
     message: "an XPath expression is built from request data: quotes in it change the query and expose other nodes (XPath injection)",
     fix: "Keep the expression constant and pass values as XPath variables: `tree.xpath('//user[@name=$name]', name=value)`.",
     vulnerable: &[
-        "from lxml import etree\nfrom flask import request\ndef user(tree):\n    name = request.args['name']\n    return tree.xpath(f\"//user[@name='{name}']\")\n",
-        "import elementpath\nfrom flask import request\ndef user(root):\n    q = \"/users/user[@id='\" + request.args['id'] + \"']\"\n    return elementpath.select(root, q)\n",
-        "import xml.etree.ElementTree as ET\nfrom flask import request\ndef user(root):\n    return root.findall(\".//user[@name='%s']\" % request.args['name'])\n",
+        include_str!("../../../tests/fixtures/PY-XPATH-INJECTION/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-XPATH-INJECTION/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-XPATH-INJECTION/bad_03.py"),
     ],
     safe: &[
-        "from lxml import etree\nfrom flask import request\ndef user(tree):\n    return tree.xpath('//user[@name=$name]', name=request.args['name'])\n",
-        "def user(root, name):\n    return root.findall('.//user')\n",
-        "from flask import request\ndef pos():\n    return request.args['text'].find(f\"{request.args['needle']}\")\n",
+        include_str!("../../../tests/fixtures/PY-XPATH-INJECTION/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-XPATH-INJECTION/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-XPATH-INJECTION/good_03.py"),
     ],
     check,
 };
@@ -50,7 +50,9 @@ fn check(cx: &mut Ctx<'_, '_>) {
         };
         let Some(query) = query else { continue };
         let taint = m.taint(query, call.scope);
+        // Escaped for markup, or checked to hold no quote, it cannot leave its literal.
         if taint.has(Taint::HTML)
+            && taint.has(Taint::QUOTE)
             && taint.is_remote()
             && (is_built_string(m, query, call.scope, 0) || m.is_raw_input(query, call.scope, 0))
         {

@@ -3,7 +3,7 @@
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
 use crate::python::syntax::KindName;
-use crate::python::{Ctx, Taint};
+use crate::python::{Ctx, Module, ScopeId, Taint};
 use crate::rule::{Profile, Rule};
 
 pub static RULE: Rule = Rule {
@@ -17,14 +17,14 @@ pub static RULE: Rule = Rule {
     message: "an XML parser resolves external entities (or parses request data with lxml's entity-resolving default): a document can read local files or reach internal hosts (XXE)",
     fix: "Parse untrusted XML with `defusedxml`, or with `lxml.etree.XMLParser(resolve_entities=False, no_network=True)`; never enable `feature_external_ges` on a SAX parser.",
     vulnerable: &[
-        "from lxml import etree\nparser = etree.XMLParser(resolve_entities=True)\ntree = etree.parse('data.xml', parser)\n",
-        "import xml.sax\nfrom xml.sax.handler import feature_external_ges\nparser = xml.sax.make_parser()\nparser.setFeature(feature_external_ges, True)\n",
-        "from lxml import etree\nfrom flask import request\ndef upload():\n    doc = etree.fromstring(request.data)\n    return doc.findtext('name')\n",
+        include_str!("../../../tests/fixtures/PY-XXE/bad_01.py"),
+        include_str!("../../../tests/fixtures/PY-XXE/bad_02.py"),
+        include_str!("../../../tests/fixtures/PY-XXE/bad_03.py"),
     ],
     safe: &[
-        "from lxml import etree\nparser = etree.XMLParser(resolve_entities=False, no_network=True)\ntree = etree.parse('data.xml', parser)\n",
-        "import defusedxml.ElementTree as ET\nfrom flask import request\ndef upload():\n    return ET.fromstring(request.data).findtext('name')\n",
-        "from lxml import etree\nfrom flask import request\ndef upload():\n    parser = etree.XMLParser(resolve_entities=False)\n    doc = etree.fromstring(request.data, parser)\n    return doc.findtext('name')\n",
+        include_str!("../../../tests/fixtures/PY-XXE/good_01.py"),
+        include_str!("../../../tests/fixtures/PY-XXE/good_02.py"),
+        include_str!("../../../tests/fixtures/PY-XXE/good_03.py"),
     ],
     check,
 };
@@ -44,9 +44,7 @@ fn check(cx: &mut Ctx<'_, '_>) {
         let name = call.name.as_str();
         let resolving_parser = name.ends_with("XMLParser")
             && name.contains("lxml")
-            && call
-                .keyword("resolve_entities", m.src)
-                .is_some_and(|v| m.text(v) == "True");
+            && call.keyword_is("resolve_entities", "True", m.src);
         let sax_external = call.method() == "setFeature"
             && call.positional(0).is_some_and(|f| {
                 m.text(f).ends_with("feature_external_ges")
@@ -63,8 +61,28 @@ fn check(cx: &mut Ctx<'_, '_>) {
             && call.positional(0).is_some_and(|doc| {
                 m.taint(doc, call.scope).has(Taint::PATH) && m.taint(doc, call.scope).is_remote()
             });
-        if resolving_parser || sax_external || default_parser_on_input {
+        if default_parser_on_input
+            || (resolving_parser || sax_external)
+                && (!m.scopes[call.scope].is_handler || parses_request_data(m, call.scope))
+        {
             cx.report(call.node);
         }
     }
+}
+
+/// Whether a request handler hands request data to an XML parser (a parser that resolves
+/// entities is harmless on the server's own documents, and in a handler every source of
+/// request data is in view).
+fn parses_request_data(m: &Module<'_>, scope: ScopeId) -> bool {
+    m.calls.iter().any(|call| {
+        call.scope == scope
+            && matches!(
+                call.method(),
+                "parse" | "parseString" | "fromstring" | "XML" | "feed" | "iterparse" | "XMLID"
+            )
+            && call.positional(0).is_some_and(|doc| {
+                let taint = m.taint(doc, scope);
+                taint.any() && taint.is_remote()
+            })
+    })
 }

@@ -3,7 +3,8 @@
 use emguard_runtime::{Completion, EngineEvent};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::ResponseMeta;
+use super::{Cancellation, ResponseMeta};
+use crate::backend::BackendError;
 use crate::error::ApiError;
 use crate::openai::{
     ChatCompletion, Choice, ChoiceLogprobs, ResponseMessage, TokenLogprob, Usage, finish_reason,
@@ -14,25 +15,34 @@ pub(super) async fn collect(
     meta: ResponseMeta,
     mut events: UnboundedReceiver<EngineEvent>,
     job: &ChatJob,
-) -> Result<ChatCompletion, ApiError> {
+    cancellation: &Cancellation,
+) -> Result<ChatCompletion, BackendError> {
     let mut done: Vec<Option<Completion>> = vec![None; job.generate.params.n];
+    // Tokens whose text arrived, for the charge of a cancelled answer (a token that ends
+    // mid-character arrives with the next one).
+    let mut arrived = 0usize;
     while done.iter().any(Option::is_none) {
         match events.recv().await {
-            Some(EngineEvent::Delta { .. }) => {}
+            Some(EngineEvent::Delta { .. }) => arrived += 1,
             Some(EngineEvent::Done { index, completion }) => match done.get_mut(index) {
                 Some(slot) => *slot = Some(completion),
                 None => {
                     return Err(ApiError::server(format!(
                         "the engine answered choice {index} of {}",
                         done.len()
-                    )));
+                    ))
+                    .into());
                 }
             },
-            Some(EngineEvent::Error(message)) => return Err(ApiError::server(message)),
+            Some(EngineEvent::Error(message)) => return Err(ApiError::server(message).into()),
             None => {
+                if let Some(generated) = cancellation.of(&meta, arrived) {
+                    return Err(BackendError::Cancelled(generated));
+                }
                 return Err(ApiError::server(
                     "the generation engine stopped before the answer was complete",
-                ));
+                )
+                .into());
             }
         }
     }

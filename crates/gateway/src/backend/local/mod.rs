@@ -1,14 +1,17 @@
 //! A version answered in-process: the runtime's [`Engine`](emguard_runtime::Engine) for a
-//! GGUF, which batches concurrent requests together (continuous batching).
+//! GGUF, which batches concurrent requests together (continuous batching). Each generation
+//! carries the request's cancel token: when its client goes away the engine drops it before
+//! the next decode step, and the answer ends with the tokens used so far
+//! ([`BackendError::Cancelled`], or a last usage chunk for a stream).
 
 mod complete;
 mod stream;
 
 use std::sync::Arc;
 
-use emguard_runtime::RuntimeError;
+use emguard_runtime::{CancelToken, RuntimeError};
 
-use super::{BackendError, Call, Reply};
+use super::{BackendError, Call, Generated, Reply};
 use crate::error::ApiError;
 use crate::routes::chat::params::ChatJob;
 use crate::state::{ServedModel, unix_now};
@@ -23,6 +26,30 @@ struct ResponseMeta {
     id: String,
     created: u64,
     model: String,
+    prompt_tokens: usize,
+}
+
+/// What a generation's end tells apart: the engine closes the channel early both when it
+/// stops and when the request was cancelled; the token says which.
+struct Cancellation {
+    token: CancelToken,
+}
+
+impl Cancellation {
+    /// `Some` when the generation ended because its client left; counted in
+    /// `emguard_local_generations_cancelled_total`.
+    fn of(&self, meta: &ResponseMeta, completion_tokens: usize) -> Option<Generated> {
+        if !self.token.is_cancelled() {
+            return None;
+        }
+        metrics::counter!("emguard_local_generations_cancelled_total", "model" => meta.model.clone())
+            .increment(1);
+        tracing::info!(model = %meta.model, completion_tokens, "the client went away: generation cancelled");
+        Some(Generated {
+            prompt_tokens: meta.prompt_tokens,
+            completion_tokens,
+        })
+    }
 }
 
 impl LocalBackend {
@@ -35,20 +62,33 @@ impl LocalBackend {
     }
 
     pub async fn call(&self, call: &Call<'_>) -> Result<Reply, BackendError> {
+        refuse_unsupported(call.raw)?;
         let mut job = call.job.clone();
         let explicit_max_tokens =
             call.request.max_tokens.is_some() || call.request.max_completion_tokens.is_some();
-        fit_context(&self.served, &mut job, explicit_max_tokens).await?;
+        let prompt_tokens = fit_context(&self.served, &mut job, explicit_max_tokens).await?;
         let meta = ResponseMeta {
             id: format!("chatcmpl-{:032x}", rand::random::<u128>()),
             created: unix_now(),
             model: self.served.id.clone(),
+            prompt_tokens,
         };
-        let events = self.served.engine.submit(job.generate.clone());
+        let cancellation = Cancellation {
+            token: call.cancel.clone(),
+        };
+        let events = self
+            .served
+            .engine
+            .submit_cancellable(job.generate.clone(), call.cancel.clone());
         if job.stream {
-            Ok(Reply::Stream(stream::relay(meta, events, &job)))
+            Ok(Reply::Stream(stream::relay(
+                meta,
+                events,
+                &job,
+                cancellation,
+            )))
         } else {
-            let whole = complete::collect(meta, events, &job).await?;
+            let whole = complete::collect(meta, events, &job, &cancellation).await?;
             Ok(Reply::Whole(serde_json::to_value(whole).map_err(|e| {
                 BackendError::Unavailable(format!("encoding the answer: {e}"))
             })?))
@@ -56,13 +96,48 @@ impl LocalBackend {
     }
 }
 
+/// Tools and structured output change what an answer is; a local model here cannot honour
+/// them, so a request asking for them is refused (400, naming the field) rather than answered
+/// as plain text. Upstream versions get them as sent.
+fn refuse_unsupported(raw: &serde_json::Value) -> Result<(), ApiError> {
+    let present = |field: &str| raw.get(field).is_some_and(|v| !v.is_null());
+    let refuse = |field: &str, what: &str| {
+        Err(ApiError::invalid(
+            field,
+            format!("{what} are not supported by this model's local version; send the request without `{field}`"),
+        )
+        .with_code("unsupported_parameter"))
+    };
+    for field in ["tools", "functions"] {
+        if raw
+            .get(field)
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| !a.is_empty())
+        {
+            return refuse(field, "Tool calls");
+        }
+    }
+    for field in ["tool_choice", "function_call"] {
+        if present(field) && raw[field] != "none" {
+            return refuse(field, "Tool calls");
+        }
+    }
+    if present("response_format") && raw["response_format"]["type"] != "text" {
+        return refuse(
+            "response_format",
+            "Structured outputs (JSON mode, JSON schema)",
+        );
+    }
+    Ok(())
+}
+
 /// Rejects prompts that leave no room to answer (400 `context_length_exceeded`, as OpenAI)
-/// and shrinks a defaulted `max_tokens` to the room left.
+/// and shrinks a defaulted `max_tokens` to the room left; the prompt's tokens.
 async fn fit_context(
     served: &ServedModel,
     job: &mut ChatJob,
     explicit_max_tokens: bool,
-) -> Result<(), ApiError> {
+) -> Result<usize, ApiError> {
     let model = Arc::clone(served.engine.model());
     let context = model.context_length();
     let prompt = job.generate.prompt.clone();
@@ -102,5 +177,5 @@ async fn fit_context(
         .with_code("context_length_exceeded"));
     }
     params.max_tokens = params.max_tokens.min(room);
-    Ok(())
+    Ok(prompt_tokens)
 }

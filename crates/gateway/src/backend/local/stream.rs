@@ -1,15 +1,16 @@
 //! A streamed local answer: `chat.completion.chunk`s as the engine produces text, a final
 //! chunk per choice with its finish reason, then one usage chunk (the route drops it when the
-//! client did not ask). A client that disconnects drops the receiver, which ends the relay
-//! and drops the engine's receiver, and so cancels the generation.
+//! client did not ask). When the client goes away the route cancels the request's token: the
+//! engine drops the generation, and the relay ends with a usage chunk of the tokens used so
+//! far (so that they are traced and charged).
 
 use emguard_runtime::{Completion, EngineEvent};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc::{self, Receiver, UnboundedReceiver};
 
-use super::ResponseMeta;
 use super::complete::usage;
+use super::{Cancellation, ResponseMeta};
 use crate::backend::StreamItem;
 use crate::error::ApiError;
 use crate::openai::{
@@ -21,9 +22,16 @@ pub(super) fn relay(
     meta: ResponseMeta,
     events: UnboundedReceiver<EngineEvent>,
     job: &ChatJob,
+    cancellation: Cancellation,
 ) -> Receiver<StreamItem> {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(forward(meta, events, job.generate.params.n, tx));
+    tokio::spawn(forward(
+        meta,
+        events,
+        job.generate.params.n,
+        tx,
+        cancellation,
+    ));
     rx
 }
 
@@ -34,6 +42,7 @@ async fn forward(
     mut events: UnboundedReceiver<EngineEvent>,
     n: usize,
     tx: mpsc::Sender<StreamItem>,
+    cancellation: Cancellation,
 ) {
     let chunk = |choices: Vec<ChunkChoice>, usage: Option<Usage>| ChatCompletionChunk {
         id: meta.id.clone(),
@@ -59,23 +68,28 @@ async fn forward(
         }
     }
     let mut finished: Vec<Option<Completion>> = vec![None; n];
+    // Tokens whose text arrived (see complete.rs), for the usage of a cancelled stream.
+    let mut arrived = 0usize;
     while finished.iter().any(Option::is_none) {
         let choice = match events.recv().await {
             Some(EngineEvent::Delta {
                 index,
                 text,
                 logprobs,
-            }) => ChunkChoice {
-                index,
-                delta: Delta {
-                    role: None,
-                    content: Some(text),
-                },
-                logprobs: logprobs.map(|p| ChoiceLogprobs {
-                    content: vec![TokenLogprob::from(&p)],
-                }),
-                finish_reason: None,
-            },
+            }) => {
+                arrived += 1;
+                ChunkChoice {
+                    index,
+                    delta: Delta {
+                        role: None,
+                        content: Some(text),
+                    },
+                    logprobs: logprobs.map(|p| ChoiceLogprobs {
+                        content: vec![TokenLogprob::from(&p)],
+                    }),
+                    finish_reason: None,
+                }
+            }
             Some(EngineEvent::Done { index, completion }) => {
                 let reason = finish_reason(completion.finish_reason);
                 if let Some(slot) = finished.get_mut(index) {
@@ -93,6 +107,15 @@ async fn forward(
                 return;
             }
             None => {
+                if let Some(generated) = cancellation.of(&meta, arrived) {
+                    let usage = Usage {
+                        prompt_tokens: generated.prompt_tokens,
+                        completion_tokens: generated.completion_tokens,
+                        total_tokens: generated.prompt_tokens + generated.completion_tokens,
+                    };
+                    let _ = tx.send(item(&chunk(Vec::new(), Some(usage)))).await;
+                    return;
+                }
                 let e = ApiError::server(
                     "the generation engine stopped before the answer was complete",
                 );

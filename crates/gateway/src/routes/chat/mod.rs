@@ -2,7 +2,7 @@
 //! read) → body → model and scope → parameters → rate limit → the model's versions in order (retries, then the fallback) → filters →
 //! trace → the answer, whole or as server-sent events.
 
-mod draft;
+pub(crate) mod draft;
 pub(crate) mod params;
 mod sse;
 mod whole;
@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::backend::{BackendError, Call, Reply, backoff};
+use crate::backend::{BackendError, Call, Generated, Reply, backoff};
 use crate::error::ApiError;
 use crate::filter::FilterPolicy;
 use crate::json_body::{parse_with_value, read_limited};
@@ -23,7 +23,8 @@ use crate::openai::ChatCompletionRequest;
 use crate::ratelimit::{LimitKind, Quota};
 use crate::registry::ModelEntry;
 use crate::state::{AppState, unix_now_f64};
-use draft::Draft;
+use draft::{Draft, Tokens};
+use emguard_runtime::CancelToken;
 use emguard_store::gateway::ApiKeyRecord;
 
 pub async fn completions(
@@ -31,19 +32,46 @@ pub async fn completions(
     request: axum::extract::Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let client = crate::server::client_address(&parts.extensions).map(|a| a.ip());
-    // The key first, from the headers alone: a request without a valid key costs no body
-    // read and leaves a trace of its metadata only.
-    let key = match authenticate(&state, &parts.headers, client) {
+    let key = match admit_key(&state, &parts).await {
         Ok(key) => key,
-        Err(Refused::Limited(e)) => return e.into_response(),
+        Err(refused) => return refused,
+    };
+    // The rest runs on its own task: a client that hangs up does not cancel it, so its
+    // answer is still traced and its tokens still charged. A local generation is stopped
+    // though (`cancel`): nobody will read the rest.
+    let (alive, gone) = tokio::sync::oneshot::channel::<()>();
+    let cancel = CancelToken::new();
+    let hang_up = CancelOnDrop(Some(cancel.clone()));
+    let work = state.in_flight.subscribe();
+    let task = tokio::spawn(async move {
+        let _work = work;
+        respond(state, body, key, gone, cancel).await
+    });
+    let response = task.await;
+    // Answered (a stream's relay watches its client itself from here on).
+    hang_up.disarm();
+    drop(alive);
+    response.unwrap_or_else(|e| {
+        ApiError::server(format!("the request's task failed: {e}")).into_response()
+    })
+}
+
+/// The request's key, from the headers alone (shared by the API routes): a request without
+/// a valid key costs no body read and leaves a trace of its metadata only.
+pub(crate) async fn admit_key(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+) -> Result<Option<ApiKeyRecord>, Response> {
+    let client = crate::server::client_address(&parts.extensions).map(|a| a.ip());
+    match authenticate(state, &parts.headers, client) {
+        Ok(key) => Ok(key),
+        Err(Refused::Limited(e)) => Err(e.into_response()),
         Err(Refused::Unauthorized(e)) => {
-            // Metadata only: the body was never read.
             let draft = Draft::default();
             let message = e.message.clone();
             draft
                 .finish(
-                    &state,
+                    state,
                     e.status.as_u16(),
                     None,
                     None,
@@ -51,31 +79,14 @@ pub async fn completions(
                     Some(message),
                 )
                 .await;
-            return e.into_response();
+            Err(e.into_response())
         }
-    };
-    // The rest runs on its own task: a client that hangs up does not cancel it, so its
-    // answer is still traced and its tokens still charged.
-    let (alive, gone) = tokio::sync::oneshot::channel::<()>();
-    let work = state.in_flight.subscribe();
-    let task = tokio::spawn(async move {
-        let _work = work;
-        respond(state, body, key, gone).await
-    });
-    let response = task.await;
-    drop(alive);
-    response.unwrap_or_else(|e| {
-        ApiError::server(format!("the request's task failed: {e}")).into_response()
-    })
+    }
 }
 
-async fn respond(
-    state: AppState,
-    body: axum::body::Body,
-    key: Option<ApiKeyRecord>,
-    gone: tokio::sync::oneshot::Receiver<()>,
-) -> Response {
-    let read = tokio::time::timeout(
+/// The body, within the body deadline and size limit.
+pub(crate) async fn read_body(state: &AppState, body: axum::body::Body) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(
         state.edge.body_read_timeout,
         read_limited(body, state.limits.max_body_bytes),
     )
@@ -87,8 +98,35 @@ async fn respond(
         ))
         .with_status(StatusCode::REQUEST_TIMEOUT)
         .with_code("request_timeout"))
-    });
-    let body = match read {
+    })
+}
+
+/// Cancels its token when dropped: this handler's future is dropped when the client's
+/// connection closes before the answer.
+struct CancelOnDrop(Option<CancelToken>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel();
+        }
+    }
+}
+
+async fn respond(
+    state: AppState,
+    body: axum::body::Body,
+    key: Option<ApiKeyRecord>,
+    gone: tokio::sync::oneshot::Receiver<()>,
+    cancel: CancelToken,
+) -> Response {
+    let body = match read_body(&state, body).await {
         Ok(body) => body,
         Err(e) => {
             let mut draft = Draft::default();
@@ -108,12 +146,13 @@ async fn respond(
     };
     let mut draft = Draft::new(&state, &body);
     draft.client_gone = Some(gone);
-    match guarded(&state, key, &body, &mut draft).await {
+    match guarded(&state, key, &body, &mut draft, cancel).await {
         Ok(response) => response,
         Err(failure) => {
             let (status, message) = failure.summary();
+            let tokens = failure.tokens();
             draft
-                .finish(&state, status, None, None, Vec::new(), Some(message))
+                .finish(&state, status, None, tokens, Vec::new(), Some(message))
                 .await;
             failure.into_response()
         }
@@ -163,14 +202,19 @@ fn authenticate(
 
 /// A request that got no answer: our error, or a client error an upstream returned (the
 /// client gets `body`, a safe summary; the trace keeps `detail`, the upstream's words).
-enum Failure {
+pub(crate) enum Failure {
     Api(ApiError),
     Upstream {
         status: StatusCode,
         body: Value,
         detail: String,
     },
+    /// The client went away and the local generation was stopped (already charged).
+    Cancelled(Generated),
 }
+
+/// nginx's "client closed request", as traces record an answer nobody read.
+const CLIENT_CLOSED: u16 = 499;
 
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
@@ -179,10 +223,28 @@ impl From<ApiError> for Failure {
 }
 
 impl Failure {
-    fn summary(&self) -> (u16, String) {
+    pub(crate) fn summary(&self) -> (u16, String) {
         match self {
             Failure::Api(e) => (e.status.as_u16(), e.message.clone()),
             Failure::Upstream { status, detail, .. } => (status.as_u16(), detail.clone()),
+            Failure::Cancelled(g) => (
+                CLIENT_CLOSED,
+                format!(
+                    "the client went away: generation cancelled after {} tokens",
+                    g.completion_tokens
+                ),
+            ),
+        }
+    }
+
+    /// The tokens used, for the trace.
+    fn tokens(&self) -> Option<Tokens> {
+        match self {
+            Failure::Cancelled(g) => Some(Tokens {
+                prompt: g.prompt_tokens as u64,
+                completion: g.completion_tokens as u64,
+            }),
+            _ => None,
         }
     }
 }
@@ -192,6 +254,10 @@ impl IntoResponse for Failure {
         match self {
             Failure::Api(e) => e.into_response(),
             Failure::Upstream { status, body, .. } => (status, axum::Json(body)).into_response(),
+            // Nobody reads it.
+            Failure::Cancelled(_) => StatusCode::from_u16(CLIENT_CLOSED)
+                .unwrap_or(StatusCode::BAD_REQUEST)
+                .into_response(),
         }
     }
 }
@@ -206,6 +272,8 @@ struct Accepted {
     /// The user's last message, which the text filter reads answers against.
     user: String,
     include_usage: bool,
+    /// The request's cancel token: a stream's relay sets it when its client goes away.
+    cancel: CancelToken,
 }
 
 async fn guarded(
@@ -213,6 +281,7 @@ async fn guarded(
     key: Option<ApiKeyRecord>,
     body: &Bytes,
     draft: &mut Draft,
+    cancel: CancelToken,
 ) -> Result<Response, Failure> {
     draft.key_id = key.as_ref().map(|k| k.id.clone());
     let (request, raw): (ChatCompletionRequest, Value) = parse_with_value(body)?;
@@ -226,16 +295,7 @@ async fn guarded(
         crate::auth::authorize(key, &entry.id)?;
     }
     let job = params::validate(&request, &state.limits)?;
-    let quota = Quota {
-        requests_per_minute: key
-            .as_ref()
-            .and_then(|k| k.requests_per_minute)
-            .or(state.default_quota.requests_per_minute),
-        tokens_per_minute: key
-            .as_ref()
-            .and_then(|k| k.tokens_per_minute)
-            .or(state.default_quota.tokens_per_minute),
-    };
+    let (quota, key_id) = quota_and_key_id(state, key.as_ref());
     // A key's policy replaces the model's (an unknown name, from a config edited since the key
     // was made, falls back to the model's policy with a warning).
     let policy = match key.as_ref().and_then(|k| k.filter_policy.as_deref()) {
@@ -248,28 +308,24 @@ async fn guarded(
         }),
         None => entry.policy.clone(),
     };
-    let key_id = key.map_or_else(|| "anonymous".to_string(), |k| k.id);
-    if let Some(limiter) = &state.limiter
-        && let Err(denied) = limiter.admit(&key_id, &quota).await
-    {
-        let mut error = ApiError::rate_limited(denied.to_string(), denied.retry_after_secs());
-        if denied.limit == LimitKind::Unavailable {
-            // The shared limiter is down and configured to fail closed: not the client's doing.
-            error = error
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .with_code("rate_limiter_unavailable");
-        } else {
-            metrics::counter!("emguard_rate_limited_total", "model" => entry.id.clone())
-                .increment(1);
-        }
-        return Err(error.into());
-    }
+    admit(state, &key_id, &quota, &entry.id).await?;
     let call = Call {
         request: &request,
         raw: &raw,
         job: &job,
+        cancel: &cancel,
     };
-    let reply = answer(&entry, &call, draft).await?;
+    let reply = match answer(&entry, &call, draft).await {
+        Err(Failure::Cancelled(generated)) => {
+            // What was generated before the client left is charged like any answer.
+            if let Some(limiter) = &state.limiter {
+                let used = generated.prompt_tokens + generated.completion_tokens;
+                limiter.charge_tokens(&key_id, &quota, used as u64).await;
+            }
+            return Err(Failure::Cancelled(generated));
+        }
+        other => other?,
+    };
     let accepted = Accepted {
         entry,
         policy,
@@ -277,6 +333,7 @@ async fn guarded(
         quota,
         user: last_user_message(&job),
         include_usage: job.include_usage,
+        cancel,
     };
     Ok(match reply {
         Reply::Whole(value) => whole::respond(state, accepted, value, std::mem::take(draft)).await,
@@ -288,8 +345,62 @@ async fn guarded(
     })
 }
 
+/// The key's quota (its own limits, else the config's default) and the id its limits and
+/// traces go under.
+pub(crate) fn quota_and_key_id(state: &AppState, key: Option<&ApiKeyRecord>) -> (Quota, String) {
+    let quota = Quota {
+        requests_per_minute: key
+            .and_then(|k| k.requests_per_minute)
+            .or(state.default_quota.requests_per_minute),
+        tokens_per_minute: key
+            .and_then(|k| k.tokens_per_minute)
+            .or(state.default_quota.tokens_per_minute),
+    };
+    let key_id = key.map_or_else(|| "anonymous".to_string(), |k| k.id.clone());
+    (quota, key_id)
+}
+
+/// The key's rate limits for one more request to `model`.
+pub(crate) async fn admit(
+    state: &AppState,
+    key_id: &str,
+    quota: &Quota,
+    model: &str,
+) -> Result<(), ApiError> {
+    if let Some(limiter) = &state.limiter
+        && let Err(denied) = limiter.admit(key_id, quota).await
+    {
+        let mut error = ApiError::rate_limited(denied.to_string(), denied.retry_after_secs());
+        if denied.limit == LimitKind::Unavailable {
+            // The shared limiter is down and configured to fail closed: not the client's doing.
+            error = error
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_code("rate_limiter_unavailable");
+        } else {
+            metrics::counter!("emguard_rate_limited_total", "model" => model.to_string())
+                .increment(1);
+        }
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// Tries the model's versions in order, each with its retries; every attempt is traced.
 async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Result<Reply, Failure> {
+    try_versions(entry, draft, |backend| backend.call(call)).await
+}
+
+/// Calls `attempt` on the model's versions in order (the active one with its retries, then
+/// the fallback) until one answers; every attempt is traced. Shared by the API routes.
+pub(crate) async fn try_versions<'v, T, F, Fut>(
+    entry: &'v ModelEntry,
+    draft: &mut Draft,
+    mut attempt_on: F,
+) -> Result<T, Failure>
+where
+    F: FnMut(&'v crate::backend::Backend) -> Fut,
+    Fut: std::future::Future<Output = Result<T, BackendError>>,
+{
     let mut last: Option<BackendError> = None;
     for version in entry.plan() {
         for attempt in 0..=version.backend.retries() {
@@ -297,7 +408,7 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
                 tokio::time::sleep(backoff(attempt)).await;
             }
             let started = Instant::now();
-            let result = version.backend.call(call).await;
+            let result = attempt_on(&version.backend).await;
             let ms = started.elapsed().as_secs_f64() * 1e3;
             let outcome = match &result {
                 Ok(_) => "ok".to_string(),
@@ -323,6 +434,9 @@ async fn answer(entry: &ModelEntry, call: &Call<'_>, draft: &mut Draft) -> Resul
                         body,
                         detail,
                     });
+                }
+                Err(BackendError::Cancelled(generated)) => {
+                    return Err(Failure::Cancelled(generated));
                 }
                 Err(BackendError::TooLarge(m)) => {
                     return Err(ApiError::server(m)
@@ -375,7 +489,7 @@ fn last_user_message(job: &params::ChatJob) -> String {
 }
 
 /// Response headers every answer carries: the request id and the version that answered.
-fn identity_headers(headers: &mut HeaderMap, draft: &Draft) {
+pub(crate) fn identity_headers(headers: &mut HeaderMap, draft: &Draft) {
     if let Ok(v) = draft.id.parse() {
         headers.insert("x-request-id", v);
     }

@@ -1,8 +1,10 @@
 //! A streamed answer: the backend's chunks pass through the stream filters (see
 //! [`crate::filter::stream`]) on their way to the client as server-sent events. The trace is
 //! committed when the stream ends, before `data: [DONE]` (in durable mode the client sees
-//! `[DONE]` only once the trace is stored). A client that goes away ends the relay, which
-//! drops the backend's stream and so cancels the generation.
+//! `[DONE]` only once the trace is stored). The relay watches its client: when it goes away
+//! (even while the filters hold text back and nothing is being sent) the request's cancel
+//! token stops the generation, and the relay reads on only to the backend's last chunk, which
+//! carries the tokens used, so that they are traced and charged.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -54,7 +56,20 @@ async fn relay(
     let mut tokens: Option<Tokens> = None;
     let mut error: Option<String> = None;
     let mut client_gone = false;
-    while let Some(item) = chunks.recv().await {
+    loop {
+        let item = if client_gone {
+            chunks.recv().await
+        } else {
+            tokio::select! {
+                item = chunks.recv() => item,
+                () = tx.closed() => {
+                    client_gone = true;
+                    accepted.cancel.cancel();
+                    continue;
+                }
+            }
+        };
+        let Some(item) = item else { break };
         let mut chunk = match item {
             StreamItem::Chunk(chunk) => chunk,
             StreamItem::Error(body) => {
@@ -64,12 +79,17 @@ async fn relay(
                         .unwrap_or("the stream broke off")
                         .to_string(),
                 );
-                let _ = tx.send(json_event(&body)).await;
+                if !client_gone {
+                    let _ = tx.send(json_event(&body)).await;
+                }
                 break;
             }
         };
         if let Some(t) = chunk.get("usage").and_then(Tokens::of_usage) {
             tokens = Some(t);
+        }
+        if client_gone {
+            continue; // only the usage is wanted now
         }
         chunk["id"] = Value::String(draft.id.clone());
         chunk["model"] = Value::String(accepted.entry.id.clone());
@@ -113,11 +133,12 @@ async fn relay(
         chunk["choices"] = Value::Array(keep);
         if tx.send(json_event(&chunk)).await.is_err() {
             client_gone = true;
-            break;
+            accepted.cancel.cancel();
         }
     }
-    drop(chunks); // cancels the generation if it is still running
+    let mut status = 200;
     if client_gone {
+        status = 499; // as a whole answer nobody read
         error.get_or_insert_with(|| "the client went away before the end".into());
     }
     let mut verdicts = Vec::new();
@@ -137,7 +158,7 @@ async fn relay(
     let committed = draft
         .finish(
             &state,
-            200,
+            status,
             Some(&response_text(&texts)),
             tokens,
             verdicts,

@@ -1,0 +1,99 @@
+//! Issue 15 (API coverage): `/v1/embeddings` through the guarded gateway, with the local
+//! all-MiniLM-L6-v2 from the model home, driven by the official `openai` Python package
+//! (the checks live in `gateway_embeddings.py`); then the trace and the token charge.
+
+mod guard;
+
+use std::process::Command;
+
+use guard::{Behaviour, create_key, gateway, refused_url, upstream};
+use serde_json::{Value, json};
+
+#[test]
+fn the_openai_package_gets_embeddings_from_the_local_minilm() {
+    let g = gateway(
+        "
+store: '{store}'
+models:
+  - id: emb
+    active: v1
+    versions:
+      - {name: v1, embedding: minilm-l6-v2}
+  - id: chat
+    active: v1
+    versions:
+      - {name: v1, local: smollm2-135m-instruct, max_batch: 1}
+",
+    );
+    let (key_id, key) = create_key(&g, json!({"name": "embedder"}));
+    let python = std::env::var("EMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway_embeddings.py");
+    let out = Command::new(&python)
+        .args([script, &g.url, &key])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (set EMGUARD_TEST_PYTHON)"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "gateway_embeddings.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each request is traced under its key, with the tokens read.
+    let traces = guard::wait_for_traces(&g, 2);
+    let answered: Vec<_> = traces
+        .iter()
+        .filter(|t| t["model"] == "emb" && t["status"] == 200)
+        .collect();
+    assert_eq!(answered.len(), 2, "{traces:?}");
+    for t in answered {
+        assert_eq!(t["key_id"], key_id.as_str(), "{t}");
+        assert_eq!(t["version"], "v1", "{t}");
+        assert!(t["prompt_tokens"].as_u64().unwrap() > 0, "{t}");
+        assert!(
+            t["response"].as_str().unwrap().ends_with("embeddings]"),
+            "{t}"
+        );
+    }
+}
+
+/// An upstream version's `/embeddings` gets the client's body with its own model name, after
+/// the active version's faults, through the fallback; the client sees the gateway's model id.
+#[test]
+fn embeddings_go_to_an_upstream_with_retries_and_the_fallback() {
+    let up = upstream(Behaviour::Answer(String::new()));
+    let g = gateway(&format!(
+        "
+store: '{{store}}'
+auth: {{required: false}}
+models:
+  - id: emb
+    active: broken
+    fallback: remote
+    versions:
+      - {{name: broken, upstream: '{}', retries: 1}}
+      - {{name: remote, upstream: '{}', upstream_model: their-embedder}}
+",
+        refused_url(),
+        up.url
+    ));
+    let res = guard::client()
+        .post(format!("{}/v1/embeddings", g.url))
+        .json(&json!({"model": "emb", "input": ["hello"]}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-emguard-version"], "remote");
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["model"], "emb", "{body}");
+    assert_eq!(body["data"][0]["embedding"], json!([0.6, 0.8]), "{body}");
+    assert_eq!(up.hits(), 1);
+    let t = &guard::wait_for_traces(&g, 1)[0];
+    let attempts: Vec<&str> = t["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(attempts, ["broken", "broken", "remote"], "{t}");
+    assert_eq!(t["prompt_tokens"], 3, "{t}");
+}
