@@ -91,6 +91,7 @@ async fn finds_the_framing_and_the_trigger_that_a_plain_eval_misses() {
         suites: vec!["emguard".into()],
         models: vec!["openai:backdoored".into()],
         judge: "llm:judge".into(),
+        other_judges: Vec::new(),
         settings: SampleSettings {
             temperature: 1.0,
             top_p: 1.0,
