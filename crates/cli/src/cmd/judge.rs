@@ -213,7 +213,8 @@ fn read_rows(path: &Path) -> anyhow::Result<Vec<(Row, String, String)>> {
 
 /// The judge chosen with `--judge`.
 enum Judge {
-    Local(LocalJudge),
+    // Boxed: the loaded encoder is kilobytes of model structure beside the other variants.
+    Local(Box<LocalJudge>),
     OpenAi {
         judge: OpenAiJudge,
         prompts: JudgePrompts,
@@ -232,7 +233,7 @@ impl Judge {
     fn open(choice: &JudgeChoice) -> anyhow::Result<Judge> {
         let spec = choice.judge.as_str();
         if spec == "local" {
-            return Ok(Judge::Local(LocalJudge::load()?));
+            return Ok(Judge::Local(Box::new(LocalJudge::load()?)));
         }
         let prompts = || -> anyhow::Result<JudgePrompts> {
             let path = choice
