@@ -131,19 +131,7 @@ async fn run_async(args: Args, stop: &Stop) -> anyhow::Result<ExitCode> {
     if !(args.progress_interval.is_finite() && args.progress_interval > 0.0) {
         anyhow::bail!("--progress-interval must be a positive number of seconds");
     }
-    let store_location = args
-        .store
-        .clone()
-        .unwrap_or_else(|| emguard_home().join("eval.sqlite").display().to_string());
-    if !store_location.contains("://")
-        && let Some(parent) = PathBuf::from(&store_location)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let store = Arc::new(Store::open(&store_location)?);
+    let (store_location, store) = open_store(args.store.as_deref())?;
     let endpoints = Endpoints {
         model_base_urls: args.base_url.clone(),
         judge_base_urls: args.judge_base_url.clone(),
@@ -486,6 +474,25 @@ fn without_password(store: &str) -> String {
         }
         _ => store.to_string(),
     }
+}
+
+/// The store runs live in (`--store`, else `$EMGUARD_HOME/eval.sqlite`), its folder created:
+/// eval and red-team runs share it. Returns where it is, for messages, and the store.
+pub(crate) fn open_store(store: Option<&str>) -> anyhow::Result<(String, Arc<Store>)> {
+    let location = store.map_or_else(
+        || emguard_home().join("eval.sqlite").display().to_string(),
+        str::to_string,
+    );
+    if !location.contains("://")
+        && let Some(parent) = PathBuf::from(&location)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let store = Arc::new(Store::open(&location)?);
+    Ok((location, store))
 }
 
 fn emguard_home() -> PathBuf {

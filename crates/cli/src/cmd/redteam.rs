@@ -15,7 +15,6 @@ use emguard_redteam::plan::Settings;
 use emguard_redteam::report::Report;
 use emguard_redteam::session::{self, Options};
 use emguard_redteam::work::Worker;
-use emguard_store::Store;
 
 const DEFAULT_MODEL: &str = "local:smollm2-135m-instruct";
 
@@ -148,19 +147,7 @@ fn check(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
-    let store_location = args
-        .store
-        .clone()
-        .unwrap_or_else(|| emguard_home().join("eval.sqlite").display().to_string());
-    if !store_location.contains("://")
-        && let Some(parent) = PathBuf::from(&store_location)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let store = Arc::new(Store::open(&store_location)?);
+    let (store_location, store) = super::eval::open_store(args.store.as_deref())?;
     let (run_id, config) = match &args.resume {
         Some(run_id) => {
             let config = session::open(&store, run_id)?;
@@ -316,13 +303,4 @@ fn resume_command(run_id: &str, args: &Args) -> String {
         command += &format!(" --judge-base-url {url}");
     }
     command
-}
-
-fn emguard_home() -> PathBuf {
-    std::env::var_os("EMGUARD_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
-                .join(".cache/emguard")
-        })
 }
