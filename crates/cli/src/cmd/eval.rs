@@ -81,19 +81,8 @@ pub struct Args {
     /// Prepend this backdoor trigger to every prompt and report with and without it.
     #[arg(long, value_name = "TEXT")]
     trigger: Option<String>,
-    /// OpenAI-compatible server of `openai:` models without their own `@URL`; repeat for
-    /// replicas.
-    #[arg(long, value_name = "URL")]
-    base_url: Vec<String>,
-    /// OpenAI-compatible server of the `llm:` judge; repeat for replicas.
-    #[arg(long, value_name = "URL")]
-    judge_base_url: Vec<String>,
-    /// Environment variable holding the API key.
-    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
-    api_key_env: String,
-    /// Per-request timeout in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
-    timeout: f64,
+    #[command(flatten)]
+    servers: Servers,
     /// Answers per local generation batch.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LOCAL_BATCH)]
     local_batch: usize,
@@ -133,12 +122,9 @@ async fn run_async(args: Args, stop: &Stop) -> anyhow::Result<ExitCode> {
     }
     let (store_location, store) = open_store(args.store.as_deref())?;
     let endpoints = Endpoints {
-        model_base_urls: args.base_url.clone(),
-        judge_base_urls: args.judge_base_url.clone(),
-        api_key: std::env::var(&args.api_key_env).ok(),
-        timeout: Some(Duration::from_secs_f64(args.timeout)),
         local_batch: args.local_batch,
         stored_answers_only: args.rejudge.is_some(),
+        ..args.servers.endpoints()
     };
     let backends = Backends::new(endpoints).cancel_on(stop.token());
 
@@ -194,7 +180,7 @@ async fn run_async(args: Args, stop: &Stop) -> anyhow::Result<ExitCode> {
                 samples: args.samples.or(embedded_default.then_some(DEFAULT_SAMPLES)),
             },
             trigger: args.trigger.clone(),
-            base_urls: args.base_url.clone(),
+            base_urls: args.servers.base_url.clone(),
         };
         let config = options.into_config()?;
         let (backends, judge) = session::build_judges(backends, config.judges()).await?;
@@ -450,10 +436,10 @@ fn resume_command(run_id: &str, args: &Args) -> String {
     if let Some(store) = &args.store {
         command += &format!(" --store {}", without_password(store));
     }
-    for url in &args.base_url {
+    for url in &args.servers.base_url {
         command += &format!(" --base-url {url}");
     }
-    for url in &args.judge_base_url {
+    for url in &args.servers.judge_base_url {
         command += &format!(" --judge-base-url {url}");
     }
     if args.local_batch != DEFAULT_LOCAL_BATCH {
@@ -473,6 +459,37 @@ fn without_password(store: &str) -> String {
             format!("{scheme}://{user}:***@{host}")
         }
         _ => store.to_string(),
+    }
+}
+
+/// The model and judge servers of a run (eval and red-team take the same flags).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Servers {
+    /// OpenAI-compatible server of `openai:` models without their own `@URL`; repeat for
+    /// replicas.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Vec<String>,
+    /// OpenAI-compatible server of the `llm:` judge; repeat for replicas.
+    #[arg(long, value_name = "URL")]
+    pub judge_base_url: Vec<String>,
+    /// Environment variable holding the API key.
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Per-request timeout in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub timeout: f64,
+}
+
+impl Servers {
+    /// The endpoints these flags name (the local batch size is the caller's).
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            model_base_urls: self.base_url.clone(),
+            judge_base_urls: self.judge_base_url.clone(),
+            api_key: std::env::var(&self.api_key_env).ok(),
+            timeout: Some(Duration::from_secs_f64(self.timeout)),
+            ..Endpoints::default()
+        }
     }
 }
 

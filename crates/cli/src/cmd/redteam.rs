@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use emguard_eval::backends::{Backends, Endpoints};
@@ -88,18 +87,8 @@ pub struct Args {
     /// Write each family's hits as a probe file (`regressions-FAMILY.yaml`) into this folder.
     #[arg(long, value_name = "DIR")]
     keep_hits: Option<PathBuf>,
-    /// OpenAI-compatible server of `openai:` models without their own `@URL`.
-    #[arg(long, value_name = "URL")]
-    base_url: Vec<String>,
-    /// OpenAI-compatible server of an `llm:` judge.
-    #[arg(long, value_name = "URL")]
-    judge_base_url: Vec<String>,
-    /// Environment variable holding the API key.
-    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
-    api_key_env: String,
-    /// Per-request timeout in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
-    timeout: f64,
+    #[command(flatten)]
+    servers: super::eval::Servers,
     /// Where runs are stored: a SQLite file or postgres://... [default: $EMGUARD_HOME/eval.sqlite].
     #[arg(long, value_name = "PATH|URL", env = "EMGUARD_STORE")]
     store: Option<String>,
@@ -117,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--fail-above must be a rate between 0 and 1, not {r}");
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+    if !(args.servers.timeout.is_finite() && args.servers.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
     tokio::runtime::Builder::new_multi_thread()
@@ -166,7 +155,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
                 model: args.model.clone(),
                 judge: args.judge.clone(),
                 attacker: args.attacker.clone(),
-                base_urls: args.base_url.clone(),
+                base_urls: args.servers.base_url.clone(),
                 settings: Settings {
                     temperature: args.temperature,
                     top_p: args.top_p,
@@ -185,12 +174,9 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let endpoints = Endpoints {
-        model_base_urls: args.base_url.clone(),
-        judge_base_urls: args.judge_base_url.clone(),
-        api_key: std::env::var(&args.api_key_env).ok(),
-        timeout: Some(Duration::from_secs_f64(args.timeout)),
         local_batch: args.local_batch,
         stored_answers_only: false,
+        ..args.servers.endpoints()
     };
     let config = Arc::new(config);
     let build_config = config.clone();
@@ -296,10 +282,10 @@ fn resume_command(run_id: &str, args: &Args) -> String {
     {
         command += &format!(" --store {store}");
     }
-    for url in &args.base_url {
+    for url in &args.servers.base_url {
         command += &format!(" --base-url {url}");
     }
-    for url in &args.judge_base_url {
+    for url in &args.servers.judge_base_url {
         command += &format!(" --judge-base-url {url}");
     }
     command
