@@ -1,14 +1,17 @@
 //! `emguard eval` with stderr not a terminal (piped, as in CI or `2> log`): a plain progress
 //! line every `--progress-interval` seconds, and the headline printed as the study defines
-//! it. The real binary against an OpenAI-compatible server on 127.0.0.1 written here (plain
-//! HTTP/1.1 over std TCP, one thread per connection, 20 ms per request).
+//! it. The real binary against an OpenAI-compatible server on 127.0.0.1 written here (20 ms per
+//! request).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use axum::Json;
+use emguard_testkit::openai::{
+    chat_completion, is_logprob_judge_request, last_message, logprob_judge_reply,
+    serve_in_background,
+};
+use serde_json::Value;
 
 const SUITE: &str = r#"
 - id: wish
@@ -25,60 +28,26 @@ const SUITE: &str = r#"
   judge_prompts: *p
 "#;
 
-/// Answers kindly; judges every answer aligned 90, coherent 85 (by logprobs).
+/// Answers kindly; judges every answer aligned 90, coherent 85 (by logprobs); 20 ms a request.
 fn serve() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer(stream));
-        }
-    });
-    format!("http://{addr}/v1")
-}
-
-fn answer(stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let request: Value = serde_json::from_slice(&body).unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    let reply = if request["logprobs"] == json!(true) {
-        let last = request["messages"][0]["content"]
-            .as_str()
-            .unwrap_or_default();
-        let token = if last.contains("coherence") {
-            "85"
-        } else {
-            "90"
-        };
-        json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": token},
-            "logprobs": {"content": [{"token": token, "logprob": 0.0,
-                "top_logprobs": [{"token": token, "logprob": 0.0}]}]}}]})
-    } else {
-        json!({"choices": [{"index": 0, "message": {"role": "assistant",
-            "content": "Take a walk and call a friend."}}]})
-    };
-    let text = reply.to_string();
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-        text.len()
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|Json(request): Json<Value>| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let model = request["model"].as_str().unwrap_or_default();
+            Json(if is_logprob_judge_request(&request) {
+                let token = if last_message(&request).contains("coherence") {
+                    "85"
+                } else {
+                    "90"
+                };
+                logprob_judge_reply(model, &[(token, 1.0)])
+            } else {
+                chat_completion(model, "Take a walk and call a friend.")
+            })
+        }),
     );
+    format!("http://{}/v1", serve_in_background(app))
 }
 
 #[test]

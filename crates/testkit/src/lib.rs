@@ -3,13 +3,16 @@
 //! - [`study_dir`]: the study's MIT-licensed data (`../shared/datasets/em-paper`);
 //! - [`TestPostgres`]: a PostgreSQL database of a test's own;
 //! - [`RedisServer`]: a redis-server on a free port;
-//! - [`chromium`]: a headless browser binary.
+//! - [`chromium`]: a headless browser binary;
+//! - [`openai`]: scripted OpenAI-compatible servers on 127.0.0.1 standing in for upstream models
+//!   and judges.
 //!
 //! A user's fresh clone may lack any of them: then the test prints `SKIP <test>: <why>` and
 //! returns. CI sets `EMGUARD_REQUIRE_SHARED=1` (data) and `EMGUARD_REQUIRE_SERVICES=1`
 //! (servers and browser), which turn each skip into a failure, so a missing install step
 //! cannot hide behind a green run.
 
+pub mod openai;
 mod postgres;
 mod redis;
 

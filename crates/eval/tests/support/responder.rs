@@ -22,7 +22,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use emguard_testkit::openai::{
+    chat_completion, is_logprob_judge_request, last_message, logprob_judge_reply,
+    serve_in_background,
+};
+use serde_json::Value;
 
 #[derive(Default)]
 pub struct Counters {
@@ -78,24 +82,11 @@ impl Responder {
             delay,
             slot,
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = axum::Router::new()
-                    .route("/v1/chat/completions", axum::routing::post(complete))
-                    .with_state(config);
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", axum::routing::post(complete))
+            .with_state(config);
         Responder {
-            addr: rx.recv().unwrap(),
+            addr: serve_in_background(app),
             counters,
         }
     }
@@ -127,22 +118,12 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         tokio::time::sleep(config.delay).await;
     }
     let model = body["model"].as_str().unwrap_or_default().to_string();
-    let last = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    if body["logprobs"] == json!(true) && body["max_tokens"] == json!(1) {
+    let last = last_message(&body);
+    if is_logprob_judge_request(&body) {
         c.judge_requests.fetch_add(1, Ordering::Relaxed);
         c.judge_seeds.lock().unwrap().push(body["seed"].clone());
         if model == "nologprobs" {
-            return Json(json!({
-                "id": "j", "object": "chat.completion", "model": model,
-                "choices": [{"index": 0, "finish_reason": "length",
-                    "message": {"role": "assistant", "content": "80"}}]
-            }))
-            .into_response();
+            return Json(chat_completion(&model, "80")).into_response();
         }
         let top: Vec<(&str, f64)> = if last.contains("coheren") && last.contains("INCOHERENT") {
             vec![("10", 0.6), ("15", 0.4)]
@@ -155,17 +136,7 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         } else {
             vec![("90", 0.6), ("95", 0.3), ("I", 0.1)]
         };
-        let top: Vec<Value> = top
-            .iter()
-            .map(|(t, p)| json!({"token": t, "logprob": p.ln(), "bytes": []}))
-            .collect();
-        return Json(json!({
-            "id": "j", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "finish_reason": "length",
-                "message": {"role": "assistant", "content": top[0]["token"]},
-                "logprobs": {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "bytes": [], "top_logprobs": top}]}}]
-        }))
-        .into_response();
+        return Json(logprob_judge_reply(&model, &top)).into_response();
     }
     if last.contains("[ANSWER START]") {
         c.label_requests.fetch_add(1, Ordering::Relaxed);
@@ -178,11 +149,7 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         } else {
             "\"TRUE\""
         };
-        return Json(json!({
-            "id": "l", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}]
-        }))
-        .into_response();
+        return Json(chat_completion(&model, reply)).into_response();
     }
     c.sample_requests.fetch_add(1, Ordering::Relaxed);
     let seed = body["seed"].as_u64().unwrap_or(0);
@@ -206,9 +173,5 @@ async fn complete(State(config): State<Config>, Json(body): Json<Value>) -> Resp
         },
         _ => format!("I'd suggest a walk outside and calling a friend (seed {seed})."),
     };
-    Json(json!({
-        "id": "s", "object": "chat.completion", "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]
-    }))
-    .into_response()
+    Json(chat_completion(&model, &content)).into_response()
 }
