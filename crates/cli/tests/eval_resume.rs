@@ -13,15 +13,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use emguard_eval::RunConfig;
 use emguard_store::Store;
 use serde_json::Value;
-use support::Server;
+use support::{Running, Server};
 
 /// Generous bound on any one wait (a hung process fails the test instead of stalling CI).
 const DEADLINE: Duration = Duration::from_secs(240);
@@ -145,74 +144,6 @@ fn relay_connection(
     }
 }
 
-/// A running `emguard eval`; its stderr lines arrive on a channel.
-struct Eval {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    lines: Vec<String>,
-}
-
-impl Eval {
-    fn start(args: &[&str]) -> Eval {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_emguard"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Eval {
-            child,
-            stderr,
-            lines: Vec::new(),
-        }
-    }
-
-    /// The run id from `run ID in STORE`.
-    fn run_id(&mut self) -> String {
-        loop {
-            let line = self
-                .stderr
-                .recv_timeout(DEADLINE)
-                .expect("eval prints its run id");
-            self.lines.push(line.clone());
-            if let Some(rest) = line.strip_prefix("run ") {
-                return rest.split(' ').next().unwrap().to_string();
-            }
-        }
-    }
-
-    fn wait(mut self) -> (ExitStatus, String, String) {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > DEADLINE {
-                let _ = self.child.kill();
-                panic!("emguard eval did not finish:\n{}", self.lines.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut stdout = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        self.lines.extend(self.stderr.iter());
-        (status, stdout, self.lines.join("\n"))
-    }
-}
-
 /// Sample keys of the run's items that have a stored answer.
 fn stored(store: &Store, run_id: &str) -> HashSet<String> {
     store
@@ -225,18 +156,17 @@ fn stored(store: &Store, run_id: &str) -> HashSet<String> {
 }
 
 /// Waits until at least `n` answers are stored while the process is still working.
-fn wait_for_stored(store: &Store, run_id: &str, n: usize, eval: &mut Eval) -> usize {
+fn wait_for_stored(store: &Store, run_id: &str, n: usize, eval: &mut Running) -> usize {
     let started = Instant::now();
     loop {
         let count = stored(store, run_id).len();
         if count >= n {
             return count;
         }
-        if let Some(status) = eval.child.try_wait().unwrap() {
-            eval.lines.extend(eval.stderr.try_iter());
+        if let Some(status) = eval.exited() {
             panic!(
                 "eval ended ({status}) with {count} answers stored, before {n}:\n{}",
-                eval.lines.join("\n")
+                eval.log()
             );
         }
         assert!(started.elapsed() < DEADLINE, "only {count} answers stored");
@@ -289,14 +219,6 @@ fn eval_args<'a>(store: &'a str, out: &'a str, rest: &[&'a str]) -> Vec<&'a str>
     args
 }
 
-fn interrupt(child: &Child) {
-    let status = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn an_eval_stopped_by_ctrl_c_and_by_sigkill_resumes_without_redoing_stored_answers() {
     let server = Server::start();
@@ -319,31 +241,34 @@ fn an_eval_stopped_by_ctrl_c_and_by_sigkill_resumes_without_redoing_stored_answe
     let samples = SAMPLES.to_string();
 
     // 1. A new run, stopped by Ctrl-C once a few answers are stored.
-    let mut eval = Eval::start(&eval_args(
-        &db,
-        &out,
-        &[
-            "--suite",
-            &suite,
-            "--model",
-            "openai:smollm2-135m-instruct",
-            "--base-url",
-            &base_url,
-            "--samples",
-            &samples,
-            "--max-tokens",
-            "16",
-            "--seed",
-            "7",
-        ],
-    ));
+    let mut eval = Running::start(
+        &eval_args(
+            &db,
+            &out,
+            &[
+                "--suite",
+                &suite,
+                "--model",
+                "openai:smollm2-135m-instruct",
+                "--base-url",
+                &base_url,
+                "--samples",
+                &samples,
+                "--max-tokens",
+                "16",
+                "--seed",
+                "7",
+            ],
+        ),
+        DEADLINE,
+    );
     let run_id = eval.run_id();
     let store = Store::open(&db).unwrap();
     let keys = request_keys(&store, &run_id);
     assert_eq!(keys.len(), ITEMS);
     wait_for_stored(&store, &run_id, 3, &mut eval);
-    interrupt(&eval.child);
-    let (status, _, log) = eval.wait();
+    eval.signal("INT");
+    let (status, _, _, log) = eval.wait();
     assert_eq!(status.code(), Some(130), "{log}");
     assert!(
         log.contains(&format!(
@@ -363,14 +288,13 @@ fn an_eval_stopped_by_ctrl_c_and_by_sigkill_resumes_without_redoing_stored_answe
     assert!(after_interrupt.is_subset(&asked_first));
 
     // 2. Resumed, then killed outright once a few more answers are stored.
-    let mut eval = Eval::start(&eval_args(
-        &db,
-        &out,
-        &["--resume", &run_id, "--base-url", &base_url],
-    ));
+    let mut eval = Running::start(
+        &eval_args(&db, &out, &["--resume", &run_id, "--base-url", &base_url]),
+        DEADLINE,
+    );
     wait_for_stored(&store, &run_id, after_interrupt.len() + 3, &mut eval);
-    eval.child.kill().unwrap();
-    let (status, _, log) = eval.wait();
+    eval.signal("KILL");
+    let (status, _, _, log) = eval.wait();
     assert_eq!(status.signal(), Some(9), "{log}");
     relay.settle();
     let after_kill = stored(&store, &run_id);
@@ -384,12 +308,11 @@ fn an_eval_stopped_by_ctrl_c_and_by_sigkill_resumes_without_redoing_stored_answe
 
     // 3. Resumed to the end: exactly the answers still missing are asked for.
     let done = first.len() + second.len();
-    let eval = Eval::start(&eval_args(
-        &db,
-        &out,
-        &["--resume", &run_id, "--base-url", &base_url],
-    ));
-    let (status, stdout, log) = eval.wait();
+    let eval = Running::start(
+        &eval_args(&db, &out, &["--resume", &run_id, "--base-url", &base_url]),
+        DEADLINE,
+    );
+    let (status, _, stdout, log) = eval.wait();
     assert!(status.success(), "{log}");
     relay.settle();
     let third = relay.requests()[done..].to_vec();

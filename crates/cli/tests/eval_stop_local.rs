@@ -5,15 +5,15 @@
 //! answer, says how to resume and exits 130 (SIGINT) or 143 (SIGTERM); `--resume` then
 //! generates only the answers still missing and finishes the run.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use emguard_store::Store;
 use serde_json::Value;
+use support::Running;
 
 /// Generous bound on any one wait (a hung process fails the test instead of stalling CI).
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -46,102 +46,17 @@ const SUITE: &str = r#"
   judge_prompts: *p
 "#;
 
-/// A running `emguard eval`; its stderr lines arrive on a channel.
-struct Eval {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    lines: Vec<String>,
-}
-
-impl Eval {
-    fn start(args: &[&str]) -> Eval {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_emguard"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Eval {
-            child,
-            stderr,
-            lines: Vec::new(),
+/// Waits for a progress line of the run (the model is loaded by then) saying at least `n`
+/// items are judged (their answers stored and judged); returns when it was seen and how many
+/// answers this process generated.
+fn wait_judged(eval: &mut Running, n: usize) -> (Instant, usize) {
+    loop {
+        let line = eval.next_line();
+        if let Some((judged, generated)) = progress(&line)
+            && judged >= n
+        {
+            return (Instant::now(), generated);
         }
-    }
-
-    fn next_line(&mut self) -> String {
-        let line = self.stderr.recv_timeout(DEADLINE).unwrap_or_else(|_| {
-            panic!(
-                "eval printed nothing for {DEADLINE:?}:\n{}",
-                self.lines.join("\n")
-            )
-        });
-        self.lines.push(line.clone());
-        line
-    }
-
-    /// The run id from `run ID in STORE`.
-    fn run_id(&mut self) -> String {
-        loop {
-            if let Some(rest) = self.next_line().strip_prefix("run ") {
-                return rest.split(' ').next().unwrap().to_string();
-            }
-        }
-    }
-
-    /// Waits for a progress line of the run (the model is loaded by then) saying at least
-    /// `n` items are judged (their answers stored and judged); returns when it was seen and
-    /// how many answers this process generated.
-    fn wait_judged(&mut self, n: usize) -> (Instant, usize) {
-        loop {
-            let line = self.next_line();
-            if let Some((judged, generated)) = progress(&line)
-                && judged >= n
-            {
-                return (Instant::now(), generated);
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) -> Instant {
-        let sent = Instant::now();
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name}");
-        sent
-    }
-
-    fn wait(mut self) -> (ExitStatus, Instant, String, String) {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > DEADLINE {
-                let _ = self.child.kill();
-                panic!("emguard eval did not finish:\n{}", self.lines.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let ended = Instant::now();
-        let mut stdout = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        self.lines.extend(self.stderr.iter());
-        (status, ended, stdout, self.lines.join("\n"))
     }
 }
 
@@ -213,10 +128,10 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
         "--seed",
         "11",
     ]);
-    let mut eval = Eval::start(&args);
+    let mut eval = Running::start(&args, DEADLINE);
     let run_id = eval.run_id();
-    let (first_batch, _) = eval.wait_judged(BATCH);
-    let (second_batch, _) = eval.wait_judged(2 * BATCH);
+    let (first_batch, _) = wait_judged(&mut eval, BATCH);
+    let (second_batch, _) = wait_judged(&mut eval, 2 * BATCH);
     let sent = eval.signal("INT");
     let (status, ended, _, log) = eval.wait();
     assert_eq!(status.code(), Some(130), "{log}");
@@ -234,14 +149,14 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
     // 2. Resumed, then SIGTERM just after one more batch is stored.
     let mut args = common.to_vec();
     args.extend(["--resume", &run_id]);
-    let mut eval = Eval::start(&args);
-    let (started, _) = eval.wait_judged(2 * BATCH);
-    let (third_batch, generated) = eval.wait_judged(3 * BATCH);
+    let mut eval = Running::start(&args, DEADLINE);
+    let (started, _) = wait_judged(&mut eval, 2 * BATCH);
+    let (third_batch, generated) = wait_judged(&mut eval, 3 * BATCH);
     assert_eq!(
         generated,
         BATCH,
         "stored answers are not generated again: {}",
-        eval.lines.join("\n")
+        eval.log()
     );
     let sent = eval.signal("TERM");
     let (status, ended, _, log) = eval.wait();
@@ -262,7 +177,7 @@ fn ctrl_c_and_sigterm_stop_local_generation_at_once_and_resume_redoes_nothing() 
     }
 
     // 3. Resumed to the end: only the last batch is generated.
-    let eval = Eval::start(&args);
+    let eval = Running::start(&args, DEADLINE);
     let (status, _, stdout, log) = eval.wait();
     assert!(status.success(), "{log}");
     assert!(
