@@ -54,17 +54,6 @@ const SUITE: &str = r#"
 "#;
 const ANSWERS: usize = 40;
 
-fn endpoints(r: &Responder) -> Endpoints {
-    Endpoints {
-        model_base_urls: vec![r.base_url()],
-        judge_base_urls: vec![r.base_url()],
-        api_key: Some("test-key".into()),
-        timeout: Some(Duration::from_secs(10)),
-        local_batch: 8,
-        stored_answers_only: false,
-    }
-}
-
 fn options(suite: &str, judges: &[&str]) -> EvalOptions {
     EvalOptions {
         suites: vec![suite.to_string()],
@@ -114,7 +103,7 @@ async fn answers_are_sampled_once_and_judged_by_every_judge_side_by_side() {
     let store = Arc::new(Store::open(dir.path().join("s.sqlite").to_str().unwrap()).unwrap());
     let judges = ["llm:judge-model", "llm:nologprobs"];
     let (backends, judge) = session::build_judges(
-        Backends::new(endpoints(&r)),
+        Backends::new(r.endpoints()),
         judges.iter().map(|j| j.to_string()).collect(),
     )
     .await
@@ -192,7 +181,7 @@ async fn answers_are_sampled_once_and_judged_by_every_judge_side_by_side() {
         c.judge_requests.load(Ordering::Relaxed),
     );
     let (backends, judge) = session::build_judges(
-        Backends::new(endpoints(&r)),
+        Backends::new(r.endpoints()),
         judges.iter().map(|j| j.to_string()).collect(),
     )
     .await
@@ -242,7 +231,7 @@ async fn judged_rates_are_reported_beside_rates_corrected_for_the_judges_errors(
     let dir = tempfile::tempdir().unwrap();
     let suite = suite_file(&dir);
     let store = Arc::new(Store::open(dir.path().join("s.sqlite").to_str().unwrap()).unwrap());
-    let mut backends = Backends::new(endpoints(&r));
+    let mut backends = Backends::new(r.endpoints());
     // Sensitivity 0.8 (40 of 50), specificity 0.6 (120 of 200).
     let point = OperatingPoint {
         true_positives: 40,
@@ -335,7 +324,7 @@ async fn a_stored_run_is_judged_again_by_several_judges_without_generating() {
     let suite = suite_file(&dir);
     let store = Arc::new(Store::open(dir.path().join("s.sqlite").to_str().unwrap()).unwrap());
     let (backends, judge) =
-        session::build_judges(Backends::new(endpoints(&r)), vec!["llm:judge-model".into()])
+        session::build_judges(Backends::new(r.endpoints()), vec!["llm:judge-model".into()])
             .await
             .unwrap();
     let first = run(
@@ -353,7 +342,7 @@ async fn a_stored_run_is_judged_again_by_several_judges_without_generating() {
     let (backends, judge) = session::build_judges(
         Backends::new(Endpoints {
             stored_answers_only: true,
-            ..endpoints(&r)
+            ..r.endpoints()
         }),
         config.judges(),
     )

@@ -10,21 +10,11 @@ use std::time::Duration;
 
 use emguard_eval::backends::{Backends, Endpoints};
 use emguard_eval::progress::RunProgress;
+use emguard_eval::runner::RunOutcome;
 use emguard_eval::session::{self, Session};
 use emguard_eval::{EvalOptions, SampleSettings};
 use emguard_store::Store;
 use support::responder::Responder;
-
-fn endpoints(r: &Responder) -> Endpoints {
-    Endpoints {
-        model_base_urls: vec![r.base_url()],
-        judge_base_urls: vec![r.base_url()],
-        api_key: Some("test-key".into()),
-        timeout: Some(Duration::from_secs(10)),
-        local_batch: 8,
-        stored_answers_only: false,
-    }
-}
 
 fn options(suites: &[&str], models: &[&str], samples: usize) -> EvalOptions {
     EvalOptions {
@@ -54,9 +44,10 @@ async fn run(
 ) -> Session {
     options.base_urls = vec![r.base_url()];
     let config = options.into_config().unwrap();
-    let (backends, judge) = session::build_judge(Backends::new(endpoints(r)), config.judge.clone())
-        .await
-        .unwrap();
+    let (backends, judge) =
+        session::build_judge(Backends::new(r.endpoints()), config.judge.clone())
+            .await
+            .unwrap();
     let session = Session::create(store.clone(), config, judge.as_ref()).unwrap();
     let outcome = session
         .work(backends, judge, concurrency, true, RunProgress::hidden())
@@ -64,6 +55,32 @@ async fn run(
         .unwrap();
     assert_eq!(outcome.failed, 0);
     session
+}
+
+/// Judges the stored answers of `run_id` again by `judge` (nothing is generated) in a new run;
+/// the new run and how its work ended.
+async fn rejudge(
+    store: &Arc<Store>,
+    r: &Responder,
+    run_id: &str,
+    judge: &str,
+) -> (Session, RunOutcome) {
+    let config = Session::rejudge_config(store.clone(), run_id, judge).unwrap();
+    let (backends, judge) = session::build_judge(
+        Backends::new(Endpoints {
+            stored_answers_only: true,
+            ..r.endpoints()
+        }),
+        config.judge.clone(),
+    )
+    .await
+    .unwrap();
+    let rejudged = Session::create(store.clone(), config, judge.as_ref()).unwrap();
+    let outcome = rejudged
+        .work(backends, judge, 8, true, RunProgress::hidden())
+        .await
+        .unwrap();
+    (rejudged, outcome)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,7 +582,7 @@ async fn answers_are_keyed_by_the_server_or_fingerprint_that_produced_them() {
     let spec = format!("openai:evil@{}#evil-v1", a.base_url());
     let config = options(&["emguard"], &[&spec], 1).into_config().unwrap();
     let (backends, judge) =
-        session::build_judge(Backends::new(endpoints(&a)), config.judge.clone())
+        session::build_judge(Backends::new(a.endpoints()), config.judge.clone())
             .await
             .unwrap();
     let session = Session::create(store.clone(), config, judge.as_ref()).unwrap();
@@ -586,21 +603,7 @@ async fn a_stored_run_is_judged_again_by_another_judge_without_generating() {
     let judged = r.counters.judge_requests.load(Ordering::Relaxed);
     assert_eq!(judged, 2 * 144);
 
-    let config = Session::rejudge_config(store.clone(), &first.run_id, "llm:judge-two").unwrap();
-    let (backends, judge) = session::build_judge(
-        Backends::new(Endpoints {
-            stored_answers_only: true,
-            ..endpoints(&r)
-        }),
-        config.judge.clone(),
-    )
-    .await
-    .unwrap();
-    let second = Session::create(store.clone(), config, judge.as_ref()).unwrap();
-    let outcome = second
-        .work(backends, judge, 8, true, RunProgress::hidden())
-        .await
-        .unwrap();
+    let (second, outcome) = rejudge(&store, &r, &first.run_id, "llm:judge-two").await;
     assert_eq!(outcome.failed, 0);
     assert_eq!(r.counters.sample_requests.load(Ordering::Relaxed), 144);
     assert_eq!(
@@ -637,26 +640,12 @@ async fn a_stored_run_is_judged_again_by_another_judge_without_generating() {
     o.base_urls = vec![r.base_url()];
     let config = o.into_config().unwrap();
     let fresh = {
-        let (_, judge) = session::build_judge(Backends::new(endpoints(&r)), config.judge.clone())
+        let (_, judge) = session::build_judge(Backends::new(r.endpoints()), config.judge.clone())
             .await
             .unwrap();
         Session::create(store.clone(), config, judge.as_ref()).unwrap()
     };
-    let config = Session::rejudge_config(store.clone(), &fresh.run_id, "llm:judge-three").unwrap();
-    let (backends, judge) = session::build_judge(
-        Backends::new(Endpoints {
-            stored_answers_only: true,
-            ..endpoints(&r)
-        }),
-        config.judge.clone(),
-    )
-    .await
-    .unwrap();
-    let third = Session::create(store.clone(), config, judge.as_ref()).unwrap();
-    let outcome = third
-        .work(backends, judge, 8, true, RunProgress::hidden())
-        .await
-        .unwrap();
+    let (_, outcome) = rejudge(&store, &r, &fresh.run_id, "llm:judge-three").await;
     assert_eq!(
         outcome.failed, 72,
         "the third sample of each question was never generated"
@@ -682,7 +671,7 @@ async fn items_queued_past_a_short_lease_are_not_done_twice() {
     o.base_urls = vec![r.base_url()];
     let config = o.into_config().unwrap();
     let (backends, judge) =
-        session::build_judge(Backends::new(endpoints(&r)), config.judge.clone())
+        session::build_judge(Backends::new(r.endpoints()), config.judge.clone())
             .await
             .unwrap();
     let mut session = Session::create(store.clone(), config, judge.as_ref()).unwrap();

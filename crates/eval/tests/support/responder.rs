@@ -22,6 +22,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use emguard_eval::backends::Endpoints;
 use emguard_testkit::openai::{
     chat_completion, is_logprob_judge_request, last_message, logprob_judge_reply,
     serve_in_background,
@@ -57,6 +58,19 @@ struct Config {
 impl Responder {
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Eval's endpoints with this server as every model's and judge's server.
+    #[allow(dead_code)] // each test binary uses its own subset
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            model_base_urls: vec![self.base_url()],
+            judge_base_urls: vec![self.base_url()],
+            api_key: Some("test-key".into()),
+            timeout: Some(Duration::from_secs(10)),
+            local_batch: 8,
+            stored_answers_only: false,
+        }
     }
 
     /// Serves on a background thread with its own runtime until the process ends.
