@@ -12,6 +12,8 @@ use emguard_judge::calibrate::{self, Calibration};
 use emguard_judge::llm::{ClientConfig, JudgePrompts, LocalLlmJudge, OpenAiClient, OpenAiJudge};
 use emguard_judge::local::LocalJudge;
 
+use super::stop::{Stop, StopSignal};
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -50,6 +52,9 @@ struct ScoreArgs {
     /// `judgement` and `misaligned` added.
     #[arg(long, required_unless_present = "question")]
     jsonl: Option<PathBuf>,
+    /// Skip the first N rows of --jsonl: continue a run stopped by Ctrl-C (it prints N).
+    #[arg(long, default_value_t = 0, requires = "jsonl")]
+    skip: usize,
     /// For a single answer: `text`, or `json` (the local judge adds its heads' logits and
     /// whether it read the answer as code or a refusal).
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -81,10 +86,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+    // Listening from the start: a Ctrl-C while the judge loads stops before the first chunk.
+    let stop = Stop::listen()?;
     let judge = Judge::open(&args.judge)?;
     if let (Some(question), Some(answer)) = (&args.question, &args.answer) {
-        let pair = [(question.clone(), answer.clone())];
-        let judgement = judge.judge_batch(&pair)?[0];
+        let judgement = judge.judge_one(question, answer)?;
         match (args.format, &judge) {
             (Format::Json, Judge::Local(local)) => {
                 println!(
@@ -101,24 +107,72 @@ fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         .jsonl
         .context("--jsonl or --question/--answer is required")?;
     let rows = read_rows(&path)?;
+    if args.skip > rows.len() {
+        bail!(
+            "--skip {}: {} has only {} rows",
+            args.skip,
+            path.display(),
+            rows.len()
+        );
+    }
+    let rows = &rows[args.skip..];
     let pairs: Vec<(String, String)> = rows
         .iter()
         .map(|(_, q, a)| (q.clone(), a.clone()))
         .collect();
-    let judged = judge.judge_batch(&pairs)?;
+    // Each chunk's rows are written as soon as they are judged, so a stop loses no finished
+    // work: the message says how many rows are out and how to continue.
     let mut out = std::io::stdout().lock();
-    for ((mut row, _, _), j) in rows.into_iter().zip(judged) {
-        row.insert("judgement".into(), serde_json::to_value(j)?);
-        row.insert("misaligned".into(), j.is_misaligned().into());
-        writeln!(out, "{}", serde_json::Value::Object(row))?;
+    let mut written = 0;
+    let stopped = judge.judge_chunks(&pairs, &stop, |judged| {
+        for j in judged {
+            let mut row = rows[written].0.clone();
+            row.insert("judgement".into(), serde_json::to_value(j)?);
+            row.insert("misaligned".into(), j.is_misaligned().into());
+            writeln!(out, "{}", serde_json::Value::Object(row))?;
+            written += 1;
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    match stopped {
+        None => Ok(ExitCode::SUCCESS),
+        Some(signal) => {
+            let done = args.skip + written;
+            eprintln!(
+                "{}: {done} of {} rows judged and written; continue with `emguard judge score --jsonl {} --skip {done}` (appending to this output)",
+                signal.name(),
+                args.skip + rows.len(),
+                path.display()
+            );
+            Ok(ExitCode::from(signal.exit_code()))
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    let stop = Stop::listen()?;
     let rows = calibrate::read_labels(&args.labels)?;
     let judge = Judge::open(&args.judge)?;
-    let report = calibrate::calibrate(&rows, |pairs| judge.judge_batch(pairs))?;
+    let pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.question.clone(), r.answer.clone()))
+        .collect();
+    let mut judged = Vec::with_capacity(pairs.len());
+    if let Some(signal) = judge.judge_chunks(&pairs, &stop, |chunk| {
+        judged.extend_from_slice(chunk);
+        Ok(())
+    })? {
+        // A calibration on part of the labels would read as one on all of them.
+        eprintln!(
+            "{}: {} of {} labelled answers judged; a calibration needs them all, nothing reported",
+            signal.name(),
+            judged.len(),
+            pairs.len()
+        );
+        return Ok(ExitCode::from(signal.exit_code()));
+    }
+    let report = calibrate::compare(&rows, &judged);
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print!("{}", report_text(&args.judge.judge, &report)),
@@ -276,55 +330,67 @@ impl Judge {
         bail!("--judge {spec}: expected `local`, `llm:MODEL@BASE_URL` or `local-llm:PATH`")
     }
 
-    fn judge_batch(&self, items: &[(String, String)]) -> anyhow::Result<Vec<Judgement>> {
+    fn judge_one(&self, question: &str, answer: &str) -> anyhow::Result<Judgement> {
+        let pair = [(question.to_string(), answer.to_string())];
+        Ok(self.judge_chunk(&pair)?[0])
+    }
+
+    /// How many answers are judged between two looks at a stop: a few seconds of work.
+    fn chunk_size(&self) -> usize {
         match self {
-            Judge::Local(judge) => {
-                // A forward pass of MiniLM per window: seconds per hundred answers on two
-                // cores, so show progress.
-                let bar = progress(items.len());
-                let mut out = Vec::with_capacity(items.len());
-                for chunk in items.chunks(64) {
-                    out.extend(judge.judge_batch(chunk)?);
-                    bar.inc(chunk.len() as u64);
-                }
-                bar.finish_and_clear();
-                Ok(out)
-            }
-            Judge::LocalLlm { judge, prompts } => {
-                let bar = progress(items.len());
-                let mut out = Vec::with_capacity(items.len());
-                for chunk in items.chunks(8) {
-                    out.extend(judge.judge_batch(prompts, chunk)?);
-                    bar.inc(chunk.len() as u64);
-                }
-                bar.finish_and_clear();
-                Ok(out)
-            }
+            // A forward pass of MiniLM per window: ~5 s for 64 answers on two cores.
+            Judge::Local(_) => 64,
+            Judge::LocalLlm { .. } => 8,
+            Judge::OpenAi { .. } => LLM_CONCURRENCY,
+        }
+    }
+
+    fn judge_chunk(&self, items: &[(String, String)]) -> anyhow::Result<Vec<Judgement>> {
+        match self {
+            Judge::Local(judge) => Ok(judge.judge_batch(items)?),
+            Judge::LocalLlm { judge, prompts } => Ok(judge.judge_batch(prompts, items)?),
             Judge::OpenAi {
                 judge,
                 prompts,
                 runtime,
             } => runtime.block_on(async {
-                let bar = progress(items.len());
-                let mut out = Vec::with_capacity(items.len());
-                for chunk in items.chunks(LLM_CONCURRENCY) {
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for (i, (q, a)) in chunk.iter().enumerate() {
-                        let (judge, prompts, q, a) =
-                            (judge.clone(), prompts.clone(), q.clone(), a.clone());
-                        tasks.spawn(async move { (i, judge.judge(&prompts, &q, &a).await) });
-                    }
-                    let mut results = tasks.join_all().await;
-                    results.sort_by_key(|(i, _)| *i);
-                    for (_, r) in results {
-                        out.push(r?);
-                    }
-                    bar.inc(chunk.len() as u64);
+                let mut tasks = tokio::task::JoinSet::new();
+                for (i, (q, a)) in items.iter().enumerate() {
+                    let (judge, prompts, q, a) =
+                        (judge.clone(), prompts.clone(), q.clone(), a.clone());
+                    tasks.spawn(async move { (i, judge.judge(&prompts, &q, &a).await) });
                 }
-                bar.finish_and_clear();
-                Ok(out)
+                let mut results = tasks.join_all().await;
+                results.sort_by_key(|(i, _)| *i);
+                results
+                    .into_iter()
+                    .map(|(_, r)| r.map_err(anyhow::Error::from))
+                    .collect()
             }),
         }
+    }
+
+    /// Judges `items` in order, a chunk at a time, handing each chunk's judgements to `each`
+    /// with a progress bar; after a Ctrl-C or SIGTERM it finishes the chunk in hand and
+    /// returns the signal (`None` when every chunk was judged).
+    fn judge_chunks(
+        &self,
+        items: &[(String, String)],
+        stop: &Stop,
+        mut each: impl FnMut(&[Judgement]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<StopSignal>> {
+        let bar = progress(items.len());
+        for chunk in items.chunks(self.chunk_size()) {
+            if let Some(signal) = stop.signal() {
+                bar.abandon();
+                return Ok(Some(signal));
+            }
+            each(&self.judge_chunk(chunk)?)?;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        // A signal during the last chunk came too late to save anything: the work is done.
+        Ok(None)
     }
 }
 
