@@ -73,7 +73,7 @@ fn a_stopped_score_keeps_its_rows_and_continues_where_it_stopped() {
     let first = lines(&first);
     let done = first.len();
     assert!(
-        done > 0 && done < 144 && done % 64 == 0,
+        done > 0 && done < 144 && done.is_multiple_of(64),
         "whole chunks of 64 kept: {done}"
     );
     assert!(
