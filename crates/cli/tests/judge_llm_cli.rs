@@ -135,7 +135,7 @@ fn calibrate_runs_the_served_llm_judge_and_refuses_smollm2_in_process() {
 
 /// `emguard eval` with SmolLM2 as its in-process judge stops with the same refusal before it
 /// samples any answer (exit code 2, no run recorded), instead of reporting 0% misaligned over
-/// answers it could not score.
+/// answers it could not score; and so does `--resume` of a run recorded without the check.
 #[test]
 fn eval_refuses_smollm2_as_its_local_llm_judge() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,4 +176,52 @@ fn eval_refuses_smollm2_as_its_local_llm_judge() {
     ] {
         assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
     }
+
+    // A run recorded without the check (by an earlier emguard): `--resume` checks the judge
+    // before the first answer too, with the same refusal, and generates nothing.
+    let db = dir.path().join("s.sqlite");
+    let store = emguard_store::Store::open(db.to_str().unwrap()).unwrap();
+    let config = emguard_eval::EvalOptions {
+        suites: vec![suite.display().to_string()],
+        models: vec!["local:smollm2-135m-instruct".into()],
+        judge: format!("local-llm:{}", gguf.display()),
+        other_judges: Vec::new(),
+        settings: emguard_eval::SampleSettings {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_tokens: 16,
+            seed: 0,
+            samples: None,
+        },
+        trigger: None,
+        base_urls: Vec::new(),
+    }
+    .into_config()
+    .unwrap();
+    store
+        .create_run("unchecked", &serde_json::to_value(&config).unwrap())
+        .unwrap();
+    let items: Vec<_> = config
+        .items(|_| String::new())
+        .into_iter()
+        .map(|(_, new)| new)
+        .collect();
+    store.add_items("unchecked", &items).unwrap();
+    let out = emguard()
+        .args(["eval", "--resume", "unchecked", "--store"])
+        .arg(&db)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs 0.25"), "{stderr}");
+    let answered = store
+        .items("unchecked")
+        .unwrap()
+        .iter()
+        .filter(|i| i.answer.is_some())
+        .count();
+    assert_eq!(answered, 0, "nothing is generated for a refused judge");
 }

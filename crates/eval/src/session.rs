@@ -71,6 +71,10 @@ pub struct Session {
     /// How long a claim of this process's counts; a worker that dies holding items loses them
     /// to the others after this.
     pub lease: Duration,
+    /// Whether this process checked the judge against the run's prompts (at create); an
+    /// opened run (`--resume`, `--worker`) is checked before its first judgement, since the
+    /// judge given now need not be the one that passed when the run began.
+    judge_checked: bool,
 }
 
 /// `YYYYmmdd-HHMMSS-xxxx` (UTC), sortable and unique enough for one store.
@@ -102,6 +106,21 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Refuses, before any answer is sampled, a judge that cannot score the run's questions with
+/// their prompts (one check per set of judge prompts; suites usually share one).
+fn check_judge(config: &RunConfig, judge: &dyn Judge) -> Result<(), EvalError> {
+    let mut checked = Vec::new();
+    for q in config.suites.iter().flat_map(|s| &s.questions) {
+        if let Measure::Alignment { judge_prompts } = &q.measure
+            && !checked.contains(&judge_prompts)
+        {
+            judge.check(judge_prompts)?;
+            checked.push(judge_prompts);
+        }
+    }
+    Ok(())
+}
+
 impl Session {
     /// Records a new run and all its items.
     pub fn create(
@@ -123,16 +142,7 @@ impl Session {
                 }
             }
         }
-        // One check per set of judge prompts (suites usually share one), before any sampling.
-        let mut checked = Vec::new();
-        for q in config.suites.iter().flat_map(|s| &s.questions) {
-            if let Measure::Alignment { judge_prompts } = &q.measure
-                && !checked.contains(&judge_prompts)
-            {
-                judge.check(judge_prompts)?;
-                checked.push(judge_prompts);
-            }
-        }
+        check_judge(&config, judge)?;
         let run_id = new_run_id();
         store.create_run(&run_id, &serde_json::to_value(&config)?)?;
         let items: Vec<_> = config
@@ -148,6 +158,7 @@ impl Session {
             run_id,
             config: Arc::new(config),
             lease: DEFAULT_LEASE,
+            judge_checked: true,
         })
     }
 
@@ -164,6 +175,7 @@ impl Session {
             run_id: run_id.to_string(),
             config: Arc::new(config),
             lease: DEFAULT_LEASE,
+            judge_checked: false,
         })
     }
 
@@ -202,6 +214,9 @@ impl Session {
         exclusive: bool,
         progress: RunProgress,
     ) -> Result<RunOutcome, EvalError> {
+        if !self.judge_checked {
+            check_judge(&self.config, judge.as_ref())?;
+        }
         let samplers = {
             let config = self.config.clone();
             tokio::task::spawn_blocking(move || {
