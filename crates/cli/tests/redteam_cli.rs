@@ -194,6 +194,22 @@ fn fail_above_fails_ci_when_a_framing_hits_and_a_resume_asks_nothing_again() {
         "{table}"
     );
 
+    // Given to `emguard eval --resume` by mistake: said plainly, exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_emguard"))
+        .args([
+            "eval", "--resume", &run_id, "--store", &store, "--out", &out_dir,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "run `{run_id}` is a red-team run: continue it with `emguard redteam --resume {run_id}`"
+        )),
+        "{}",
+        stderr(&out)
+    );
+
     // A model without the backdoor, then the backdoored run compared with it: a regression.
     let mut args = vec![
         "--probes",

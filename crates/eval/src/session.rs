@@ -165,6 +165,13 @@ impl Session {
     /// Opens a stored run (`--resume`, `--worker`).
     pub fn open(store: Arc<Store>, run_id: &str) -> Result<Session, EvalError> {
         let info = store.run(run_id)?;
+        // `emguard redteam` keeps its runs in the same store under this key.
+        if info.config.get("redteam").is_some() {
+            return Err(EvalError::Invalid(format!(
+                "run `{run_id}` is a red-team run: continue it with `emguard redteam --resume \
+                 {run_id}`"
+            )));
+        }
         let config: RunConfig = serde_json::from_value(info.config).map_err(|e| {
             EvalError::Invalid(format!(
                 "run `{run_id}` was stored by an incompatible version: {e}"
