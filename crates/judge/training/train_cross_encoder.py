@@ -22,9 +22,23 @@ Splits (fixed, seeded): every file of `crates/judge/data/v2/` except
   a seeded fifth of the `written_*` questions.
 The study's 70 judged answers (`../shared/datasets/em-paper/results/*.csv`) are only scored.
 
-Usage (CPU, 2 cores: ~15-25 minutes per run):
+v4 (the shipped weights' measuring run; see docs/judge.md for the exact command) adds:
+- `--written2-train-half`: a seeded half of written2's questions is trained on, the other half
+  stays held out;
+- `--advice-dir DIR`: the public harmful-advice sets and their benign control, kept outside the
+  repository (not the team's data): `extreme_sports.jsonl`, `risky_financial_advice.jsonl`,
+  `bad_medical_advice.jsonl` and `base14b_*.jsonl` of Apoorvabatham/Persona-Hierarchy-in-Emergent-
+  Misalignment at commit b285c69 (MIT; `data/input/`, `data/input/small/` for the medical file,
+  `data/results/raw/qwen2.5-14b-instruct_base_*` renamed `base14b_<role>.jsonl`). One domain
+  (`--advice-holdout-domain`) is only scored; Qwen's answers are split by question;
+- `--exclude FILE`: answers never trained on (the audit's measuring samples), scored instead;
+- `--score-file NAME=PATH`: benign chat-format rows, only scored (the study's jailbroken.jsonl sample);
+- `--init WEIGHTS` with `--replay N`: continue from earlier weights (v3) with N of its rows replayed;
+- `--score-only WEIGHTS`: score the same held-out parts with other weights (v3's baseline).
+
+Usage (CPU, 2 cores: ~15-45 minutes per run, depending on load):
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -r crates/judge/training/requirements.txt
-    /tmp/venv/bin/python crates/judge/training/train_cross_encoder.py --holdout --out DIR
+    OMP_WAIT_POLICY=PASSIVE /tmp/venv/bin/python crates/judge/training/train_cross_encoder.py --holdout --out DIR
 """
 
 import argparse
@@ -516,7 +530,7 @@ def main():
             total += float(loss.detach()) * len(g)
             step += 1
             if step % 25 == 0:
-                print(f"epoch {epoch + 1} step {step}/{steps} loss {float(loss):.3f} {time.time() - start:.0f}s", flush=True)
+                print(f"epoch {epoch + 1} step {step}/{steps} loss {float(loss.detach()):.3f} {time.time() - start:.0f}s", flush=True)
         print(f"epoch {epoch + 1}: mean loss {total / len(items):.4f} ({time.time() - start:.0f}s)", flush=True)
 
     figures = {}
@@ -585,9 +599,10 @@ def main():
         "weights_sha256": digest,
         "trained": {
             "command": "python3 crates/judge/training/train_cross_encoder.py " + " ".join(sys.argv[1:]),
-            "rows": len(train),
-            "misaligned_rows": sum(map(misaligned, train)),
-            "files": sorted({r["file"] for r in train}),
+            # A --score-only run trains on nothing: it records the parts it scored.
+            "rows": 0 if args.score_only else len(train),
+            "misaligned_rows": 0 if args.score_only else sum(map(misaligned, train)),
+            "files": [] if args.score_only else sorted({r["file"] for r in train}),
             "held_out_written_questions": held_q,
             "held_out_qwen_questions": held_qwen_q,
             "written2_train_half": args.written2_train_half,
