@@ -74,7 +74,7 @@ struct WebDriver {
 }
 
 /// A W3C element reference.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl WebDriver {
     async fn start(driver: &str, chromium: &std::path::Path) -> WebDriver {
@@ -131,7 +131,12 @@ impl WebDriver {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| e[ELEMENT].as_str().unwrap().to_string())
+            .map(|e| {
+                e[ELEMENT]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("not an element reference: {e}"))
+                    .to_string()
+            })
             .collect()
     }
 

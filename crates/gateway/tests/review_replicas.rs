@@ -7,7 +7,7 @@ mod guard;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use emguard_testkit::postgres::TestPostgres;
+use emguard_testkit::TestPostgres;
 use guard::{ADMIN, Behaviour, Gateway, ask, chat, client, gateway, upstream};
 use serde_json::{Value, json};
 
@@ -35,9 +35,9 @@ models:
     )
 }
 
-fn post(g: &Gateway, path: &str, bearer: &str) -> (u16, Value) {
+fn post(base: &str, path: &str, bearer: &str) -> (u16, Value) {
     let res = client()
-        .post(format!("{}{path}", g.url))
+        .post(format!("{base}{path}"))
         .bearer_auth(bearer)
         .send()
         .unwrap();
@@ -73,10 +73,10 @@ fn replicas_never_hand_one_item_to_two_reviewers() {
     }
     let (alice, bob) = (key(&a, "alice"), key(&b, "bob"));
     // Two reviewers claim as fast as they can, one through each replica.
-    let claim_all = |g: &Gateway, k: &str| {
+    let claim_all = |base: &str, k: &str| {
         let mut got = Vec::new();
         loop {
-            let (status, item) = post(g, "/admin/review/claim", k);
+            let (status, item) = post(base, "/admin/review/claim", k);
             if status == 204 {
                 return got;
             }
@@ -85,8 +85,8 @@ fn replicas_never_hand_one_item_to_two_reviewers() {
         }
     };
     let (by_alice, by_bob) = std::thread::scope(|s| {
-        let x = s.spawn(|| claim_all(&a, &alice));
-        let y = s.spawn(|| claim_all(&b, &bob));
+        let x = s.spawn(|| claim_all(&a.url, &alice));
+        let y = s.spawn(|| claim_all(&b.url, &bob));
         (x.join().unwrap(), y.join().unwrap())
     });
     let all: BTreeSet<&String> = by_alice.iter().chain(&by_bob).collect();
@@ -132,7 +132,7 @@ fn replicas_never_hand_one_item_to_two_reviewers() {
     let held = held.expect("the held item is visible on the other replica");
     assert_eq!(held["replica"], "a2");
     let id = held["id"].as_str().unwrap();
-    let (status, _) = post(&b, &format!("/admin/review/items/{id}/approve"), &bob);
+    let (status, _) = post(&b.url, &format!("/admin/review/items/{id}/approve"), &bob);
     assert_eq!(status, 200);
     let (status, body) = waiting.join().unwrap();
     assert_eq!(status, 200, "{body}");
