@@ -2,7 +2,7 @@
 //! a typical policy (code, text, tool-call and sample conditions) over a clean answer with no
 //! findings and one harmless tool call, the way the gateway calls it after its filters.
 //! Prints the median and p99 of per-check time over batches. Run:
-//! `cargo bench -p emguard-review --bench policy`.
+//! `cargo bench -p emguard-gateway --bench review_policy`.
 
 use std::time::Instant;
 
