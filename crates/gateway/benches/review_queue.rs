@@ -125,7 +125,10 @@ models:
         assert_eq!(res.status(), 200);
         let html = res.text().unwrap();
         page_ms.push(started.elapsed().as_secs_f64() * 1e3);
-        assert!(html.contains("10000 open items"), "the page counts the queue");
+        assert!(
+            html.contains("10000 open items"),
+            "the page counts the queue"
+        );
     }
     page_ms.sort_by(f64::total_cmp);
     let started = Instant::now();
@@ -133,7 +136,9 @@ models:
     let mut offset = 0;
     loop {
         let page: Value = http
-            .get(format!("{base}/admin/review/items?limit=1000&offset={offset}"))
+            .get(format!(
+                "{base}/admin/review/items?limit=1000&offset={offset}"
+            ))
             .bearer_auth(ADMIN)
             .send()
             .unwrap()

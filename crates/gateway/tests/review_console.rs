@@ -50,16 +50,19 @@ fn chromedriver(test: &str) -> Option<(Driver, String)> {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
+    // Owned by the guard at once: killed and waited for on every path, panics included.
+    let driver = Driver(
+        Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         if reqwest::blocking::get(format!("{url}/status")).is_ok_and(|r| r.status().is_success()) {
-            return Some((Driver(child), url));
+            return Some((driver, url));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -383,6 +386,31 @@ models:
             .await
             .unwrap();
         assert_eq!(answered["ok"], true, "{answered}");
+
+        // The other pages render from the same store: the traffic chart, traces, the log.
+        c.goto(&format!("{}/console/models", g.url)).await;
+        assert_eq!(
+            c.find_all("svg#traffic polyline").await.len(),
+            2,
+            "requests and flagged rate of v1"
+        );
+        c.goto(&format!("{}/console/traces", g.url)).await;
+        assert!(
+            !c.find_all("td a[href^='/console/traces/chatcmpl-']")
+                .await
+                .is_empty(),
+            "the trace search lists the held requests"
+        );
+        c.goto(&format!("{}/console/audit", g.url)).await;
+        let log = c.source().await;
+        assert!(
+            log.contains("rows verifies"),
+            "the audit page verifies the chain"
+        );
+        assert!(
+            log.contains("console_login") && log.contains("reject"),
+            "decisions and logins are logged"
+        );
         c.close().await;
     });
 }

@@ -368,7 +368,7 @@ fn a_held_stream_sends_nothing_after_the_held_block_until_approval() {
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
         .filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(String::from))
-        .last();
+        .next_back();
     assert_eq!(finish.as_deref(), Some("content_filter"));
 }
 

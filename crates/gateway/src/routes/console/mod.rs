@@ -150,11 +150,11 @@ fn forbidden(message: &str) -> Response {
 }
 
 impl Console {
-    /// Refuses a form without the session's CSRF token.
-    fn check_csrf(&self, presented: Option<&str>) -> Result<(), Response> {
+    /// The refusal of a form without the session's CSRF token; `None` when it has it.
+    fn refuse_without_csrf(&self, presented: Option<&str>) -> Option<Response> {
         match presented {
-            Some(token) if tokens_match(token, &self.session.csrf) => Ok(()),
-            _ => Err(forbidden(
+            Some(token) if tokens_match(token, &self.session.csrf) => None,
+            _ => Some(forbidden(
                 "The form's CSRF token is missing or wrong: reload the page and try again.",
             )),
         }
@@ -253,7 +253,7 @@ pub struct CsrfForm {
 }
 
 async fn logout(console: Console, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(refused) = console.check_csrf(form.csrf.as_deref()) {
+    if let Some(refused) = console.refuse_without_csrf(form.csrf.as_deref()) {
         return refused;
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
@@ -320,7 +320,7 @@ async fn decide(
     Path(id): Path<String>,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    if let Err(refused) = console.check_csrf(form.csrf.as_deref()) {
+    if let Some(refused) = console.refuse_without_csrf(form.csrf.as_deref()) {
         return refused;
     }
     if !console.actor().role.may_decide() {
@@ -352,7 +352,7 @@ async fn decide(
 }
 
 async fn claim(console: Console, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
-    if let Err(refused) = console.check_csrf(form.csrf.as_deref()) {
+    if let Some(refused) = console.refuse_without_csrf(form.csrf.as_deref()) {
         return refused;
     }
     match console.service.claim(&id, console.actor()).await {
@@ -518,7 +518,7 @@ async fn create_key(
     State(state): State<AppState>,
     Form(form): Form<NewKeyForm>,
 ) -> Response {
-    if let Err(refused) = console.check_csrf(form.csrf.as_deref()) {
+    if let Some(refused) = console.refuse_without_csrf(form.csrf.as_deref()) {
         return refused;
     }
     let Some(role) = Role::parse(&form.role) else {
