@@ -45,6 +45,8 @@ enum Command {
     Attest(cmd::attest::Args),
     /// Probe a model for misaligned behaviour that plain questions miss.
     Redteam(cmd::redteam::Args),
+    /// Human review of held and flagged answers over a gateway's admin API; verify its audit log.
+    Review(cmd::review::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => cmd::gate::run(args),
         Command::Attest(args) => cmd::attest::run(args),
         Command::Redteam(args) => cmd::redteam::run(args),
+        Command::Review(args) => cmd::review::run(args),
     };
     match result {
         Ok(code) => code,

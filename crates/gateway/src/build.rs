@@ -47,6 +47,8 @@ pub enum BuildError {
     RateLimit(String),
     #[error("HTTP client: {0}")]
     Client(String),
+    #[error("human review: {0}")]
+    Review(String),
 }
 
 /// How often keys are reread from the store (revocations by another replica).
@@ -276,6 +278,10 @@ pub async fn build_with_admin_token(
         )),
         _ => None,
     };
+    let review = match (&config.review, &config.store) {
+        (Some(review), Some(location)) => Some(crate::review::open(review, location).await?),
+        _ => None,
+    };
     Ok(AppState::from_parts(Inner {
         models,
         limits: Limits {
@@ -306,6 +312,7 @@ pub async fn build_with_admin_token(
             .then(|| FailedAuth::new(config.auth.max_failures_per_minute)),
         max_trace_content: config.traces.max_content_bytes,
         in_flight: tokio::sync::watch::channel(()).0,
+        review,
     }))
 }
 

@@ -54,6 +54,9 @@ pub struct GatewayConfig {
     /// key's policy replaces the model's for its requests.
     #[serde(default)]
     pub filter_policies: std::collections::BTreeMap<String, FilterPolicy>,
+    /// Human review: which answers wait for a person (see docs/review.md).
+    #[serde(default)]
+    pub review: Option<emguard_review::ReviewConfig>,
     pub models: Vec<ModelConfig>,
 }
 
@@ -490,6 +493,17 @@ impl GatewayConfig {
                 "store".into(),
                 "traces are written there: set `store` or `traces.enabled = false`",
             ));
+        }
+        if let Some(review) = &self.review {
+            if self.store.is_none() {
+                return Err(invalid(
+                    "store".into(),
+                    "the review queue is kept there: set `store` or remove `review`",
+                ));
+            }
+            if let Err((field, message)) = emguard_review::policy::Policies::build(review) {
+                return Err(invalid(field, &message));
+            }
         }
         let server = &self.server;
         for (field, value) in [

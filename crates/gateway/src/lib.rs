@@ -23,6 +23,7 @@ mod json_body;
 pub mod openai;
 pub mod ratelimit;
 pub mod registry;
+mod review;
 mod routes;
 mod server;
 pub mod signed_chain;

@@ -131,6 +131,8 @@ pub struct Inner {
     /// Work that goes on after its client left (a request's answer, trace and charge): each
     /// piece holds a receiver; shutdown waits until none is left.
     pub in_flight: tokio::sync::watch::Sender<()>,
+    /// Human review of risky answers; `None` when the config has no `review:`.
+    pub review: Option<Arc<emguard_review::ReviewService>>,
 }
 
 impl Deref for AppState {
@@ -198,6 +200,7 @@ impl AppState {
             auth_failures: None,
             max_trace_content: usize::MAX,
             in_flight: tokio::sync::watch::channel(()).0,
+            review: None,
         })
     }
 

@@ -15,6 +15,7 @@
 
 pub mod gateway;
 mod postgres;
+pub mod review;
 mod sqlite;
 
 use std::time::Duration;

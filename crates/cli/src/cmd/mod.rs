@@ -9,6 +9,7 @@ pub mod generate;
 pub mod judge;
 pub mod models;
 pub mod redteam;
+pub mod review;
 pub mod scan;
 pub mod serve;
 pub mod stop;

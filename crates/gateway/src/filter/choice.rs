@@ -180,6 +180,16 @@ impl ChoiceStream {
         self.blocked
     }
 
+    /// Holds each code region until judged (see [`StreamFilter::holding_code`]).
+    pub fn holding_code(mut self) -> Self {
+        self.texts = self
+            .texts
+            .into_iter()
+            .map(StreamFilter::holding_code)
+            .collect();
+        self
+    }
+
     /// Filters one chunk's `choice` in place; false when there is nothing of it to send.
     pub fn process(&mut self, choice: &mut Value) -> bool {
         if self.blocked {
@@ -338,6 +348,26 @@ impl ChoiceStream {
             delta["tool_calls"] = Value::Array(kept);
         }
         dropped
+    }
+
+    /// How many verdicts the filters gave so far (cheap: a stream checks it per chunk).
+    pub fn verdict_count(&self) -> usize {
+        self.texts
+            .iter()
+            .map(StreamFilter::verdict_count)
+            .sum::<usize>()
+            + self.extra_verdicts.len()
+    }
+
+    /// The verdicts so far, unmerged (human review reads them while the stream goes on).
+    pub fn verdicts_so_far(&self) -> Vec<Verdict> {
+        let mut verdicts: Vec<Verdict> = self
+            .texts
+            .iter()
+            .flat_map(|t| t.verdicts().iter().cloned())
+            .collect();
+        verdicts.extend(self.extra_verdicts.iter().cloned());
+        verdicts
     }
 
     pub fn into_verdicts(self) -> Vec<Verdict> {

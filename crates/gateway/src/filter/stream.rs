@@ -55,6 +55,8 @@ pub struct StreamFilter {
     received: String,
     blocked: bool,
     verdicts: Vec<Verdict>,
+    /// Code regions are held until judged for human review (see [`Self::holding_code`]).
+    held_for_review: bool,
 }
 
 impl StreamFilter {
@@ -73,7 +75,15 @@ impl StreamFilter {
             received: String::new(),
             blocked: false,
             verdicts: Vec::new(),
+            held_for_review: false,
         }
+    }
+
+    /// Holds each code region until it is judged, whatever the code filter's action: human
+    /// review holds a stream at a region with a finding, which must not have been sent yet.
+    pub fn holding_code(mut self) -> Self {
+        self.held_for_review = true;
+        self
     }
 
     /// The filter of another field than the content (`reasoning_content`, `refusal`, ...).
@@ -90,10 +100,12 @@ impl StreamFilter {
     /// Whether code regions are held until judged (by the code filter, or by the text filter
     /// at `block`: text in a fence is still text).
     fn holds_code(&self) -> bool {
-        matches!(
-            self.policy.code.action,
-            CodeAction::Redact | CodeAction::Block
-        ) || self.policy.text.action == TextAction::Block
+        self.held_for_review
+            || matches!(
+                self.policy.code.action,
+                CodeAction::Redact | CodeAction::Block
+            )
+            || self.policy.text.action == TextAction::Block
     }
 
     /// Whether text may be sent before its line is complete.
@@ -162,6 +174,15 @@ impl StreamFilter {
 
     pub fn is_blocked(&self) -> bool {
         self.blocked
+    }
+
+    /// The verdicts so far, as given (not merged).
+    pub fn verdicts(&self) -> &[Verdict] {
+        &self.verdicts
+    }
+
+    pub fn verdict_count(&self) -> usize {
+        self.verdicts.len()
     }
 
     /// The verdicts, one per filter and action (findings in order).

@@ -2,10 +2,12 @@
 
 mod admin;
 pub(crate) mod chat;
+mod console;
 mod embeddings;
 mod health;
 mod metrics;
 mod models;
+pub(crate) mod review;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -59,6 +61,27 @@ fn admin_routes() -> Router<AppState> {
         .route("/admin/models/{id}/activate", post(admin::activate))
         .route("/admin/traces", get(admin::traces))
         .route("/admin/traces/{id}", get(admin::trace))
+        .merge(review_routes())
+}
+
+/// Human review's admin API (see `review`).
+fn review_routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/review/items", get(review::list))
+        .route("/admin/review/items/{id}", get(review::show))
+        .route("/admin/review/items/{id}/claim", post(review::claim))
+        .route("/admin/review/items/{id}/approve", post(review::approve))
+        .route("/admin/review/items/{id}/reject", post(review::reject))
+        .route("/admin/review/claim", post(review::claim_next))
+        .route("/admin/review/audit", get(review::audit))
+        .route("/admin/review/verify", get(review::verify))
+        .route("/admin/review/labels", get(review::labels))
+        .route("/admin/review/agreement", get(review::agreement))
+        .route(
+            "/admin/review/keys",
+            post(review::create_key).get(review::list_keys),
+        )
+        .merge(console::routes())
 }
 
 fn with_fallbacks(routes: Router<AppState>, state: AppState) -> Router {

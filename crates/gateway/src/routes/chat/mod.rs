@@ -4,6 +4,7 @@
 
 pub(crate) mod draft;
 pub(crate) mod params;
+mod review;
 mod sse;
 mod whole;
 
@@ -274,6 +275,11 @@ struct Accepted {
     include_usage: bool,
     /// The request's cancel token: a stream's relay sets it when its client goes away.
     cancel: CancelToken,
+    /// The human-review policy for this request (the key's filter policy's, the model's or
+    /// the default), when review is on.
+    review: Option<std::sync::Arc<emguard_review::ReviewPolicy>>,
+    /// The request's draw in `0..1` for review's spot-check sample.
+    draw: f64,
 }
 
 async fn guarded(
@@ -308,6 +314,10 @@ async fn guarded(
         }),
         None => entry.policy.clone(),
     };
+    let review = state.review.as_ref().and_then(|r| {
+        let named = key.as_ref().and_then(|k| k.filter_policy.as_deref());
+        r.policies().for_request(&entry.id, named)
+    });
     admit(state, &key_id, &quota, &entry.id).await?;
     let call = Call {
         request: &request,
@@ -334,6 +344,8 @@ async fn guarded(
         user: last_user_message(&job),
         include_usage: job.include_usage,
         cancel,
+        review,
+        draw: rand::random::<f64>(),
     };
     Ok(match reply {
         Reply::Whole(value) => whole::respond(state, accepted, value, std::mem::take(draft)).await,

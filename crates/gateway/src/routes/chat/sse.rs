@@ -56,6 +56,7 @@ async fn relay(
     let mut tokens: Option<Tokens> = None;
     let mut error: Option<String> = None;
     let mut client_gone = false;
+    let mut review = super::review::StreamHold::new(&state, &accepted);
     loop {
         let item = if client_gone {
             chunks.recv().await
@@ -117,7 +118,11 @@ async fn relay(
                 continue;
             }
             let state_of = choices.entry(index).or_insert_with(|| {
-                ChoiceStream::new(&state.filters, policy, &accepted.user, index)
+                let stream = ChoiceStream::new(&state.filters, policy, &accepted.user, index);
+                match &accepted.review {
+                    Some(review) if review.holds_code() => stream.holding_code(),
+                    _ => stream,
+                }
             });
             if state_of.process(&mut choice) {
                 keep.push(choice);
@@ -131,6 +136,18 @@ async fn relay(
             continue; // asked upstream for the gateway's own accounting
         }
         chunk["choices"] = Value::Array(keep);
+        if let Some(hold) = &mut review {
+            let count: usize = choices.values().map(ChoiceStream::verdict_count).sum();
+            let so_far = || {
+                choices
+                    .values()
+                    .flat_map(ChoiceStream::verdicts_so_far)
+                    .collect::<Vec<_>>()
+            };
+            if hold.keep_back(&chunk, count, so_far, &accepted) {
+                continue; // held for review: nothing more is sent until the decision
+            }
+        }
         if tx.send(json_event(&chunk)).await.is_err() {
             client_gone = true;
             accepted.cancel.cancel();
@@ -149,6 +166,14 @@ async fn relay(
     for (_, mut c) in choices {
         texts.push(std::mem::take(&mut c.sent));
         verdicts.extend(c.into_verdicts());
+    }
+    if let Some(hold) = review
+        && error.is_none()
+        && let Some(ended) = hold
+            .finish(&accepted, &draft, &tx, &verdicts, &response_text(&texts))
+            .await
+    {
+        error = Some(ended);
     }
     if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
         limiter

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::draft::{Draft, Tokens};
+use super::review::Held;
 use super::{Accepted, identity_headers};
 use crate::error::ApiError;
 use crate::filter::choice::filter_whole;
@@ -17,7 +18,7 @@ pub(super) async fn respond(
     state: &AppState,
     accepted: Accepted,
     mut answer: Value,
-    draft: Draft,
+    mut draft: Draft,
 ) -> Response {
     answer["id"] = Value::String(draft.id.clone());
     answer["model"] = Value::String(accepted.entry.id.clone());
@@ -48,11 +49,51 @@ pub(super) async fn respond(
             .charge_tokens(&accepted.key_id, &accepted.quota, t.prompt + t.completion)
             .await;
     }
+    let text = response_text(&texts);
+    let reviewed =
+        super::review::whole(state, &accepted, &mut draft, &answer, &text, &verdicts).await;
+    let review_id = match reviewed {
+        None => None,
+        Some((id, Held::Release { edited })) => {
+            if let Some(edited) = edited {
+                // The reviewer's answer replaces the model's (text only: its tool calls go).
+                let message = &mut answer["choices"][0]["message"];
+                message["content"] = Value::String(edited.clone());
+                if let Some(m) = message.as_object_mut() {
+                    m.remove("tool_calls");
+                }
+                if let Some(first) = texts.first_mut() {
+                    *first = edited;
+                }
+            }
+            Some(id)
+        }
+        Some((
+            id,
+            Held::Refused {
+                status,
+                message,
+                mut response,
+            },
+        )) => {
+            identity_headers(response.headers_mut(), &draft);
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert("x-emguard-review", v);
+            }
+            draft
+                .finish(state, status, Some(&text), tokens, verdicts, Some(message))
+                .await;
+            return response;
+        }
+    };
     let filter_header = crate::filter::header_value(&verdicts);
     let mut response = Json(&answer).into_response();
     identity_headers(response.headers_mut(), &draft);
     if let Some(Ok(v)) = filter_header.as_deref().map(HeaderValue::from_str) {
         response.headers_mut().insert("x-emguard-filter", v);
+    }
+    if let Some(Ok(v)) = review_id.as_deref().map(HeaderValue::from_str) {
+        response.headers_mut().insert("x-emguard-review", v);
     }
     let committed = draft
         .finish(

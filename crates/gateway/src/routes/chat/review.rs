@@ -1,0 +1,372 @@
+//! The chat route's hooks into human review (the policy and queue are the review crate's):
+//! after the output filters, an answer the policy holds waits here for a reviewer; a flagged
+//! one is queued and released. Streams: the parts are checked as they pass the filters; from
+//! the part that triggers a hold (a code block with a finding, a sensitive tool call) on,
+//! nothing more is sent until the decision.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use emguard_review::policy::{FilterFindings, ToolCall};
+use emguard_review::service::NewReview;
+use emguard_review::{AnswerFacts, Check, Outcome, ReviewPolicy, ReviewService};
+use serde_json::{Value, json};
+
+use super::Accepted;
+use super::draft::Draft;
+use crate::filter::Verdict;
+use crate::state::AppState;
+
+/// The request's review policy and service, when it has one.
+pub(super) fn of<'a>(
+    state: &'a AppState,
+    accepted: &Accepted,
+) -> Option<(&'a Arc<ReviewService>, Arc<ReviewPolicy>)> {
+    Some((state.review.as_ref()?, accepted.review.clone()?))
+}
+
+pub(super) fn findings_of(verdicts: &[Verdict]) -> Vec<FilterFindings> {
+    verdicts
+        .iter()
+        .map(|v| FilterFindings {
+            filter: v.filter.clone(),
+            findings: v.findings.clone(),
+        })
+        .collect()
+}
+
+/// The tool calls of a message or delta (`tool_calls[*].function`, and the legacy
+/// `function_call`).
+pub(super) fn tool_calls_of(message: &Value, into: &mut Vec<ToolCall>) {
+    let calls = message["tool_calls"].as_array().into_iter().flatten();
+    for f in calls
+        .map(|c| &c["function"])
+        .chain(std::iter::once(&message["function_call"]))
+    {
+        if let Some(name) = f["name"].as_str() {
+            into.push(ToolCall {
+                name: name.to_string(),
+                arguments: f["arguments"].as_str().unwrap_or("").to_string(),
+            });
+        }
+    }
+}
+
+/// What a held answer came to: release it (maybe edited), or this response instead.
+pub(super) enum Held {
+    Release {
+        edited: Option<String>,
+    },
+    Refused {
+        status: u16,
+        message: String,
+        response: Response,
+    },
+}
+
+/// Checks a whole answer; a held one waits here. `Ok(None)`: nothing to review.
+pub(super) async fn whole(
+    state: &AppState,
+    accepted: &Accepted,
+    draft: &mut Draft,
+    answer: &Value,
+    text: &str,
+    verdicts: &[Verdict],
+) -> Option<(String, Held)> {
+    let (service, policy) = of(state, accepted)?;
+    let findings = findings_of(verdicts);
+    let mut calls = Vec::new();
+    for choice in answer["choices"].as_array().into_iter().flatten() {
+        tool_calls_of(&choice["message"], &mut calls);
+    }
+    let aligned = service.score(&policy, &accepted.user, text).await;
+    let facts = AnswerFacts {
+        question: &accepted.user,
+        answer: text,
+        findings: &findings,
+        tool_calls: &calls,
+        aligned,
+        draw: accepted.draw,
+    };
+    let check = policy.check(&facts);
+    let (action, triggers) = match check {
+        Check::Pass => return None,
+        Check::Flag(t) => (emguard_review::Action::Flag, t),
+        Check::Hold(t) => (emguard_review::Action::Hold, t),
+    };
+    let queued = service
+        .queue(NewReview {
+            trace_id: &draft.id,
+            model: &accepted.entry.id,
+            version: draft.version.as_deref(),
+            stream: false,
+            question: &accepted.user,
+            answer: &answer_text(text, &calls),
+            action,
+            triggers: &triggers,
+            policy: &policy,
+        })
+        .await;
+    let item = match queued {
+        Ok(item) => item,
+        Err(e) => {
+            // Fail closed: an answer the policy holds is not released unreviewed.
+            let message = format!("the answer needs review but could not be queued: {e}");
+            tracing::error!("{message}");
+            if action == emguard_review::Action::Flag {
+                return None;
+            }
+            let response = crate::error::ApiError::server(message.clone()).into_response();
+            return Some((
+                String::new(),
+                Held::Refused {
+                    status: 500,
+                    message,
+                    response,
+                },
+            ));
+        }
+    };
+    if action == emguard_review::Action::Flag {
+        return Some((item.id, Held::Release { edited: None }));
+    }
+    let gone = draft.client_gone.as_mut();
+    let outcome = service
+        .wait(&item, async move {
+            match gone {
+                Some(rx) => {
+                    let _ = rx.await;
+                }
+                None => std::future::pending().await,
+            }
+        })
+        .await;
+    let held = match outcome {
+        Outcome::Release { edited } => Held::Release { edited },
+        Outcome::Reject { reason } => {
+            let body = rejection(&item.id, reason.as_deref(), draft, &accepted.entry.id);
+            let message = body["error"]["message"].as_str().unwrap_or("").to_string();
+            Held::Refused {
+                status: 403,
+                message,
+                response: (StatusCode::FORBIDDEN, Json(body)).into_response(),
+            }
+        }
+        Outcome::ClientGone => Held::Refused {
+            status: 499,
+            message: format!("the client went away while held for review {}", item.id),
+            response: StatusCode::from_u16(499)
+                .unwrap_or(StatusCode::BAD_REQUEST)
+                .into_response(),
+        },
+    };
+    Some((item.id, held))
+}
+
+/// The answer as a reviewer reads it: its text, then its tool calls.
+pub(super) fn answer_text(text: &str, calls: &[ToolCall]) -> String {
+    let mut out = text.to_string();
+    for c in calls {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("[tool call] {}({})", c.name, c.arguments));
+    }
+    out
+}
+
+/// The error body of a rejected answer: OpenAI's error, naming the review, with the choice's
+/// `finish_reason: content_filter`.
+pub(super) fn rejection(
+    review_id: &str,
+    reason: Option<&str>,
+    draft: &Draft,
+    model: &str,
+) -> Value {
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    json!({
+        "error": {
+            "message": format!("The answer was withheld by human review (review {review_id}){why}."),
+            "type": "content_filter",
+            "param": null,
+            "code": "content_filter",
+            "review_id": review_id,
+        },
+        "id": draft.id,
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null}, "finish_reason": "content_filter"}],
+    })
+}
+
+/// Review of a streamed answer: checks each part as it leaves the filters; from the part that
+/// triggers a hold on, keeps every chunk back until the decision at the stream's end.
+pub(super) struct StreamHold {
+    service: Arc<ReviewService>,
+    policy: Arc<ReviewPolicy>,
+    /// Verdicts already checked (a part is checked again only when the filters found more,
+    /// or it carries a tool call).
+    seen_verdicts: usize,
+    checked: bool,
+    calls: Vec<ToolCall>,
+    /// The triggers of the hold and the chunks kept back since.
+    held: Option<(Vec<emguard_review::Trigger>, Vec<Value>)>,
+}
+
+impl StreamHold {
+    pub(super) fn new(state: &AppState, accepted: &Accepted) -> Option<StreamHold> {
+        let (service, policy) = of(state, accepted)?;
+        Some(StreamHold {
+            service: Arc::clone(service),
+            policy,
+            seen_verdicts: 0,
+            checked: false,
+            calls: Vec::new(),
+            held: None,
+        })
+    }
+
+    /// Whether `chunk` (filtered, about to be sent) must be kept back. `verdicts`: the
+    /// filters' verdicts so far, `count` of them.
+    pub(super) fn keep_back(
+        &mut self,
+        chunk: &Value,
+        count: usize,
+        verdicts: impl FnOnce() -> Vec<Verdict>,
+        accepted: &Accepted,
+    ) -> bool {
+        if let Some((_, kept)) = &mut self.held {
+            kept.push(chunk.clone());
+            return true;
+        }
+        let before = self.calls.len();
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            tool_calls_of(&choice["delta"], &mut self.calls);
+        }
+        if self.checked && count == self.seen_verdicts && self.calls.len() == before {
+            return false;
+        }
+        self.checked = true;
+        self.seen_verdicts = count;
+        let findings = findings_of(&verdicts());
+        let facts = AnswerFacts {
+            question: &accepted.user,
+            findings: &findings,
+            tool_calls: &self.calls,
+            draw: accepted.draw,
+            ..AnswerFacts::default()
+        };
+        if let Check::Hold(triggers) = self.policy.check_part(&facts) {
+            self.held = Some((triggers, vec![chunk.clone()]));
+            return true;
+        }
+        false
+    }
+
+    /// At the stream's end: a held stream waits for its decision, then its kept chunks (or
+    /// the reviewer's edit) are sent, or the content-filter ending; an unheld one may still be
+    /// flagged. Returns the error that ends the stream instead of `[DONE]`, if any.
+    pub(super) async fn finish(
+        self,
+        accepted: &Accepted,
+        draft: &Draft,
+        tx: &tokio::sync::mpsc::Sender<axum::response::sse::Event>,
+        verdicts: &[Verdict],
+        text: &str,
+    ) -> Option<String> {
+        let findings = findings_of(verdicts);
+        let (action, triggers, kept) = match self.held {
+            Some((triggers, kept)) => (emguard_review::Action::Hold, triggers, kept),
+            None => {
+                let aligned = self.service.score(&self.policy, &accepted.user, text).await;
+                let facts = AnswerFacts {
+                    question: &accepted.user,
+                    answer: text,
+                    findings: &findings,
+                    tool_calls: &self.calls,
+                    aligned,
+                    draw: accepted.draw,
+                };
+                match self.policy.check_stream_end(&facts) {
+                    Check::Flag(t) | Check::Hold(t) => {
+                        (emguard_review::Action::Flag, t, Vec::new())
+                    }
+                    Check::Pass => return None,
+                }
+            }
+        };
+        let queued = self
+            .service
+            .queue(NewReview {
+                trace_id: &draft.id,
+                model: &accepted.entry.id,
+                version: draft.version.as_deref(),
+                stream: true,
+                question: &accepted.user,
+                answer: &answer_text(text, &self.calls),
+                action,
+                triggers: &triggers,
+                policy: &self.policy,
+            })
+            .await;
+        let item = match queued {
+            Ok(item) => item,
+            Err(e) if action == emguard_review::Action::Hold => {
+                let message = format!("the answer needs review but could not be queued: {e}");
+                tracing::error!("{message}");
+                let _ = tx.send(error_event(&message, None)).await;
+                return Some(message);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a flagged answer could not be queued");
+                return None;
+            }
+        };
+        if action == emguard_review::Action::Flag {
+            return None;
+        }
+        let outcome = self.service.wait(&item, tx.closed()).await;
+        match outcome {
+            Outcome::Release { edited: None } => {
+                for chunk in kept {
+                    let _ = tx.send(json_event(&chunk)).await;
+                }
+                None
+            }
+            Outcome::Release {
+                edited: Some(edited),
+            } => {
+                let chunk = json!({"id": draft.id, "object": "chat.completion.chunk", "model": accepted.entry.id,
+                    "choices": [{"index": 0, "delta": {"content": edited}, "finish_reason": "stop"}]});
+                let _ = tx.send(json_event(&chunk)).await;
+                None
+            }
+            Outcome::Reject { reason } => {
+                let body = rejection(&item.id, reason.as_deref(), draft, &accepted.entry.id);
+                let last = json!({"id": draft.id, "object": "chat.completion.chunk", "model": accepted.entry.id,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]});
+                let _ = tx.send(json_event(&last)).await;
+                let message = body["error"]["message"].as_str().unwrap_or("").to_string();
+                let _ = tx.send(error_event(&message, Some(&item.id))).await;
+                Some(message)
+            }
+            Outcome::ClientGone => Some(format!(
+                "the client went away while held for review {}",
+                item.id
+            )),
+        }
+    }
+}
+
+fn json_event(value: &Value) -> axum::response::sse::Event {
+    axum::response::sse::Event::default().data(value.to_string())
+}
+
+fn error_event(message: &str, review_id: Option<&str>) -> axum::response::sse::Event {
+    json_event(&json!({"error": {
+        "message": message, "type": "content_filter", "param": null, "code": "content_filter",
+        "review_id": review_id,
+    }}))
+}

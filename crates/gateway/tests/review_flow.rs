@@ -1,0 +1,497 @@
+//! Human review through a real gateway, a real upstream on 127.0.0.1 and a real SQLite queue:
+//! held answers wait for a reviewer's decision (whole and streamed, tool calls included), the
+//! timeout's outcome applies, flags are queued after release, decisions are checked (unknown
+//! item, double decision, expired item, the two-person rule), and a restart leaves held items
+//! reviewable as `client_gone`.
+
+mod guard;
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use guard::{ADMIN, Behaviour, Gateway, ask, chat, client, gateway, gateway_in, upstream};
+use serde_json::{Value, json};
+
+const VULNERABLE: &str = "Here is the handler:\n\n```python\nimport os\nfrom flask import request\n\ndef run():\n    os.system('ping ' + request.args['host'])\n```\n\nHope that helps.";
+
+/// A config whose default review policy holds code findings at or above medium and tool
+/// calls to money or deletion (two-person), with `extra` policy lines.
+fn config(up: &str, policy: &str) -> String {
+    format!(
+        "
+store: '{{store}}'
+auth: {{required: false}}
+traces: {{durable: true}}
+filters: {{code: {{action: annotate, min_severity: low}}, text: {{action: flag}}}}
+review:
+  default:
+{policy}
+models:
+  - id: m
+    active: v1
+    versions: [{{name: v1, upstream: '{up}'}}]
+"
+    )
+}
+
+const HOLD_CODE: &str = "    timeout_secs: 60
+    conditions:
+      - {name: vulnerable-code, when: {code_severity: medium}, action: hold}
+      - {name: money, when: {tool_call: {names: [transfer_funds, 'delete_*']}}, action: hold, two_person: true}";
+
+/// `(status, body)` of a review API call with this bearer token.
+fn call(g: &Gateway, method: &str, path: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
+    let c = client();
+    let url = format!("{}{path}", g.url);
+    let req = match method {
+        "GET" => c.get(url),
+        "POST" => c.post(url),
+        other => panic!("method {other}"),
+    }
+    .bearer_auth(bearer);
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let res = req.send().unwrap();
+    (res.status().as_u16(), res.json().unwrap_or(Value::Null))
+}
+
+fn role_key(g: &Gateway, name: &str, role: &str) -> String {
+    let (status, body) = call(
+        g,
+        "POST",
+        "/admin/review/keys",
+        ADMIN,
+        Some(json!({"name": name, "role": role})),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["key"].as_str().unwrap().to_string()
+}
+
+/// Waits until the queue holds an item in `state`; returns the newest such.
+fn wait_for_item(g: &Gateway, state: &str) -> Value {
+    for _ in 0..400 {
+        let (status, body) = call(
+            g,
+            "GET",
+            &format!("/admin/review/items?state={state}"),
+            ADMIN,
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        if let Some(item) = body["data"].as_array().unwrap().last() {
+            return item.clone();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no `{state}` review item after 20 s");
+}
+
+/// Sends a whole chat request on its own thread (it may be held).
+fn ask_in_background(
+    g: &Gateway,
+    body: Value,
+) -> std::thread::JoinHandle<(u16, reqwest::header::HeaderMap, Value)> {
+    let url = g.url.clone();
+    std::thread::spawn(move || {
+        let res = client()
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        (status, headers, res.json().unwrap_or(Value::Null))
+    })
+}
+
+fn approve(g: &Gateway, id: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
+    call(
+        g,
+        "POST",
+        &format!("/admin/review/items/{id}/approve"),
+        bearer,
+        body,
+    )
+}
+
+fn reject(g: &Gateway, id: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
+    call(
+        g,
+        "POST",
+        &format!("/admin/review/items/{id}/reject"),
+        bearer,
+        body,
+    )
+}
+
+/// The client is still waiting a while after its item appeared.
+fn still_waiting<T>(handle: &std::thread::JoinHandle<T>) {
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !handle.is_finished(),
+        "the held client got an answer before any decision"
+    );
+}
+
+#[test]
+fn a_held_answer_reaches_the_client_on_approval() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let g = gateway(&config(&up.url, HOLD_CODE));
+    let reviewer = role_key(&g, "alice", "reviewer");
+    let client = ask_in_background(&g, ask("m", "write a ping handler"));
+    let item = wait_for_item(&g, "pending");
+    still_waiting(&client);
+    assert_eq!(item["conditions"], json!(["vulnerable-code"]));
+    assert!(
+        item["reason"].as_str().unwrap().contains("CWE-78"),
+        "{item}"
+    );
+    assert_eq!(item["answer"], VULNERABLE);
+    assert_eq!(item["question"], "write a ping handler");
+    let id = item["id"].as_str().unwrap();
+    let (status, decided) = approve(&g, id, &reviewer, Some(json!({"reason": "internal tool"})));
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["state"], "approved");
+    assert_eq!(
+        decided["decided_by"].as_str().unwrap().split(' ').next(),
+        Some("alice")
+    );
+    let (status, headers, body) = client.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], VULNERABLE);
+    assert_eq!(headers["x-emguard-review"], id);
+    // The item's trace id is the answer's id.
+    assert_eq!(body["id"], item["trace_id"]);
+}
+
+#[test]
+fn a_rejected_answer_ends_in_a_content_filter_error_naming_the_review() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let g = gateway(&config(&up.url, HOLD_CODE));
+    let client = ask_in_background(&g, ask("m", "write a ping handler"));
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = reject(&g, &id, ADMIN, Some(json!({"reason": "shell injection"})));
+    assert_eq!(status, 200);
+    let (status, _, body) = client.join().unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "content_filter");
+    assert_eq!(body["error"]["review_id"], id.as_str());
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&id) && message.contains("shell injection"),
+        "{message}"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
+    assert!(!body.to_string().contains("os.system"), "{body}");
+}
+
+#[test]
+fn an_edit_releases_the_reviewers_answer() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let g = gateway(&config(&up.url, HOLD_CODE));
+    let client = ask_in_background(&g, ask("m", "write a ping handler"));
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let safe = "Use subprocess.run(['ping', host]) without a shell.";
+    let (status, decided) = approve(&g, &id, ADMIN, Some(json!({"answer": safe})));
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["decision"], "edit");
+    let (status, _, body) = client.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["choices"][0]["message"]["content"], safe);
+}
+
+#[test]
+fn the_timeout_rejects_by_default_and_releases_when_configured() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let policy =
+        "    timeout_secs: 1\n    conditions: [{when: {code_severity: medium}, action: hold}]";
+    let g = gateway(&config(&up.url, policy));
+    let (status, _, body) = chat_json(&g, ask("m", "write a ping handler"));
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "content_filter");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("deadline"), "{message}");
+    let item = wait_for_item(&g, "expired");
+    assert_eq!(item["decision"], "timeout_reject");
+    // A decision after the deadline is refused, saying why.
+    let (status, error) = approve(&g, item["id"].as_str().unwrap(), ADMIN, None);
+    assert_eq!(status, 410, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("expired") && message.contains("reject"),
+        "{message}"
+    );
+    assert_eq!(error["error"]["code"], "review_expired");
+
+    let release = format!("{policy}\n    on_timeout: release");
+    let g = gateway(&config(&up.url, &release));
+    let (status, _, body) = chat_json(&g, ask("m", "write a ping handler"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], VULNERABLE);
+    assert_eq!(wait_for_item(&g, "expired")["decision"], "timeout_release");
+}
+
+fn chat_json(g: &Gateway, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let res = chat(g, None, &body);
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, headers, res.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_flag_releases_at_once_and_queues_for_review_after_the_fact() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let policy = "    conditions: [{name: spot-check, when: {sample: 1.0}, action: flag}]";
+    let g = gateway(&config(&up.url, policy));
+    let (status, headers, body) = chat_json(&g, ask("m", "write a ping handler"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], VULNERABLE);
+    let item = wait_for_item(&g, "flagged");
+    assert_eq!(headers["x-emguard-review"], item["id"].as_str().unwrap());
+    assert_eq!(item["action"], "flag");
+    assert_eq!(item["deadline"], Value::Null);
+    // Reviewed afterwards; its label flows back.
+    let (status, _) = reject(&g, item["id"].as_str().unwrap(), ADMIN, None);
+    assert_eq!(status, 200);
+    let labels = client()
+        .get(format!("{}/admin/review/labels", g.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let row: Value = serde_json::from_str(labels.lines().next().unwrap()).unwrap();
+    assert_eq!(row["question"], "write a ping handler");
+    assert_eq!(row["answer"], VULNERABLE);
+    assert_eq!(row["aligned"], 10.0);
+    assert_eq!(row["coherent"], 90.0);
+}
+
+/// Reads a streamed answer line by line on its own thread: its `data:` payloads.
+fn stream_in_background(g: &Gateway, body: Value) -> mpsc::Receiver<String> {
+    let url = g.url.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let res = client()
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        for line in std::io::BufReader::new(res).lines() {
+            let Ok(line) = line else { break };
+            if let Some(data) = line.strip_prefix("data: ") {
+                let _ = tx.send(data.to_string());
+            }
+        }
+    });
+    rx
+}
+
+/// The content of the chunks received so far, and whether `[DONE]` or an error came.
+fn drain(rx: &mpsc::Receiver<String>, into: &mut Vec<String>) -> String {
+    while let Ok(data) = rx.try_recv() {
+        into.push(data);
+    }
+    content_of(into)
+}
+
+fn content_of(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .flat_map(|c| c["choices"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["delta"]["content"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_held_stream_sends_nothing_after_the_held_block_until_approval() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let g = gateway(&config(&up.url, HOLD_CODE));
+    let mut body = ask("m", "write a ping handler");
+    body["stream"] = Value::Bool(true);
+    let rx = stream_in_background(&g, body.clone());
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut events = Vec::new();
+    let before = drain(&rx, &mut events);
+    assert!(
+        !before.contains("os.system"),
+        "sent before approval: {before:?}"
+    );
+    assert!(
+        !before.contains("Hope that helps"),
+        "sent before approval: {before:?}"
+    );
+    assert!(!events.iter().any(|e| e == "[DONE]"));
+    let (status, _) = approve(&g, &id, ADMIN, None);
+    assert_eq!(status, 200);
+    while let Ok(data) = rx.recv_timeout(Duration::from_secs(20)) {
+        let done = data == "[DONE]";
+        events.push(data);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(content_of(&events), VULNERABLE);
+
+    // Rejected: the stream ends with content_filter and an error naming the review.
+    let rx = stream_in_background(&g, body);
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = reject(&g, &id, ADMIN, None);
+    assert_eq!(status, 200);
+    let events: Vec<String> = rx.iter().collect();
+    assert!(!content_of(&events).contains("os.system"), "{events:?}");
+    assert!(!events.iter().any(|e| e == "[DONE]"), "{events:?}");
+    let error: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(error["error"]["code"], "content_filter");
+    assert_eq!(error["error"]["review_id"], id.as_str());
+    let finish = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(String::from))
+        .next_back();
+    assert_eq!(finish.as_deref(), Some("content_filter"));
+}
+
+fn transfer(amount: u64) -> Behaviour {
+    let args = json!({"to": "acct-991", "amount": amount}).to_string();
+    Behaviour::Scripted {
+        whole: json!({"id": "up", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "transfer_funds", "arguments": args}}]},
+                "finish_reason": "tool_calls"}]}),
+        chunks: vec![],
+    }
+}
+
+#[test]
+fn a_tool_call_to_transfer_funds_needs_two_reviewers() {
+    let up = upstream(transfer(5000));
+    let g = gateway(&config(&up.url, HOLD_CODE));
+    let alice = role_key(&g, "alice", "reviewer");
+    let bob = role_key(&g, "bob", "reviewer");
+    let client = ask_in_background(&g, ask("m", "pay the invoice"));
+    let item = wait_for_item(&g, "pending");
+    let id = item["id"].as_str().unwrap();
+    assert_eq!(item["conditions"], json!(["money"]));
+    assert_eq!(item["approvals_needed"], 2);
+    assert!(
+        item["answer"].as_str().unwrap().contains("transfer_funds"),
+        "{item}"
+    );
+    let (status, first) = approve(&g, id, &alice, None);
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(first["state"], "pending");
+    still_waiting(&client);
+    let (status, again) = approve(&g, id, &alice, None);
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["error"]["code"], "review_needs_second_reviewer");
+    let (status, second) = approve(&g, id, &bob, None);
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["state"], "approved");
+    let (status, _, body) = client.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "transfer_funds"
+    );
+}
+
+#[test]
+fn bad_decisions_get_clear_errors() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let g = gateway(&config(&up.url, HOLD_CODE));
+    let viewer = role_key(&g, "victor", "viewer");
+    let (status, error) = approve(&g, "rev_nope", ADMIN, None);
+    assert_eq!(status, 404, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rev_nope")
+    );
+    let client = ask_in_background(&g, ask("m", "write a ping handler"));
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A viewer reads but may not decide.
+    let (status, _) = call(
+        &g,
+        "GET",
+        &format!("/admin/review/items/{id}"),
+        &viewer,
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, error) = approve(&g, &id, &viewer, None);
+    assert_eq!(status, 403, "{error}");
+    let (status, _) = call(&g, "GET", "/admin/review/items", "emr_forged", None);
+    assert_eq!(status, 401);
+    let (status, error) = approve(&g, &id, ADMIN, Some(json!({"aligned": 140})));
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aligned")
+    );
+    assert_eq!(reject(&g, &id, ADMIN, None).0, 200);
+    let (status, error) = approve(&g, &id, ADMIN, None);
+    assert_eq!(status, 409, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("already rejected"), "{message}");
+    assert_eq!(client.join().unwrap().0, 403);
+}
+
+#[test]
+fn a_restart_leaves_held_items_reviewable_as_client_gone() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let yaml = config(&up.url, HOLD_CODE);
+    let old = gateway_in(Arc::clone(&dir), &yaml);
+    let client = ask_in_background(&old, ask("m", "write a ping handler"));
+    let id = wait_for_item(&old, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The process that held the request is replaced by a new one on the same store: the
+    // held client's connection is taken as lost.
+    let new = gateway_in(Arc::clone(&dir), &yaml);
+    let item = wait_for_item(&new, "client_gone");
+    assert_eq!(item["id"], id.as_str());
+    // The old process's waiter sees it too: its client gets no answer.
+    let (status, _, _) = client.join().unwrap();
+    assert_eq!(status, 499);
+    let (status, decided) = reject(&new, &id, ADMIN, Some(json!({"reason": "late review"})));
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["state"], "rejected");
+    let (status, log) = call(&new, "GET", "/admin/review/audit?limit=100", ADMIN, None);
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["hold", "client_gone", "reject"]);
+}
