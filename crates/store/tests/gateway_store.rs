@@ -43,6 +43,7 @@ fn key(id: &str) -> ApiKeyRecord {
         requests_per_minute: Some(600),
         tokens_per_minute: None,
         filter_policy: Some("strict".to_string()),
+        token_budget: None,
     }
 }
 

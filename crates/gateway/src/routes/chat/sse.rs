@@ -15,11 +15,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::draft::{Draft, Tokens};
+use super::params::Api;
 use super::whole::response_text;
 use super::{Accepted, identity_headers};
 use crate::backend::StreamItem;
 use crate::filter::choice::ChoiceStream;
 use crate::filter::stream::StreamFilter;
+use crate::routes::completions::{self, TextChunks};
 use crate::state::AppState;
 
 pub(super) fn respond(
@@ -56,6 +58,7 @@ async fn relay(
     let mut tokens: Option<Tokens> = None;
     let mut error: Option<String> = None;
     let mut client_gone = false;
+    let mut text_chunks = (accepted.api == Api::Text).then(TextChunks::default);
     loop {
         let item = if client_gone {
             chunks.recv().await
@@ -85,6 +88,9 @@ async fn relay(
                 break;
             }
         };
+        if text_chunks.is_some() {
+            completions::to_chat_chunk(&mut chunk);
+        }
         if let Some(t) = chunk.get("usage").and_then(Tokens::of_usage) {
             tokens = Some(t);
         }
@@ -131,6 +137,9 @@ async fn relay(
             continue; // asked upstream for the gateway's own accounting
         }
         chunk["choices"] = Value::Array(keep);
+        if let Some(text_chunks) = &mut text_chunks {
+            text_chunks.reshape(&mut chunk);
+        }
         if tx.send(json_event(&chunk)).await.is_err() {
             client_gone = true;
             accepted.cancel.cancel();
@@ -150,10 +159,16 @@ async fn relay(
         texts.push(std::mem::take(&mut c.sent));
         verdicts.extend(c.into_verdicts());
     }
-    if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
-        limiter
-            .charge_tokens(&accepted.key_id, &accepted.quota, t.prompt + t.completion)
-            .await;
+    if let Some(t) = tokens {
+        let used = t.prompt + t.completion;
+        crate::budget::charge(
+            &state,
+            &accepted.key_id,
+            &accepted.quota,
+            accepted.budget,
+            used,
+        )
+        .await;
     }
     let committed = draft
         .finish(

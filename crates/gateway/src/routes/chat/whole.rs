@@ -6,11 +6,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::draft::{Draft, Tokens};
+use super::params::Api;
 use super::{Accepted, identity_headers};
 use crate::error::ApiError;
 use crate::filter::choice::filter_whole;
 use crate::filter::fields;
 use crate::filter::stream::StreamFilter;
+use crate::routes::completions;
 use crate::state::AppState;
 
 pub(super) async fn respond(
@@ -19,6 +21,9 @@ pub(super) async fn respond(
     mut answer: Value,
     draft: Draft,
 ) -> Response {
+    if accepted.api == Api::Text {
+        completions::to_chat_whole(&mut answer);
+    }
     answer["id"] = Value::String(draft.id.clone());
     answer["model"] = Value::String(accepted.entry.id.clone());
     let mut verdicts = Vec::new();
@@ -43,10 +48,24 @@ pub(super) async fn respond(
         }
     }
     let tokens = answer.get("usage").and_then(Tokens::of_usage);
-    if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
-        limiter
-            .charge_tokens(&accepted.key_id, &accepted.quota, t.prompt + t.completion)
-            .await;
+    if let Some(t) = tokens {
+        let used = t.prompt + t.completion;
+        crate::budget::charge(
+            state,
+            &accepted.key_id,
+            &accepted.quota,
+            accepted.budget,
+            used,
+        )
+        .await;
+    }
+    if verdicts.is_empty()
+        && let (Some(cache), Some(key)) = (&accepted.entry.cache, accepted.cache_put)
+    {
+        cache.put(key, answer.clone());
+    }
+    if accepted.api == Api::Text {
+        completions::to_text_whole(&mut answer);
     }
     let filter_header = crate::filter::header_value(&verdicts);
     let mut response = Json(&answer).into_response();
