@@ -77,7 +77,7 @@ models:
 
     // Every answer was traced (durable: stored before it was sent) with the backend that
     // answered and its tokens; the withheld ones with the filter's verdict.
-    let traces = wait_for_traces(&g, 17);
+    let traces = wait_for_traces(&g, 16);
     let answered: Vec<&Value> = traces
         .iter()
         .filter(|t| t["status"] == 200 && t["key_id"] == key_id.as_str())
