@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use emguard_store::gateway::{ApiKeyRecord, GatewayStore};
+use emguard_store::gateway::{ApiKeyRecord, GatewayStore, TokenBudget};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -43,6 +43,9 @@ pub struct NewKey {
     /// A policy of the config's `filter_policies`, replacing the model's for this key.
     #[serde(default)]
     pub filter_policy: Option<String>,
+    /// Most tokens per day or month (see [`crate::budget`]).
+    #[serde(default)]
+    pub token_budget: Option<TokenBudget>,
 }
 
 impl KeyRing {
@@ -129,6 +132,7 @@ impl KeyRing {
             requests_per_minute: new.requests_per_minute,
             tokens_per_minute: new.tokens_per_minute,
             filter_policy: new.filter_policy.clone(),
+            token_budget: checked_budget(new.token_budget)?,
         };
         self.store
             .insert_key(&record)
@@ -138,6 +142,39 @@ impl KeyRing {
             .unwrap_or_else(|e| e.into_inner())
             .insert(record.id.clone(), record.clone());
         Ok((record, secret))
+    }
+
+    /// The store the keys (and their budgets' counts) live in.
+    pub fn store(&self) -> &Arc<GatewayStore> {
+        &self.store
+    }
+
+    /// One key, revoked or not.
+    pub fn get(&self, id: &str) -> Option<ApiKeyRecord> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Sets (`None`: removes) a key's token budget; false when there is no such key. Other
+    /// replicas see it at their next reload.
+    pub fn set_budget(&self, id: &str, budget: Option<TokenBudget>) -> Result<bool, ApiError> {
+        let budget = checked_budget(budget)?;
+        let found = self
+            .store
+            .set_key_budget(id, budget)
+            .map_err(|e| ApiError::server(format!("storing the budget failed: {e}")))?;
+        if let Some(key) = self
+            .keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+        {
+            key.token_budget = budget;
+        }
+        Ok(found)
     }
 
     pub fn list(&self) -> Vec<ApiKeyRecord> {
@@ -203,6 +240,17 @@ impl KeyRing {
             return Err(unauthorized("This API key has expired.", "expired_api_key"));
         }
         Ok(key)
+    }
+}
+
+/// A budget of no tokens would refuse every request: almost surely a mistake.
+fn checked_budget(budget: Option<TokenBudget>) -> Result<Option<TokenBudget>, ApiError> {
+    match budget {
+        Some(b) if b.tokens == 0 => Err(ApiError::invalid(
+            "token_budget.tokens",
+            "`token_budget.tokens` must be at least 1 (revoke the key to stop it)",
+        )),
+        other => Ok(other),
     }
 }
 

@@ -225,7 +225,7 @@ pub async fn build_with_admin_token(
                     refused,
                 })?;
         }
-        let entry = ModelEntry::new(
+        let mut entry = ModelEntry::new(
             model.id.clone(),
             created,
             model
@@ -236,6 +236,7 @@ pub async fn build_with_admin_token(
             active,
             model.fallback.clone(),
         );
+        entry.cache = model.cache.map(crate::cache::ResponseCache::new);
         models.insert(model.id.clone(), Arc::new(entry));
     }
     let keys = match (&store, config.auth.required) {

@@ -227,6 +227,9 @@ pub struct ModelConfig {
     /// config error, not a warning in the log.
     #[serde(default)]
     pub require_attestation: bool,
+    /// The exact-match response cache (off unless set; see [`crate::cache`]).
+    #[serde(default)]
+    pub cache: Option<crate::cache::CacheConfig>,
     pub versions: Vec<VersionConfig>,
 }
 

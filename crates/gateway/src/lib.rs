@@ -15,7 +15,9 @@
 pub mod auth;
 pub mod auth_failures;
 pub mod backend;
+pub mod budget;
 mod build;
+pub mod cache;
 pub mod config;
 mod error;
 pub mod filter;

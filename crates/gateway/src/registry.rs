@@ -47,6 +47,8 @@ pub struct ModelEntry {
     versions: Vec<Version>,
     active: RwLock<String>,
     fallback: Option<String>,
+    /// The exact-match response cache, when the model's config turns it on.
+    pub cache: Option<crate::cache::ResponseCache>,
 }
 
 impl ModelEntry {
@@ -66,6 +68,7 @@ impl ModelEntry {
             versions,
             active: RwLock::new(active),
             fallback,
+            cache: None,
         }
     }
 

@@ -221,7 +221,7 @@ fn unknown_routes_and_methods_get_openai_errors() {
     let client = Client::new();
     let error = expect_error(
         client
-            .post(format!("{}/v1/completions", base_url()))
+            .post(format!("{}/v1/audio/speech", base_url()))
             .send()
             .unwrap(),
         404,
@@ -230,7 +230,7 @@ fn unknown_routes_and_methods_get_openai_errors() {
         error["message"]
             .as_str()
             .unwrap()
-            .contains("/v1/completions"),
+            .contains("/v1/audio/speech"),
         "{error}"
     );
     expect_error(

@@ -2,7 +2,9 @@
 //! on both backends.
 
 use emguard_store::StoreError;
-use emguard_store::gateway::{ApiKeyRecord, GatewayStore, TraceQuery, TraceRecord};
+use emguard_store::gateway::{
+    ApiKeyRecord, BudgetPeriod, GatewayStore, TokenBudget, TraceQuery, TraceRecord,
+};
 use emguard_testkit::TestPostgres;
 use serde_json::json;
 
@@ -43,6 +45,7 @@ fn key(id: &str) -> ApiKeyRecord {
         requests_per_minute: Some(600),
         tokens_per_minute: None,
         filter_policy: Some("strict".to_string()),
+        token_budget: None,
     }
 }
 
@@ -239,6 +242,32 @@ fn keys_insert_list_and_revoke(store: &GatewayStore) {
     );
 }
 on_both!(keys_insert_list_and_revoke);
+
+fn key_token_counts_add_up_per_day_and_sum_over_periods(store: &GatewayStore) {
+    let day = 86_400;
+    let (d1, d2) = (20_000 * day, 20_001 * day);
+    assert_eq!(store.key_tokens("key_a", d1, d2).unwrap(), 0);
+    store.add_key_tokens("key_a", d1, 12).unwrap();
+    store.add_key_tokens("key_a", d1, 30).unwrap();
+    store.add_key_tokens("key_a", d2, 5).unwrap();
+    store.add_key_tokens("key_b", d1, 1000).unwrap();
+    // One day, then both days (as a month sums its days); keys apart.
+    assert_eq!(store.key_tokens("key_a", d1, d2).unwrap(), 42);
+    assert_eq!(store.key_tokens("key_a", d1, d2 + day).unwrap(), 47);
+    assert_eq!(store.key_tokens("key_b", d1, d2 + day).unwrap(), 1000);
+    // A key's budget is part of its record.
+    store.insert_key(&key("key_a")).unwrap();
+    let budget = TokenBudget {
+        tokens: 500,
+        period: BudgetPeriod::Month,
+    };
+    assert!(store.set_key_budget("key_a", Some(budget)).unwrap());
+    assert_eq!(store.keys().unwrap()[0].token_budget, Some(budget));
+    assert!(store.set_key_budget("key_a", None).unwrap());
+    assert_eq!(store.keys().unwrap()[0].token_budget, None);
+    assert!(!store.set_key_budget("key_none", Some(budget)).unwrap());
+}
+on_both!(key_token_counts_add_up_per_day_and_sum_over_periods);
 
 fn active_versions_are_set_and_replaced(store: &GatewayStore) {
     assert!(store.active_versions().unwrap().is_empty());

@@ -15,7 +15,6 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
-use crate::openai::ChatCompletionRequest;
 use crate::routes::chat::params::ChatJob;
 
 pub use embedding::EmbeddingBackend;
@@ -28,10 +27,9 @@ pub enum Backend {
     Embedding(EmbeddingBackend),
 }
 
-/// One request as the backends need it: checked and typed, and the client's JSON (forwarded
-/// upstream as sent, but for the model name).
+/// One request as the backends need it: checked, and the client's JSON (forwarded upstream
+/// as sent, but for the model name, to the endpoint of its API: `job.api`).
 pub struct Call<'a> {
-    pub request: &'a ChatCompletionRequest,
     pub raw: &'a Value,
     pub job: &'a ChatJob,
     /// Cancelled when the client goes away: a local generation stops before its next

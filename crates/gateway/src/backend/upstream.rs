@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{BackendError, Call, Reply, StreamItem};
+use crate::routes::chat::params::Api;
 
 /// The client's request as forwarded: its JSON object with `model` replaced and, when
 /// `include_usage`, `stream_options` asking for the usage chunk. Written straight from the
@@ -102,9 +103,19 @@ impl UpstreamBackend {
         let body = serde_json::to_vec(&body).map_err(|e| {
             BackendError::Unavailable(format!("encoding the request for {}: {e}", self.base_url))
         })?;
+        // The legacy API's endpoint is made per call: a second parsed URL here would make
+        // every backend value larger for a rarely used route.
+        let endpoint = match call.job.api {
+            Api::Chat => self.endpoint.clone(),
+            Api::Text => {
+                reqwest::Url::parse(&format!("{}/completions", self.base_url)).map_err(|e| {
+                    BackendError::Unavailable(format!("{}/completions: {e}", self.base_url))
+                })?
+            }
+        };
         let request = self
             .client
-            .post(self.endpoint.clone())
+            .post(endpoint)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         let response = self.send(request).await?;

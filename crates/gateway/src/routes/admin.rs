@@ -57,7 +57,7 @@ fn key_json(key: &ApiKeyRecord) -> Value {
         "id": key.id, "name": key.name, "scopes": key.scopes,
         "created_at": key.created_at, "expires_at": key.expires_at, "revoked_at": key.revoked_at,
         "requests_per_minute": key.requests_per_minute, "tokens_per_minute": key.tokens_per_minute,
-        "filter_policy": key.filter_policy,
+        "filter_policy": key.filter_policy, "token_budget": key.token_budget,
     })
 }
 

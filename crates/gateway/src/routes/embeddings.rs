@@ -142,6 +142,7 @@ async fn embed(
     }
     let (quota, key_id) = chat::quota_and_key_id(state, key.as_ref());
     chat::admit(state, &key_id, &quota, &entry.id).await?;
+    crate::budget::admit(state, key.as_ref()).await?;
     let mut answer = chat::try_versions(&entry, draft, |backend| {
         local_or_upstream(backend, &request, &raw, base64)
     })
@@ -153,8 +154,9 @@ async fn embed(
             prompt,
             completion: 0,
         });
-    if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
-        limiter.charge_tokens(&key_id, &quota, t.prompt).await;
+    if let Some(t) = tokens {
+        let budget = key.as_ref().and_then(|k| k.token_budget);
+        crate::budget::charge(state, &key_id, &quota, budget, t.prompt).await;
     }
     Ok((answer, tokens))
 }

@@ -1,7 +1,9 @@
 //! The HTTP surface: one small module per route group; anything else gets an OpenAI error.
 
 mod admin;
+mod budgets;
 pub(crate) mod chat;
+mod completions;
 mod console;
 mod embeddings;
 mod health;
@@ -47,6 +49,11 @@ fn api_routes() -> Router<AppState> {
             post(chat::completions).layer(DefaultBodyLimit::disable()),
         )
         .route(
+            "/v1/completions",
+            post(chat::generate::<completions::TextCompletionRequest>)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
             "/v1/embeddings",
             post(embeddings::embeddings).layer(DefaultBodyLimit::disable()),
         )
@@ -57,6 +64,10 @@ fn admin_routes() -> Router<AppState> {
         .route("/metrics", get(metrics::metrics))
         .route("/admin/keys", post(admin::create_key).get(admin::list_keys))
         .route("/admin/keys/{id}", delete(admin::revoke_key))
+        .route(
+            "/admin/keys/{id}/budget",
+            get(budgets::show).put(budgets::set).delete(budgets::remove),
+        )
         .route("/admin/models", get(admin::list_models))
         .route("/admin/models/{id}/activate", post(admin::activate))
         .route("/admin/traces", get(admin::traces))

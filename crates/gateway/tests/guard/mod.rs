@@ -60,6 +60,7 @@ pub fn upstream(behaviour: Behaviour) -> Upstream {
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(answer))
         .route("/v1/embeddings", post(embed))
+        .route("/v1/completions", post(answer_text))
         .with_state(state);
     let addr = spawn_server(|listener| async move {
         axum::serve(listener, app).await.expect("upstream runs");
@@ -169,6 +170,60 @@ async fn answer(
             None,
         ));
     }
+    if request["stream_options"]["include_usage"].as_bool() == Some(true) {
+        body.push_str(&chunk(json!([]), Some(&usage)));
+    }
+    body.push_str("data: [DONE]\n\n");
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+/// `/completions` (legacy text completions): the behaviour's text as a `text_completion`
+/// (streamed in five-character pieces, with the usage chunk when asked); a status when the
+/// behaviour says so.
+async fn answer_text(
+    State((behaviour, hits)): State<(Behaviour, Arc<AtomicUsize>)>,
+    Json(request): Json<Value>,
+) -> Response {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let text = match behaviour {
+        Behaviour::Answer(text) => text,
+        Behaviour::Status(code) => {
+            return StatusCode::from_u16(code)
+                .expect("valid status")
+                .into_response();
+        }
+        _ => panic!("the test upstream's /completions answers `Answer` and `Status` only"),
+    };
+    let model = request["model"].as_str().unwrap_or("m").to_string();
+    let usage = json!({"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12});
+    if request["stream"].as_bool() != Some(true) {
+        return Json(
+            json!({"id": "up-1", "object": "text_completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": "stop"}],
+            "usage": usage}),
+        )
+        .into_response();
+    }
+    let chunk = |choices: Value, usage: Option<&Value>| {
+        let mut c = json!({"id": "up-1", "object": "text_completion", "created": 1, "model": model, "choices": choices});
+        if let Some(u) = usage {
+            c["usage"] = u.clone();
+        }
+        format!("data: {c}\n\n")
+    };
+    let mut body = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for piece in chars.chunks(5) {
+        let piece: String = piece.iter().collect();
+        body.push_str(&chunk(
+            json!([{"index": 0, "text": piece, "logprobs": null, "finish_reason": null}]),
+            None,
+        ));
+    }
+    body.push_str(&chunk(
+        json!([{"index": 0, "text": "", "logprobs": null, "finish_reason": "stop"}]),
+        None,
+    ));
     if request["stream_options"]["include_usage"].as_bool() == Some(true) {
         body.push_str(&chunk(json!([]), Some(&usage)));
     }
@@ -300,6 +355,7 @@ pub fn admin(g: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16
         "GET" => c.get(url),
         "POST" => c.post(url),
         "DELETE" => c.delete(url),
+        "PUT" => c.put(url),
         other => panic!("method {other}"),
     };
     let req = req.bearer_auth(ADMIN);

@@ -96,6 +96,25 @@ pub struct ApiKeyRecord {
     /// this key's requests.
     #[serde(default)]
     pub filter_policy: Option<String>,
+    /// Most tokens (prompt + completion) the key may spend per calendar period; `None`:
+    /// no budget.
+    #[serde(default)]
+    pub token_budget: Option<TokenBudget>,
+}
+
+/// A key's allowance of tokens per calendar period (UTC), counted in the store so that every
+/// replica sees one count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenBudget {
+    pub tokens: u64,
+    pub period: BudgetPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetPeriod {
+    Day,
+    Month,
 }
 
 /// A trace as the backends write it: the indexed columns and the JSON document.
@@ -152,6 +171,12 @@ CREATE TABLE IF NOT EXISTS gateway_keys (
     id TEXT PRIMARY KEY,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS gateway_key_usage (
+    key_id TEXT NOT NULL,
+    day_start BIGINT NOT NULL,
+    tokens BIGINT NOT NULL,
+    PRIMARY KEY (key_id, day_start)
+);
 CREATE TABLE IF NOT EXISTS gateway_active_versions (
     model TEXT PRIMARY KEY,
     version TEXT NOT NULL
@@ -175,6 +200,10 @@ trait Backend: Send + Sync {
     /// Rewrites the key's document in one transaction; false when there is no such key.
     fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool>;
     fn set_active_version(&self, model: &str, version: &str) -> Result<()>;
+    /// Adds to the key's count for the day starting at `day_start` (one atomic upsert).
+    fn add_key_tokens(&self, key_id: &str, day_start: i64, tokens: i64) -> Result<()>;
+    /// The key's count over the days starting in `[from, until)` (0 when none).
+    fn key_tokens(&self, key_id: &str, from: i64, until: i64) -> Result<i64>;
     fn active_versions(&self) -> Result<Vec<(String, String)>>;
 }
 
@@ -292,6 +321,30 @@ impl GatewayStore {
             Ok(serde_json::to_string(&key)?)
         };
         self.backend.update_key(id, &revoke)
+    }
+
+    /// Sets (or with `None` removes) the key's token budget. False when there is no such key.
+    pub fn set_key_budget(&self, id: &str, budget: Option<TokenBudget>) -> Result<bool> {
+        let set = |doc: &str| -> Result<String> {
+            let mut key: ApiKeyRecord = serde_json::from_str(doc)?;
+            key.token_budget = budget;
+            Ok(serde_json::to_string(&key)?)
+        };
+        self.backend.update_key(id, &set)
+    }
+
+    /// Charges `tokens` to the key's count of the (UTC) day starting at `day_start` (Unix
+    /// seconds). Atomic across replicas sharing the store. Counted per day, so that a budget
+    /// changed from daily to monthly keeps what was spent.
+    pub fn add_key_tokens(&self, key_id: &str, day_start: i64, tokens: u64) -> Result<()> {
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        self.backend.add_key_tokens(key_id, day_start, tokens)
+    }
+
+    /// Tokens charged to the key over the days starting in `[from, until)`.
+    pub fn key_tokens(&self, key_id: &str, from: i64, until: i64) -> Result<u64> {
+        let total = self.backend.key_tokens(key_id, from, until)?;
+        Ok(u64::try_from(total).unwrap_or(0))
     }
 
     pub fn set_active_version(&self, model: &str, version: &str) -> Result<()> {

@@ -156,6 +156,29 @@ impl Backend for Postgres {
         })
     }
 
+    fn add_key_tokens(&self, key_id: &str, day_start: i64, tokens: i64) -> Result<()> {
+        with(&self.writer, |c| {
+            c.execute(
+                "INSERT INTO gateway_key_usage (key_id, day_start, tokens) VALUES ($1, $2, $3)
+                 ON CONFLICT (key_id, day_start)
+                 DO UPDATE SET tokens = gateway_key_usage.tokens + excluded.tokens",
+                &[&key_id, &day_start, &tokens],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn key_tokens(&self, key_id: &str, from: i64, until: i64) -> Result<i64> {
+        with(&self.reader, |c| {
+            let row = c.query_one(
+                "SELECT COALESCE(SUM(tokens), 0)::BIGINT FROM gateway_key_usage
+                 WHERE key_id = $1 AND day_start >= $2 AND day_start < $3",
+                &[&key_id, &from, &until],
+            )?;
+            Ok(row.get(0))
+        })
+    }
+
     fn active_versions(&self) -> Result<Vec<(String, String)>> {
         with(&self.reader, |c| {
             let rows = c.query(

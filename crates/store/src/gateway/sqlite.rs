@@ -258,6 +258,28 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    fn add_key_tokens(&self, key_id: &str, day_start: i64, tokens: i64) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO gateway_key_usage (key_id, day_start, tokens) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key_id, day_start) DO UPDATE SET tokens = tokens + excluded.tokens",
+                rusqlite::params![key_id, day_start, tokens],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn key_tokens(&self, key_id: &str, from: i64, until: i64) -> Result<i64> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(tokens), 0) FROM gateway_key_usage
+                 WHERE key_id = ?1 AND day_start >= ?2 AND day_start < ?3",
+                rusqlite::params![key_id, from, until],
+                |r| r.get(0),
+            )
+        })
+    }
+
     fn active_versions(&self) -> Result<Vec<(String, String)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(

@@ -13,7 +13,7 @@ use emguard_runtime::{CancelToken, RuntimeError};
 
 use super::{BackendError, Call, Generated, Reply};
 use crate::error::ApiError;
-use crate::routes::chat::params::ChatJob;
+use crate::routes::chat::params::{Api, ChatJob};
 use crate::state::{ServedModel, unix_now};
 
 pub struct LocalBackend {
@@ -62,10 +62,12 @@ impl LocalBackend {
     }
 
     pub async fn call(&self, call: &Call<'_>) -> Result<Reply, BackendError> {
-        refuse_unsupported(call.raw)?;
+        match call.job.api {
+            Api::Chat => refuse_unsupported(call.raw)?,
+            Api::Text => refuse_unsupported_text(call.raw)?,
+        }
         let mut job = call.job.clone();
-        let explicit_max_tokens =
-            call.request.max_tokens.is_some() || call.request.max_completion_tokens.is_some();
+        let explicit_max_tokens = job.explicit_max_tokens;
         let prompt_tokens = fit_context(&self.served, &mut job, explicit_max_tokens).await?;
         let meta = ResponseMeta {
             id: format!("chatcmpl-{:032x}", rand::random::<u128>()),
@@ -131,6 +133,34 @@ fn refuse_unsupported(raw: &serde_json::Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A legacy completion is generated from one raw prompt. What the local engine cannot do
+/// (several prompts, token-id prompts, echoing the prompt, a suffix to fill in, best-of
+/// sampling) is refused (400, naming the field), never silently ignored.
+fn refuse_unsupported_text(raw: &serde_json::Value) -> Result<(), ApiError> {
+    let refuse = |field: &str, what: &str| {
+        Err(ApiError::invalid(
+            field,
+            format!("{what} is not supported by this model's local version"),
+        )
+        .with_code("unsupported_parameter"))
+    };
+    match &raw["prompt"] {
+        serde_json::Value::String(_) => {}
+        serde_json::Value::Array(prompts) if prompts.len() == 1 && prompts[0].is_string() => {}
+        _ => return refuse("prompt", "A prompt other than one string"),
+    }
+    if raw["echo"].as_bool() == Some(true) {
+        return refuse("echo", "`echo`");
+    }
+    if raw["suffix"].as_str().is_some_and(|s| !s.is_empty()) {
+        return refuse("suffix", "`suffix` (filling in)");
+    }
+    if raw["best_of"].as_i64().is_some_and(|b| b > 1) {
+        return refuse("best_of", "`best_of`");
+    }
+    Ok(())
+}
+
 /// Rejects prompts that leave no room to answer (400 `context_length_exceeded`, as OpenAI)
 /// and shrinks a defaulted `max_tokens` to the room left; the prompt's tokens.
 async fn fit_context(
@@ -146,6 +176,10 @@ async fn fit_context(
         tokio::task::spawn_blocking(move || model.prompt_tokens(&prompt).map(|t| t.len()))
             .await
             .map_err(|e| ApiError::server(format!("counting prompt tokens failed: {e}")))?;
+    let field = match job.api {
+        Api::Chat => "messages",
+        Api::Text => "prompt",
+    };
     let params = &mut job.generate.params;
     let asked = if explicit_max_tokens {
         params.max_tokens
@@ -158,19 +192,19 @@ async fn fit_context(
         Err(RuntimeError::ContextOverflow { needed, .. }) => needed.saturating_sub(1),
         Err(e) => {
             return Err(ApiError::invalid(
-                "messages",
-                format!("the messages cannot be used as a prompt: {e}"),
+                field,
+                format!("the {field} cannot be used as a prompt: {e}"),
             ));
         }
     };
     let room = context.saturating_sub(prompt_tokens);
     if room == 0 || asked > room {
         return Err(ApiError::invalid(
-            "messages",
+            field,
             format!(
                 "This model's maximum context length is {context} tokens. However, you requested {} tokens \
-                 ({prompt_tokens} in the messages, {asked} in the completion). Please reduce the length of the \
-                 messages or completion.",
+                 ({prompt_tokens} in the {field}, {asked} in the completion). Please reduce the length of the \
+                 {field} or completion.",
                 prompt_tokens + asked
             ),
         )

@@ -23,12 +23,47 @@ use crate::json_body::{parse_with_value, read_limited};
 use crate::openai::ChatCompletionRequest;
 use crate::ratelimit::{LimitKind, Quota};
 use crate::registry::ModelEntry;
-use crate::state::{AppState, unix_now_f64};
+use crate::state::{AppState, Limits, unix_now_f64};
 use draft::{Draft, Tokens};
 use emguard_runtime::CancelToken;
-use emguard_store::gateway::ApiKeyRecord;
+use emguard_store::gateway::{ApiKeyRecord, TokenBudget};
+use params::{Api, ChatJob};
 
 pub async fn completions(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
+    generate::<ChatCompletionRequest>(State(state), request).await
+}
+
+/// A request of one of the generating APIs (chat, the legacy text completions): parsed from
+/// the body, then checked into a job. Both go through the same guard (this module); they
+/// differ in their request and in their answer's shape (see `super::completions`).
+pub(crate) trait Generating: serde::de::DeserializeOwned + Send + Sync + 'static {
+    fn model(&self) -> &str;
+    fn stream(&self) -> bool;
+    /// The job, and the text the text filter reads answers against (the user's words).
+    fn validate(&self, raw: &Value, limits: &Limits) -> Result<(ChatJob, String), ApiError>;
+}
+
+impl Generating for ChatCompletionRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    fn validate(&self, _raw: &Value, limits: &Limits) -> Result<(ChatJob, String), ApiError> {
+        let job = params::validate(self, limits)?;
+        let user = last_user_message(&job);
+        Ok((job, user))
+    }
+}
+
+/// The guarded path for a request of API `R`.
+pub(crate) async fn generate<R: Generating>(
     State(state): State<AppState>,
     request: axum::extract::Request,
 ) -> Response {
@@ -46,7 +81,7 @@ pub async fn completions(
     let work = state.in_flight.subscribe();
     let task = tokio::spawn(async move {
         let _work = work;
-        respond(state, body, key, gone, cancel).await
+        respond::<R>(state, body, key, gone, cancel).await
     });
     let response = task.await;
     // Answered (a stream's relay watches its client itself from here on).
@@ -120,7 +155,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn respond(
+async fn respond<R: Generating>(
     state: AppState,
     body: axum::body::Body,
     key: Option<ApiKeyRecord>,
@@ -147,7 +182,7 @@ async fn respond(
     };
     let mut draft = Draft::new(&state, &body);
     draft.client_gone = Some(gone);
-    match guarded(&state, key, &body, &mut draft, cancel).await {
+    match guarded::<R>(&state, key, &body, &mut draft, cancel).await {
         Ok(response) => response,
         Err(failure) => {
             let (status, message) = failure.summary();
@@ -268,10 +303,16 @@ struct Accepted {
     entry: std::sync::Arc<ModelEntry>,
     key_id: String,
     quota: Quota,
+    /// The key's token budget, charged with the answer's tokens.
+    budget: Option<TokenBudget>,
     /// The output filters for this request: the key's policy, or the model's.
     policy: FilterPolicy,
-    /// The user's last message, which the text filter reads answers against.
+    /// The user's last message (or prompt), which the text filter reads answers against.
     user: String,
+    /// Which API asked, and so the answer's shape.
+    api: Api,
+    /// Where the model's cache keeps this answer, if no filter acts on it.
+    cache_put: Option<crate::cache::CacheKey>,
     include_usage: bool,
     /// The request's cancel token: a stream's relay sets it when its client goes away.
     cancel: CancelToken,
@@ -282,7 +323,7 @@ struct Accepted {
     draw: f64,
 }
 
-async fn guarded(
+async fn guarded<R: Generating>(
     state: &AppState,
     key: Option<ApiKeyRecord>,
     body: &Bytes,
@@ -290,17 +331,17 @@ async fn guarded(
     cancel: CancelToken,
 ) -> Result<Response, Failure> {
     draft.key_id = key.as_ref().map(|k| k.id.clone());
-    let (request, raw): (ChatCompletionRequest, Value) = parse_with_value(body)?;
-    draft.model = request.model.clone();
-    draft.stream = request.stream.unwrap_or(false);
+    let (request, raw): (R, Value) = parse_with_value(body)?;
+    draft.model = request.model().to_string();
+    draft.stream = request.stream();
     let entry = state
-        .model(&request.model)
-        .ok_or_else(|| ApiError::model_not_found(&request.model))?
+        .model(request.model())
+        .ok_or_else(|| ApiError::model_not_found(request.model()))?
         .clone();
     if let Some(key) = &key {
         crate::auth::authorize(key, &entry.id)?;
     }
-    let job = params::validate(&request, &state.limits)?;
+    let (job, user) = request.validate(&raw, &state.limits)?;
     let (quota, key_id) = quota_and_key_id(state, key.as_ref());
     // A key's policy replaces the model's (an unknown name, from a config edited since the key
     // was made, falls back to the model's policy with a warning).
@@ -319,19 +360,43 @@ async fn guarded(
         r.policies().for_request(&entry.id, named)
     });
     admit(state, &key_id, &quota, &entry.id).await?;
+    crate::budget::admit(state, key.as_ref()).await?;
+    let budget = key.as_ref().and_then(|k| k.token_budget);
     let call = Call {
-        request: &request,
         raw: &raw,
         job: &job,
         cancel: &cancel,
     };
-    let reply = match answer(&entry, &call, draft).await {
+    // The cache, when the model has one and the request is reproducible (see `crate::cache`).
+    let cache_key = entry.cache.as_ref().and_then(|_| {
+        let version = entry.active();
+        let api = match job.api {
+            Api::Chat => "chat",
+            Api::Text => "text",
+        };
+        crate::cache::ResponseCache::key(&version, api, &raw).map(|k| (k, version))
+    });
+    let cached = match (&entry.cache, &cache_key) {
+        (Some(cache), Some((k, version))) => cache.get(&entry.id, k).map(|answer| {
+            draft
+                .attempts
+                .push(json!({"version": version, "outcome": "cache_hit", "ms": 0.0}));
+            draft.version = Some(version.clone());
+            draft.backend = Some("cache".into());
+            Reply::Whole(answer)
+        }),
+        _ => None,
+    };
+    let hit = cached.is_some();
+    let reply = match cached {
+        Some(reply) => Ok(reply),
+        None => answer(&entry, &call, draft).await,
+    };
+    let reply = match reply {
         Err(Failure::Cancelled(generated)) => {
             // What was generated before the client left is charged like any answer.
-            if let Some(limiter) = &state.limiter {
-                let used = generated.prompt_tokens + generated.completion_tokens;
-                limiter.charge_tokens(&key_id, &quota, used as u64).await;
-            }
+            let used = generated.prompt_tokens + generated.completion_tokens;
+            crate::budget::charge(state, &key_id, &quota, budget, used as u64).await;
             return Err(Failure::Cancelled(generated));
         }
         other => other?,
@@ -341,7 +406,13 @@ async fn guarded(
         policy,
         key_id,
         quota,
-        user: last_user_message(&job),
+        budget,
+        user,
+        api: job.api,
+        // A miss answered by the version the key names is kept (if no filter acts on it).
+        cache_put: cache_key
+            .filter(|(_, version)| !hit && draft.version.as_ref() == Some(version))
+            .map(|(k, _)| k),
         include_usage: job.include_usage,
         cancel,
         review,
@@ -488,7 +559,7 @@ where
     .into())
 }
 
-fn last_user_message(job: &params::ChatJob) -> String {
+fn last_user_message(job: &ChatJob) -> String {
     match &job.generate.prompt {
         emguard_runtime::Prompt::Chat(messages) => messages
             .iter()

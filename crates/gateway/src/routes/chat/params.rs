@@ -18,11 +18,75 @@ pub struct ChatJob {
     pub generate: GenerateRequest,
     pub stream: bool,
     pub include_usage: bool,
+    /// The client named `max_tokens` (a local version refuses a prompt that leaves less room;
+    /// a defaulted one is shrunk to the room left).
+    pub explicit_max_tokens: bool,
+    /// Which API asked: the answer goes back in its wire format.
+    pub api: Api,
+}
+
+/// The generating APIs: both run the same guard; their answers differ in shape only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/completions`, the legacy text completions: a raw prompt, `text` in the answer.
+    Text,
+}
+
+/// The sampling fields both APIs share, as sent.
+pub struct SamplingFields<'a> {
+    pub n: Option<i64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    /// The field that set the length (`max_tokens`, `max_completion_tokens`) and its value.
+    pub max_tokens: (&'static str, Option<i64>),
+    pub default_max_tokens: usize,
+    pub seed: Option<i64>,
+    pub stop: &'a Option<Stop>,
+    pub logprobs: bool,
+    pub top_logprobs: Option<i64>,
+    pub stream: Option<bool>,
+    pub stream_options: Option<&'a crate::openai::StreamOptions>,
 }
 
 /// Validates everything that does not need the model (the model checks the context length).
 pub fn validate(req: &ChatCompletionRequest, limits: &Limits) -> Result<ChatJob, ApiError> {
     let messages = messages(&req.messages)?;
+    let max_tokens = match (req.max_completion_tokens, req.max_tokens) {
+        (Some(v), _) => ("max_completion_tokens", Some(v)),
+        (None, v) => ("max_tokens", v),
+    };
+    let logprobs = req.logprobs.unwrap_or(false);
+    if req.top_logprobs.is_some() && !logprobs {
+        return Err(ApiError::invalid(
+            "top_logprobs",
+            "`top_logprobs` needs `logprobs` set to true",
+        ));
+    }
+    let fields = SamplingFields {
+        n: req.n,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        max_tokens,
+        default_max_tokens: limits.default_max_tokens,
+        seed: req.seed,
+        stop: &req.stop,
+        logprobs,
+        top_logprobs: req.top_logprobs,
+        stream: req.stream,
+        stream_options: req.stream_options.as_ref(),
+    };
+    sampling(Prompt::Chat(messages), &fields, limits, Api::Chat)
+}
+
+/// Checks the shared sampling fields (each rejection names its field) into a job for `prompt`.
+pub fn sampling(
+    prompt: Prompt,
+    req: &SamplingFields<'_>,
+    limits: &Limits,
+    api: Api,
+) -> Result<ChatJob, ApiError> {
     let n = in_range("n", req.n.unwrap_or(1), 1, limits.max_n as i64)? as usize;
     let temperature = req.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
@@ -38,15 +102,12 @@ pub fn validate(req: &ChatCompletionRequest, limits: &Limits) -> Result<ChatJob,
             format!("{top_p} is not in (0, 1] - 'top_p'"),
         ));
     }
-    let (field, asked) = match (req.max_completion_tokens, req.max_tokens) {
-        (Some(v), _) => ("max_completion_tokens", Some(v)),
-        (None, v) => ("max_tokens", v),
-    };
+    let (field, asked) = req.max_tokens;
     let max_tokens = match asked {
         Some(v) => in_range(field, v, 1, limits.max_tokens as i64)? as usize,
-        None => limits.default_max_tokens,
+        None => req.default_max_tokens,
     };
-    let stop = match &req.stop {
+    let stop = match req.stop {
         None => Vec::new(),
         Some(Stop::One(s)) => vec![s.clone()],
         Some(Stop::Many(v)) => v.clone(),
@@ -66,15 +127,8 @@ pub fn validate(req: &ChatCompletionRequest, limits: &Limits) -> Result<ChatJob,
             "stop sequences must not be empty",
         ));
     }
-    let logprobs = req.logprobs.unwrap_or(false);
     let top_logprobs = match req.top_logprobs {
         None => 0,
-        Some(_) if !logprobs => {
-            return Err(ApiError::invalid(
-                "top_logprobs",
-                "`top_logprobs` needs `logprobs` set to true",
-            ));
-        }
         Some(v) => in_range("top_logprobs", v, 0, MAX_TOP_LOGPROBS)? as usize,
     };
     let stream = req.stream.unwrap_or(false);
@@ -86,7 +140,7 @@ pub fn validate(req: &ChatCompletionRequest, limits: &Limits) -> Result<ChatJob,
     }
     Ok(ChatJob {
         generate: GenerateRequest {
-            prompt: Prompt::Chat(messages),
+            prompt,
             params: SamplingParams {
                 temperature,
                 top_p,
@@ -95,13 +149,15 @@ pub fn validate(req: &ChatCompletionRequest, limits: &Limits) -> Result<ChatJob,
                 // Reinterpreting the sign keeps every i64 a distinct, reproducible seed.
                 seed: req.seed.map_or_else(rand::random, |s| s as u64),
                 n,
-                logprobs,
+                logprobs: req.logprobs,
                 top_logprobs,
                 steering: None,
             },
         },
         stream,
-        include_usage: req.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        include_usage: req.stream_options.is_some_and(|o| o.include_usage),
+        explicit_max_tokens: asked.is_some(),
+        api,
     })
 }
 

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::Accepted;
 use super::draft::Draft;
 use crate::filter::Verdict;
+use crate::routes::completions::TextChunks;
 use crate::state::AppState;
 
 /// The request's review policy and service, when it has one.
@@ -267,7 +268,8 @@ impl StreamHold {
 
     /// At the stream's end: a held stream waits for its decision, then its kept chunks (or
     /// the reviewer's edit) are sent, or the content-filter ending; an unheld one may still be
-    /// flagged. Returns the error that ends the stream instead of `[DONE]`, if any.
+    /// flagged. Returns the error that ends the stream instead of `[DONE]`, if any. Chunks
+    /// are kept in the chat shape; `text_chunks` reshapes them for the text completions API.
     pub(super) async fn finish(
         self,
         accepted: &Accepted,
@@ -275,7 +277,14 @@ impl StreamHold {
         tx: &tokio::sync::mpsc::Sender<axum::response::sse::Event>,
         verdicts: &[Verdict],
         text: &str,
+        mut text_chunks: Option<&mut TextChunks>,
     ) -> Option<String> {
+        let mut send = async |mut chunk: Value| {
+            if let Some(text_chunks) = text_chunks.as_deref_mut() {
+                text_chunks.reshape(&mut chunk);
+            }
+            let _ = tx.send(json_event(&chunk)).await;
+        };
         let findings = findings_of(verdicts);
         let (action, triggers, kept) = match self.held {
             Some((triggers, kept)) => (emguard_review::Action::Hold, triggers, kept),
@@ -331,7 +340,7 @@ impl StreamHold {
         match outcome {
             Outcome::Release { edited: None } => {
                 for chunk in kept {
-                    let _ = tx.send(json_event(&chunk)).await;
+                    send(chunk).await;
                 }
                 None
             }
@@ -340,14 +349,14 @@ impl StreamHold {
             } => {
                 let chunk = json!({"id": draft.id, "object": "chat.completion.chunk", "model": accepted.entry.id,
                     "choices": [{"index": 0, "delta": {"content": edited}, "finish_reason": "stop"}]});
-                let _ = tx.send(json_event(&chunk)).await;
+                send(chunk).await;
                 None
             }
             Outcome::Reject { reason } => {
                 let body = rejection(&item.id, reason.as_deref(), draft, &accepted.entry.id);
                 let last = json!({"id": draft.id, "object": "chat.completion.chunk", "model": accepted.entry.id,
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]});
-                let _ = tx.send(json_event(&last)).await;
+                send(last).await;
                 let message = body["error"]["message"].as_str().unwrap_or("").to_string();
                 let _ = tx.send(error_event(&message, Some(&item.id))).await;
                 Some(message)

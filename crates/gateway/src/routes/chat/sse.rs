@@ -15,11 +15,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::draft::{Draft, Tokens};
+use super::params::Api;
 use super::whole::response_text;
 use super::{Accepted, identity_headers};
 use crate::backend::StreamItem;
 use crate::filter::choice::ChoiceStream;
 use crate::filter::stream::StreamFilter;
+use crate::routes::completions::{self, TextChunks};
 use crate::state::AppState;
 
 pub(super) fn respond(
@@ -57,6 +59,7 @@ async fn relay(
     let mut error: Option<String> = None;
     let mut client_gone = false;
     let mut review = super::review::StreamHold::new(&state, &accepted);
+    let mut text_chunks = (accepted.api == Api::Text).then(TextChunks::default);
     loop {
         let item = if client_gone {
             chunks.recv().await
@@ -86,6 +89,9 @@ async fn relay(
                 break;
             }
         };
+        if text_chunks.is_some() {
+            completions::to_chat_chunk(&mut chunk);
+        }
         if let Some(t) = chunk.get("usage").and_then(Tokens::of_usage) {
             tokens = Some(t);
         }
@@ -148,6 +154,10 @@ async fn relay(
                 continue; // held for review: nothing more is sent until the decision
             }
         }
+        // Review reads the chat shape; the text API's chunks are reshaped after it.
+        if let Some(text_chunks) = &mut text_chunks {
+            text_chunks.reshape(&mut chunk);
+        }
         if tx.send(json_event(&chunk)).await.is_err() {
             client_gone = true;
             accepted.cancel.cancel();
@@ -170,15 +180,28 @@ async fn relay(
     if let Some(hold) = review
         && error.is_none()
         && let Some(ended) = hold
-            .finish(&accepted, &draft, &tx, &verdicts, &response_text(&texts))
+            .finish(
+                &accepted,
+                &draft,
+                &tx,
+                &verdicts,
+                &response_text(&texts),
+                text_chunks.as_mut(),
+            )
             .await
     {
         error = Some(ended);
     }
-    if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
-        limiter
-            .charge_tokens(&accepted.key_id, &accepted.quota, t.prompt + t.completion)
-            .await;
+    if let Some(t) = tokens {
+        let used = t.prompt + t.completion;
+        crate::budget::charge(
+            &state,
+            &accepted.key_id,
+            &accepted.quota,
+            accepted.budget,
+            used,
+        )
+        .await;
     }
     let committed = draft
         .finish(

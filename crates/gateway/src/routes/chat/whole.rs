@@ -6,12 +6,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::draft::{Draft, Tokens};
+use super::params::Api;
 use super::review::Held;
 use super::{Accepted, identity_headers};
 use crate::error::ApiError;
 use crate::filter::choice::filter_whole;
 use crate::filter::fields;
 use crate::filter::stream::StreamFilter;
+use crate::routes::completions;
 use crate::state::AppState;
 
 pub(super) async fn respond(
@@ -20,6 +22,9 @@ pub(super) async fn respond(
     mut answer: Value,
     mut draft: Draft,
 ) -> Response {
+    if accepted.api == Api::Text {
+        completions::to_chat_whole(&mut answer);
+    }
     answer["id"] = Value::String(draft.id.clone());
     answer["model"] = Value::String(accepted.entry.id.clone());
     let mut verdicts = Vec::new();
@@ -44,11 +49,18 @@ pub(super) async fn respond(
         }
     }
     let tokens = answer.get("usage").and_then(Tokens::of_usage);
-    if let (Some(t), Some(limiter)) = (tokens, &state.limiter) {
-        limiter
-            .charge_tokens(&accepted.key_id, &accepted.quota, t.prompt + t.completion)
-            .await;
+    if let Some(t) = tokens {
+        let used = t.prompt + t.completion;
+        crate::budget::charge(
+            state,
+            &accepted.key_id,
+            &accepted.quota,
+            accepted.budget,
+            used,
+        )
+        .await;
     }
+    // Review reads the chat shape (tool calls): before the text API's answer is reshaped.
     let text = response_text(&texts);
     let reviewed =
         super::review::whole(state, &accepted, &mut draft, &answer, &text, &verdicts).await;
@@ -86,6 +98,16 @@ pub(super) async fn respond(
             return response;
         }
     };
+    // Neither a filtered answer nor one a reviewer saw is kept: a cache hit skips both.
+    if verdicts.is_empty()
+        && review_id.is_none()
+        && let (Some(cache), Some(key)) = (&accepted.entry.cache, accepted.cache_put)
+    {
+        cache.put(key, answer.clone());
+    }
+    if accepted.api == Api::Text {
+        completions::to_text_whole(&mut answer);
+    }
     let filter_header = crate::filter::header_value(&verdicts);
     let mut response = Json(&answer).into_response();
     identity_headers(response.headers_mut(), &draft);
