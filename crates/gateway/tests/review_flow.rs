@@ -95,10 +95,19 @@ fn ask_in_background(
     g: &Gateway,
     body: Value,
 ) -> std::thread::JoinHandle<(u16, reqwest::header::HeaderMap, Value)> {
+    ask_in_background_at(g, "/v1/chat/completions", body)
+}
+
+/// [`ask_in_background`] on another route (`/v1/completions`).
+fn ask_in_background_at(
+    g: &Gateway,
+    path: &'static str,
+    body: Value,
+) -> std::thread::JoinHandle<(u16, reqwest::header::HeaderMap, Value)> {
     let url = g.url.clone();
     std::thread::spawn(move || {
         let res = client()
-            .post(format!("{url}/v1/chat/completions"))
+            .post(format!("{url}{path}"))
             .json(&body)
             .send()
             .unwrap();
@@ -279,11 +288,16 @@ fn a_flag_releases_at_once_and_queues_for_review_after_the_fact() {
 
 /// Reads a streamed answer line by line on its own thread: its `data:` payloads.
 fn stream_in_background(g: &Gateway, body: Value) -> mpsc::Receiver<String> {
+    stream_in_background_at(g, "/v1/chat/completions", body)
+}
+
+/// [`stream_in_background`] on another route (`/v1/completions`).
+fn stream_in_background_at(g: &Gateway, path: &'static str, body: Value) -> mpsc::Receiver<String> {
     let url = g.url.clone();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let res = client()
-            .post(format!("{url}/v1/chat/completions"))
+            .post(format!("{url}{path}"))
             .json(&body)
             .send()
             .unwrap();
@@ -370,6 +384,62 @@ fn a_held_stream_sends_nothing_after_the_held_block_until_approval() {
         .filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(String::from))
         .next_back();
     assert_eq!(finish.as_deref(), Some("content_filter"));
+}
+
+/// The legacy text completions route is held like chat, and what a reviewer releases leaves
+/// in its own shape (`text_completion`, `text`), streamed or whole.
+#[test]
+fn a_held_text_completion_is_released_in_the_text_shape() {
+    let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let g = gateway(&config(&up.url, HOLD_CODE));
+    let body = json!({"model": "m", "prompt": "write a ping handler", "stream": true});
+    let rx = stream_in_background_at(&g, "/v1/completions", body);
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = approve(&g, &id, ADMIN, None);
+    assert_eq!(status, 200);
+    let mut events = Vec::new();
+    while let Ok(data) = rx.recv_timeout(Duration::from_secs(20)) {
+        let done = data == "[DONE]";
+        events.push(data);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let mut text = String::new();
+    for chunk in &chunks {
+        assert_eq!(chunk["object"], "text_completion", "{chunk}");
+        for choice in chunk["choices"].as_array().unwrap() {
+            assert!(choice.get("delta").is_none(), "{chunk}");
+            text.push_str(choice["text"].as_str().unwrap_or_default());
+        }
+    }
+    assert_eq!(text, VULNERABLE);
+
+    let held = ask_in_background_at(
+        &g,
+        "/v1/completions",
+        json!({"model": "m", "prompt": "write a ping handler"}),
+    );
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    still_waiting(&held);
+    let (status, _) = approve(&g, &id, ADMIN, None);
+    assert_eq!(status, 200);
+    let (status, headers, answer) = held.join().unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["object"], "text_completion", "{answer}");
+    assert_eq!(answer["choices"][0]["text"], VULNERABLE);
+    assert_eq!(headers["x-emguard-review"], id.as_str());
 }
 
 fn transfer(amount: u64) -> Behaviour {
