@@ -131,6 +131,8 @@ pub struct Inner {
     /// Work that goes on after its client left (a request's answer, trace and charge): each
     /// piece holds a receiver; shutdown waits until none is left.
     pub in_flight: tokio::sync::watch::Sender<()>,
+    /// Judges sampled answers and acts on breaches (`monitor:` in the config); `None`: off.
+    pub monitor: Option<Arc<emguard_monitor::Monitor>>,
 }
 
 impl Deref for AppState {
@@ -198,6 +200,7 @@ impl AppState {
             auth_failures: None,
             max_trace_content: usize::MAX,
             in_flight: tokio::sync::watch::channel(()).0,
+            monitor: None,
         })
     }
 

@@ -6,6 +6,7 @@ mod embeddings;
 mod health;
 mod metrics;
 mod models;
+mod monitor;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -59,6 +60,15 @@ fn admin_routes() -> Router<AppState> {
         .route("/admin/models/{id}/activate", post(admin::activate))
         .route("/admin/traces", get(admin::traces))
         .route("/admin/traces/{id}", get(admin::trace))
+        .route("/admin/monitor", get(monitor::status))
+        .route("/admin/models/{id}/rollout", post(monitor::set_weights))
+        .route("/admin/models/{id}/promote", post(monitor::promote))
+        .route("/admin/models/{id}/abort", post(monitor::abort))
+        .route("/admin/models/{id}/pin", post(monitor::pin))
+        .route("/admin/incidents", get(monitor::incidents))
+        .route("/admin/incidents/{id}", get(monitor::incident))
+        .route("/admin/incidents/{id}/ack", post(monitor::ack))
+        .route("/admin/incidents/{id}/resolve", post(monitor::resolve))
 }
 
 fn with_fallbacks(routes: Router<AppState>, state: AppState) -> Router {

@@ -296,6 +296,10 @@ async fn guarded(
     }
     let job = params::validate(&request, &state.limits)?;
     let (quota, key_id) = quota_and_key_id(state, key.as_ref());
+    if state.monitor.is_some() {
+        draft.question = Some(last_user_message(&job));
+    }
+    draft.routing_key = format!("{key_id}\u{1f}{}", request.user.as_deref().unwrap_or(""));
     // A key's policy replaces the model's (an unknown name, from a config edited since the key
     // was made, falls back to the model's policy with a warning).
     let policy = match key.as_ref().and_then(|k| k.filter_policy.as_deref()) {
@@ -402,7 +406,7 @@ where
     Fut: std::future::Future<Output = Result<T, BackendError>>,
 {
     let mut last: Option<BackendError> = None;
-    for version in entry.plan() {
+    for version in entry.plan_for(&draft.routing_key) {
         for attempt in 0..=version.backend.retries() {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
