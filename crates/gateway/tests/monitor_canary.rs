@@ -58,7 +58,7 @@ fn a_bad_canary_is_caught_and_rolled_back_without_losing_a_request_and_stays_rol
         .unwrap();
     println!(
         "bad canary (30% harmful, 20% of traffic): incident after {judged_candidate} judged candidate answers \
-         ({} judged in all), {sent_at_incident} requests, {:.1} s; rate {}",
+         ({} judged in all by the end of the run), {sent_at_incident} requests, {:.1} s; rate {}",
         judged(&g),
         seconds.as_secs_f64(),
         incident["figures"]["version"]["since_release"]["misaligned_rate"]
