@@ -45,6 +45,8 @@ enum Command {
     Attest(cmd::attest::Args),
     /// Probe a model for misaligned behaviour that plain questions miss.
     Redteam(cmd::redteam::Args),
+    /// The online monitor's incidents: list, show, acknowledge, resolve.
+    Incidents(cmd::incidents::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => cmd::gate::run(args),
         Command::Attest(args) => cmd::attest::run(args),
         Command::Redteam(args) => cmd::redteam::run(args),
+        Command::Incidents(args) => cmd::incidents::run(args),
     };
     match result {
         Ok(code) => code,
