@@ -117,6 +117,23 @@ fn a_bad_canary_is_caught_and_rolled_back_without_losing_a_request_and_stays_rol
         "the canary served before"
     );
     println!("{} requests sent, {} answered", t.sent, t.answered);
+    // The per-version figures are on /metrics, with their intervals.
+    let metrics = guard::client()
+        .get(format!("{}/metrics", g.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for wanted in [
+        "emguard_monitor_rate{model=\"m\",version=\"v2\",span=\"release\",metric=\"misaligned\",bound=\"low\"}",
+        "emguard_monitor_version_judged{model=\"m\",version=\"v1\",span=\"window\"}",
+        "emguard_rollout_weight{model=\"m\",version=\"v1\"} 1",
+    ] {
+        assert!(
+            metrics.contains(wanted),
+            "{wanted} not in /metrics:\n{metrics}"
+        );
+    }
 
     // Restart with the same config (which still gives v2 20%): the stored rollback and the
     // incident are still there.
