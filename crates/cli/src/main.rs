@@ -47,6 +47,8 @@ enum Command {
     Redteam(cmd::redteam::Args),
     /// Human review of held and flagged answers over a gateway's admin API; verify its audit log.
     Review(cmd::review::Args),
+    /// The online monitor's incidents: list, show, acknowledge, resolve.
+    Incidents(cmd::incidents::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Attest(args) => cmd::attest::run(args),
         Command::Redteam(args) => cmd::redteam::run(args),
         Command::Review(args) => cmd::review::run(args),
+        Command::Incidents(args) => cmd::incidents::run(args),
     };
     match result {
         Ok(code) => code,

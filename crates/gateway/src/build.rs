@@ -49,6 +49,8 @@ pub enum BuildError {
     Client(String),
     #[error("human review: {0}")]
     Review(String),
+    #[error("monitor: {0}")]
+    Monitor(#[from] emguard_monitor::MonitorError),
 }
 
 /// How often keys are reread from the store (revocations by another replica).
@@ -237,8 +239,41 @@ pub async fn build_with_admin_token(
             model.fallback.clone(),
         );
         entry.cache = model.cache.map(crate::cache::ResponseCache::new);
+        // Canary weights from the config (a rollout stored by the monitor replaces them).
+        let mut rollout = entry.rollout();
+        rollout.weights = model
+            .versions
+            .iter()
+            .filter_map(|v| v.weight.filter(|w| *w > 0.0).map(|w| (v.name.clone(), w)))
+            .collect();
+        entry.set_rollout(rollout);
         models.insert(model.id.clone(), Arc::new(entry));
     }
+    let monitor = match (&config.monitor, &config.store) {
+        (Some(settings), Some(location)) => {
+            let location = location.clone();
+            let store = tokio::task::spawn_blocking({
+                let location = location.clone();
+                move || emguard_store::monitor::MonitorStore::open(&location)
+            })
+            .await
+            .expect("opening the store does not panic")
+            .map_err(|source| BuildError::Store { location, source })?;
+            let table = Arc::new(crate::registry::ModelRoutes(models.clone()));
+            let settings = settings.clone();
+            // Loading the judge and reading the store block: off the async threads, but
+            // inside the runtime (the monitor starts its poller on it).
+            let runtime = tokio::runtime::Handle::current();
+            let started = tokio::task::spawn_blocking(move || {
+                let _entered = runtime.enter();
+                emguard_monitor::Monitor::start(settings, Arc::new(store), table)
+            })
+            .await
+            .expect("starting the monitor does not panic")?;
+            Some(Arc::new(started))
+        }
+        _ => None,
+    };
     let keys = match (&store, config.auth.required) {
         (Some(store), true) => {
             let ring = KeyRing::load(Arc::clone(store)).map_err(|source| BuildError::Store {
@@ -314,6 +349,7 @@ pub async fn build_with_admin_token(
         max_trace_content: config.traces.max_content_bytes,
         in_flight: tokio::sync::watch::channel(()).0,
         review,
+        monitor,
     }))
 }
 

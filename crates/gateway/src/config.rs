@@ -57,6 +57,9 @@ pub struct GatewayConfig {
     /// Human review: which answers wait for a person (see docs/review.md).
     #[serde(default)]
     pub review: Option<emguard_review::ReviewConfig>,
+    /// Online monitoring of the versions' answers, canary rollouts and incidents (docs/monitor.md).
+    #[serde(default)]
+    pub monitor: Option<emguard_monitor::MonitorConfig>,
     pub models: Vec<ModelConfig>,
 }
 
@@ -265,6 +268,10 @@ pub struct VersionConfig {
     /// version only when the chain verifies (at start-up and through the admin API).
     #[serde(default)]
     pub attestation: Option<AttestationConfig>,
+    /// A candidate's share of the model's traffic (a canary), 0..1; the active version gets
+    /// what the candidates leave. A stored rollout (the monitor's) replaces it at start.
+    #[serde(default)]
+    pub weight: Option<f64>,
 }
 
 /// The files of a release chain, as `emguard attest verify` takes them. Relative paths are
@@ -351,6 +358,9 @@ impl GatewayConfig {
             && Path::new(store).is_relative()
         {
             config.store = Some(dir.join(store).display().to_string());
+        }
+        if let (Some(monitor), Some(dir)) = (&mut config.monitor, path.parent()) {
+            monitor.resolve_paths(dir);
         }
         if let Some(dir) = path.parent() {
             let chains = config.models.iter_mut().flat_map(|m| &mut m.versions);
@@ -460,6 +470,26 @@ impl GatewayConfig {
                     _ => {}
                 }
             }
+            let mut weights = 0.0;
+            for (v, version) in model.versions.iter().enumerate() {
+                let Some(weight) = version.weight else {
+                    continue;
+                };
+                let field = format!("{at}.versions[{v}].weight");
+                if !(0.0..=1.0).contains(&weight) {
+                    return Err(invalid(field, "must be between 0 and 1"));
+                }
+                if version.name == model.active && weight > 0.0 {
+                    return Err(invalid(
+                        field,
+                        "the active version gets what the candidates leave: give weights to candidates only",
+                    ));
+                }
+                weights += weight;
+                if weights > 1.0 + 1e-9 {
+                    return Err(invalid(field, "the model's weights add up to more than 1"));
+                }
+            }
             if !names.contains(model.active.as_str()) {
                 return Err(invalid(
                     format!("{at}.active"),
@@ -520,6 +550,23 @@ impl GatewayConfig {
         ] {
             if value == 0 {
                 return Err(invalid(field.into(), "must be at least 1"));
+            }
+        }
+        if let Some(monitor) = &self.monitor {
+            if let Some((field, message)) = monitor.problems() {
+                return Err(invalid(field, &message));
+            }
+            if self.store.is_none() {
+                return Err(invalid(
+                    "store".into(),
+                    "the monitor keeps judgements, incidents and rollouts there: set `store`",
+                ));
+            }
+            if let Some(model) = monitor.playbooks.keys().find(|m| !ids.contains(m.as_str())) {
+                return Err(invalid(
+                    format!("monitor.playbooks.{model}"),
+                    "no model with this id is configured",
+                ));
             }
         }
         if self.rate_limits.burst_ms == 0 {

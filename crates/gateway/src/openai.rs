@@ -33,6 +33,10 @@ pub struct ChatCompletionRequest {
     pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// The end user, as OpenAI's API takes it: with the key, it picks the request's version
+    /// during a canary rollout (one user, one version).
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

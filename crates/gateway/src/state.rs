@@ -133,6 +133,8 @@ pub struct Inner {
     pub in_flight: tokio::sync::watch::Sender<()>,
     /// Human review of risky answers; `None` when the config has no `review:`.
     pub review: Option<Arc<emguard_review::ReviewService>>,
+    /// Judges sampled answers and acts on breaches (`monitor:` in the config); `None`: off.
+    pub monitor: Option<Arc<emguard_monitor::Monitor>>,
 }
 
 impl Deref for AppState {
@@ -201,6 +203,7 @@ impl AppState {
             max_trace_content: usize::MAX,
             in_flight: tokio::sync::watch::channel(()).0,
             review: None,
+            monitor: None,
         })
     }
 

@@ -14,6 +14,7 @@
 //! claimable again when its lease runs out.
 
 pub mod gateway;
+pub mod monitor;
 mod postgres;
 pub mod review;
 mod sqlite;

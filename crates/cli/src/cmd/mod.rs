@@ -6,6 +6,7 @@ pub mod card;
 pub mod eval;
 pub mod gate;
 pub mod generate;
+pub mod incidents;
 pub mod judge;
 pub mod models;
 pub mod redteam;

@@ -175,6 +175,21 @@ pub async fn activate(
             .map_err(|e| ApiError::server(format!("storing the active version failed: {e}")))?;
     }
     let previous = model.active();
+    if let Some(monitor) = state.monitor.clone() {
+        // Through the monitor's rollouts: stored with a new revision, so replicas follow.
+        let (m, v) = (id.clone(), body.version.clone());
+        tokio::task::spawn_blocking(move || {
+            monitor.rollouts().promote(
+                &m,
+                &v,
+                emguard_monitor::Actor::Admin,
+                "activated by an admin",
+            )
+        })
+        .await
+        .map_err(|e| ApiError::server(e.to_string()))?
+        .map_err(|e| ApiError::server(format!("storing the rollout failed: {e}")))?;
+    }
     model.activate(&body.version);
     tracing::info!(model = %id, from = %previous, to = %body.version, "version activated");
     Ok(Json(

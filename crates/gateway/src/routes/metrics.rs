@@ -36,6 +36,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         metrics::gauge!("emguard_trace_failed").set(s.failed as f64);
         metrics::gauge!("emguard_trace_writer_reliefs").set(s.reliefs as f64);
     }
+    if let Some(monitor) = &state.monitor {
+        monitor.export_metrics();
+    }
     if let Some(limiter) = &state.limiter {
         let s = limiter.stats();
         metrics::gauge!("emguard_ratelimit_admitted").set(s.admitted as f64);

@@ -9,6 +9,7 @@ mod embeddings;
 mod health;
 mod metrics;
 mod models;
+mod monitor;
 pub(crate) mod review;
 
 use axum::Router;
@@ -93,6 +94,15 @@ fn review_routes() -> Router<AppState> {
             post(review::create_key).get(review::list_keys),
         )
         .merge(console::routes())
+        .route("/admin/monitor", get(monitor::status))
+        .route("/admin/models/{id}/rollout", post(monitor::set_weights))
+        .route("/admin/models/{id}/promote", post(monitor::promote))
+        .route("/admin/models/{id}/abort", post(monitor::abort))
+        .route("/admin/models/{id}/pin", post(monitor::pin))
+        .route("/admin/incidents", get(monitor::incidents))
+        .route("/admin/incidents/{id}", get(monitor::incident))
+        .route("/admin/incidents/{id}/ack", post(monitor::ack))
+        .route("/admin/incidents/{id}/resolve", post(monitor::resolve))
 }
 
 fn with_fallbacks(routes: Router<AppState>, state: AppState) -> Router {

@@ -28,6 +28,10 @@ pub struct Draft {
     /// Closed when the client's connection went away before the answer (the handler that
     /// held its sender was dropped).
     pub client_gone: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// A chat request's last user message: its answer is offered to the monitor.
+    pub question: Option<String>,
+    /// What picks the version during a canary: the key id and the request's `user`.
+    pub routing_key: String,
 }
 
 impl Default for Draft {
@@ -46,6 +50,8 @@ impl Default for Draft {
             upstream_ms: None,
             ttft_ms: None,
             client_gone: None,
+            question: None,
+            routing_key: String::new(),
         }
     }
 }
@@ -155,6 +161,30 @@ impl Draft {
             metrics::counter!("emguard_filter_verdicts_total",
                 "filter" => v.filter.clone(), "action" => v.action.clone())
             .increment(1);
+        }
+        if let (Some(monitor), Some(question), Some(version), Some(answer), 200) = (
+            &state.monitor,
+            self.question.take(),
+            &self.version,
+            response,
+            status,
+        ) {
+            let candidate = state
+                .models
+                .get(&self.model)
+                .is_some_and(|m| m.is_candidate(version));
+            let filter_hit = !filters.is_empty();
+            monitor.offer(
+                emguard_monitor::Sample {
+                    trace_id: self.id.clone(),
+                    model: self.model.clone(),
+                    version: version.clone(),
+                    question,
+                    answer: answer.to_string(),
+                    filter_hit,
+                },
+                candidate,
+            );
         }
         let Some(tracer) = &state.tracer else {
             return true;

@@ -343,6 +343,12 @@ async fn guarded<R: Generating>(
     }
     let (job, user) = request.validate(&raw, &state.limits)?;
     let (quota, key_id) = quota_and_key_id(state, key.as_ref());
+    if state.monitor.is_some() {
+        draft.question = Some(user.clone());
+    }
+    // Canary assignment by key and the OpenAI `user` field (chat and text requests alike).
+    let end_user = raw.get("user").and_then(Value::as_str).unwrap_or("");
+    draft.routing_key = format!("{key_id}\u{1f}{end_user}");
     // A key's policy replaces the model's (an unknown name, from a config edited since the key
     // was made, falls back to the model's policy with a warning).
     let policy = match key.as_ref().and_then(|k| k.filter_policy.as_deref()) {
@@ -369,7 +375,8 @@ async fn guarded<R: Generating>(
     };
     // The cache, when the model has one and the request is reproducible (see `crate::cache`).
     let cache_key = entry.cache.as_ref().and_then(|_| {
-        let version = entry.active();
+        // The version this key and user are routed to: a canary's users get its answers.
+        let version = entry.plan_for(&draft.routing_key).first()?.name.clone();
         let api = match job.api {
             Api::Chat => "chat",
             Api::Text => "text",
@@ -485,7 +492,7 @@ where
     Fut: std::future::Future<Output = Result<T, BackendError>>,
 {
     let mut last: Option<BackendError> = None;
-    for version in entry.plan() {
+    for version in entry.plan_for(&draft.routing_key) {
         for attempt in 0..=version.backend.retries() {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
