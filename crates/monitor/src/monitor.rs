@@ -271,7 +271,7 @@ impl Monitor {
         } else {
             s.config.sample_rate
         };
-        if !sample.filter_hit && !(rand::random::<f64>() < rate) {
+        if !sample.filter_hit && rand::random::<f64>() >= rate {
             return false;
         }
         s.sampled.fetch_add(1, Ordering::Relaxed);
