@@ -46,21 +46,18 @@ const ITEM_COLUMNS: &str = "i.seq, i.sample_key, i.judge_key, i.spec, s.answer, 
     LEFT JOIN judgements j ON j.sample_key = i.sample_key AND j.judge_key = i.judge_key";
 
 pub(crate) struct Postgres {
-    /// `None` only while being dropped.
-    client: Mutex<Option<Client>>,
+    client: Connection,
 }
 
 impl Postgres {
     pub(crate) fn connect(url: &str) -> Result<Self> {
         Ok(Self {
-            client: Mutex::new(Some(connect(url, SCHEMA)?)),
+            client: Connection::open(url, SCHEMA)?,
         })
     }
 
     fn with<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let client = guard.as_mut().expect("the client lives until drop");
-        off_async_threads(|| f(client))
+        self.client.with(f)
     }
 
     pub(crate) fn create_run(&self, id: &str, config: &Value) -> Result<()> {
@@ -238,8 +235,36 @@ pub(crate) fn connect(url: &str, schema: &str) -> Result<Client> {
     })
 }
 
-impl Drop for Postgres {
-    /// Closing the connection blocks on the client's runtime too.
+/// One PostgreSQL connection that sync and async callers share: each call, and closing it,
+/// runs off the async worker threads (see [`off_async_threads`]). Every table family of the
+/// store (runs, gateway, review, monitor) holds its connections as these.
+pub(crate) struct Connection {
+    /// `None` only while being dropped.
+    client: Mutex<Option<Client>>,
+}
+
+impl Connection {
+    /// Connects to `url` and creates `schema` (`""` for none).
+    pub(crate) fn open(url: &str, schema: &str) -> Result<Connection> {
+        Ok(Connection {
+            client: Mutex::new(Some(connect(url, schema)?)),
+        })
+    }
+
+    /// Runs `f` with the client, off any async worker thread.
+    pub(crate) fn with<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T> + Send,
+    ) -> Result<T> {
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let client = guard.as_mut().expect("the client lives until drop");
+        off_async_threads(|| f(client))
+    }
+}
+
+impl Drop for Connection {
+    /// Closing a connection blocks on the client's own runtime, which panics on an async
+    /// worker thread: the last handle may well be dropped on one.
     fn drop(&mut self) {
         let client = self
             .client

@@ -1,13 +1,9 @@
 //! The gateway's tables in PostgreSQL, shared by gateway replicas. Like SQLite, a writer and a
 //! reader connection; a trace batch is one `INSERT … SELECT FROM UNNEST` (one round trip).
 
-use std::sync::Mutex;
-
-use postgres::Client;
-
 use super::{Backend, KeyUpdate, Order, SCHEMA, TraceQuery, TraceRow};
 use crate::Result;
-use crate::postgres::{connect, off_async_threads};
+use crate::postgres::Connection;
 
 /// The filter of [`TraceQuery`] ($1..$5) and a (time, id) cursor ($6, $7); NULL means "any".
 const TRACE_FILTER: &str =
@@ -17,39 +13,15 @@ const TRACE_FILTER: &str =
     AND ($6::float8 IS NULL OR time > $6 OR (time = $6 AND id > $7::text))";
 
 pub(crate) struct Postgres {
-    /// `None` only while being dropped.
-    writer: Mutex<Option<Client>>,
-    reader: Mutex<Option<Client>>,
-}
-
-/// Runs `f` with the client behind `client`, off any async worker thread.
-fn with<T: Send>(
-    client: &Mutex<Option<Client>>,
-    f: impl FnOnce(&mut Client) -> Result<T> + Send,
-) -> Result<T> {
-    let mut guard = client.lock().unwrap_or_else(|p| p.into_inner());
-    let client = guard.as_mut().expect("the clients live until drop");
-    off_async_threads(|| f(client))
-}
-
-impl Drop for Postgres {
-    /// Closing a connection blocks on the client's own runtime, which panics on an async
-    /// worker thread: the last handle may well be dropped on one.
-    fn drop(&mut self) {
-        let clients = [&mut self.writer, &mut self.reader]
-            .map(|m| m.get_mut().unwrap_or_else(|p| p.into_inner()).take());
-        let _ = off_async_threads(move || {
-            drop(clients);
-            Ok(())
-        });
-    }
+    writer: Connection,
+    reader: Connection,
 }
 
 impl Postgres {
     pub(crate) fn connect(url: &str) -> Result<Self> {
         Ok(Self {
-            writer: Mutex::new(Some(connect(url, SCHEMA)?)),
-            reader: Mutex::new(Some(connect(url, "")?)),
+            writer: Connection::open(url, SCHEMA)?,
+            reader: Connection::open(url, "")?,
         })
     }
 }
@@ -62,7 +34,7 @@ impl Backend for Postgres {
         let models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
         let statuses: Vec<i32> = rows.iter().map(|r| r.status).collect();
         let records: Vec<&str> = rows.iter().map(|r| r.record.as_str()).collect();
-        with(&self.writer, |c| {
+        self.writer.with(|c| {
             // One statement is one transaction: all rows commit together or none do.
             c.execute(
                 "INSERT INTO gateway_traces (id, time, key_id, model, status, record)
@@ -82,7 +54,7 @@ impl Backend for Postgres {
         let (after_time, after_id) = cursor.unzip();
         let status = q.status.map(i32::from);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        with(&self.reader, |c| {
+        self.reader.with(|c| {
             let rows = c.query(
                 &format!(
                     "SELECT record FROM gateway_traces WHERE {TRACE_FILTER} ORDER BY {sql_order} LIMIT $8"
@@ -94,7 +66,7 @@ impl Backend for Postgres {
     }
 
     fn trace(&self, id: &str) -> Result<Option<String>> {
-        with(&self.reader, |c| {
+        self.reader.with(|c| {
             Ok(
                 c.query_opt("SELECT record FROM gateway_traces WHERE id = $1", &[&id])?
                     .map(|r| r.get(0)),
@@ -103,13 +75,12 @@ impl Backend for Postgres {
     }
 
     fn delete_traces_before(&self, unix_secs: f64) -> Result<u64> {
-        with(&self.writer, |c| {
-            Ok(c.execute("DELETE FROM gateway_traces WHERE time < $1", &[&unix_secs])?)
-        })
+        self.writer
+            .with(|c| Ok(c.execute("DELETE FROM gateway_traces WHERE time < $1", &[&unix_secs])?))
     }
 
     fn insert_key(&self, id: &str, doc: &str) -> Result<bool> {
-        let n = with(&self.writer, |c| {
+        let n = self.writer.with(|c| {
             Ok(c.execute(
                 "INSERT INTO gateway_keys (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
                 &[&id, &doc],
@@ -119,14 +90,14 @@ impl Backend for Postgres {
     }
 
     fn keys(&self) -> Result<Vec<String>> {
-        with(&self.reader, |c| {
+        self.reader.with(|c| {
             let rows = c.query("SELECT record FROM gateway_keys ORDER BY id", &[])?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 
     fn update_key(&self, id: &str, update: &KeyUpdate<'_>) -> Result<bool> {
-        with(&self.writer, |c| {
+        self.writer.with(|c| {
             let mut tx = c.transaction()?;
             let Some(row) = tx.query_opt(
                 "SELECT record FROM gateway_keys WHERE id = $1 FOR UPDATE",
@@ -146,7 +117,7 @@ impl Backend for Postgres {
     }
 
     fn set_active_version(&self, model: &str, version: &str) -> Result<()> {
-        with(&self.writer, |c| {
+        self.writer.with(|c| {
             c.execute(
                 "INSERT INTO gateway_active_versions (model, version) VALUES ($1, $2)
                  ON CONFLICT (model) DO UPDATE SET version = excluded.version",
@@ -157,7 +128,7 @@ impl Backend for Postgres {
     }
 
     fn add_key_tokens(&self, key_id: &str, day_start: i64, tokens: i64) -> Result<()> {
-        with(&self.writer, |c| {
+        self.writer.with(|c| {
             c.execute(
                 "INSERT INTO gateway_key_usage (key_id, day_start, tokens) VALUES ($1, $2, $3)
                  ON CONFLICT (key_id, day_start)
@@ -169,7 +140,7 @@ impl Backend for Postgres {
     }
 
     fn key_tokens(&self, key_id: &str, from: i64, until: i64) -> Result<i64> {
-        with(&self.reader, |c| {
+        self.reader.with(|c| {
             let row = c.query_one(
                 "SELECT COALESCE(SUM(tokens), 0)::BIGINT FROM gateway_key_usage
                  WHERE key_id = $1 AND day_start >= $2 AND day_start < $3",
@@ -180,7 +151,7 @@ impl Backend for Postgres {
     }
 
     fn active_versions(&self) -> Result<Vec<(String, String)>> {
-        with(&self.reader, |c| {
+        self.reader.with(|c| {
             let rows = c.query(
                 "SELECT model, version FROM gateway_active_versions ORDER BY model",
                 &[],

@@ -1,45 +1,18 @@
 //! The monitor's tables in PostgreSQL, shared by gateway replicas.
 
-use std::sync::Mutex;
-
-use postgres::Client;
-
 use super::{Backend, IncidentUpdate, JudgementRow, SCHEMA};
 use crate::Result;
-use crate::postgres::{connect, off_async_threads};
+use crate::postgres::Connection;
 
 pub(crate) struct Postgres {
-    /// `None` only while being dropped.
-    client: Mutex<Option<Client>>,
-}
-
-impl Drop for Postgres {
-    /// Closing a connection blocks on the client's own runtime, which panics on an async
-    /// worker thread: the last handle may well be dropped on one.
-    fn drop(&mut self) {
-        let client = self
-            .client
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let _ = off_async_threads(move || {
-            drop(client);
-            Ok(())
-        });
-    }
+    client: Connection,
 }
 
 impl Postgres {
     pub(crate) fn connect(url: &str) -> Result<Self> {
         Ok(Self {
-            client: Mutex::new(Some(connect(url, SCHEMA)?)),
+            client: Connection::open(url, SCHEMA)?,
         })
-    }
-
-    fn with<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let client = guard.as_mut().expect("the client lives until drop");
-        off_async_threads(|| f(client))
     }
 }
 
@@ -50,7 +23,7 @@ impl Backend for Postgres {
         let models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
         let versions: Vec<&str> = rows.iter().map(|r| r.version.as_str()).collect();
         let records: Vec<&str> = rows.iter().map(|r| r.record.as_str()).collect();
-        self.with(|c| {
+        self.client.with(|c| {
             c.execute(
                 "INSERT INTO monitor_judgements (trace_id, time, model, version, record)
                  SELECT * FROM UNNEST($1::text[], $2::float8[], $3::text[], $4::text[], $5::text[])
@@ -63,7 +36,7 @@ impl Backend for Postgres {
 
     fn judgements(&self, model: &str, version: Option<&str>, limit: usize) -> Result<Vec<String>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(|c| {
+        self.client.with(|c| {
             let rows = c.query(
                 "SELECT record FROM monitor_judgements WHERE model = $1 AND ($2::text IS NULL OR version = $2)
                  ORDER BY time DESC, trace_id DESC LIMIT $3",
@@ -81,7 +54,7 @@ impl Backend for Postgres {
         opened_at: f64,
         doc: &str,
     ) -> Result<bool> {
-        self.with(|c| {
+        self.client.with(|c| {
             let mut tx = c.transaction()?;
             // Two replicas seeing one breach at once: the lock makes the second see the first's incident.
             tx.execute("SELECT pg_advisory_xact_lock(7215017)", &[])?;
@@ -105,7 +78,7 @@ impl Backend for Postgres {
     }
 
     fn update_incident(&self, id: &str, update: &IncidentUpdate<'_>) -> Result<Option<String>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let mut tx = c.transaction()?;
             let Some(row) = tx.query_opt(
                 "SELECT record FROM monitor_incidents WHERE id = $1 FOR UPDATE",
@@ -131,7 +104,7 @@ impl Backend for Postgres {
         limit: usize,
     ) -> Result<Vec<String>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(|c| {
+        self.client.with(|c| {
             let rows = c.query(
                 "SELECT record FROM monitor_incidents WHERE ($1::text IS NULL OR state = $1)
                  AND ($2::text IS NULL OR model = $2) ORDER BY opened_at DESC, id DESC LIMIT $3",
@@ -142,7 +115,7 @@ impl Backend for Postgres {
     }
 
     fn incident(&self, id: &str) -> Result<Option<String>> {
-        self.with(|c| {
+        self.client.with(|c| {
             Ok(
                 c.query_opt("SELECT record FROM monitor_incidents WHERE id = $1", &[&id])?
                     .map(|r| r.get(0)),
@@ -151,7 +124,7 @@ impl Backend for Postgres {
     }
 
     fn rollouts(&self) -> Result<Vec<String>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let rows = c.query("SELECT record FROM monitor_rollouts ORDER BY model", &[])?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
@@ -164,7 +137,7 @@ impl Backend for Postgres {
         revision: i64,
         doc: &str,
     ) -> Result<bool> {
-        self.with(|c| {
+        self.client.with(|c| {
             let changed = match expected {
                 None => c.execute(
                     "INSERT INTO monitor_rollouts (model, revision, record) VALUES ($1, $2, $3)

@@ -2,46 +2,19 @@
 //! row with `FOR UPDATE SKIP LOCKED` (two replicas claiming at once get different rows);
 //! audit appends lock the table for their transaction, so rows get consecutive numbers.
 
-use std::sync::Mutex;
-
-use postgres::Client;
-
 use super::{AuditRow, Backend, DocUpdate, ItemQuery, NextAuditRow, SCHEMA};
 use crate::Result;
-use crate::postgres::{connect, off_async_threads};
+use crate::postgres::Connection;
 
 pub(crate) struct Postgres {
-    /// `None` only while being dropped.
-    client: Mutex<Option<Client>>,
-}
-
-impl Drop for Postgres {
-    /// Closing a connection blocks on the client's own runtime, which panics on an async
-    /// worker thread.
-    fn drop(&mut self) {
-        let client = self
-            .client
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let _ = off_async_threads(move || {
-            drop(client);
-            Ok(())
-        });
-    }
+    client: Connection,
 }
 
 impl Postgres {
     pub(crate) fn connect(url: &str) -> Result<Self> {
-        Ok(Postgres {
-            client: Mutex::new(Some(connect(url, SCHEMA)?)),
+        Ok(Self {
+            client: Connection::open(url, SCHEMA)?,
         })
-    }
-
-    fn with<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T> + Send) -> Result<T> {
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let client = guard.as_mut().expect("the client lives until drop");
-        off_async_threads(|| f(client))
     }
 }
 
@@ -54,7 +27,7 @@ impl Backend for Postgres {
         created: f64,
         doc: &str,
     ) -> Result<()> {
-        self.with(|c| {
+        self.client.with(|c| {
             c.execute(
                 "INSERT INTO review_items (id, state, model, created_at, assignee, rev, record)
                  VALUES ($1, $2, $3, $4, NULL, 0, $5)",
@@ -65,7 +38,7 @@ impl Backend for Postgres {
     }
 
     fn item(&self, id: &str) -> Result<Option<(String, i64)>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let row = c.query_opt("SELECT record, rev FROM review_items WHERE id = $1", &[&id])?;
             Ok(row.map(|r| (r.get(0), r.get(1))))
         })
@@ -79,7 +52,7 @@ impl Backend for Postgres {
         assignee: Option<&str>,
         doc: &str,
     ) -> Result<bool> {
-        self.with(|c| {
+        self.client.with(|c| {
             let n = c.execute(
                 "UPDATE review_items SET state = $3, assignee = $4, record = $5, rev = rev + 1
                  WHERE id = $1 AND rev = $2",
@@ -95,7 +68,7 @@ impl Backend for Postgres {
         assignee: &str,
         assign: &DocUpdate<'_>,
     ) -> Result<Option<(String, i64)>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let mut tx = c.transaction()?;
             let row = tx.query_opt(
                 "SELECT id, record, rev FROM review_items
@@ -118,7 +91,7 @@ impl Backend for Postgres {
     }
 
     fn items(&self, q: &ItemQuery) -> Result<Vec<(String, i64)>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let rows = c.query(
                 "SELECT record, rev FROM review_items
                  WHERE (cardinality($1::text[]) = 0 OR state = ANY($1))
@@ -131,7 +104,7 @@ impl Backend for Postgres {
     }
 
     fn count_items(&self, states: &[String]) -> Result<u64> {
-        self.with(|c| {
+        self.client.with(|c| {
             let row = c.query_one(
                 "SELECT COUNT(*) FROM review_items
                  WHERE cardinality($1::text[]) = 0 OR state = ANY($1)",
@@ -142,7 +115,7 @@ impl Backend for Postgres {
     }
 
     fn insert_role_key(&self, id: &str, hash: &str, doc: &str) -> Result<()> {
-        self.with(|c| {
+        self.client.with(|c| {
             c.execute(
                 "INSERT INTO review_role_keys (id, hash, record) VALUES ($1, $2, $3)",
                 &[&id, &hash, &doc],
@@ -152,7 +125,7 @@ impl Backend for Postgres {
     }
 
     fn role_key_by_hash(&self, hash: &str) -> Result<Option<String>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let row = c.query_opt(
                 "SELECT record FROM review_role_keys WHERE hash = $1",
                 &[&hash],
@@ -162,14 +135,14 @@ impl Backend for Postgres {
     }
 
     fn role_keys(&self) -> Result<Vec<String>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let rows = c.query("SELECT record FROM review_role_keys ORDER BY id", &[])?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 
     fn append_audit(&self, next: &NextAuditRow<'_>) -> Result<AuditRow> {
-        self.with(|c| {
+        self.client.with(|c| {
             let mut tx = c.transaction()?;
             // Appends from every replica, one after the other.
             tx.execute("LOCK TABLE review_audit IN EXCLUSIVE MODE", &[])?;
@@ -197,7 +170,7 @@ impl Backend for Postgres {
     }
 
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>> {
-        self.with(|c| {
+        self.client.with(|c| {
             let rows = c.query(
                 &format!("{AUDIT_SELECT} WHERE seq > $1 ORDER BY seq LIMIT $2"),
                 &[&after, &(limit as i64)],
