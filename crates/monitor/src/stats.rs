@@ -13,23 +13,10 @@
 
 use serde::Serialize;
 
-/// z of a two-sided 95% interval.
-const Z95: f64 = 1.959_963_984_540_054;
-
-/// The Wilson score interval of `k` successes in `n` trials at 95%; `(0, 1)` when `n` is 0.
-/// Unlike the normal approximation it stays inside [0, 1] and is honest at rates near 0,
-/// where a monitor's rates live.
-pub fn wilson(k: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    let (k, n) = (k as f64, n as f64);
-    let p = k / n;
-    let z2 = Z95 * Z95;
-    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
-    let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
-    ((centre - half).max(0.0), (centre + half).min(1.0))
-}
+/// The Wilson score interval of `k` successes in `n` trials at 95% (eval's): unlike the normal
+/// approximation it stays inside [0, 1] and is honest at rates near 0, where a monitor's rates
+/// live.
+pub use emguard_eval::stats::wilson;
 
 /// A rate with its 95% interval, as shown and exported.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -131,19 +118,6 @@ mod tests {
         alpha: 0.01,
         beta: 0.05,
     };
-
-    #[test]
-    fn wilson_matches_known_values() {
-        // Reference: Wilson 95% for 0/10 is (0, 0.2775); for 5/10 (0.2366, 0.7634).
-        let (lo, hi) = wilson(0, 10);
-        assert!(lo == 0.0 && (hi - 0.2775).abs() < 1e-4, "{lo} {hi}");
-        let (lo, hi) = wilson(5, 10);
-        assert!(
-            (lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4,
-            "{lo} {hi}"
-        );
-        assert_eq!(wilson(0, 0), (0.0, 1.0));
-    }
 
     #[test]
     fn no_decision_below_the_minimum_count() {
