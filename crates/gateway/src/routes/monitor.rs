@@ -8,8 +8,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use emguard_monitor::{Actor, Monitor, RolloutError};
-use emguard_store::monitor::{IncidentQuery, IncidentState, TimelineEntry};
+use emguard_monitor::{Actor, Monitor, RolloutError, Rollouts};
+use emguard_store::monitor::{IncidentQuery, IncidentState, RolloutRecord, TimelineEntry};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,6 +45,17 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::server(e.to_string()))?
+}
+
+/// Applies an admin's rollout change through the monitor (stored, so it reaches the other
+/// replicas) off the async threads; the rollout as it now stands.
+async fn change_rollout(
+    state: &AppState,
+    change: impl FnOnce(&Rollouts) -> Result<RolloutRecord, RolloutError> + Send + 'static,
+) -> Result<Json<Value>, ApiError> {
+    let m = monitor(state)?;
+    let r = blocking(move || change(m.rollouts()).map_err(refused)).await?;
+    Ok(Json(serde_json::to_value(r).unwrap_or(Value::Null)))
 }
 
 /// `GET /admin/monitor`: every version's figures and the queue's counters.
@@ -97,20 +108,16 @@ pub async fn set_weights(
             "each weight must be between 0 and 1",
         ));
     }
-    let m = monitor(&state)?;
     let reason = body
         .reason
         .unwrap_or_else(|| "weights set by an admin".into());
-    let r = blocking(move || {
-        m.rollouts()
-            .change(&id, Actor::Admin, &reason, |r| {
-                r.weights = body.weights.clone();
-                Ok(())
-            })
-            .map_err(refused)
+    change_rollout(&state, move |rollouts| {
+        rollouts.change(&id, Actor::Admin, &reason, |r| {
+            r.weights = body.weights.clone();
+            Ok(())
+        })
     })
-    .await?;
-    Ok(Json(serde_json::to_value(r).unwrap_or(Value::Null)))
+    .await
 }
 
 /// `POST /admin/models/{id}/promote {"version": "v2"}`.
@@ -120,15 +127,11 @@ pub async fn promote(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<VersionBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = monitor(&state)?;
     let reason = body.reason.unwrap_or_else(|| "promoted by an admin".into());
-    let r = blocking(move || {
-        m.rollouts()
-            .promote(&id, &body.version, Actor::Admin, &reason)
-            .map_err(refused)
+    change_rollout(&state, move |rollouts| {
+        rollouts.promote(&id, &body.version, Actor::Admin, &reason)
     })
-    .await?;
-    Ok(Json(serde_json::to_value(r).unwrap_or(Value::Null)))
+    .await
 }
 
 /// `POST /admin/models/{id}/abort {"version": "v2"}`: a candidate loses its traffic; the
@@ -139,15 +142,11 @@ pub async fn abort(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<VersionBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = monitor(&state)?;
     let reason = body.reason.unwrap_or_else(|| "aborted by an admin".into());
-    let r = blocking(move || {
-        m.rollouts()
-            .abort(&id, &body.version, Actor::Admin, &reason)
-            .map_err(refused)
+    change_rollout(&state, move |rollouts| {
+        rollouts.abort(&id, &body.version, Actor::Admin, &reason)
     })
-    .await?;
-    Ok(Json(serde_json::to_value(r).unwrap_or(Value::Null)))
+    .await
 }
 
 /// `POST /admin/models/{id}/pin {"pinned": true}`: while pinned, automation leaves the rollout alone.
@@ -157,7 +156,6 @@ pub async fn pin(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PinBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = monitor(&state)?;
     let reason = body.reason.unwrap_or_else(|| {
         if body.pinned {
             "pinned by an admin"
@@ -166,16 +164,13 @@ pub async fn pin(
         }
         .into()
     });
-    let r = blocking(move || {
-        m.rollouts()
-            .change(&id, Actor::Admin, &reason, |r| {
-                r.pinned = body.pinned;
-                Ok(())
-            })
-            .map_err(refused)
+    change_rollout(&state, move |rollouts| {
+        rollouts.change(&id, Actor::Admin, &reason, |r| {
+            r.pinned = body.pinned;
+            Ok(())
+        })
     })
-    .await?;
-    Ok(Json(serde_json::to_value(r).unwrap_or(Value::Null)))
+    .await
 }
 
 #[derive(Debug, Deserialize)]
