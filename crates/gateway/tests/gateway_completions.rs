@@ -8,8 +8,7 @@
 
 mod common;
 mod guard;
-
-use std::process::Command;
+mod python_checks;
 
 use guard::{Behaviour, client, create_key, gateway, upstream, wait_for_traces};
 use serde_json::{Value, json};
@@ -27,7 +26,6 @@ fn completions(g: &guard::Gateway, key: &str, body: &Value) -> reqwest::blocking
 
 #[test]
 fn official_openai_client_gets_guarded_text_completions_from_every_kind_of_version() {
-    let python = std::env::var("EMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let second_server = format!("{}/v1", common::base_url());
     let scripted = upstream(Behaviour::Answer(format!("```python{VULNERABLE}```")));
     let g = gateway(&format!(
@@ -53,23 +51,17 @@ models:
     ));
     let (key_id, key) = create_key(&g, json!({"name": "python"}));
     let (_, strict) = create_key(&g, json!({"name": "strict", "filter_policy": "strict"}));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway_completions.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .args([&g.url, &key, &strict, "scripted"])
-        .args(["local-assistant", "remote-assistant"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python} ({e}): install Python 3 and `pip install openai`")
-        });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "gateway_completions.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = python_checks::run(
+        "gateway_completions.py",
+        &[
+            &g.url,
+            &key,
+            &strict,
+            "scripted",
+            "local-assistant",
+            "remote-assistant",
+        ],
     );
-    assert!(stdout.contains("all checks passed"));
     for model in ["local-assistant", "remote-assistant"] {
         assert!(stdout.contains(&format!("ok: {model}: stream equals the whole answer")));
     }

@@ -3,8 +3,7 @@
 //! (the checks live in `gateway_embeddings.py`); then the trace and the token charge.
 
 mod guard;
-
-use std::process::Command;
+mod python_checks;
 
 use guard::{Behaviour, create_key, gateway, refused_url, upstream};
 use serde_json::{Value, json};
@@ -26,18 +25,7 @@ models:
 ",
     );
     let (key_id, key) = create_key(&g, json!({"name": "embedder"}));
-    let python = std::env::var("EMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway_embeddings.py");
-    let out = Command::new(&python)
-        .args([script, &g.url, &key])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (set EMGUARD_TEST_PYTHON)"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("all checks passed"),
-        "gateway_embeddings.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_checks::run("gateway_embeddings.py", &[&g.url, &key]);
     // Each request is traced under its key, with the tokens read.
     let traces = guard::wait_for_traces(&g, 2);
     let answered: Vec<_> = traces

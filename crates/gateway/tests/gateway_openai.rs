@@ -6,14 +6,12 @@
 
 mod common;
 mod guard;
-
-use std::process::Command;
+mod python_checks;
 
 use serde_json::json;
 
 #[test]
 fn official_openai_client_through_the_gateway_to_local_and_upstream_versions() {
-    let python = std::env::var("EMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let upstream = format!("{}/v1", common::base_url());
     let g = guard::gateway(&format!(
         "
@@ -30,24 +28,10 @@ models:
         model = common::MODEL
     ));
     let (_, key) = guard::create_key(&g, json!({"name": "python"}));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway_openai.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(&g.url)
-        .arg(&key)
-        .args(["local-assistant", "remote-assistant"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python} ({e}): install Python 3 and `pip install openai`")
-        });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "gateway_openai.py failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = python_checks::run(
+        "gateway_openai.py",
+        &[&g.url, &key, "local-assistant", "remote-assistant"],
     );
-    assert!(stdout.contains("all checks passed"));
     for model in ["local-assistant", "remote-assistant"] {
         assert!(stdout.contains(&format!("ok: {model}: stream equals the whole answer")));
     }
