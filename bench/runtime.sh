@@ -13,7 +13,8 @@ prompts=bench/runtime/prompts.json
 out=bench/out/runtime
 mkdir -p "$out"
 
-cargo build --release -p emguard-runtime --example bench
+# --workspace: building one package alone resolves candle with other features and rebuilds it.
+cargo build --release --workspace --example bench
 echo "== emguard runtime" >&2
 target/release/examples/bench "$model" "$prompts" "$batches" | tee "$out/emguard.jsonl"
 echo "== llama.cpp $(bench/.venv/bin/python -c 'import llama_cpp; print(llama_cpp.__version__)')" >&2
