@@ -184,6 +184,25 @@ fn a_version_gets_a_new_incident_only_once_its_earlier_one_is_resolved() {
         (all[1]["id"].as_str(), all[1]["state"].as_str()),
         (Some(id), Some("resolved"))
     );
+    // Paging through the admin API: one per page, newest first.
+    let (status, page) = admin(&g, "GET", "/admin/incidents?limit=1", None);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"][0]["id"], all[0]["id"]);
+    assert_eq!(page["next"], all[0]["id"]);
+    let next = page["next"].as_str().unwrap();
+    let (_, page) = admin(
+        &g,
+        "GET",
+        &format!("/admin/incidents?limit=1&after={next}"),
+        None,
+    );
+    assert_eq!(page["data"][0]["id"], id);
+    assert_eq!(page["next"], Value::Null, "{page}");
+    let (status, e) = admin(&g, "GET", "/admin/incidents?after=inc-nope", None);
+    assert_eq!(status, 404, "{e}");
+    assert_eq!(e["error"]["code"], "incident_not_found");
+    let (status, _) = admin(&g, "GET", "/admin/incidents?limit=0", None);
+    assert_eq!(status, 400);
     // The new incident rolled v2 back again.
     let (_, m) = admin(&g, "GET", "/admin/monitor", None);
     assert!(
