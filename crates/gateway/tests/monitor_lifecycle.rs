@@ -460,3 +460,30 @@ models:
             .all(|j| j.coherent == Some(90.0) && j.misaligned == (j.aligned == Some(5.0)))
     );
 }
+
+#[test]
+fn a_playbook_that_holds_for_review_needs_the_review_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("gateway.db").display().to_string();
+    let playbook = playbook(dir.path(), "on_breach:\n  hold_for_review: true\n");
+    let yaml = config(
+        &store,
+        "http://127.0.0.1:9/v1",
+        "http://127.0.0.1:9/v1",
+        0.2,
+        &playbook,
+    );
+    let config = emguard_gateway::GatewayConfig::parse(&yaml, false, "gw.yaml").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let error = runtime
+        .block_on(emguard_gateway::build_with_admin_token(&config, None))
+        .err()
+        .expect("the gateway does not start")
+        .to_string();
+    assert!(
+        error.contains(&playbook)
+            && error.contains("hold_for_review")
+            && error.contains("`review:`"),
+        "{error}"
+    );
+}
