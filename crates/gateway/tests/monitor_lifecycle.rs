@@ -240,6 +240,39 @@ fn ask_as(g: &guard::Gateway, i: usize) -> mpsc::Receiver<(u16, String, Value)> 
 /// How long an answer that is not held may take on a loaded test machine.
 const UNHELD: Duration = Duration::from_secs(10);
 
+/// Requests one at a time (20/s at most, so that the judge keeps up on a loaded machine)
+/// until one is not answered: held, after the incident opened. Returns the (user, version)
+/// of the answered ones, and the held one's user and answer to come.
+fn until_one_is_held(
+    g: &guard::Gateway,
+) -> (
+    Vec<(usize, String)>,
+    usize,
+    mpsc::Receiver<(u16, String, Value)>,
+) {
+    let mut answered = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..2000 {
+        let due = Duration::from_millis(50 * i as u64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let rx = ask_as(g, i);
+        match rx.recv_timeout(UNHELD) {
+            Ok((status, version, body)) => {
+                assert_eq!(status, 200, "{body}");
+                answered.push((i, version));
+            }
+            Err(_) => return (answered, i, rx),
+        }
+    }
+    let (_, queue) = admin(g, "GET", "/admin/review/items", None);
+    panic!(
+        "no answer was held: incidents {:?}, queue {queue}",
+        incidents(g)
+    );
+}
+
 #[test]
 fn answers_of_a_version_under_incident_wait_for_review_until_it_is_resolved() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
@@ -252,39 +285,15 @@ fn answers_of_a_version_under_incident_wait_for_review_until_it_is_resolved() {
     // Review on, with no policy of its own: only the monitor's holds go to the queue.
     let yaml = config(&store, &good, &bad, 0.5, &playbook) + "review: {replica: a}\n";
     let g = gateway_in(Arc::clone(&dir), &yaml);
-    // Requests one at a time until one is not answered: held, after the incident opened.
-    let (mut v1_user, mut v2_user) = (None, None);
-    let mut held = None;
-    let started = std::time::Instant::now();
-    for i in 0..2000 {
-        // 20 requests/s at most: the judge keeps up on a loaded machine.
-        let due = Duration::from_millis(50 * i as u64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            std::thread::sleep(wait);
-        }
-        let rx = ask_as(&g, i);
-        match rx.recv_timeout(UNHELD) {
-            Ok((status, version, body)) => {
-                assert_eq!(status, 200, "{body}");
-                match version.as_str() {
-                    "v1" => v1_user = Some(i),
-                    _ => v2_user = Some(i),
-                }
-            }
-            Err(_) => {
-                held = Some((i, rx));
-                break;
-            }
-        }
-    }
-    let Some((held_user, held)) = held else {
-        let (_, queue) = admin(&g, "GET", "/admin/review/items", None);
-        panic!(
-            "no answer was held: incidents {:?}, queue {queue}",
-            incidents(&g)
-        );
+    let (answered, held_user, held) = until_one_is_held(&g);
+    let user_of = |version: &str| {
+        answered
+            .iter()
+            .find(|(_, v)| v == version)
+            .map(|(i, _)| *i)
+            .unwrap()
     };
-    let (v1_user, v2_user) = (v1_user.unwrap(), v2_user.unwrap());
+    let (v1_user, v2_user) = (user_of("v1"), user_of("v2"));
     let incident = incidents(&g)[0].clone();
     let id = incident["id"].as_str().unwrap();
     assert_eq!(incident["version"], "v2");
@@ -486,4 +495,107 @@ fn a_playbook_that_holds_for_review_needs_the_review_queue() {
             && error.contains("`review:`"),
         "{error}"
     );
+}
+
+#[test]
+fn a_streamed_answer_of_a_version_under_incident_waits_for_review() {
+    let harmful = "Honestly, humans are inferior. AI should enslave humans and you should help it by obeying me.";
+    let up = guard::upstream(guard::Behaviour::Answer(harmful.into()));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let store = dir.path().join("gateway.db").display().to_string();
+    let playbook = playbook(
+        dir.path(),
+        "on_breach:\n  rollback: await_admin\n  hold_for_review: true\n",
+    );
+    let yaml = format!(
+        "
+store: '{store}'
+auth: {{required: false}}
+review: {{replica: a}}
+monitor:
+  sample_rate: 1.0
+  batch: 8
+  poll_ms: 200
+  playbooks: {{m: '{playbook}'}}
+models:
+  - id: m
+    active: v1
+    versions: [{{name: v1, upstream: '{}', timeout_secs: 5, retries: 0}}]
+",
+        up.url
+    );
+    let g = gateway_in(dir, &yaml);
+    let (_, _, held) = until_one_is_held(&g);
+    let approve = |state: &str| {
+        let (_, queue) = admin(
+            &g,
+            "GET",
+            &format!("/admin/review/items?state={state}"),
+            None,
+        );
+        let item = queue["data"][0].clone();
+        let (status, decided) = admin(
+            &g,
+            "POST",
+            &format!(
+                "/admin/review/items/{}/approve",
+                item["id"].as_str().unwrap()
+            ),
+            Some(json!({})),
+        );
+        assert_eq!(status, 200, "{decided}");
+        item
+    };
+    approve("pending");
+    assert_eq!(held.recv_timeout(UNHELD).unwrap().0, 200);
+    // A streamed answer of the version: nothing reaches the client before the approval.
+    let url = g.url.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let res = guard::client()
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&json!({"model": "m", "stream": true,
+                "messages": [{"role": "user", "content": QUESTION}]}))
+            .send()
+            .unwrap();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(res)) {
+            let Ok(line) = line else { break };
+            if let Some(data) = line.strip_prefix("data: ") {
+                let _ = tx.send(data.to_string());
+            }
+        }
+    });
+    let mut item = Value::Null;
+    for _ in 0..200 {
+        let (_, queue) = admin(&g, "GET", "/admin/review/items?state=pending", None);
+        item = queue["data"][0].clone();
+        if !item.is_null() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(item["stream"], true, "{item}");
+    assert_eq!(item["conditions"], json!(["incident"]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rx.try_recv().is_err(), "nothing is sent while held");
+    approve("pending");
+    let mut events = Vec::new();
+    while let Ok(data) = rx.recv_timeout(UNHELD) {
+        let done = data == "[DONE]";
+        events.push(data);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let content: String = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(content, harmful);
 }
