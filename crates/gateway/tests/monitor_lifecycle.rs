@@ -211,8 +211,11 @@ fn a_version_gets_a_new_incident_only_once_its_earlier_one_is_resolved() {
     );
 }
 
-/// One chat request for user `user-{i}` on its own thread: `(status, version, body)`.
-fn ask_as(g: &guard::Gateway, i: usize) -> mpsc::Receiver<(u16, String, Value)> {
+/// An answer to come: `(status, version, body)`.
+type Answer = mpsc::Receiver<(u16, String, Value)>;
+
+/// One chat request for user `user-{i}` on its own thread.
+fn ask_as(g: &guard::Gateway, i: usize) -> Answer {
     let url = g.url.clone();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -243,13 +246,7 @@ const UNHELD: Duration = Duration::from_secs(10);
 /// Requests one at a time (20/s at most, so that the judge keeps up on a loaded machine)
 /// until one is not answered: held, after the incident opened. Returns the (user, version)
 /// of the answered ones, and the held one's user and answer to come.
-fn until_one_is_held(
-    g: &guard::Gateway,
-) -> (
-    Vec<(usize, String)>,
-    usize,
-    mpsc::Receiver<(u16, String, Value)>,
-) {
+fn until_one_is_held(g: &guard::Gateway) -> (Vec<(usize, String)>, usize, Answer) {
     let mut answered = Vec::new();
     let started = std::time::Instant::now();
     for i in 0..2000 {
