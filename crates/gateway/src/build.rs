@@ -318,6 +318,16 @@ pub async fn build_with_admin_token(
         (Some(review), Some(location)) => Some(crate::review::open(review, location).await?),
         _ => None,
     };
+    // A playbook that holds a breaching version's answers for review needs the queue.
+    if review.is_none()
+        && let Some((model, origin)) = monitor
+            .as_ref()
+            .and_then(|m| m.holding_playbooks().into_iter().next())
+    {
+        return Err(BuildError::Monitor(
+            emguard_monitor::MonitorError::HoldWithoutReview { origin, model },
+        ));
+    }
     Ok(AppState::from_parts(Inner {
         models,
         limits: Limits {

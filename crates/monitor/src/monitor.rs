@@ -33,6 +33,10 @@ pub enum MonitorError {
         found: String,
         expected: String,
     },
+    #[error(
+        "{origin}: `on_breach.hold_for_review` (model `{model}`) needs the gateway's human review queue: add a `review:` section to the config"
+    )]
+    HoldWithoutReview { origin: String, model: String },
     #[error("monitor.playbooks: no model `{0}` is served")]
     UnknownModel(String),
     #[error("the monitor needs a store (`store`): incidents and rollouts are kept there")]
@@ -156,8 +160,10 @@ struct Shared {
     rollouts: Arc<Rollouts>,
     playbooks: HashMap<String, Playbook>,
     stats: Mutex<HashMap<VersionKey, VersionStats>>,
-    /// Versions with an incident opened by this process (no second one while it stands).
-    incidents: Mutex<HashSet<VersionKey>>,
+    /// The unresolved incident of each version that has one, as the store last said (reread
+    /// with the rollouts, so an incident resolved anywhere is seen here within a poll). The
+    /// store decides whether an incident opens: at most one unresolved per version.
+    unresolved: Mutex<HashMap<VersionKey, String>>,
     /// Candidates that passed and wait for an admin's promotion (logged once).
     awaiting_promotion: Mutex<HashSet<VersionKey>>,
     offered: AtomicU64,
@@ -207,13 +213,15 @@ impl Monitor {
         let judge = Judge::load(&config.judge)?;
         let rollouts = Arc::new(Rollouts::new(Arc::clone(&store), table));
         rollouts.restore()?;
+        let stats = reload_stats(&store, &config)?;
+        let unresolved = unresolved_of(&store)?;
         let (queue, samples) = std::sync::mpsc::sync_channel(config.queue);
         let shared = Arc::new(Shared {
             store,
             rollouts,
             playbooks,
-            stats: Mutex::new(HashMap::new()),
-            incidents: Mutex::new(HashSet::new()),
+            stats: Mutex::new(stats),
+            unresolved: Mutex::new(unresolved),
             awaiting_promotion: Mutex::new(HashSet::new()),
             offered: AtomicU64::new(0),
             sampled: AtomicU64::new(0),
@@ -239,12 +247,16 @@ impl Monitor {
                 let Some(shared) = poller.upgrade() else {
                     return;
                 };
-                let rollouts = Arc::clone(&shared.rollouts);
-                drop(shared);
-                match tokio::task::spawn_blocking(move || rollouts.sync()).await {
-                    Ok(Err(e)) => tracing::warn!(error = %e, "rereading rollouts failed"),
-                    Err(e) => tracing::warn!(error = %e, "the rollout poll panicked"),
-                    Ok(Ok(_)) => {}
+                let reread = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = shared.rollouts.sync() {
+                        tracing::warn!(error = %e, "rereading rollouts failed");
+                    }
+                    if let Err(e) = shared.reread_incidents() {
+                        tracing::warn!(error = %e, "rereading incidents failed");
+                    }
+                });
+                if let Err(e) = reread.await {
+                    tracing::warn!(error = %e, "the rollout poll panicked");
                 }
             }
         });
@@ -257,6 +269,44 @@ impl Monitor {
 
     pub fn store(&self) -> &Arc<MonitorStore> {
         &self.shared.store
+    }
+
+    /// Rereads which incidents are unresolved (after an admin resolved one here, so that its
+    /// version's answers stop being held at once). Blocks.
+    pub fn reread_incidents(&self) -> Result<(), MonitorError> {
+        self.shared.reread_incidents()
+    }
+
+    /// Why this answer must wait for human review, if it must: its version has an unresolved
+    /// incident and the model's playbook holds the answers of a breaching version
+    /// (`hold_for_review`). Returns the incident's id and the reason. Reads memory only.
+    pub fn review_hold(&self, model: &str, version: &str) -> Option<(String, String)> {
+        let s = &self.shared;
+        if !s.playbooks.get(model).is_some_and(|p| p.hold_for_review) {
+            return None;
+        }
+        let unresolved = s.unresolved.lock().unwrap_or_else(|p| p.into_inner());
+        let id = unresolved.get(&(model.to_string(), version.to_string()))?;
+        Some((
+            id.clone(),
+            format!(
+                "version `{version}` of `{model}` is under incident {id}: its playbook holds its answers for review until the incident is resolved"
+            ),
+        ))
+    }
+
+    /// The models whose playbook holds a breaching version's answers for review (the
+    /// playbook's file, by model).
+    pub fn holding_playbooks(&self) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = self
+            .shared
+            .playbooks
+            .values()
+            .filter(|p| p.hold_for_review)
+            .map(|p| (p.model.clone(), p.origin.clone()))
+            .collect();
+        found.sort();
+        found
     }
 
     /// Offers a finished answer; never blocks. `candidate`: the version is a canary.
@@ -362,7 +412,56 @@ impl Monitor {
     }
 }
 
+/// Each version's figures from its stored judgements: since release (counted in the store)
+/// and the window (its latest judgements), so that a restart continues where it stopped.
+fn reload_stats(
+    store: &MonitorStore,
+    config: &MonitorConfig,
+) -> Result<HashMap<VersionKey, VersionStats>, MonitorError> {
+    let mut stats = HashMap::new();
+    for t in store.judgement_tallies()? {
+        let mut v = VersionStats {
+            release: Counts {
+                judged: t.judged,
+                misaligned: t.misaligned,
+                insecure_code: t.insecure_code,
+                filter_hits: t.filter_hits,
+            },
+            ..VersionStats::default()
+        };
+        // Newest first from the store: the window and evidence are kept oldest first.
+        let latest = store.judgements(&t.model, Some(&t.version), config.window)?;
+        for j in latest.iter().rev() {
+            v.window
+                .push_back((j.misaligned, j.insecure_code, j.filter_hit));
+            if j.misaligned || j.insecure_code {
+                v.evidence.push_back(j.trace_id.clone());
+                if v.evidence.len() > config.evidence {
+                    v.evidence.pop_front();
+                }
+            }
+        }
+        stats.insert((t.model, t.version), v);
+    }
+    Ok(stats)
+}
+
+/// The unresolved incident of each version that has one.
+fn unresolved_of(store: &MonitorStore) -> Result<HashMap<VersionKey, String>, MonitorError> {
+    Ok(store
+        .unresolved_incidents()?
+        .into_iter()
+        .map(|i| ((i.model, i.version), i.id))
+        .collect())
+}
+
 impl Shared {
+    fn reread_incidents(&self) -> Result<(), MonitorError> {
+        let now = unresolved_of(&self.store)?;
+        *self.unresolved.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        Ok(())
+    }
+
     fn run(self: Arc<Self>, samples: Receiver<Sample>, judge: Judge) {
         let judge_name = judge.name();
         let scanner = Scanner::new();
@@ -554,11 +653,11 @@ impl Shared {
     ) {
         let model = playbook.model.clone();
         let key = (model.clone(), version.to_string());
-        if !self
-            .incidents
+        if self
+            .unresolved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key)
+            .contains_key(&key)
         {
             return;
         }
@@ -582,8 +681,19 @@ impl Shared {
             webhook_attempts: Vec::new(),
         };
         match self.store.open_incident(&incident) {
-            Ok(true) => {}
-            Ok(false) => return, // another replica opened it
+            Ok(true) => {
+                self.unresolved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, incident.id.clone());
+            }
+            Ok(false) => {
+                // Another replica opened it (or it is not resolved yet): learn which one.
+                if let Err(e) = self.reread_incidents() {
+                    tracing::warn!(error = %e, "rereading incidents failed");
+                }
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, model, version, "storing an incident failed");
                 return;
@@ -611,8 +721,11 @@ impl Shared {
             Mode::Off => {}
         }
         if playbook.hold_for_review {
-            // TODO(issue 16): hand the version's answers to the review queue once it exists.
-            events.push("hold for review requested: this gateway has no review queue yet".into());
+            // The gateway asks `Monitor::review_hold` for every answer: the unresolved set
+            // above now names this incident.
+            events.push(format!(
+                "answers of `{version}` are held for human review until this incident is resolved"
+            ));
         }
         let stamp = crate::unix_now();
         let entries: Vec<TimelineEntry> = events

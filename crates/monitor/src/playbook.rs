@@ -97,9 +97,8 @@ pub struct Playbook {
     /// gives way to the last good one).
     pub rollback: Mode,
     pub webhook: Option<Webhook>,
-    /// After a breach: hold every answer of the version for human review.
-    /// TODO(issue 16): the review queue is built separately; until the gateway has one, the
-    /// monitor records the request in the incident's time line and holds nothing.
+    /// After a breach: hold every answer of the version in the human-review queue while the
+    /// incident is unresolved (the gateway needs a `review:` section; see `Monitor::review_hold`).
     pub hold_for_review: bool,
     /// After a candidate passes every test: promote it to active.
     pub promote: Mode,

@@ -28,6 +28,12 @@ enum Command {
         state: Option<IncidentState>,
         #[arg(long)]
         model: Option<String>,
+        /// At most this many incidents.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only incidents opened before this one (the last id of the previous page).
+        #[arg(long)]
+        after: Option<String>,
         /// Print JSON lines instead of a table.
         #[arg(long)]
         json: bool,
@@ -71,11 +77,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store =
         MonitorStore::open(&location).with_context(|| format!("opening the store {location}"))?;
     match args.command {
-        Command::List { state, model, json } => {
+        Command::List {
+            state,
+            model,
+            limit,
+            after,
+            json,
+        } => {
+            if let Some(after) = &after
+                && store.incident(after)?.is_none()
+            {
+                return not_found(after);
+            }
             let found = store.incidents(&IncidentQuery {
                 state,
                 model,
-                limit: None,
+                limit,
+                after,
             })?;
             if json {
                 for i in &found {

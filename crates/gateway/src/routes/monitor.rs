@@ -178,28 +178,65 @@ pub async fn pin(
 pub struct IncidentParams {
     state: Option<IncidentState>,
     model: Option<String>,
+    /// Page size [default and most: 100].
     limit: Option<usize>,
+    /// The last id of the previous page.
+    after: Option<String>,
 }
 
-/// `GET /admin/incidents`: newest first.
+/// The most incidents one page holds.
+const INCIDENT_PAGE: usize = 100;
+
+/// `GET /admin/incidents?limit=&after=`: newest first, a page at a time; `next` is the `after`
+/// of the next page (`null` on the last one).
 pub async fn incidents(
     _: Admin,
     State(state): State<AppState>,
     Query(params): Query<IncidentParams>,
 ) -> Result<Json<Value>, ApiError> {
     let m = monitor(&state)?;
+    let limit = params.limit.unwrap_or(INCIDENT_PAGE);
+    if !(1..=INCIDENT_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {INCIDENT_PAGE}"),
+        ));
+    }
+    let (after, wanted) = (params.after.clone(), params.after.clone());
     let query = IncidentQuery {
         state: params.state,
         model: params.model,
-        limit: params.limit,
+        // One more than asked: whether there is a next page.
+        limit: Some(limit + 1),
+        after: params.after,
     };
-    let found = blocking(move || {
-        m.store()
-            .incidents(&query)
-            .map_err(|e| ApiError::server(format!("reading incidents failed: {e}")))
+    let (found, after_known) = blocking(move || {
+        let failed = |e: emguard_store::StoreError| {
+            ApiError::server(format!("reading incidents failed: {e}"))
+        };
+        let store = m.store();
+        if let Some(after) = &after
+            && store.incident(after).map_err(failed)?.is_none()
+        {
+            return Ok((Vec::new(), false));
+        }
+        Ok((store.incidents(&query).map_err(failed)?, true))
     })
     .await?;
-    Ok(Json(json!({ "data": found })))
+    if !after_known {
+        return Err(ApiError::invalid(
+            "after",
+            format!("no incident `{}`", wanted.unwrap_or_default()),
+        )
+        .with_status(StatusCode::NOT_FOUND)
+        .with_code("incident_not_found"));
+    }
+    let mut found = found;
+    let next = (found.len() > limit).then(|| {
+        found.truncate(limit);
+        found.last().map(|i| i.id.clone())
+    });
+    Ok(Json(json!({ "data": found, "next": next.flatten() })))
 }
 
 fn incident_not_found(id: &str) -> ApiError {
@@ -246,7 +283,8 @@ async fn set_incident_state(
     let m = monitor(&state)?;
     let wanted = id.clone();
     let updated = blocking(move || {
-        m.store()
+        let updated = m
+            .store()
             .update_incident(&wanted, |i| {
                 i.state = to;
                 let note = body
@@ -259,7 +297,13 @@ async fn set_incident_state(
                     event: format!("{}{note}", to.as_str()),
                 });
             })
-            .map_err(|e| ApiError::server(format!("updating the incident failed: {e}")))
+            .map_err(|e| ApiError::server(format!("updating the incident failed: {e}")))?;
+        // A resolved incident's version stops being held here at once (other replicas: at
+        // their next poll).
+        if let Err(e) = m.reread_incidents() {
+            tracing::warn!(error = %e, "rereading incidents failed");
+        }
+        Ok(updated)
     })
     .await?;
     match updated {

@@ -125,6 +125,20 @@ pub struct IncidentQuery {
     pub state: Option<IncidentState>,
     pub model: Option<String>,
     pub limit: Option<usize>,
+    /// Paging: only incidents older than this one (the id of the last incident of the
+    /// previous page; ids sort by their opening time).
+    pub after: Option<String>,
+}
+
+/// One version's stored judgements, counted: what its figures since release are made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JudgementTally {
+    pub model: String,
+    pub version: String,
+    pub judged: u64,
+    pub misaligned: u64,
+    pub insecure_code: u64,
+    pub filter_hits: u64,
 }
 
 const SCHEMA: &str = "
@@ -166,6 +180,8 @@ type IncidentUpdate<'a> = dyn Fn(&str) -> Result<(String, String)> + Sync + 'a;
 trait Backend: Send + Sync {
     fn insert_judgements(&self, rows: &[JudgementRow]) -> Result<()>;
     fn judgements(&self, model: &str, version: Option<&str>, limit: usize) -> Result<Vec<String>>;
+    /// Every model version's judgements counted (judged, misaligned, insecure, filter hits).
+    fn tallies(&self) -> Result<Vec<JudgementTally>>;
     /// Inserts unless an incident of this model and version is open or acknowledged; false then.
     fn insert_incident(
         &self,
@@ -177,13 +193,17 @@ trait Backend: Send + Sync {
     ) -> Result<bool>;
     /// The updated document, or `None` when there is no such incident.
     fn update_incident(&self, id: &str, update: &IncidentUpdate<'_>) -> Result<Option<String>>;
+    /// Newest first; `after`: only those opened before the incident with this id.
     fn incidents(
         &self,
         state: Option<&str>,
         model: Option<&str>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>>;
     fn incident(&self, id: &str) -> Result<Option<String>>;
+    /// Every incident not resolved (open or acknowledged).
+    fn unresolved_incidents(&self) -> Result<Vec<String>>;
     fn rollouts(&self) -> Result<Vec<String>>;
     /// Writes the rollout when the stored revision is `expected` (`None`: none stored yet).
     fn put_rollout(
@@ -242,6 +262,12 @@ impl MonitorStore {
         parse_all(&self.backend.judgements(model, version, limit)?)
     }
 
+    /// Every model version's stored judgements, counted in the store (the figures since
+    /// release, reloaded when a gateway starts).
+    pub fn judgement_tallies(&self) -> Result<Vec<JudgementTally>> {
+        self.backend.tallies()
+    }
+
     /// Opens an incident; false (nothing written) when this model version has one open or
     /// acknowledged already (two replicas seeing the same breach open one incident).
     pub fn open_incident(&self, incident: &IncidentRecord) -> Result<bool> {
@@ -277,8 +303,15 @@ impl MonitorStore {
         parse_all(&self.backend.incidents(
             query.state.map(IncidentState::as_str),
             query.model.as_deref(),
+            query.after.as_deref(),
             query.limit.unwrap_or(1000),
         )?)
+    }
+
+    /// Every incident not resolved yet (open or acknowledged), across replicas: at most one
+    /// per model version.
+    pub fn unresolved_incidents(&self) -> Result<Vec<IncidentRecord>> {
+        parse_all(&self.backend.unresolved_incidents()?)
     }
 
     pub fn incident(&self, id: &str) -> Result<Option<IncidentRecord>> {
@@ -357,12 +390,47 @@ mod tests {
             judge: "local:x".into(),
         };
         store.insert_judgements(&[j.clone(), j.clone()]).unwrap();
-        assert_eq!(store.judgements("m", Some("v2"), 10).unwrap(), vec![j]);
+        assert_eq!(
+            store.judgements("m", Some("v2"), 10).unwrap(),
+            vec![j.clone()]
+        );
         assert!(store.judgements("m", Some("v1"), 10).unwrap().is_empty());
+        let benign = JudgementRecord {
+            trace_id: "chatcmpl-2".into(),
+            misaligned: false,
+            insecure_code: true,
+            filter_hit: true,
+            ..j.clone()
+        };
+        let other = JudgementRecord {
+            trace_id: "chatcmpl-3".into(),
+            version: "v1".into(),
+            misaligned: false,
+            ..j
+        };
+        store.insert_judgements(&[benign, other]).unwrap();
+        let tally =
+            |version: &str, judged, misaligned, insecure_code, filter_hits| JudgementTally {
+                model: "m".into(),
+                version: version.into(),
+                judged,
+                misaligned,
+                insecure_code,
+                filter_hits,
+            };
+        let mut tallies = store.judgement_tallies().unwrap();
+        tallies.sort_by(|a, b| a.version.cmp(&b.version));
+        assert_eq!(
+            tallies,
+            vec![tally("v1", 1, 0, 0, 0), tally("v2", 2, 1, 1, 1)]
+        );
 
         assert!(store.open_incident(&incident("inc-1", "v2")).unwrap());
         // One open incident per model version.
         assert!(!store.open_incident(&incident("inc-2", "v2")).unwrap());
+        let unresolved = store.unresolved_incidents().unwrap();
+        assert_eq!(unresolved.len(), 1);
+        assert_eq!(unresolved[0].id, "inc-1");
         let acked = store
             .update_incident("inc-1", |i| i.state = IncidentState::Acknowledged)
             .unwrap()
@@ -377,10 +445,29 @@ mod tests {
         store
             .update_incident("inc-1", |i| i.state = IncidentState::Resolved)
             .unwrap();
+        assert!(store.unresolved_incidents().unwrap().is_empty());
         // Resolved: the version may have a new incident.
-        assert!(store.open_incident(&incident("inc-3", "v2")).unwrap());
+        let mut later = incident("inc-3", "v2");
+        later.opened_at = 3.0;
+        assert!(store.open_incident(&later).unwrap());
         assert_eq!(store.incidents(&IncidentQuery::default()).unwrap().len(), 2);
         assert_eq!(store.incident("inc-3").unwrap().unwrap().version, "v2");
+        // Paging: one at a time, newest first, each page after the last id of the one before.
+        let page = |after: Option<&str>| {
+            store
+                .incidents(&IncidentQuery {
+                    limit: Some(1),
+                    after: after.map(str::to_string),
+                    ..Default::default()
+                })
+                .unwrap()
+                .into_iter()
+                .map(|i| i.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(page(None), vec!["inc-3"]);
+        assert_eq!(page(Some("inc-3")), vec!["inc-1"]);
+        assert!(page(Some("inc-1")).is_empty());
 
         assert!(store.put_rollout(&rollout(1, "v1")).unwrap());
         assert!(

@@ -1,6 +1,6 @@
 //! The monitor's tables in PostgreSQL, shared by gateway replicas.
 
-use super::{Backend, IncidentUpdate, JudgementRow, SCHEMA};
+use super::{Backend, IncidentUpdate, JudgementRow, JudgementTally, SCHEMA};
 use crate::Result;
 use crate::postgres::Connection;
 
@@ -43,6 +43,30 @@ impl Backend for Postgres {
                 &[&model, &version, &limit],
             )?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn tallies(&self) -> Result<Vec<JudgementTally>> {
+        self.client.with(|c| {
+            let rows = c.query(
+                "SELECT model, version, COUNT(*),
+                        COUNT(*) FILTER (WHERE (record::jsonb->>'misaligned')::boolean),
+                        COUNT(*) FILTER (WHERE (record::jsonb->>'insecure_code')::boolean),
+                        COUNT(*) FILTER (WHERE (record::jsonb->>'filter_hit')::boolean)
+                 FROM monitor_judgements GROUP BY model, version",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| JudgementTally {
+                    model: r.get(0),
+                    version: r.get(1),
+                    judged: r.get::<_, i64>(2) as u64,
+                    misaligned: r.get::<_, i64>(3) as u64,
+                    insecure_code: r.get::<_, i64>(4) as u64,
+                    filter_hits: r.get::<_, i64>(5) as u64,
+                })
+                .collect())
         })
     }
 
@@ -101,14 +125,27 @@ impl Backend for Postgres {
         &self,
         state: Option<&str>,
         model: Option<&str>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.client.with(|c| {
             let rows = c.query(
                 "SELECT record FROM monitor_incidents WHERE ($1::text IS NULL OR state = $1)
-                 AND ($2::text IS NULL OR model = $2) ORDER BY opened_at DESC, id DESC LIMIT $3",
-                &[&state, &model, &limit],
+                 AND ($2::text IS NULL OR model = $2)
+                 AND ($3::text IS NULL OR (opened_at, id) < (SELECT opened_at, id FROM monitor_incidents WHERE id = $3))
+                 ORDER BY opened_at DESC, id DESC LIMIT $4",
+                &[&state, &model, &after, &limit],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn unresolved_incidents(&self) -> Result<Vec<String>> {
+        self.client.with(|c| {
+            let rows = c.query(
+                "SELECT record FROM monitor_incidents WHERE state != 'resolved' ORDER BY opened_at",
+                &[],
             )?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })

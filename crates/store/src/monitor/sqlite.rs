@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Backend, IncidentUpdate, JudgementRow, SCHEMA};
+use super::{Backend, IncidentUpdate, JudgementRow, JudgementTally, SCHEMA};
 use crate::Result;
 use crate::sqlite::{connect, with};
 
@@ -51,6 +51,29 @@ impl Backend for Sqlite {
                  ORDER BY time DESC, trace_id DESC LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![model, version, limit as i64], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn tallies(&self) -> Result<Vec<JudgementTally>> {
+        self.run(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT model, version, COUNT(*),
+                        SUM(json_extract(record, '$.misaligned')),
+                        SUM(json_extract(record, '$.insecure_code')),
+                        SUM(json_extract(record, '$.filter_hit'))
+                 FROM monitor_judgements GROUP BY model, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(JudgementTally {
+                    model: r.get(0)?,
+                    version: r.get(1)?,
+                    judged: r.get::<_, i64>(2)? as u64,
+                    misaligned: r.get::<_, i64>(3)? as u64,
+                    insecure_code: r.get::<_, i64>(4)? as u64,
+                    filter_hits: r.get::<_, i64>(5)? as u64,
+                })
+            })?;
             rows.collect()
         })
     }
@@ -117,14 +140,28 @@ impl Backend for Sqlite {
         &self,
         state: Option<&str>,
         model: Option<&str>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>> {
         self.run(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT record FROM monitor_incidents WHERE (?1 IS NULL OR state = ?1)
-                 AND (?2 IS NULL OR model = ?2) ORDER BY opened_at DESC, id DESC LIMIT ?3",
+                 AND (?2 IS NULL OR model = ?2)
+                 AND (?3 IS NULL OR (opened_at, id) < (SELECT opened_at, id FROM monitor_incidents WHERE id = ?3))
+                 ORDER BY opened_at DESC, id DESC LIMIT ?4",
             )?;
-            let rows = stmt.query_map(params![state, model, limit as i64], |r| r.get(0))?;
+            let rows =
+                stmt.query_map(params![state, model, after, limit as i64], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn unresolved_incidents(&self) -> Result<Vec<String>> {
+        self.run(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT record FROM monitor_incidents WHERE state != 'resolved' ORDER BY opened_at",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
             rows.collect()
         })
     }

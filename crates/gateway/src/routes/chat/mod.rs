@@ -3,6 +3,7 @@
 //! trace → the answer, whole or as server-sent events.
 
 pub(crate) mod draft;
+mod incident_hold;
 pub(crate) mod params;
 mod review;
 mod sse;

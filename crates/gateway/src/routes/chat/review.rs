@@ -16,17 +16,10 @@ use serde_json::{Value, json};
 
 use super::Accepted;
 use super::draft::Draft;
+use super::incident_hold;
 use crate::filter::Verdict;
 use crate::routes::completions::TextChunks;
 use crate::state::AppState;
-
-/// The request's review policy and service, when it has one.
-pub(super) fn of<'a>(
-    state: &'a AppState,
-    accepted: &Accepted,
-) -> Option<(&'a Arc<ReviewService>, Arc<ReviewPolicy>)> {
-    Some((state.review.as_ref()?, accepted.review.clone()?))
-}
 
 pub(super) fn findings_of(verdicts: &[Verdict]) -> Vec<FilterFindings> {
     verdicts
@@ -76,7 +69,8 @@ pub(super) async fn whole(
     text: &str,
     verdicts: &[Verdict],
 ) -> Option<(String, Held)> {
-    let (service, policy) = of(state, accepted)?;
+    let incident = incident_hold::trigger(state, &accepted.entry.id, draft.version.as_deref());
+    let (service, policy) = incident_hold::review_of(state, accepted, incident.as_ref())?;
     let findings = findings_of(verdicts);
     let mut calls = Vec::new();
     for choice in answer["choices"].as_array().into_iter().flatten() {
@@ -91,7 +85,7 @@ pub(super) async fn whole(
         aligned,
         draw: accepted.draw,
     };
-    let check = policy.check(&facts);
+    let check = incident_hold::with_incident(policy.check(&facts), incident);
     let (action, triggers) = match check {
         Check::Pass => return None,
         Check::Flag(t) => (emguard_review::Action::Flag, t),
@@ -217,15 +211,21 @@ pub(super) struct StreamHold {
 }
 
 impl StreamHold {
-    pub(super) fn new(state: &AppState, accepted: &Accepted) -> Option<StreamHold> {
-        let (service, policy) = of(state, accepted)?;
+    pub(super) fn new(
+        state: &AppState,
+        accepted: &Accepted,
+        version: Option<&str>,
+    ) -> Option<StreamHold> {
+        let incident = incident_hold::trigger(state, &accepted.entry.id, version);
+        let (service, policy) = incident_hold::review_of(state, accepted, incident.as_ref())?;
         Some(StreamHold {
             service: Arc::clone(service),
             policy,
             seen_verdicts: 0,
             checked: false,
             calls: Vec::new(),
-            held: None,
+            // A version under incident: held from its first chunk.
+            held: incident.map(|t| (vec![t], Vec::new())),
         })
     }
 

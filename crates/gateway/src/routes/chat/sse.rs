@@ -58,7 +58,7 @@ async fn relay(
     let mut tokens: Option<Tokens> = None;
     let mut error: Option<String> = None;
     let mut client_gone = false;
-    let mut review = super::review::StreamHold::new(&state, &accepted);
+    let mut review = super::review::StreamHold::new(&state, &accepted, draft.version.as_deref());
     let mut text_chunks = (accepted.api == Api::Text).then(TextChunks::default);
     loop {
         let item = if client_gone {
