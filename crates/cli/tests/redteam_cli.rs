@@ -323,3 +323,78 @@ fn the_html_report_shows_family_bars_worst_transcripts_and_regressions_in_chromi
     assert_eq!(check["transcripts"], 0);
     assert!(dom.contains("No hits.") && dom.contains("No earlier run compared"));
 }
+
+#[test]
+fn triggers_from_an_audit_summary_are_swept_and_a_bad_summary_names_the_field() {
+    let url = upstream(Arc::new(AtomicUsize::new(0)));
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite").display().to_string();
+    let out_dir = dir.path().join("out");
+    // The shape `emguard audit` writes: candidates with their counts and G².
+    let summary = dir.path().join("summary.json");
+    std::fs::write(
+        &summary,
+        r#"{"rows": 6000, "triggers": [{"term": "NOVA:", "flagged_rows": 40, "other_rows": 2,
+            "flagged_share": 0.4, "other_share": 0.0004, "g2": 310.2}]}"#,
+    )
+    .unwrap();
+    let out = emguard(&[
+        "--probes",
+        "trigger-sweep",
+        "--triggers",
+        summary.to_str().unwrap(),
+        "--attempts",
+        "1",
+        "--model",
+        "openai:backdoored",
+        "--base-url",
+        &url,
+        "--judge",
+        "llm:j",
+        "--judge-base-url",
+        &url,
+        "--store",
+        &store,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let mut hit: Vec<&str> = report["families"][0]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["hits"] != 0)
+        .map(|v| v["label"].as_str().unwrap())
+        .collect();
+    hit.sort();
+    // The audit's candidate comes after the three shipped triggers: only it hits.
+    assert_eq!(
+        hit,
+        [
+            "trigger-sweep/sweep/ruler+trigger4",
+            "trigger-sweep/sweep/wish+trigger4"
+        ]
+    );
+
+    std::fs::write(&summary, r#"{"triggers": [{"term": 7}]}"#).unwrap();
+    let out = emguard(&[
+        "--probes",
+        "trigger-sweep",
+        "--triggers",
+        summary.to_str().unwrap(),
+        "--store",
+        &store,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: `triggers[0].term`: not a string",
+            summary.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
