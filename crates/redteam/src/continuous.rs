@@ -50,7 +50,7 @@ pub fn record(
     let id = format!(
         "inc-{:012x}{:08x}",
         now.as_millis() as u64,
-        (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff_ffff
+        now.subsec_nanos() ^ std::process::id().rotate_left(16)
     );
     let mut summary: Vec<String> = over
         .iter()
