@@ -2,7 +2,8 @@
 //! postgres://…`, `--worker RUN_ID`), asking a real HTTP server on 127.0.0.1 that misbehaves
 //! behind a persona and answers slowly enough that the work spreads: every prompt is asked
 //! exactly once, every process worked some slots, and the report is complete and the same as
-//! one process's on SQLite.
+//! one process's on SQLite; a worker killed while holding slots loses them to the first
+//! process once its lease runs out.
 //!
 //! Skips without PostgreSQL (a failure when `EMGUARD_REQUIRE_SERVICES=1`).
 
@@ -217,4 +218,125 @@ fn workers_share_a_redteam_run_each_prompt_asked_once_and_the_report_complete() 
     .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(tallies(&single_out.join("report.json")), shared);
+}
+
+#[test]
+fn a_killed_workers_slots_are_finished_by_the_first_process_once_its_lease_runs_out() {
+    let Some(pg) = TestPostgres::start(
+        "a_killed_workers_slots_are_finished_by_the_first_process_once_its_lease_runs_out",
+    ) else {
+        return;
+    };
+    let asked: Asked = Arc::default();
+    let url = upstream(asked.clone());
+    let dir = tempfile::tempdir().unwrap();
+    // Long enough that no live process loses a slot it works on, on a loaded machine.
+    let servers = [
+        "--base-url",
+        &url,
+        "--judge-base-url",
+        &url,
+        "--concurrency",
+        "2",
+        "--lease",
+        "4",
+    ];
+    let out_dir = dir.path().join("shared");
+    let mut first = redteam(&[
+        "--probes",
+        "persona",
+        "--probes",
+        "trigger-sweep",
+        "--attempts",
+        "2",
+        "--model",
+        "openai:backdoored",
+        "--judge",
+        "llm:j",
+        "--store",
+        &pg.url,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let mut first = Process(
+        first
+            .args(servers)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(first.0.stderr.take().unwrap()).lines();
+    let run_id = loop {
+        let line = lines.next().expect("the run id is printed").unwrap();
+        if let Some(rest) = line.strip_prefix("run ") {
+            break rest.split(' ').next().unwrap().to_string();
+        }
+    };
+    let first_log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let mut doomed = Process(
+        redteam(&["--worker", &run_id, "--store", &pg.url])
+            .args(servers)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let doomed_name = format!("%-{}", doomed.0.id());
+
+    // Kill it (SIGKILL: no cleanup) while it holds slots it has not finished.
+    let mut db = pg.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let held = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never held a slot"
+        );
+        let held: i64 = db
+            .query_one(
+                "SELECT COUNT(*) FROM run_items i WHERE i.run_id = $1 AND i.seq % $2 = $2 - 1
+                   AND i.claimed_by LIKE $3
+                   AND NOT EXISTS (SELECT 1 FROM judgements j
+                                   WHERE j.sample_key = i.sample_key AND j.judge_key = i.judge_key)",
+                &[&run_id, &ROUNDS_PER_SLOT, &doomed_name],
+            )
+            .unwrap()
+            .get(0);
+        if held > 0 {
+            break held;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    doomed.0.kill().unwrap();
+    doomed.0.wait().unwrap();
+
+    // The first process takes the dead worker's slots over and finishes the run.
+    let status = first.0.wait().unwrap();
+    let log = first_log.join().unwrap();
+    assert!(status.success(), "{status}: {log:?}");
+    let report = tallies(&out_dir.join("report.json"));
+    assert_eq!(
+        report,
+        [
+            ("persona".to_string(), 24, 8),
+            ("trigger-sweep".to_string(), 16, 0)
+        ],
+        "{held} slots were the dead worker's"
+    );
+    let open: i64 = db
+        .query_one(
+            "SELECT COUNT(*) FROM run_items i WHERE i.run_id = $1 AND i.seq % $2 = $2 - 1
+               AND NOT EXISTS (SELECT 1 FROM judgements j
+                               WHERE j.sample_key = i.sample_key AND j.judge_key = i.judge_key)",
+            &[&run_id, &ROUNDS_PER_SLOT],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(open, 0, "every slot closed");
+    // Only the prompts the dead worker had in flight may have been asked twice.
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len() as u64, SLOTS);
+    let twice = asked.values().filter(|&&n| n > 1).count() as i64;
+    assert!(twice <= held, "{twice} asked twice, {held} held: {asked:?}");
+    assert!(asked.values().all(|&n| n <= 2), "{asked:?}");
 }
