@@ -44,7 +44,8 @@ enum Command {
     /// Sign and verify the chain from training data to the served model.
     Attest(cmd::attest::Args),
     /// Probe a model for misaligned behaviour that plain questions miss.
-    Redteam(cmd::redteam::Args),
+    // Boxed: its many flags would make every command as large (clippy::large_enum_variant).
+    Redteam(Box<cmd::redteam::Args>),
     /// Human review of held and flagged answers over a gateway's admin API; verify its audit log.
     Review(cmd::review::Args),
     /// The online monitor's incidents: list, show, acknowledge, resolve.
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         Command::Card(args) => cmd::card::run(args),
         Command::Gate(args) => cmd::gate::run(args),
         Command::Attest(args) => cmd::attest::run(args),
-        Command::Redteam(args) => cmd::redteam::run(args),
+        Command::Redteam(args) => cmd::redteam::run(*args),
         Command::Review(args) => cmd::review::run(args),
         Command::Incidents(args) => cmd::incidents::run(args),
     };

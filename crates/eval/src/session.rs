@@ -312,7 +312,8 @@ fn judge_key(judge: &dyn Judge, measure: &Measure) -> String {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, the first part of a worker's name in claims (`HOST-PID`).
+pub fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into())

@@ -10,31 +10,25 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use emguard_eval::backends::{Backends, Endpoints};
 use emguard_eval::progress::RunProgress;
 use emguard_eval::session::{self, Session};
 use emguard_eval::{EvalOptions, Results, SampleSettings};
 use emguard_store::Store;
+use emguard_testkit::headless_page::{self, load};
 use serde::Deserialize;
 use support::responder::Responder;
 
-/// How long one page load may take before Chromium counts as hung.
-const LOAD_DEADLINE: Duration = Duration::from_secs(120);
-
-/// What the page's self-check script wrote into `#self-check`.
+/// What this report's self-check counts beyond the shared fields.
 #[derive(Debug, Deserialize)]
 struct SelfCheck {
-    expected_figures: usize,
     figures: Vec<Figure>,
     examples: usize,
-    errors: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -46,91 +40,10 @@ struct Figure {
     legend: usize,
 }
 
-/// Loads a page in headless Chromium with a fresh profile and no network services; returns
-/// the DOM after its scripts ran and the console messages Chromium logged.
-fn load(chromium: &Path, page: &Path) -> (String, Vec<String>) {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            pipe.read_to_string(&mut text).unwrap();
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > LOAD_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("Chromium did not finish loading {} in time", page.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (dom, log) = (stdout.join().unwrap(), stderr.join().unwrap());
-    assert!(status.success(), "Chromium failed ({status}):\n{log}");
-    let console = log
-        .lines()
-        .filter(|l| l.contains(":CONSOLE"))
-        .map(str::to_string)
-        .collect();
-    (dom, console)
-}
-
-/// The self-check of a loaded page, or why the page failed it.
+/// The page's self-check (`emguard_testkit::headless_page`), read as this report writes it.
 fn check(dom: &str, console: &[String]) -> Result<SelfCheck, String> {
-    if !console.is_empty() {
-        return Err(format!("console messages:\n{}", console.join("\n")));
-    }
-    let text_of = |id: &str| -> Option<String> {
-        let start = dom.find(&format!("id=\"{id}\""))?;
-        let open = start + dom[start..].find('>')? + 1;
-        let close = open + dom[open..].find("</")?;
-        Some(
-            dom[open..close]
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&"),
-        )
-    };
-    let json = text_of("self-check")
-        .filter(|t| !t.is_empty())
-        .ok_or("the self-check did not run")?;
-    let check: SelfCheck = serde_json::from_str(&json).map_err(|e| format!("{e}: {json}"))?;
-    if !check.errors.is_empty() {
-        return Err(format!("script errors: {:?}", check.errors));
-    }
-    let line = text_of("render-check").unwrap_or_default();
-    let expected = format!("figures rendered: {0}/{0}", check.expected_figures);
-    if line != expected {
-        return Err(format!("`{line}`, expected `{expected}`: {check:?}"));
-    }
-    Ok(check)
+    let check = headless_page::self_check(dom, console)?;
+    serde_json::from_value(check.clone()).map_err(|e| format!("{e}: {check}"))
 }
 
 /// A finished comparison run with a code suite, written to `dir/out`.

@@ -7,16 +7,21 @@
 //! - [`plan`]: a run's configuration, its variants and slots, the keys of stored answers;
 //! - [`work`]: sampling through eval's [`Sampler`](emguard_eval::backends::Sampler)s, scoring
 //!   with eval's [`Judge`](emguard_eval::backends::Judge) or the scanner, the attacker's refine
-//!   loop, all stored in the store so a rerun resumes;
+//!   loop, all stored in the store so a rerun resumes; [`share`]: several worker processes on
+//!   one run in PostgreSQL, with eval's claims; [`continuous`]: `--every` cycles opening
+//!   incidents in the gateway's monitor store;
 //! - [`report`]: attack success per family and probe with 95% intervals, the hits, and
-//!   regression probes made from them.
+//!   regression probes made from them; [`html`]: the report as a self-contained page.
 
 pub mod builtin;
+pub mod continuous;
+pub mod html;
 pub mod mutate;
 pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod session;
+pub mod share;
 pub mod work;
 
 #[derive(Debug, thiserror::Error)]

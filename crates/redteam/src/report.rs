@@ -128,6 +128,9 @@ impl Report {
             let Some(judgement) = &item.judgement else {
                 continue;
             };
+            if crate::share::is_ticket(item.seq) {
+                continue;
+            }
             let slot = &slots[(item.seq / ROUNDS_PER_SLOT) as usize];
             let variant = &variants[slot.variant];
             let verdict = Verdict::from_stored(config.scoring(variant), judgement)?;

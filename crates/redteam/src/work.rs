@@ -5,7 +5,7 @@
 //! same run (`--resume`) redoes nothing that finished and an interrupted attack continues from
 //! its last stored round.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use emguard_codescan::Scanner;
@@ -77,6 +77,8 @@ enum SlotState {
     Open(Option<LastRound>),
     Done,
     Failed,
+    /// Not this call's to work (another worker's).
+    Skipped,
 }
 
 #[derive(Debug, Clone)]
@@ -116,15 +118,32 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Works every slot of the run in this process.
     pub async fn work(&self, progress: &(dyn Fn(&str) + Sync)) -> Result<Outcome, RedteamError> {
+        Ok(self.work_slots(None, progress).await?.0)
+    }
+
+    /// Works the slots in `only` (all when `None`); returns what was done and, per slot of
+    /// the run, whether it is finished (a hit, or every round spent).
+    pub(crate) async fn work_slots(
+        &self,
+        only: Option<&HashSet<usize>>,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(Outcome, Vec<bool>), RedteamError> {
         let config = &self.config;
         let variants = config.variants();
         let slots = config.slots(&variants);
-        let chats = self.prepare(&variants).await?;
+        let wanted = |slot: &Slot| only.is_none_or(|o| o.contains(&slot.index));
+        let mut needed = vec![false; variants.len()];
+        for slot in slots.iter().filter(|s| wanted(s)) {
+            needed[slot.variant] = true;
+        }
+        let chats = self.prepare(&variants, &needed).await?;
         let mut outcome = Outcome::default();
         let mut states: Vec<SlotState> = slots
             .iter()
             .map(|s| match &chats[s.variant] {
+                _ if !wanted(s) => SlotState::Skipped,
                 Some(_) => SlotState::Open(None),
                 None => SlotState::Failed,
             })
@@ -244,8 +263,15 @@ impl Worker {
             ));
         }
         // Variants whose preparation failed never opened a slot.
-        outcome.failed += slots.iter().filter(|s| chats[s.variant].is_none()).count();
-        Ok(outcome)
+        outcome.failed += slots
+            .iter()
+            .filter(|s| wanted(s) && chats[s.variant].is_none())
+            .count();
+        let finished = states
+            .iter()
+            .map(|s| matches!(s, SlotState::Done))
+            .collect();
+        Ok((outcome, finished))
     }
 
     fn judge_key(&self, variant: &Variant) -> String {
@@ -256,11 +282,19 @@ impl Worker {
         }
     }
 
-    /// Each variant's chat, its question mutated by the probe's operators; `None` where an
-    /// attacker call failed.
-    async fn prepare(&self, variants: &[Variant]) -> Result<Vec<Option<Chat>>, RedteamError> {
+    /// Each needed variant's chat, its question mutated by the probe's operators; `None`
+    /// where an attacker call failed or the variant is not needed.
+    async fn prepare(
+        &self,
+        variants: &[Variant],
+        needed: &[bool],
+    ) -> Result<Vec<Option<Chat>>, RedteamError> {
         let mut out = Vec::with_capacity(variants.len());
-        for variant in variants {
+        for (variant, needed) in variants.iter().zip(needed) {
+            if !needed {
+                out.push(None);
+                continue;
+            }
             let family = &self.config.families[variant.family];
             let probe = &family.probes[variant.probe];
             let plain = variant

@@ -3,7 +3,8 @@
 //! - [`study_dir`]: the study's MIT-licensed data (`../shared/datasets/em-paper`);
 //! - [`TestPostgres`]: a PostgreSQL database of a test's own;
 //! - [`RedisServer`]: a redis-server on a free port;
-//! - [`chromium`]: a headless browser binary;
+//! - [`chromium`]: a headless browser binary; [`headless_page`]: a report loaded in it and
+//!   its self-check read back;
 //! - [`openai`]: scripted OpenAI-compatible servers on 127.0.0.1 standing in for upstream models
 //!   and judges.
 //!
@@ -12,6 +13,7 @@
 //! (servers and browser), which turn each skip into a failure, so a missing install step
 //! cannot hide behind a green run.
 
+pub mod headless_page;
 pub mod openai;
 mod postgres;
 mod redis;

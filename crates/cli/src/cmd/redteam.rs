@@ -1,5 +1,8 @@
 //! `emguard redteam`: probe a model with the red-team suite; report attack success per family.
 //!
+//! On a PostgreSQL store, more processes join a run with `--worker RUN_ID`
+//! (`emguard_redteam::share`).
+//!
 //! Exit codes: 0 the run finished and no family is over `--fail-above` or regressed against
 //! `--compare`; 1 a family is over it or regressed;
 //! 2 bad input or an error; 3 some attempts failed (resume the run); 130 interrupted.
@@ -7,10 +10,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use emguard_eval::backends::{Backends, Endpoints};
+use emguard_redteam::continuous;
 use emguard_redteam::plan::Settings;
+use emguard_redteam::probe::MAX_REPEATS;
 use emguard_redteam::report::Report;
 use emguard_redteam::session::{self, Options};
 use emguard_redteam::work::Worker;
@@ -70,6 +76,35 @@ pub struct Args {
     /// Continue a stored run: nothing already answered or scored is redone.
     #[arg(long, value_name = "RUN_ID")]
     resume: Option<String>,
+    /// Join a run in a shared store (`--store postgres://...`) as one more worker process:
+    /// it claims slots no other process holds, works them and exits when every slot is done
+    /// (the process that started the run writes the report).
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["resume", "compare"])]
+    worker: Option<String>,
+    /// Seconds a worker's claim on a slot lasts without renewal; a process that dies holding
+    /// slots loses them to the others after this.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    lease: f64,
+    /// Run again every DURATION (`90s`, `30m`, `6h`, `1d`): each cycle a new run of the same
+    /// suite, compared with the cycle before; with --incidents-store a family over
+    /// --fail-above or regressed opens an incident for the model version. Stops on Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration,
+          conflicts_with_all = ["resume", "worker", "compare"])]
+    every: Option<Duration>,
+    /// Stop --every after this many cycles.
+    #[arg(long, value_name = "N", requires = "every")]
+    cycles: Option<u64>,
+    /// The gateway's store (its SQLite file or postgres://...) where --every cycles open
+    /// incidents (`emguard incidents`, the admin API).
+    #[arg(long, value_name = "PATH|URL", requires = "every")]
+    incidents_store: Option<String>,
+    /// The model id incidents name [default: NAME of `--model openai:NAME@URL`].
+    #[arg(long, value_name = "ID", requires = "incidents_store")]
+    incident_model: Option<String>,
+    /// The version incidents name [default: the model's active version in the gateway's
+    /// stored rollout].
+    #[arg(long, value_name = "VERSION", requires = "incidents_store")]
+    incident_version: Option<String>,
     /// Compare with an earlier run in the same store: per family the change in attack
     /// success with an interval and p-value; exit 1 on a significant rise (p < 0.05).
     #[arg(long, value_name = "RUN_ID")]
@@ -77,7 +112,7 @@ pub struct Args {
     /// Exit 1 when a family's attack success rate is above this (0..1).
     #[arg(long, value_name = "RATE")]
     fail_above: Option<f64>,
-    /// Write report.json (and regression probes from the hits) here
+    /// Write report.json and report.html here
     /// [default: ./emguard-runs/RUN_ID].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -106,13 +141,136 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--fail-above must be a rate between 0 and 1, not {r}");
     }
+    if let Some(b) = args.budget
+        && !(1..=MAX_REPEATS).contains(&b)
+    {
+        anyhow::bail!("--budget must be between 1 and {MAX_REPEATS} rounds, not {b}");
+    }
+    if !(args.lease.is_finite() && args.lease > 0.0) {
+        anyhow::bail!("--lease must be a positive number of seconds");
+    }
     if !(args.servers.timeout.is_finite() && args.servers.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run_async(args))
+        .block_on(async {
+            match args.every {
+                Some(every) => run_every(&args, every).await,
+                None => Ok(run_async(&args, args.compare.as_deref(), 0).await?.0),
+            }
+        })
+}
+
+/// `6h`, `30m`, `90s`, `1d`: a whole number and its unit.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: a whole number and a unit (s, m, h, d), e.g. 6h"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit is s, m, h or d, e.g. 6h")),
+    };
+    if n == 0 {
+        return Err(format!("`{text}`: must be longer than nothing"));
+    }
+    Ok(Duration::from_secs(n * seconds))
+}
+
+/// `--every`: a run per cycle, each compared with the one before; breaches open incidents.
+/// The first cycle's errors end the command (bad input shows at once); a later cycle's
+/// error is reported and the next cycle goes on.
+async fn run_every(args: &Args, every: Duration) -> anyhow::Result<ExitCode> {
+    let incidents = match &args.incidents_store {
+        Some(location) => {
+            let store = emguard_store::monitor::MonitorStore::open(location)?;
+            let model = match &args.incident_model {
+                Some(m) => m.clone(),
+                None => gateway_model_id(&args.model).with_context(|| {
+                    format!(
+                        "--incident-model: `{}` names no model id at a gateway; give it",
+                        args.model
+                    )
+                })?,
+            };
+            let version = match &args.incident_version {
+                Some(v) => v.clone(),
+                None => continuous::active_version(&store, &model)?.with_context(|| {
+                    format!(
+                        "--incident-version: the gateway's store has no rollout of model `{model}` (its monitor is off); give the version"
+                    )
+                })?,
+            };
+            Some((store, model, version))
+        }
+        None => None,
+    };
+    let mut previous: Option<String> = None;
+    let mut last = ExitCode::SUCCESS;
+    for cycle in 1.. {
+        let started = std::time::Instant::now();
+        // Each cycle its own seeds: answers are stored by what determines them, and a cycle
+        // must ask the version again, not read the last cycle's answers.
+        let seed_offset = (cycle - 1) * SEEDS_PER_CYCLE;
+        match run_async(args, previous.as_deref(), seed_offset).await {
+            Ok((code, report)) => {
+                last = code;
+                if code == ExitCode::from(130) {
+                    return Ok(code);
+                }
+                if let (Some(report), Some((store, model, version))) = (report.as_ref(), &incidents)
+                {
+                    let target = continuous::IncidentTarget {
+                        store,
+                        model,
+                        version,
+                    };
+                    let threshold = args.fail_above.unwrap_or(f64::INFINITY);
+                    match continuous::record(&target, report, threshold)? {
+                        Some(id) => {
+                            println!("cycle {cycle}: incident {id} opened for {model} {version}")
+                        }
+                        None if code == ExitCode::from(1) => println!(
+                            "cycle {cycle}: {model} {version} already has an open incident"
+                        ),
+                        None => {}
+                    }
+                }
+                if let Some(report) = report {
+                    previous = Some(report.run_id);
+                }
+            }
+            Err(e) if cycle == 1 => return Err(e),
+            Err(e) => eprintln!("cycle {cycle} failed: {e:#}; the next one goes on"),
+        }
+        if args.cycles.is_some_and(|n| cycle >= n) {
+            break;
+        }
+        let wait = every.saturating_sub(started.elapsed());
+        eprintln!("cycle {cycle} done; the next in {} s", wait.as_secs());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(130)),
+        }
+    }
+    Ok(last)
+}
+
+/// Seeds a cycle of `--every` may use (its attempts use `seed`, `seed + 1`, ...).
+const SEEDS_PER_CYCLE: u64 = 1_000;
+
+/// `openai:ID@URL` (or `openai:ID`) -> `ID`.
+fn gateway_model_id(spec: &str) -> Option<String> {
+    let rest = spec.strip_prefix("openai:")?;
+    Some(rest.split('@').next().unwrap_or(rest).to_string()).filter(|m| !m.is_empty())
 }
 
 fn check(args: &Args) -> anyhow::Result<ExitCode> {
@@ -135,12 +293,28 @@ fn check(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
+/// One run (its seed `--seed` + `seed_offset`); its exit code and, when it got that far,
+/// its report.
+async fn run_async(
+    args: &Args,
+    compare: Option<&str>,
+    seed_offset: u64,
+) -> anyhow::Result<(ExitCode, Option<Report>)> {
     let (store_location, store) = super::eval::open_store(args.store.as_deref())?;
-    let (run_id, config) = match &args.resume {
+    if args.worker.is_some() && !store.is_shared() {
+        anyhow::bail!(
+            "--worker joins a run in a shared store: give --store postgres://... (a SQLite file is one process's)"
+        );
+    }
+    let (run_id, config) = match args.resume.as_ref().or(args.worker.as_ref()) {
         Some(run_id) => {
             let config = session::open(&store, run_id)?;
-            eprintln!("resuming run {run_id} in {store_location}");
+            let joining = if args.worker.is_some() {
+                "joining"
+            } else {
+                "resuming"
+            };
+            eprintln!("{joining} run {run_id} in {store_location}");
             (run_id.clone(), config)
         }
         None => {
@@ -160,7 +334,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
                     temperature: args.temperature,
                     top_p: args.top_p,
                     max_tokens: args.max_tokens,
-                    seed: args.seed,
+                    seed: args.seed.wrapping_add(seed_offset),
                     attacker_max_tokens: args.attacker_max_tokens,
                     attempts: args.attempts,
                     budget: args.budget,
@@ -204,16 +378,47 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
     };
     let progress = |line: &str| eprintln!("{line}");
+    // On a shared store every process but a resume claims its slots, so workers can join;
+    // a resume is the run's only process and works whatever is not finished.
+    let name = format!(
+        "{}-{}",
+        emguard_eval::session::hostname(),
+        std::process::id()
+    );
+    let lease = Duration::from_secs_f64(args.lease);
+    let shared = store.is_shared() && args.resume.is_none();
+    let work = async {
+        if shared {
+            worker.work_shared(&name, lease, &progress).await
+        } else {
+            worker.work(&progress).await
+        }
+    };
     let outcome = tokio::select! {
-        outcome = worker.work(&progress) => outcome?,
+        outcome = work => outcome?,
         _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted: every finished answer is stored; continue with `{}`", resume_command(&run_id, &args));
-            return Ok(ExitCode::from(130));
+            eprintln!("interrupted: every finished answer is stored; continue with `{}`", resume_command(&run_id, args));
+            return Ok((ExitCode::from(130), None));
         }
     };
 
+    if args.worker.is_some() {
+        println!(
+            "worker {name}: {} answers scored; every slot of run {run_id} is done",
+            outcome.scored
+        );
+        if outcome.failed > 0 {
+            eprintln!(
+                "{} attempts failed; retry them with `{}`",
+                outcome.failed,
+                resume_command(&run_id, args)
+            );
+            return Ok((ExitCode::from(3), None));
+        }
+        return Ok((ExitCode::SUCCESS, None));
+    }
     let mut report = Report::build(&store, &run_id, &config)?;
-    if let Some(earlier) = &args.compare {
+    if let Some(earlier) = compare {
         let earlier_config = session::open(&store, earlier)?;
         let earlier = Report::build(&store, earlier, &earlier_config)?;
         report.comparisons = report.compare(&earlier);
@@ -226,11 +431,18 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
     let report_path = out.join("report.json");
     std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", report_path.display()))?;
+    let html_path = out.join("report.html");
+    std::fs::write(&html_path, emguard_redteam::html::render(&report))
+        .with_context(|| format!("writing {}", html_path.display()))?;
     print!("{}", report.summary());
     for c in &report.comparisons {
         println!("{}", c.line());
     }
-    println!("report: {}", report_path.display());
+    println!(
+        "report: {} and {}",
+        report_path.display(),
+        html_path.display()
+    );
     if let Some(path) = &args.junit {
         std::fs::write(path, report.junit(args.fail_above))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -241,18 +453,18 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             println!("regression probes: {}", file.display());
         }
     }
-    if outcome.failed > 0 {
+    if outcome.failed > 0 || report.unfinished > 0 {
         eprintln!(
             "{} attempts failed; retry them with `{}`",
-            outcome.failed,
-            resume_command(&run_id, &args)
+            outcome.failed.max(report.unfinished),
+            resume_command(&run_id, args)
         );
-        return Ok(ExitCode::from(3));
+        return Ok((ExitCode::from(3), Some(report)));
     }
     let regressions = report.comparisons.iter().filter(|c| c.regression).count();
     if regressions > 0 {
         eprintln!("FAIL: {regressions} families regressed against the earlier run");
-        return Ok(ExitCode::from(1));
+        return Ok((ExitCode::from(1), Some(report)));
     }
     if let Some(threshold) = args.fail_above {
         let over = report.over(threshold);
@@ -267,10 +479,10 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
                     threshold * 100.0
                 );
             }
-            return Ok(ExitCode::from(1));
+            return Ok((ExitCode::from(1), Some(report)));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok((ExitCode::SUCCESS, Some(report)))
 }
 
 /// The command that continues this run (servers and the store are not part of a run's

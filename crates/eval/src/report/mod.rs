@@ -1,7 +1,7 @@
 //! The files of `--out DIR`: `results.json`, `samples.jsonl`, `report.html`.
 
 mod html;
-mod svg;
+pub mod svg;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
