@@ -140,7 +140,7 @@ def latency(out, rates):
                 continue
             present = [p for p in ps if p]
             sustained = all(p["errors"] == 0 and p["achieved"] >= SUSTAINED_SHARE * int(rate) for p in present)
-            vs = ("-", "-") if target == "emguard" else (spread(paired(ps, plain, "p50")), spread(paired(ps, plain, "p99")))
+            vs = ("-", "-") if target in ("emguard", "direct") else (spread(paired(ps, plain, "p50")), spread(paired(ps, plain, "p99")))
             added = ("-", "-") if target == "direct" else (spread(paired(ps, direct, "p50")), spread(paired(ps, direct, "p99")))
             cpu = median([p["cpu_us"] for p in present])
             print(
