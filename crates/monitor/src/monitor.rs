@@ -463,6 +463,13 @@ impl Shared {
     }
 
     fn run(self: Arc<Self>, samples: Receiver<Sample>, judge: Judge) {
+        // Judging is CPU work beside request handling: at normal priority it would take the
+        // request handlers' core for milliseconds at a time and set the gateway's p99. At
+        // SCHED_IDLE it runs on spare CPU only; when there is none it falls behind and the
+        // bounded queue drops samples (counted), as the monitor must rather than slow a request.
+        if let Err(e) = emguard_runtime::priority::make_current_thread_idle() {
+            tracing::warn!("monitor: the judge thread keeps normal priority: {e}");
+        }
         let judge_name = judge.name();
         let scanner = Scanner::new();
         while let Ok(first) = samples.recv() {

@@ -19,6 +19,7 @@ mod engine;
 mod gguf;
 mod model;
 mod parallel;
+pub mod priority;
 mod q8_0_matmul;
 mod sampling;
 mod tokenizer;

@@ -7,7 +7,8 @@
 //! every request that arrives meanwhile waits (docs/benchmarks.md, "Gateway": the p99 at
 //! 5,000 requests/s).
 //!
-//! [`WriterPriority::Idle`] switches the thread to Linux's `SCHED_IDLE`: it runs only when no
+//! [`WriterPriority::Idle`] switches the thread to Linux's `SCHED_IDLE`
+//! ([`emguard_runtime::priority`]): it runs only when no
 //! normal thread wants the core, and a waking request handler preempts it at once. The price:
 //! on a core that request handling keeps busy, the thread gets a very small share (a weight of
 //! 3 against 1,024) and falls behind. Measured on one core, an idle writer alone let the queue
@@ -37,26 +38,9 @@ impl WriterPriority {
         match self {
             // Threads start at normal priority; an unprivileged one could not return to it.
             WriterPriority::Normal => Ok(()),
-            WriterPriority::Idle => make_current_thread_idle(),
+            WriterPriority::Idle => emguard_runtime::priority::make_current_thread_idle(),
         }
     }
-}
-
-#[cfg(target_os = "linux")]
-fn make_current_thread_idle() -> io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is the calling
-    // thread, and the call changes nothing but its scheduling policy.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn make_current_thread_idle() -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(all(test, target_os = "linux"))]
