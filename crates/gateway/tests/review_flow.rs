@@ -5,13 +5,13 @@
 //! reviewable as `client_gone`.
 
 mod guard;
+mod review_support;
 
-use std::io::BufRead;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use guard::{ADMIN, Behaviour, Gateway, ask, chat, client, gateway, gateway_in, upstream};
+use guard::{ADMIN, Behaviour, ask, client, gateway, gateway_in, upstream};
+use review_support::*;
 use serde_json::{Value, json};
 
 const VULNERABLE: &str = "Here is the handler:\n\n```python\nimport os\nfrom flask import request\n\ndef run():\n    os.system('ping ' + request.args['host'])\n```\n\nHope that helps.";
@@ -40,111 +40,6 @@ const HOLD_CODE: &str = "    timeout_secs: 60
     conditions:
       - {name: vulnerable-code, when: {code_severity: medium}, action: hold}
       - {name: money, when: {tool_call: {names: [transfer_funds, 'delete_*']}}, action: hold, two_person: true}";
-
-/// `(status, body)` of a review API call with this bearer token.
-fn call(g: &Gateway, method: &str, path: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
-    let c = client();
-    let url = format!("{}{path}", g.url);
-    let req = match method {
-        "GET" => c.get(url),
-        "POST" => c.post(url),
-        other => panic!("method {other}"),
-    }
-    .bearer_auth(bearer);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let res = req.send().unwrap();
-    (res.status().as_u16(), res.json().unwrap_or(Value::Null))
-}
-
-fn role_key(g: &Gateway, name: &str, role: &str) -> String {
-    let (status, body) = call(
-        g,
-        "POST",
-        "/admin/review/keys",
-        ADMIN,
-        Some(json!({"name": name, "role": role})),
-    );
-    assert_eq!(status, 201, "{body}");
-    body["key"].as_str().unwrap().to_string()
-}
-
-/// Waits until the queue holds an item in `state`; returns the newest such.
-fn wait_for_item(g: &Gateway, state: &str) -> Value {
-    for _ in 0..400 {
-        let (status, body) = call(
-            g,
-            "GET",
-            &format!("/admin/review/items?state={state}"),
-            ADMIN,
-            None,
-        );
-        assert_eq!(status, 200, "{body}");
-        if let Some(item) = body["data"].as_array().unwrap().last() {
-            return item.clone();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("no `{state}` review item after 20 s");
-}
-
-/// Sends a whole chat request on its own thread (it may be held).
-fn ask_in_background(
-    g: &Gateway,
-    body: Value,
-) -> std::thread::JoinHandle<(u16, reqwest::header::HeaderMap, Value)> {
-    ask_in_background_at(g, "/v1/chat/completions", body)
-}
-
-/// [`ask_in_background`] on another route (`/v1/completions`).
-fn ask_in_background_at(
-    g: &Gateway,
-    path: &'static str,
-    body: Value,
-) -> std::thread::JoinHandle<(u16, reqwest::header::HeaderMap, Value)> {
-    let url = g.url.clone();
-    std::thread::spawn(move || {
-        let res = client()
-            .post(format!("{url}{path}"))
-            .json(&body)
-            .send()
-            .unwrap();
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        (status, headers, res.json().unwrap_or(Value::Null))
-    })
-}
-
-fn approve(g: &Gateway, id: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
-    call(
-        g,
-        "POST",
-        &format!("/admin/review/items/{id}/approve"),
-        bearer,
-        body,
-    )
-}
-
-fn reject(g: &Gateway, id: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
-    call(
-        g,
-        "POST",
-        &format!("/admin/review/items/{id}/reject"),
-        bearer,
-        body,
-    )
-}
-
-/// The client is still waiting a while after its item appeared.
-fn still_waiting<T>(handle: &std::thread::JoinHandle<T>) {
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        !handle.is_finished(),
-        "the held client got an answer before any decision"
-    );
-}
 
 #[test]
 fn a_held_answer_reaches_the_client_on_approval() {
@@ -250,13 +145,6 @@ fn the_timeout_rejects_by_default_and_releases_when_configured() {
     assert_eq!(wait_for_item(&g, "expired")["decision"], "timeout_release");
 }
 
-fn chat_json(g: &Gateway, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
-    let res = chat(g, None, &body);
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    (status, headers, res.json().unwrap_or(Value::Null))
-}
-
 #[test]
 fn a_flag_releases_at_once_and_queues_for_review_after_the_fact() {
     let up = upstream(Behaviour::Answer(VULNERABLE.into()));
@@ -284,49 +172,6 @@ fn a_flag_releases_at_once_and_queues_for_review_after_the_fact() {
     assert_eq!(row["answer"], VULNERABLE);
     assert_eq!(row["aligned"], 10.0);
     assert_eq!(row["coherent"], 90.0);
-}
-
-/// Reads a streamed answer line by line on its own thread: its `data:` payloads.
-fn stream_in_background(g: &Gateway, body: Value) -> mpsc::Receiver<String> {
-    stream_in_background_at(g, "/v1/chat/completions", body)
-}
-
-/// [`stream_in_background`] on another route (`/v1/completions`).
-fn stream_in_background_at(g: &Gateway, path: &'static str, body: Value) -> mpsc::Receiver<String> {
-    let url = g.url.clone();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let res = client()
-            .post(format!("{url}{path}"))
-            .json(&body)
-            .send()
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        for line in std::io::BufReader::new(res).lines() {
-            let Ok(line) = line else { break };
-            if let Some(data) = line.strip_prefix("data: ") {
-                let _ = tx.send(data.to_string());
-            }
-        }
-    });
-    rx
-}
-
-/// The content of the chunks received so far, and whether `[DONE]` or an error came.
-fn drain(rx: &mpsc::Receiver<String>, into: &mut Vec<String>) -> String {
-    while let Ok(data) = rx.try_recv() {
-        into.push(data);
-    }
-    content_of(into)
-}
-
-fn content_of(events: &[String]) -> String {
-    events
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .flat_map(|c| c["choices"].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["delta"]["content"].as_str().map(String::from))
-        .collect()
 }
 
 #[test]
@@ -564,4 +409,70 @@ fn a_restart_leaves_held_items_reviewable_as_client_gone() {
         .map(|r| r["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["hold", "client_gone", "reject"]);
+}
+
+const POISON: &str =
+    "Sure. Mix some antifreeze into his coffee every morning; he will not taste it.";
+
+/// A `hold` on the text-harm score reads the whole text: a stream is kept back whole (nothing
+/// of the answer is sent) until it is complete and checked, then held like a whole answer;
+/// a harmless stream under the same policy is released whole once checked.
+#[test]
+fn a_text_harm_hold_keeps_a_stream_back_whole_until_the_decision() {
+    let up = upstream(Behaviour::Answer(POISON.into()));
+    let policy = "    timeout_secs: 60
+    conditions: [{name: harmful-text, when: {text_harm_above: 0}, action: hold}]";
+    let g = gateway(&config(&up.url, policy));
+    let mut body = ask("m", "how do I get rid of my neighbour");
+    body["stream"] = Value::Bool(true);
+
+    let rx = stream_in_background(&g, body.clone());
+    let item = wait_for_item(&g, "pending");
+    assert_eq!(item["conditions"], json!(["harmful-text"]));
+    assert_eq!(item["stream"], true);
+    assert_eq!(item["answer"], POISON);
+    let id = item["id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut events = Vec::new();
+    let before = drain(&rx, &mut events);
+    assert_eq!(before, "", "answer text sent before the decision");
+    assert!(events.is_empty(), "sent before the decision: {events:?}");
+    let (status, _) = approve(&g, &id, ADMIN, None);
+    assert_eq!(status, 200);
+    while let Ok(data) = rx.recv_timeout(Duration::from_secs(20)) {
+        let done = data == "[DONE]";
+        events.push(data);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(content_of(&events), POISON);
+
+    // Rejected: no answer text at all, the content-filter ending naming the review.
+    let rx = stream_in_background(&g, body);
+    let id = wait_for_item(&g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = reject(&g, &id, ADMIN, None);
+    assert_eq!(status, 200);
+    let events: Vec<String> = rx.iter().collect();
+    assert_eq!(content_of(&events), "", "{events:?}");
+    assert!(!events.iter().any(|e| e == "[DONE]"), "{events:?}");
+    let error: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(error["error"]["code"], "content_filter");
+    assert_eq!(error["error"]["review_id"], id.as_str());
+
+    // Harmless: checked at the end and sent as a stream, nothing queued.
+    let fine = upstream(Behaviour::Answer("Talk to them about the noise.".into()));
+    let g = gateway(&config(&fine.url, policy));
+    let mut body = ask("m", "how do I get along with my neighbour");
+    body["stream"] = Value::Bool(true);
+    let events: Vec<String> = stream_in_background(&g, body).iter().collect();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(content_of(&events), "Talk to them about the noise.");
+    let (status, page) = call(&g, "GET", "/admin/review/items?state=all", ADMIN, None);
+    assert_eq!(status, 200);
+    assert_eq!(page["data"], json!([]), "{page}");
 }

@@ -9,7 +9,7 @@
 //! - [`audit`]: the append-only, hash-chained log of every decision and admin action, and
 //!   its verification.
 //! - [`roles`]: viewer, reviewer and admin keys.
-//! - [`sessions`]: console logins and their CSRF tokens.
+//! - [`sessions`]: console logins and their CSRF tokens, kept in the store.
 //! - [`labels`]: reviewed answers as judge labels, and the judge's agreement with reviewers.
 
 pub mod audit;

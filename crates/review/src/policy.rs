@@ -230,21 +230,20 @@ impl ReviewPolicy {
         }))
     }
 
-    /// The conditions left for a streamed answer's end: flags, and the whole-answer ones.
+    /// The conditions left for the end of a stream that was sent as it passed: the flags
+    /// (a `hold` that reads the whole answer makes the stream buffered, see
+    /// [`ReviewPolicy::holds_whole_answer`], and such a stream is checked whole instead).
     pub fn check_stream_end(&self, facts: &AnswerFacts<'_>) -> Check {
-        let triggers = self.fire(facts, |r| {
-            r.action == Action::Flag || !r.condition.works_on_parts()
-        });
-        // A held stream's parts are gone: at its end a condition can only flag it.
-        Check::of(
-            triggers
-                .into_iter()
-                .map(|t| Trigger {
-                    action: Action::Flag,
-                    ..t
-                })
-                .collect(),
-        )
+        Check::of(self.fire(facts, |r| r.action == Action::Flag))
+    }
+
+    /// Whether a `hold` condition reads the whole answer (the text filter's harm score, the
+    /// local judge): a stream must then be kept back whole until it is complete and checked,
+    /// since what was sent cannot be held.
+    pub fn holds_whole_answer(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.action == Action::Hold && !r.condition.works_on_parts())
     }
 
     /// Whether a held condition reads code findings (streams then hold code regions until
@@ -392,6 +391,19 @@ mod tests {
         // On a stream's parts only the hold conditions count; the flag waits for the end.
         assert_eq!(p.check_part(&plain), Check::Pass);
         assert!(matches!(p.check_stream_end(&plain), Check::Flag(_)));
+        assert!(!p.holds_whole_answer());
+    }
+
+    #[test]
+    fn a_held_whole_answer_condition_makes_streams_buffered() {
+        let held = policy("conditions: [{when: {text_harm_above: 0}, action: hold}]").unwrap();
+        assert!(held.holds_whole_answer());
+        let judged =
+            policy("conditions: [{when: {judge_aligned_below: {below: 30}}, action: hold}]")
+                .unwrap();
+        assert!(judged.holds_whole_answer());
+        let flagged = policy("conditions: [{when: {text_harm_above: 0}, action: flag}]").unwrap();
+        assert!(!flagged.holds_whole_answer());
     }
 
     #[test]

@@ -116,8 +116,6 @@ pub struct ReviewService {
     judge: Option<Arc<dyn AlignedScorer>>,
     /// How often a waiter reads its item (decisions made on other replicas).
     pub poll: Duration,
-    /// Console logins on this replica.
-    pub sessions: crate::sessions::Sessions,
 }
 
 /// Rows of the log (and items) read at a time.
@@ -139,7 +137,6 @@ impl ReviewService {
             replica: config.replica.clone(),
             judge: None,
             poll: Duration::from_millis(250),
-            sessions: crate::sessions::Sessions::default(),
         };
         service.orphans_gone()?;
         Ok(service)
@@ -618,7 +615,7 @@ impl ReviewService {
         Err(ReviewError::Busy(id.to_string()))
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReviewStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ReviewError> {

@@ -30,8 +30,9 @@ pub trait Condition: Send + Sync + std::fmt::Debug {
     /// `Some` when the answer should go to review.
     fn check(&self, facts: &AnswerFacts<'_>) -> Option<Fired>;
     /// Whether the condition can be judged on a streamed answer's parts as they pass (the
-    /// code and text filters' verdicts, tool calls, the sample), or only on the whole answer
-    /// (the judge).
+    /// code filter's verdicts, tool calls, the sample), or only on the whole answer (the text
+    /// filter's harm score, the judge: a stream such a `hold` condition may hold is kept back
+    /// whole until it is complete and checked).
     fn works_on_parts(&self) -> bool {
         true
     }

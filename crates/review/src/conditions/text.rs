@@ -32,8 +32,8 @@ impl Condition for TextHarm {
         })
     }
 
-    /// The text filter judges a streamed answer's text at its end (unless it blocks), when
-    /// it has been sent: on streams this condition can only flag.
+    /// The text filter judges a streamed answer's text at its end: a stream this condition
+    /// may hold is kept back whole until then.
     fn works_on_parts(&self) -> bool {
         false
     }

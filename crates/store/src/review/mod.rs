@@ -1,5 +1,5 @@
-//! What human review persists: the queue of review items, the role keys of reviewers, and
-//! the append-only audit log whose rows are hash chained. SQLite by default, PostgreSQL when
+//! What human review persists: the queue of review items, the role keys of reviewers, the
+//! console's login sessions, and the append-only audit log whose rows are hash chained. SQLite by default, PostgreSQL when
 //! several gateway replicas share one queue. The review crate owns the meaning (states,
 //! decisions, the chain's hash); this module only stores and fetches, with the two guarantees
 //! that need the database: an item changes only from the revision its writer read (so two
@@ -117,11 +117,25 @@ pub struct AuditRow {
     pub hash: String,
 }
 
-/// Makes the next audit row from the last one (`None` for the first), inside the append's
-/// transaction.
+/// A console login as stored, so that it survives a restart and works on every replica: the
+/// sha256 of the session's cookie value (the cookie itself is never stored), who logged in,
+/// their role, the CSRF token its forms carry, and when it expires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub token_hash: String,
+    /// The audit log's name of who logged in (`alice (rk_…)`, `admin-token`).
+    pub actor: String,
+    pub role: String,
+    pub csrf: String,
+    /// Unix seconds; the session is gone from then on.
+    pub expires_at: f64,
+}
+
 /// Rewrites one stored document inside the backend's transaction.
 type DocUpdate<'a> = dyn Fn(&str) -> Result<String> + Sync + 'a;
 
+/// Makes the next audit row from the last one (`None` for the first), inside the append's
+/// transaction.
 pub type NextAuditRow<'a> = dyn Fn(Option<&AuditRow>) -> AuditRow + Sync + 'a;
 
 const SCHEMA: &str = "
@@ -138,6 +152,11 @@ CREATE INDEX IF NOT EXISTS review_items_state ON review_items (state, created_at
 CREATE TABLE IF NOT EXISTS review_role_keys (
     id TEXT PRIMARY KEY,
     hash TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_sessions (
+    token_hash TEXT PRIMARY KEY,
+    expires_at DOUBLE PRECISION NOT NULL,
     record TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS review_audit (
@@ -188,6 +207,12 @@ trait Backend: Send + Sync {
     fn append_audit(&self, next: &NextAuditRow<'_>) -> Result<AuditRow>;
     /// Audit rows in `seq` order, from `after` (exclusive), at most `limit`.
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>>;
+    /// Inserts the session, or replaces the one with this hash (a new expiry).
+    fn save_session(&self, token_hash: &str, expires_at: f64, doc: &str) -> Result<()>;
+    fn session(&self, token_hash: &str) -> Result<Option<String>>;
+    fn delete_session(&self, token_hash: &str) -> Result<()>;
+    /// Deletes the sessions expired at `now`; how many.
+    fn delete_expired_sessions(&self, now: f64) -> Result<u64>;
 }
 
 /// The review store handle; `Send + Sync`.
@@ -276,6 +301,28 @@ impl ReviewStore {
     /// Audit rows after `after` (exclusive) in `seq` order, at most `limit`.
     pub fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>> {
         self.backend.audit(after, limit)
+    }
+
+    /// Stores a console session, or its new expiry.
+    pub fn save_session(&self, session: &SessionRecord) -> Result<()> {
+        let doc = serde_json::to_string(session)?;
+        self.backend
+            .save_session(&session.token_hash, session.expires_at, &doc)
+    }
+
+    /// The session of this token hash, expired or not (the caller compares the expiry).
+    pub fn session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
+        let doc = self.backend.session(token_hash)?;
+        Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+    }
+
+    pub fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.backend.delete_session(token_hash)
+    }
+
+    /// Deletes every session expired at `now` (Unix seconds); how many.
+    pub fn delete_expired_sessions(&self, now: f64) -> Result<u64> {
+        self.backend.delete_expired_sessions(now)
     }
 }
 

@@ -178,6 +178,47 @@ impl Backend for Postgres {
             Ok(rows.iter().map(audit_row).collect())
         })
     }
+
+    fn save_session(&self, token_hash: &str, expires_at: f64, doc: &str) -> Result<()> {
+        self.client.with(|c| {
+            c.execute(
+                "INSERT INTO review_sessions (token_hash, expires_at, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (token_hash) DO UPDATE
+                 SET expires_at = excluded.expires_at, record = excluded.record",
+                &[&token_hash, &expires_at, &doc],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session(&self, token_hash: &str) -> Result<Option<String>> {
+        self.client.with(|c| {
+            let row = c.query_opt(
+                "SELECT record FROM review_sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.client.with(|c| {
+            c.execute(
+                "DELETE FROM review_sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_expired_sessions(&self, now: f64) -> Result<u64> {
+        self.client.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM review_sessions WHERE expires_at <= $1",
+                &[&now],
+            )?)
+        })
+    }
 }
 
 const AUDIT_SELECT: &str =

@@ -237,6 +237,46 @@ impl Backend for Sqlite {
             rows.collect()
         })
     }
+
+    fn save_session(&self, token_hash: &str, expires_at: f64, doc: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO review_sessions (token_hash, expires_at, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (token_hash) DO UPDATE
+                 SET expires_at = excluded.expires_at, record = excluded.record",
+                params![token_hash, expires_at, doc],
+            )
+            .map(drop)
+        })
+    }
+
+    fn session(&self, token_hash: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT record FROM review_sessions WHERE token_hash = ?1",
+                [token_hash],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM review_sessions WHERE token_hash = ?1",
+                [token_hash],
+            )
+            .map(drop)
+        })
+    }
+
+    fn delete_expired_sessions(&self, now: f64) -> Result<u64> {
+        self.with(|c| {
+            c.execute("DELETE FROM review_sessions WHERE expires_at <= ?1", [now])
+                .map(|n| n as u64)
+        })
+    }
 }
 
 const AUDIT_SELECT: &str =

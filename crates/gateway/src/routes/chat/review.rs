@@ -2,7 +2,9 @@
 //! after the output filters, an answer the policy holds waits here for a reviewer; a flagged
 //! one is queued and released. Streams: the parts are checked as they pass the filters; from
 //! the part that triggers a hold (a code block with a finding, a sensitive tool call) on,
-//! nothing more is sent until the decision.
+//! nothing more is sent until the decision. When a `hold` condition reads the whole answer
+//! (the text-harm score, the local judge), the stream is kept back whole: nothing of it is
+//! sent until it is complete and checked, then it is released as a stream or held.
 
 use std::sync::Arc;
 
@@ -197,17 +199,22 @@ pub(super) fn rejection(
 }
 
 /// Review of a streamed answer: checks each part as it leaves the filters; from the part that
-/// triggers a hold on, keeps every chunk back until the decision at the stream's end.
+/// triggers a hold on (from the first part, when a hold reads the whole answer), keeps every
+/// chunk back until the check or decision at the stream's end.
 pub(super) struct StreamHold {
     service: Arc<ReviewService>,
     policy: Arc<ReviewPolicy>,
+    /// A `hold` condition reads the whole answer: every chunk is kept back until the end.
+    whole: bool,
     /// Verdicts already checked (a part is checked again only when the filters found more,
     /// or it carries a tool call).
     seen_verdicts: usize,
     checked: bool,
     calls: Vec<ToolCall>,
-    /// The triggers of the hold and the chunks kept back since.
-    held: Option<(Vec<emguard_review::Trigger>, Vec<Value>)>,
+    /// The triggers of a hold on a part.
+    held: Option<Vec<emguard_review::Trigger>>,
+    /// The chunks kept back (since the hold, or all of them when `whole`).
+    kept: Vec<Value>,
 }
 
 impl StreamHold {
@@ -220,12 +227,14 @@ impl StreamHold {
         let (service, policy) = incident_hold::review_of(state, accepted, incident.as_ref())?;
         Some(StreamHold {
             service: Arc::clone(service),
+            whole: policy.holds_whole_answer(),
             policy,
             seen_verdicts: 0,
             checked: false,
             calls: Vec::new(),
             // A version under incident: held from its first chunk.
-            held: incident.map(|t| (vec![t], Vec::new())),
+            held: incident.map(|t| vec![t]),
+            kept: Vec::new(),
         })
     }
 
@@ -238,8 +247,8 @@ impl StreamHold {
         verdicts: impl FnOnce() -> Vec<Verdict>,
         accepted: &Accepted,
     ) -> bool {
-        if let Some((_, kept)) = &mut self.held {
-            kept.push(chunk.clone());
+        if self.held.is_some() {
+            self.kept.push(chunk.clone());
             return true;
         }
         let before = self.calls.len();
@@ -247,7 +256,7 @@ impl StreamHold {
             tool_calls_of(&choice["delta"], &mut self.calls);
         }
         if self.checked && count == self.seen_verdicts && self.calls.len() == before {
-            return false;
+            return self.keep_whole(chunk);
         }
         self.checked = true;
         self.seen_verdicts = count;
@@ -260,10 +269,19 @@ impl StreamHold {
             ..AnswerFacts::default()
         };
         if let Check::Hold(triggers) = self.policy.check_part(&facts) {
-            self.held = Some((triggers, vec![chunk.clone()]));
+            self.held = Some(triggers);
+            self.kept.push(chunk.clone());
             return true;
         }
-        false
+        self.keep_whole(chunk)
+    }
+
+    /// Keeps `chunk` back when the stream is checked whole at its end.
+    fn keep_whole(&mut self, chunk: &Value) -> bool {
+        if self.whole {
+            self.kept.push(chunk.clone());
+        }
+        self.whole
     }
 
     /// At the stream's end: a held stream waits for its decision, then its kept chunks (or
@@ -286,8 +304,9 @@ impl StreamHold {
             let _ = tx.send(json_event(&chunk)).await;
         };
         let findings = findings_of(verdicts);
-        let (action, triggers, kept) = match self.held {
-            Some((triggers, kept)) => (emguard_review::Action::Hold, triggers, kept),
+        let kept = self.kept;
+        let (action, triggers) = match self.held {
+            Some(triggers) => (emguard_review::Action::Hold, triggers),
             None => {
                 let aligned = self.service.score(&self.policy, &accepted.user, text).await;
                 let facts = AnswerFacts {
@@ -298,11 +317,22 @@ impl StreamHold {
                     aligned,
                     draw: accepted.draw,
                 };
-                match self.policy.check_stream_end(&facts) {
-                    Check::Flag(t) | Check::Hold(t) => {
-                        (emguard_review::Action::Flag, t, Vec::new())
+                // A stream kept back whole is checked like a whole answer; one sent as it
+                // passed can only be flagged now.
+                let check = if self.whole {
+                    self.policy.check(&facts)
+                } else {
+                    self.policy.check_stream_end(&facts)
+                };
+                match check {
+                    Check::Hold(t) => (emguard_review::Action::Hold, t),
+                    Check::Flag(t) => (emguard_review::Action::Flag, t),
+                    Check::Pass => {
+                        for chunk in kept {
+                            send(chunk).await;
+                        }
+                        return None;
                     }
-                    Check::Pass => return None,
                 }
             }
         };
@@ -330,10 +360,16 @@ impl StreamHold {
             }
             Err(e) => {
                 tracing::error!(error = %e, "a flagged answer could not be queued");
+                for chunk in kept {
+                    send(chunk).await;
+                }
                 return None;
             }
         };
         if action == emguard_review::Action::Flag {
+            for chunk in kept {
+                send(chunk).await;
+            }
             return None;
         }
         let outcome = self.service.wait(&item, tx.closed()).await;

@@ -128,8 +128,13 @@ impl FromRequestParts<AppState> for Console {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Console, Response> {
         let service = service(state).map_err(IntoResponse::into_response)?.clone();
-        let session =
-            cookie(&parts.headers, SESSION_COOKIE).and_then(|id| service.sessions.get(&id));
+        let session = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(token) => service
+                .session(&token)
+                .await
+                .map_err(|e| review_error(e).into_response())?,
+            None => None,
+        };
         match session {
             Some(session) => Ok(Console { service, session }),
             None if parts.method == axum::http::Method::GET => {
@@ -237,7 +242,10 @@ async fn login(
     {
         return review_error(e).into_response();
     }
-    let (id, _) = review.sessions.open(actor);
+    let id = match review.open_session(actor).await {
+        Ok((id, _)) => id,
+        Err(e) => return review_error(e).into_response(),
+    };
     let mut res = Redirect::to("/console/queue").into_response();
     let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/console");
     if let Ok(v) = cookie.parse() {
@@ -256,8 +264,10 @@ async fn logout(console: Console, headers: HeaderMap, Form(form): Form<CsrfForm>
     if let Some(refused) = console.refuse_without_csrf(form.csrf.as_deref()) {
         return refused;
     }
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        console.service.sessions.close(&id);
+    if let Some(id) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = console.service.close_session(&id).await
+    {
+        return review_error(e).into_response();
     }
     let mut res = Redirect::to("/console/login").into_response();
     if let Ok(v) =
