@@ -467,6 +467,9 @@ impl Shared {
         // request handlers' core for milliseconds at a time and set the gateway's p99. At
         // SCHED_IDLE it runs on spare CPU only; when there is none it falls behind and the
         // bounded queue drops samples (counted), as the monitor must rather than slow a request.
+        // Not enough on its own: the local judge's tensor work also runs on candle's global
+        // worker threads, which keep the priority of the thread that made them (measured in
+        // docs/benchmarks.md, "Review and monitor on the request path").
         if let Err(e) = emguard_runtime::priority::make_current_thread_idle() {
             tracing::warn!("monitor: the judge thread keeps normal priority: {e}");
         }
