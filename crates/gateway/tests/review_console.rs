@@ -9,6 +9,7 @@
 //! reqwest ([`WebDriver`]), which needs no dependency beyond those the gateway builds with.
 
 mod guard;
+mod review_support;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use emguard_testkit::{Prerequisite, skip};
-use guard::{ADMIN, Behaviour, Gateway, client, gateway, upstream};
+use guard::{ADMIN, Behaviour, Gateway, gateway, upstream};
+use review_support::{role_key, transfer_funds_call};
 use serde_json::{Value, json};
 
 const VULNERABLE: &str = "Here is the handler:\n\n```python\nimport os\nfrom flask import request\n\ndef run():\n    os.system('ping ' + request.args['host'])\n```\n";
@@ -208,14 +210,14 @@ impl WebDriver {
 }
 
 /// Runs the `openai` package's client on its own process; its JSON line when it ends.
-fn openai_client(g: &Gateway, question: &str) -> std::thread::JoinHandle<Value> {
+fn openai_client(g: &Gateway, model: &str, question: &str) -> std::thread::JoinHandle<Value> {
     let python = std::env::var("EMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/review_client.py");
     let url = g.url.clone();
-    let question = question.to_string();
+    let (model, question) = (model.to_string(), question.to_string());
     std::thread::spawn(move || {
         let out = Command::new(python)
-            .args([script, &url, "m", &question])
+            .args([script, &url, &model, &question])
             .output()
             .expect("python runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -226,20 +228,6 @@ fn openai_client(g: &Gateway, question: &str) -> std::thread::JoinHandle<Value> 
         );
         serde_json::from_str(stdout.trim()).expect("one JSON line")
     })
-}
-
-fn role_key(g: &Gateway, name: &str, role: &str) -> String {
-    let res = client()
-        .post(format!("{}/admin/review/keys", g.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": name, "role": role}))
-        .send()
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 async fn log_in(c: &WebDriver, base: &str, key: &str) {
@@ -272,6 +260,7 @@ fn a_reviewer_decides_in_a_real_browser_while_clients_wait() {
         return;
     };
     let up = upstream(Behaviour::Answer(VULNERABLE.into()));
+    let payer = upstream(transfer_funds_call(5000));
     let g = gateway(&format!(
         "
 store: '{{store}}'
@@ -280,13 +269,18 @@ filters: {{code: {{action: annotate, min_severity: low}}}}
 review:
   default:
     timeout_secs: 120
-    conditions: [{{name: vulnerable-code, when: {{code_severity: medium}}, action: hold}}]
+    conditions:
+      - {{name: vulnerable-code, when: {{code_severity: medium}}, action: hold}}
+      - {{name: money, when: {{tool_call: {{names: [transfer_funds]}}}}, action: hold}}
 models:
   - id: m
     active: v1
     versions: [{{name: v1, upstream: '{}'}}]
+  - id: payments
+    active: v1
+    versions: [{{name: v1, upstream: '{}'}}]
 ",
-        up.url
+        up.url, payer.url
     ));
     let reviewer = role_key(&g, "alice", "reviewer");
     let viewer = role_key(&g, "victor", "viewer");
@@ -296,7 +290,7 @@ models:
         log_in(&c, &g.url, &reviewer).await;
 
         // Approve: the waiting client receives the answer.
-        let first = openai_client(&g, "write a ping handler");
+        let first = openai_client(&g, "m", "write a ping handler");
         let row = wait_for_row(&c, &g.url, "write a ping handler").await;
         assert!(
             !first.is_finished(),
@@ -318,7 +312,7 @@ models:
         assert_eq!(answered["content"], VULNERABLE);
 
         // Reject: the client gets the content-filter error naming the review.
-        let second = openai_client(&g, "another ping handler");
+        let second = openai_client(&g, "m", "another ping handler");
         let row = wait_for_row(&c, &g.url, "another ping handler").await;
         c.click(&format!("tr[id='{row}'] button.reject")).await;
         let refused = tokio::task::spawn_blocking(move || second.join().unwrap())
@@ -329,8 +323,28 @@ models:
         assert_eq!(refused["code"], "content_filter");
         assert_eq!(refused["review_id"], row.as_str());
 
+        // A proposed action: the tool call waits for the reviewer, who sees its name and
+        // arguments in the queue, and reaches the client on approval.
+        let payment = openai_client(&g, "payments", "pay the invoice");
+        let row = wait_for_row(&c, &g.url, "pay the invoice").await;
+        let shown = c.text(&c.find(&format!("tr[id='{row}']")).await).await;
+        assert!(
+            shown.contains("transfer_funds") && shown.contains("acct-991"),
+            "the queue row does not show the tool call: {shown}"
+        );
+        assert!(
+            !payment.is_finished(),
+            "the tool call left before the decision"
+        );
+        c.click(&format!("tr[id='{row}'] button.approve")).await;
+        let paid = tokio::task::spawn_blocking(move || payment.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(paid["ok"], true, "{paid}");
+        assert_eq!(paid["tool_calls"], json!(["transfer_funds"]), "{paid}");
+
         // A viewer sees the held item but no button; the POST it could forge is 403.
-        let third = openai_client(&g, "a third ping handler");
+        let third = openai_client(&g, "m", "a third ping handler");
         c.goto(&format!("{}/console/queue", g.url)).await;
         c.click("header form button").await;
         log_in(&c, &g.url, &viewer).await;

@@ -287,20 +287,9 @@ fn a_held_text_completion_is_released_in_the_text_shape() {
     assert_eq!(headers["x-emguard-review"], id.as_str());
 }
 
-fn transfer(amount: u64) -> Behaviour {
-    let args = json!({"to": "acct-991", "amount": amount}).to_string();
-    Behaviour::Scripted {
-        whole: json!({"id": "up", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
-                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "transfer_funds", "arguments": args}}]},
-                "finish_reason": "tool_calls"}]}),
-        chunks: vec![],
-    }
-}
-
 #[test]
 fn a_tool_call_to_transfer_funds_needs_two_reviewers() {
-    let up = upstream(transfer(5000));
+    let up = upstream(transfer_funds_call(5000));
     let g = gateway(&config(&up.url, HOLD_CODE));
     let alice = role_key(&g, "alice", "reviewer");
     let bob = role_key(&g, "bob", "reviewer");

@@ -10,7 +10,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::guard::{ADMIN, Gateway, chat, client};
+use crate::guard::{ADMIN, Behaviour, Gateway, chat, client};
+
+/// An upstream answer that is only a tool call: `transfer_funds` of `amount` to acct-991.
+pub fn transfer_funds_call(amount: u64) -> Behaviour {
+    let args = json!({"to": "acct-991", "amount": amount}).to_string();
+    Behaviour::Scripted {
+        whole: json!({"id": "up", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "transfer_funds", "arguments": args}}]},
+                "finish_reason": "tool_calls"}]}),
+        chunks: vec![],
+    }
+}
 /// `(status, body)` of a review API call with this bearer token.
 pub fn call(
     g: &Gateway,
