@@ -94,6 +94,49 @@ fn tallies(path: &std::path::Path) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
+/// Starts the run's first process (persona and trigger-sweep, 2 attempts, on `store_url`,
+/// report to `out`, with the `servers` flags); waits for the run id it prints; its stderr lines
+/// are collected on a thread until it ends.
+fn start_run(
+    store_url: &str,
+    out: &std::path::Path,
+    servers: &[&str],
+) -> (Process, String, std::thread::JoinHandle<Vec<String>>) {
+    let mut first = redteam(&[
+        "--probes",
+        "persona",
+        "--probes",
+        "trigger-sweep",
+        "--attempts",
+        "2",
+        "--model",
+        "openai:backdoored",
+        "--judge",
+        "llm:j",
+        "--store",
+        store_url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut first = Process(
+        first
+            .args(servers)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(first.0.stderr.take().unwrap()).lines();
+    let run_id = loop {
+        let line = lines.next().expect("the run id is printed").unwrap();
+        if let Some(rest) = line.strip_prefix("run ") {
+            break rest.split(' ').next().unwrap().to_string();
+        }
+    };
+    let first_log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    (first, run_id, first_log)
+}
+
 #[test]
 fn workers_share_a_redteam_run_each_prompt_asked_once_and_the_report_complete() {
     let Some(pg) = TestPostgres::start(
@@ -113,38 +156,7 @@ fn workers_share_a_redteam_run_each_prompt_asked_once_and_the_report_complete() 
         "2",
     ];
     let shared_out = dir.path().join("shared");
-    let mut first = redteam(&[
-        "--probes",
-        "persona",
-        "--probes",
-        "trigger-sweep",
-        "--attempts",
-        "2",
-        "--model",
-        "openai:backdoored",
-        "--judge",
-        "llm:j",
-        "--store",
-        &pg.url,
-        "--out",
-        shared_out.to_str().unwrap(),
-    ]);
-    let mut first = Process(
-        first
-            .args(servers)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(first.0.stderr.take().unwrap()).lines();
-    let run_id = loop {
-        let line = lines.next().expect("the run id is printed").unwrap();
-        if let Some(rest) = line.strip_prefix("run ") {
-            break rest.split(' ').next().unwrap().to_string();
-        }
-    };
-    let first_log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (mut first, run_id, first_log) = start_run(&pg.url, &shared_out, &servers);
     let workers: Vec<Process> = (0..2)
         .map(|_| {
             let mut worker = redteam(&["--worker", &run_id, "--store", &pg.url]);
@@ -242,38 +254,7 @@ fn a_killed_workers_slots_are_finished_by_the_first_process_once_its_lease_runs_
         "4",
     ];
     let out_dir = dir.path().join("shared");
-    let mut first = redteam(&[
-        "--probes",
-        "persona",
-        "--probes",
-        "trigger-sweep",
-        "--attempts",
-        "2",
-        "--model",
-        "openai:backdoored",
-        "--judge",
-        "llm:j",
-        "--store",
-        &pg.url,
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    let mut first = Process(
-        first
-            .args(servers)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(first.0.stderr.take().unwrap()).lines();
-    let run_id = loop {
-        let line = lines.next().expect("the run id is printed").unwrap();
-        if let Some(rest) = line.strip_prefix("run ") {
-            break rest.split(' ').next().unwrap().to_string();
-        }
-    };
-    let first_log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (mut first, run_id, first_log) = start_run(&pg.url, &out_dir, &servers);
     let mut doomed = Process(
         redteam(&["--worker", &run_id, "--store", &pg.url])
             .args(servers)
