@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use guard::{admin, gateway_in};
-use monitor_support::{config, playbook, traffic, upstream};
+use monitor_support::{config, playbook, start_error, traffic, upstream};
 use serde_json::Value;
 
 fn incidents(g: &guard::Gateway) -> Vec<Value> {
@@ -313,22 +313,7 @@ fn a_webhook_that_fails_twice_gets_three_signed_attempts_and_one_alert() {
 #[test]
 fn a_bad_playbook_stops_the_gateway_with_the_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("gateway.db").display().to_string();
-    let playbook = playbook(dir.path(), "  alpha: 0.7\n");
-    let yaml = config(
-        &store,
-        "http://127.0.0.1:9/v1",
-        "http://127.0.0.1:9/v1",
-        0.2,
-        &playbook,
-    );
-    let config = emguard_gateway::GatewayConfig::parse(&yaml, false, "gw.yaml").unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let error = runtime
-        .block_on(emguard_gateway::build_with_admin_token(&config, None))
-        .err()
-        .expect("the gateway does not start")
-        .to_string();
+    let (playbook, yaml, error) = start_error(dir.path(), "  alpha: 0.7\n");
     assert!(
         error.contains(&format!("{playbook}:6"))
             && error.contains("limits.alpha")

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use guard::{admin, gateway_in};
-use monitor_support::{QUESTION, config, playbook, traffic, upstream};
+use monitor_support::{QUESTION, config, playbook, start_error, traffic, upstream};
 use serde_json::{Value, json};
 
 fn incidents(g: &guard::Gateway) -> Vec<Value> {
@@ -470,22 +470,7 @@ models:
 #[test]
 fn a_playbook_that_holds_for_review_needs_the_review_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("gateway.db").display().to_string();
-    let playbook = playbook(dir.path(), "on_breach:\n  hold_for_review: true\n");
-    let yaml = config(
-        &store,
-        "http://127.0.0.1:9/v1",
-        "http://127.0.0.1:9/v1",
-        0.2,
-        &playbook,
-    );
-    let config = emguard_gateway::GatewayConfig::parse(&yaml, false, "gw.yaml").unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let error = runtime
-        .block_on(emguard_gateway::build_with_admin_token(&config, None))
-        .err()
-        .expect("the gateway does not start")
-        .to_string();
+    let (playbook, _, error) = start_error(dir.path(), "on_breach:\n  hold_for_review: true\n");
     assert!(
         error.contains(&playbook)
             && error.contains("hold_for_review")

@@ -77,6 +77,29 @@ pub fn playbook(dir: &std::path::Path, extra: &str) -> String {
 
 /// A gateway config: v1 active (`good`), v2 a canary at `weight` (`candidate`), the monitor
 /// judging every candidate answer and a fifth of the others, with the playbook at `playbook`.
+/// Builds a gateway (files in `dir`) whose model has a playbook with `extra` and expects it
+/// not to start (no upstream is asked: both point at a closed port); the playbook's path, the
+/// config and the error.
+pub fn start_error(dir: &std::path::Path, extra: &str) -> (String, String, String) {
+    let store = dir.join("gateway.db").display().to_string();
+    let playbook = playbook(dir, extra);
+    let yaml = config(
+        &store,
+        "http://127.0.0.1:9/v1",
+        "http://127.0.0.1:9/v1",
+        0.2,
+        &playbook,
+    );
+    let config = emguard_gateway::GatewayConfig::parse(&yaml, false, "gw.yaml").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let error = runtime
+        .block_on(emguard_gateway::build_with_admin_token(&config, None))
+        .err()
+        .expect("the gateway does not start")
+        .to_string();
+    (playbook, yaml, error)
+}
+
 pub fn config(store: &str, good: &str, candidate: &str, weight: f64, playbook: &str) -> String {
     format!(
         "
