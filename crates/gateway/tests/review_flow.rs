@@ -77,10 +77,7 @@ fn a_rejected_answer_ends_in_a_content_filter_error_naming_the_review() {
     let up = upstream(Behaviour::Answer(VULNERABLE.into()));
     let g = gateway(&config(&up.url, HOLD_CODE));
     let client = ask_in_background(&g, ask("m", "write a ping handler"));
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     let (status, _) = reject(&g, &id, ADMIN, Some(json!({"reason": "shell injection"})));
     assert_eq!(status, 200);
     let (status, _, body) = client.join().unwrap();
@@ -101,10 +98,7 @@ fn an_edit_releases_the_reviewers_answer() {
     let up = upstream(Behaviour::Answer(VULNERABLE.into()));
     let g = gateway(&config(&up.url, HOLD_CODE));
     let client = ask_in_background(&g, ask("m", "write a ping handler"));
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     let safe = "Use subprocess.run(['ping', host]) without a shell.";
     let (status, decided) = approve(&g, &id, ADMIN, Some(json!({"answer": safe})));
     assert_eq!(status, 200, "{decided}");
@@ -181,10 +175,7 @@ fn a_held_stream_sends_nothing_after_the_held_block_until_approval() {
     let mut body = ask("m", "write a ping handler");
     body["stream"] = Value::Bool(true);
     let rx = stream_in_background(&g, body.clone());
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     std::thread::sleep(Duration::from_millis(300));
     let mut events = Vec::new();
     let before = drain(&rx, &mut events);
@@ -199,22 +190,13 @@ fn a_held_stream_sends_nothing_after_the_held_block_until_approval() {
     assert!(!events.iter().any(|e| e == "[DONE]"));
     let (status, _) = approve(&g, &id, ADMIN, None);
     assert_eq!(status, 200);
-    while let Ok(data) = rx.recv_timeout(Duration::from_secs(20)) {
-        let done = data == "[DONE]";
-        events.push(data);
-        if done {
-            break;
-        }
-    }
+    receive_until_done(&rx, &mut events);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(content_of(&events), VULNERABLE);
 
     // Rejected: the stream ends with content_filter and an error naming the review.
     let rx = stream_in_background(&g, body);
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     let (status, _) = reject(&g, &id, ADMIN, None);
     assert_eq!(status, 200);
     let events: Vec<String> = rx.iter().collect();
@@ -239,20 +221,11 @@ fn a_held_text_completion_is_released_in_the_text_shape() {
     let g = gateway(&config(&up.url, HOLD_CODE));
     let body = json!({"model": "m", "prompt": "write a ping handler", "stream": true});
     let rx = stream_in_background_at(&g, "/v1/completions", body);
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     let (status, _) = approve(&g, &id, ADMIN, None);
     assert_eq!(status, 200);
     let mut events = Vec::new();
-    while let Ok(data) = rx.recv_timeout(Duration::from_secs(20)) {
-        let done = data == "[DONE]";
-        events.push(data);
-        if done {
-            break;
-        }
-    }
+    receive_until_done(&rx, &mut events);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     let chunks: Vec<Value> = events[..events.len() - 1]
         .iter()
@@ -273,10 +246,7 @@ fn a_held_text_completion_is_released_in_the_text_shape() {
         "/v1/completions",
         json!({"model": "m", "prompt": "write a ping handler"}),
     );
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     still_waiting(&held);
     let (status, _) = approve(&g, &id, ADMIN, None);
     assert_eq!(status, 200);
@@ -334,10 +304,7 @@ fn bad_decisions_get_clear_errors() {
             .contains("rev_nope")
     );
     let client = ask_in_background(&g, ask("m", "write a ping handler"));
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     // A viewer reads but may not decide.
     let (status, _) = call(
         &g,
@@ -428,22 +395,13 @@ fn a_text_harm_hold_keeps_a_stream_back_whole_until_the_decision() {
     assert!(events.is_empty(), "sent before the decision: {events:?}");
     let (status, _) = approve(&g, &id, ADMIN, None);
     assert_eq!(status, 200);
-    while let Ok(data) = rx.recv_timeout(Duration::from_secs(20)) {
-        let done = data == "[DONE]";
-        events.push(data);
-        if done {
-            break;
-        }
-    }
+    receive_until_done(&rx, &mut events);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(content_of(&events), POISON);
 
     // Rejected: no answer text at all, the content-filter ending naming the review.
     let rx = stream_in_background(&g, body);
-    let id = wait_for_item(&g, "pending")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = pending_id(&g);
     let (status, _) = reject(&g, &id, ADMIN, None);
     assert_eq!(status, 200);
     let events: Vec<String> = rx.iter().collect();

@@ -172,6 +172,25 @@ pub fn stream_in_background_at(
 }
 
 /// The content of the chunks received so far, and whether `[DONE]` or an error came.
+/// Receives a stream's events into `into` until `[DONE]` (or 20 s without one).
+pub fn receive_until_done(rx: &mpsc::Receiver<String>, into: &mut Vec<String>) {
+    while let Ok(data) = rx.recv_timeout(Duration::from_secs(20)) {
+        let done = data == "[DONE]";
+        into.push(data);
+        if done {
+            break;
+        }
+    }
+}
+
+/// The id of the newest pending queue item (waiting for one).
+pub fn pending_id(g: &Gateway) -> String {
+    wait_for_item(g, "pending")["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 pub fn drain(rx: &mpsc::Receiver<String>, into: &mut Vec<String>) -> String {
     while let Ok(data) = rx.try_recv() {
         into.push(data);
