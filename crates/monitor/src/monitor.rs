@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use emguard_codescan::{Language, Scanner, Severity};
+use emguard_runtime::priority::{CandleWorkers, IdleComputePool};
 use emguard_store::monitor::{
     IncidentRecord, IncidentState, JudgementRecord, MonitorStore, TimelineEntry,
 };
@@ -64,7 +65,11 @@ pub struct Sample {
 
 /// The judge the worker scores with.
 enum Judge {
-    Local(Box<emguard_judge::local::LocalJudge>),
+    Local {
+        judge: Box<emguard_judge::local::LocalJudge>,
+        /// The judge's tensor work runs here, on spare CPU only.
+        compute: IdleComputePool,
+    },
     Llm {
         judge: emguard_judge::llm::OpenAiJudge,
         prompts: emguard_judge::llm::JudgePrompts,
@@ -74,9 +79,25 @@ enum Judge {
 impl Judge {
     fn load(setting: &JudgeSetting) -> Result<Judge, MonitorError> {
         match setting {
-            JudgeSetting::Local => emguard_judge::local::LocalJudge::load()
-                .map(|j| Judge::Local(Box::new(j)))
-                .map_err(|e| MonitorError::Judge(e.to_string())),
+            JudgeSetting::Local => {
+                // Made before the judge loads, so that candle's workers are made idle (if
+                // nothing in the process made them already).
+                let compute = IdleComputePool::new().map_err(|e| {
+                    MonitorError::Judge(format!("starting the judge's idle threads: {e}"))
+                })?;
+                if compute.candle_workers() == CandleWorkers::AlreadyRunning {
+                    tracing::warn!(
+                        "monitor: candle's worker threads were made by a model loaded before \
+                         the monitor; the judge's element-wise work shares them at their priority"
+                    );
+                }
+                let judge = emguard_judge::local::LocalJudge::load()
+                    .map_err(|e| MonitorError::Judge(e.to_string()))?;
+                Ok(Judge::Local {
+                    judge: Box::new(judge),
+                    compute,
+                })
+            }
             JudgeSetting::Llm(llm) => {
                 let text = std::fs::read_to_string(&llm.prompts)
                     .map_err(|e| MonitorError::Judge(format!("{}: {e}", llm.prompts.display())))?;
@@ -100,7 +121,7 @@ impl Judge {
 
     fn name(&self) -> String {
         match self {
-            Judge::Local(j) => format!("local:{}", j.weights_id()),
+            Judge::Local { judge, .. } => format!("local:{}", judge.weights_id()),
             Judge::Llm { judge, .. } => format!("llm:{}", judge.model()),
         }
     }
@@ -112,7 +133,7 @@ impl Judge {
         items: &[(String, String)],
     ) -> Vec<Option<emguard_judge::Judgement>> {
         match self {
-            Judge::Local(j) => match j.judge_batch(items) {
+            Judge::Local { judge, compute } => match compute.run(|| judge.judge_batch(items)) {
                 Ok(all) => all.into_iter().map(Some).collect(),
                 Err(e) => {
                     tracing::error!(error = %e, "the local judge failed on a batch");
@@ -467,9 +488,7 @@ impl Shared {
         // request handlers' core for milliseconds at a time and set the gateway's p99. At
         // SCHED_IDLE it runs on spare CPU only; when there is none it falls behind and the
         // bounded queue drops samples (counted), as the monitor must rather than slow a request.
-        // Not enough on its own: the local judge's tensor work also runs on candle's global
-        // worker threads, which keep the priority of the thread that made them (measured in
-        // docs/benchmarks.md, "Review and monitor on the request path").
+        // The local judge's tensor work runs on threads of its own, idle too (`IdleComputePool`).
         if let Err(e) = emguard_runtime::priority::make_current_thread_idle() {
             tracing::warn!("monitor: the judge thread keeps normal priority: {e}");
         }
