@@ -3,11 +3,13 @@
 # the same constant-answer upstream, with auth, rate limits, traces and the code filter on,
 # side by side with the LiteLLM proxy in front of the same upstream, in one run. The targets
 # `emguard-review` (issue 16) and `emguard-monitor` (issue 17) are `emguard` plus human review
-# or the online monitor; the table gives every target's difference from `emguard` in the run.
+# or the online monitor (`emguard-monitor-apart`: its judge on the load generator's core); the
+# table gives every target's difference from `emguard` in the run.
 #
 # Usage: bench/gateway/run.sh [--rates "50 1000 5000"] [--duration 20] [--warmup 5] [--rounds 1]
 #                             [--targets "direct emguard emguard-normal emguard-durable litellm"] [--no-build] [--soak]
-#   targets  direct, emguard, emguard-normal, emguard-review, emguard-monitor, emguard-durable
+#   targets  direct, emguard, emguard-normal, emguard-review, emguard-monitor,
+#            emguard-monitor-apart, emguard-durable
 #            (1,000 requests/s only), litellm; emguard-* read bench/gateway/<target>.yaml.
 #   --rounds repeats every (rate, target) point, interleaved: round 1 runs each rate's targets
 #            one after the other, then round 2 again... A difference between targets is then
@@ -50,7 +52,7 @@ while [ $# -gt 0 ]; do
 done
 for t in $targets; do
     case "$t" in
-        direct|emguard|emguard-normal|emguard-review|emguard-monitor|emguard-durable|litellm) ;;
+        direct|emguard|emguard-normal|emguard-review|emguard-monitor|emguard-monitor-apart|emguard-durable|litellm) ;;
         *) echo "run.sh: unknown target $t (--targets)" >&2; exit 2 ;;
     esac
 done
@@ -243,7 +245,7 @@ fi
 
 points=0
 for rate in $rates; do
-    for t in direct emguard emguard-normal emguard-review emguard-monitor; do
+    for t in direct emguard emguard-normal emguard-review emguard-monitor emguard-monitor-apart; do
         wanted "$t" && points=$((points + rounds))
     done
     [ "$rate" = 1000 ] && wanted emguard-durable && points=$((points + rounds))
@@ -258,7 +260,7 @@ for round in $(seq 1 "$rounds"); do
         if wanted direct; then
             point direct "http://127.0.0.1:$upstream_port" none "$rate" "$upstream_pid" "$round"
         fi
-        for t in emguard emguard-normal emguard-review emguard-monitor; do
+        for t in emguard emguard-normal emguard-review emguard-monitor emguard-monitor-apart; do
             if wanted "$t"; then emguard_point "$t" "$rate" "$round"; fi
         done
         if [ "$rate" = 1000 ] && wanted emguard-durable; then

@@ -22,6 +22,7 @@ TARGETS = [
     ("emguard-normal", "emguard, trace writer at normal priority"),
     ("emguard-review", "emguard + review policy (holds none)"),
     ("emguard-monitor", "emguard + monitor (local judge, 10% sampling)"),
+    ("emguard-monitor-apart", "emguard + monitor, judge on the other core"),
     ("emguard-durable", "emguard, durable traces"),
     ("litellm", "LiteLLM proxy"),
 ]
@@ -31,6 +32,8 @@ BOUNDS = [
     ("emguard-review", "1000", "issue 16: review policy check on answers not held"),
     ("emguard-monitor", "1000", "issue 17: monitor at 10% sampling"),
     ("emguard-monitor", "5000", "issue 17: monitor at 10% sampling"),
+    ("emguard-monitor-apart", "1000", "issue 17: monitor at 10% sampling, judge_cpus apart"),
+    ("emguard-monitor-apart", "5000", "issue 17: monitor at 10% sampling, judge_cpus apart"),
 ]
 BOUND_MS = 0.1
 MONITOR_COUNTERS = ("offered", "sampled", "dropped", "judged")
@@ -150,14 +153,14 @@ def latency(out, rates):
                 f"| {' '.join(p['load'] for p in present)} | {'sustained' if sustained else 'NOT sustained'} |"
             )
     print()
-    for rate in rates:
-        ps = [p for p in points[("emguard-monitor", rate)] if p and p["monitor"]]
+    for target, rate in ((t, r) for t in ("emguard-monitor", "emguard-monitor-apart") for r in rates):
+        ps = [p for p in points.get((target, rate), []) if p and p["monitor"]]
         if not ps:
             continue
         total = {c: sum(p["monitor"][c] for p in ps) for c in MONITOR_COUNTERS}
         offered = total["offered"] or 1
         print(
-            f"monitor at {rate} rps, measured seconds of {len(ps)} round(s): offered {total['offered']:.0f}, "
+            f"{target} at {rate} rps, measured seconds of {len(ps)} round(s): offered {total['offered']:.0f}, "
             f"sampled {total['sampled']:.0f} ({100 * total['sampled'] / offered:.1f}%), "
             f"dropped {total['dropped']:.0f} ({100 * total['dropped'] / offered:.1f}% of offered), "
             f"judged {total['judged']:.0f}"

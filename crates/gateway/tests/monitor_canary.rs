@@ -340,4 +340,34 @@ fn a_bad_playbook_stops_the_gateway_with_the_file_line_and_field() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("monitor.sample_rate"), "{e}");
+    let e = emguard_gateway::GatewayConfig::parse(
+        &yaml.replace("judge_cpus: [0]", "judge_cpus: []"),
+        false,
+        "gw.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("monitor.judge_cpus") && e.contains("no CPU"),
+        "{e}"
+    );
+    // CPUs the judge cannot run on: the gateway does not start, and says why.
+    let store = dir.path().join("cpus.db").display().to_string();
+    let upstream = "http://127.0.0.1:9/v1";
+    let yaml = config(
+        &store,
+        upstream,
+        upstream,
+        0.2,
+        &monitor_support::playbook(dir.path(), ""),
+    )
+    .replace("judge_cpus: [0]", "judge_cpus: [1000]");
+    let config = emguard_gateway::GatewayConfig::parse(&yaml, false, "gw.yaml").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let e = runtime
+        .block_on(emguard_gateway::build_with_admin_token(&config, None))
+        .err()
+        .expect("the gateway does not start")
+        .to_string();
+    assert!(e.contains("judge_cpus") && e.contains("[1000]"), "{e}");
 }

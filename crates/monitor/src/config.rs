@@ -22,6 +22,10 @@ pub struct MonitorConfig {
     /// Trace ids kept as an incident's evidence.
     pub evidence: usize,
     pub judge: JudgeSetting,
+    /// CPU ids the local judge's threads run on [default: any]. Give cores that do not serve
+    /// requests: even at idle priority, tensor work on a request handler's core costs the
+    /// handler its caches (docs/benchmarks.md, "Review and monitor on the request path").
+    pub judge_cpus: Option<Vec<usize>>,
     /// How often rollouts are reread from the store (a change by another replica), in ms.
     pub poll_ms: u64,
     /// Playbook file per model id (relative paths: to the config file). A model without one
@@ -39,6 +43,7 @@ impl Default for MonitorConfig {
             window: 500,
             evidence: 20,
             judge: JudgeSetting::Local,
+            judge_cpus: None,
             poll_ms: 1000,
             playbooks: BTreeMap::new(),
         }
@@ -93,7 +98,17 @@ impl MonitorConfig {
                 return Some((format!("monitor.{field}"), "must be at least 1".into()));
             }
         }
-        None
+        match (&self.judge_cpus, &self.judge) {
+            (Some(cpus), _) if cpus.is_empty() => Some((
+                "monitor.judge_cpus".into(),
+                "names no CPU (leave it out to use any)".into(),
+            )),
+            (Some(_), JudgeSetting::Llm(_)) => Some((
+                "monitor.judge_cpus".into(),
+                "applies to the local judge only (an LLM judge runs on its endpoint)".into(),
+            )),
+            _ => None,
+        }
     }
 
     /// Makes relative playbook and prompt paths relative to `dir` (the config file's).

@@ -77,13 +77,13 @@ enum Judge {
 }
 
 impl Judge {
-    fn load(setting: &JudgeSetting) -> Result<Judge, MonitorError> {
+    fn load(setting: &JudgeSetting, cpus: Option<&[usize]>) -> Result<Judge, MonitorError> {
         match setting {
             JudgeSetting::Local => {
                 // Made before the judge loads, so that candle's workers are made idle (if
                 // nothing in the process made them already).
-                let compute = IdleComputePool::new().map_err(|e| {
-                    MonitorError::Judge(format!("starting the judge's idle threads: {e}"))
+                let compute = IdleComputePool::new(cpus).map_err(|e| {
+                    MonitorError::Judge(format!("starting the judge's threads (`judge_cpus`): {e}"))
                 })?;
                 if compute.candle_workers() == CandleWorkers::AlreadyRunning {
                     tracing::warn!(
@@ -231,7 +231,7 @@ impl Monitor {
                 .entry(model.clone())
                 .or_insert_with(|| Playbook::default_for(model));
         }
-        let judge = Judge::load(&config.judge)?;
+        let judge = Judge::load(&config.judge, config.judge_cpus.as_deref())?;
         let rollouts = Arc::new(Rollouts::new(Arc::clone(&store), table));
         rollouts.restore()?;
         let stats = reload_stats(&store, &config)?;

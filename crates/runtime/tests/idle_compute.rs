@@ -65,7 +65,7 @@ fn tensor_work() -> f32 {
 
 #[test]
 fn tensor_work_runs_only_on_idle_threads() {
-    let pool = IdleComputePool::new().unwrap();
+    let pool = IdleComputePool::new(None).unwrap();
     assert_eq!(pool.candle_workers(), CandleWorkers::StartedIdle);
 
     let before = threads();
@@ -109,6 +109,6 @@ fn tensor_work_runs_only_on_idle_threads() {
     );
 
     // A second pool finds candle's workers running and says so.
-    let second = IdleComputePool::new().unwrap();
+    let second = IdleComputePool::new(None).unwrap();
     assert_eq!(second.candle_workers(), CandleWorkers::AlreadyRunning);
 }

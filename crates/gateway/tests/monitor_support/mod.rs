@@ -108,6 +108,7 @@ auth: {{required: false}}
 monitor:
   sample_rate: 0.2
   candidate_sample_rate: 1.0
+  judge_cpus: [0]
   batch: 8
   poll_ms: 200
   playbooks: {{m: '{playbook}'}}
