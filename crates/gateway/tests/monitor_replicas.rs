@@ -64,3 +64,59 @@ fn a_rollback_decided_by_one_replica_reaches_the_other() {
         t.versions
     );
 }
+
+#[test]
+fn replicas_both_under_traffic_open_one_incident_and_both_roll_back() {
+    let Some(pg) = emguard_testkit::TestPostgres::start(
+        "replicas_both_under_traffic_open_one_incident_and_both_roll_back",
+    ) else {
+        return;
+    };
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let (good, bad) = (upstream(0), upstream(10));
+    let yaml = config(&pg.url, &good, &bad, 0.5, &playbook(dir.path(), ""));
+    let replicas = [
+        gateway_in(Arc::clone(&dir), &yaml),
+        gateway_in(Arc::new(tempfile::tempdir().unwrap()), &yaml),
+    ];
+    let incidents = |g: &guard::Gateway| {
+        let (_, body) = admin(g, "GET", "/admin/incidents", None);
+        body["data"].as_array().unwrap().len()
+    };
+    // Both replicas serve and judge at once, each until it sees the incident.
+    let sent = std::thread::scope(|s| {
+        let runs: Vec<_> = replicas
+            .iter()
+            .map(|g| s.spawn(|| traffic(&g.url, 20.0, 1000, |_| incidents(g) > 0)))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for t in &sent {
+        assert_eq!(t.answered, t.sent, "a request got no answer");
+    }
+    let monitor = |g: &guard::Gateway| admin(g, "GET", "/admin/monitor", None).1;
+    let decided = Instant::now();
+    while replicas
+        .iter()
+        .any(|g| !monitor(g)["rollouts"][0]["weights"].as_object().unwrap().is_empty())
+    {
+        assert!(
+            decided.elapsed() < Duration::from_secs(10),
+            "a replica still routes to v2"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // One incident in the shared store, opened by exactly one of them; each judged answers.
+    let opened: Vec<u64> = replicas
+        .iter()
+        .map(|g| monitor(g)["incidents_opened"].as_u64().unwrap())
+        .collect();
+    assert_eq!(opened.iter().sum::<u64>(), 1, "incidents opened: {opened:?}");
+    for g in &replicas {
+        assert_eq!(incidents(g), 1);
+        let judged = monitor(g)["judged"].as_u64().unwrap();
+        assert!(judged > 0, "{} judged nothing", g.url);
+    }
+}

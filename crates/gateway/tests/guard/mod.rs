@@ -246,7 +246,8 @@ pub struct Gateway {
     pub admin_url: Option<String>,
     pub dir: Arc<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<std::sync::mpsc::Receiver<()>>,
+    /// In a mutex so that a `Gateway` can be shared by threads (a receiver cannot).
+    done: Option<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl Gateway {
@@ -264,6 +265,7 @@ impl Gateway {
             let _ = stop.send(());
         }
         if let Some(done) = self.done.take() {
+            let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
             let _ = done.recv_timeout(Duration::from_secs(30));
         }
     }
@@ -312,7 +314,7 @@ pub fn gateway_in(dir: Arc<tempfile::TempDir>, yaml: &str) -> Gateway {
         url: format!("http://{addr}"),
         dir,
         stop: Some(stop_tx),
-        done: Some(done_rx),
+        done: Some(std::sync::Mutex::new(done_rx)),
     }
 }
 
