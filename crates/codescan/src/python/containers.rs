@@ -206,6 +206,13 @@ impl<'t> Module<'t> {
         let Some(text) = self.src.get(from..to.min(self.src.len())) else {
             return true;
         };
+        // The search is paid for like replayed operations, by the kilobyte.
+        let cost = 1 + text.len() / 1024;
+        let left = self.replay_budget.get();
+        if left < cost {
+            return true;
+        }
+        self.replay_budget.set(left - cost);
         for (offset, _) in text.match_indices(name) {
             let (start, end) = (from + offset, from + offset + name.len());
             if start > 0 && is_identifier_byte(bytes[start - 1])

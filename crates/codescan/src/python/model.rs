@@ -712,6 +712,14 @@ impl<'t> Module<'t> {
         while next < seen.len() && seen.len() <= MAX_ALIASES {
             let name = seen[next];
             next += 1;
+            // Looking through the scope's names is paid from the replay budget; once it is
+            // spent, names bound from this one are not looked for (nor replayed any more).
+            let cost = 1 + self.scopes[scope].vars.len() / 64;
+            let left = self.replay_budget.get();
+            if left < cost {
+                break;
+            }
+            self.replay_budget.set(left - cost);
             let mut found = Vec::new();
             if let Some((target, _)) = self
                 .defining_value(name, scope, end)
