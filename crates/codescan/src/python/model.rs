@@ -497,7 +497,10 @@ impl<'t> Module<'t> {
             .unwrap_or_default();
         let is_route = |d: &str| ROUTE_DECORATORS.iter().any(|marker| d.contains(marker));
         let decorated_route = decorators.iter().any(|d| is_route(d));
+        // A blueprint or router prefix (`url_prefix='/<lang>'`, `prefix='/{org}'`) may add
+        // variable parts the decorator does not show.
         let static_route = decorated_route
+            && !self.src.contains("prefix")
             && decorators
                 .iter()
                 .filter(|d| is_route(d))
