@@ -172,6 +172,9 @@ pub struct Module<'t> {
     /// Container operations left to replay in this module: reads of containers built from
     /// other reads multiply the work, so hostile input falls back to whole-container taint.
     pub(super) replay_budget: std::cell::Cell<usize>,
+    /// The source mentions a blueprint or router prefix (`url_prefix=`, `prefix=`), which
+    /// may add variable parts to every route (searched once per module).
+    route_prefix: bool,
     /// Whether the node being walked runs only on some paths (set during the walk).
     conditional: bool,
     /// The innermost block of the node being walked (set during the walk).
@@ -206,6 +209,7 @@ impl<'t> Module<'t> {
             container_ops: Vec::new(),
             match_decisions: HashMap::new(),
             replay_budget: std::cell::Cell::new(REPLAY_BUDGET),
+            route_prefix: src.contains("prefix"),
             conditional: false,
             block: (0, src.len()),
             loop_vars: std::cell::RefCell::new(Vec::new()),
@@ -500,7 +504,7 @@ impl<'t> Module<'t> {
         // A blueprint or router prefix (`url_prefix='/<lang>'`, `prefix='/{org}'`) may add
         // variable parts the decorator does not show.
         let static_route = decorated_route
-            && !self.src.contains("prefix")
+            && !self.route_prefix
             && decorators
                 .iter()
                 .filter(|d| is_route(d))
