@@ -628,6 +628,17 @@ impl<'t> Module<'t> {
             return;
         }
         let Some(args) = args else { return };
+        if !named_children(args).any(|a| a.kind_name() == "identifier") {
+            return;
+        }
+        // Finding the function is paid from the replay budget (hostile input: many calls
+        // and many functions).
+        let cost = 1 + self.scopes.len() / 64;
+        let left = self.replay_budget.get();
+        if left < cost {
+            return;
+        }
+        self.replay_budget.set(left - cost);
         let callee = self.text(func);
         let Some(callee_scope) = (1..self.scopes.len()).find(|&id| {
             self.scopes[id]
