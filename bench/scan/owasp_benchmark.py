@@ -137,8 +137,11 @@ def main():
         print(header)
         print("|---" * (len(names) + 1) + "|")
         totals = {n: [0.0, 0.0, 0] for n in names}
+        pooled = {n: [0, 0, 0, 0] for n in names}
         for category in sorted(CATEGORY_CWES):
             scored = {n: score(cases, tools[n], part)[category] for n in names}
+            for n in names:
+                pooled[n] = [a + b for a, b in zip(pooled[n], scored[n])]
             any_row = next(iter(scored.values()))
             cells = []
             for n in names:
@@ -152,6 +155,9 @@ def main():
             print(f"| {category} ({any_row[1]} / {any_row[3]}) | " + " | ".join(cells) + " |")
         cells = [f"**{100 * t[0] / t[2]:.0f}% / {100 * t[1] / t[2]:.0f}%**" for t in totals.values()]
         print("| mean over categories | " + " | ".join(cells) + " |")
+        cells = [f"{100 * tp / real:.1f}% / {100 * fp / safe:.1f}%" for tp, real, fp, safe in pooled.values()]
+        any_pooled = next(iter(pooled.values()))
+        print(f"| all cases pooled ({any_pooled[1]} / {any_pooled[3]}) | " + " | ".join(cells) + " |")
     print(f"\n{files} files, whole process, same files:")
     for n, (wall, cpu) in timing.items():
         print(f"- {n}: {wall:.2f} s wall ({files / wall:.0f} files/s), {cpu:.2f} s CPU ({files / cpu:.0f} files per CPU-second)")

@@ -107,7 +107,16 @@ fn hostile_shapes_are_scanned_without_panic() {
                 .map(|i| format!("    d['k{i}'] = d['k{}'] + d.get('k')\n", i.max(1) - 1))
                 .collect::<String>()
             + "    eval(d['k1999'])\n";
+    // Many names and many stores: each store looks for other names bound to the container,
+    // each read searches the text since the binding for other uses of the name.
+    let many_names = "from flask import request\ndef f():\n    d = {}\n".to_string()
+        + &(0..4_000)
+            .map(|i| {
+                format!("    v{i} = d\n    d['k{i}'] = request.args['x']\n    eval(d['k0'])\n")
+            })
+            .collect::<String>();
     for text in [
+        many_names,
         deep_parens,
         deep_calls,
         deep_blocks,

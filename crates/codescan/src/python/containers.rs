@@ -6,6 +6,10 @@
 //! by name in the same block, in source order, up to the read. Anything else (a store
 //! with a computed key, a mutation inside a branch or loop, a method not modelled here)
 //! gives up, and the read falls back to the taint of the whole container, as before.
+//! So does any other use of the name before the read (`e = d`, `fill(d)`, `h.m = d`,
+//! `d['k'].append(v)`, a use in a nested function), a mutation made through a name bound
+//! to the container or to one of its entries, and a read inside a loop that does not also
+//! hold the binding (a later iteration sees the stores made after the read).
 
 use tree_sitter::Node;
 
@@ -24,6 +28,34 @@ pub struct ContainerOp<'t> {
     pub end: usize,
     /// The innermost block the operation is made in.
     pub block: (usize, usize),
+    /// Made on another name bound to this container or to one of its entries: what it
+    /// changed is not followed, so the replay gives up.
+    pub via_alias: bool,
+}
+
+/// Methods that change the object they are called on, when called on an entry
+/// (`d['k'].append(v)`): the container then holds something the replay did not see.
+const MUTATING_METHODS: &[&str] = &[
+    "append",
+    "appendleft",
+    "extend",
+    "insert",
+    "update",
+    "add",
+    "set",
+    "setdefault",
+    "pop",
+    "popitem",
+    "remove",
+    "discard",
+    "clear",
+    "sort",
+    "reverse",
+    "write",
+];
+
+fn is_identifier_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
 /// The entries of a container at one point, each with its taint.
@@ -133,18 +165,151 @@ impl<'t> Module<'t> {
         if binding.param || !(binding.block.0..=binding.block.1).contains(&pos) {
             return None;
         }
+        if self.read_in_later_loop(binding.end, pos) || self.escapes(name, scope, binding.end, pos)
+        {
+            return None;
+        }
         let mut contents = self.initial_contents(binding.value?, scope, depth)?;
         for op in self.container_ops.iter().filter(|op| {
             op.name == name && op.scope == scope && op.end > binding.end && op.end <= pos
         }) {
             let left = self.replay_budget.get();
-            if op.block != binding.block || left == 0 {
+            if op.via_alias || op.block != binding.block || left == 0 {
                 return None;
             }
             self.replay_budget.set(left - 1);
             self.apply(op, &mut contents, depth)?;
         }
         Some(contents)
+    }
+
+    /// Whether the read at `pos` is inside a loop that starts after the binding ending at
+    /// `bound`: the loop's later iterations see stores made after the read.
+    fn read_in_later_loop(&self, bound: usize, pos: usize) -> bool {
+        let mut current = self.root.descendant_for_byte_range(pos, pos);
+        while let Some(node) = current {
+            if node.start_byte() < bound {
+                return false;
+            }
+            if matches!(node.kind_name(), "for_statement" | "while_statement") {
+                return true;
+            }
+            current = node.parent();
+        }
+        false
+    }
+
+    /// Whether `name` is used between `from` and `to` other than by the stores, reads and
+    /// method calls the replay follows (see the module comment).
+    fn escapes(&self, name: &str, scope: ScopeId, from: usize, to: usize) -> bool {
+        let bytes = self.src.as_bytes();
+        let Some(text) = self.src.get(from..to.min(self.src.len())) else {
+            return true;
+        };
+        // The search is paid for like replayed operations, by the kilobyte.
+        let cost = 1 + text.len() / 1024;
+        let left = self.replay_budget.get();
+        if left < cost {
+            return true;
+        }
+        self.replay_budget.set(left - cost);
+        for (offset, _) in text.match_indices(name) {
+            let (start, end) = (from + offset, from + offset + name.len());
+            if start > 0 && is_identifier_byte(bytes[start - 1])
+                || end < bytes.len() && is_identifier_byte(bytes[end])
+            {
+                continue;
+            }
+            let left = self.replay_budget.get();
+            if left == 0 {
+                return true;
+            }
+            self.replay_budget.set(left - 1);
+            let Some(node) = self.root.descendant_for_byte_range(start, end) else {
+                continue;
+            };
+            // Text in a string or comment, or the attribute of another object (`obj.d`).
+            if node.kind_name() != "identifier"
+                || node.start_byte() != start
+                || node.end_byte() != end
+                || node.parent().is_some_and(|p| {
+                    p.kind_name() == "attribute"
+                        && p.child_by_field_id(fields().attribute)
+                            .is_some_and(|a| a.id() == node.id())
+                })
+                || node.parent().is_some_and(|p| {
+                    p.kind_name() == "keyword_argument"
+                        && p.child_by_field_id(fields().name)
+                            .is_some_and(|n| n.id() == node.id())
+                })
+            {
+                continue;
+            }
+            if !self.is_followed_use(node, scope) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A use of a container's name that the replay follows: `d[k]` read or stored, `del
+    /// d[k]`, or a method called on `d`, directly in the scope's own body.
+    fn is_followed_use(&self, name: Node<'_>, scope: ScopeId) -> bool {
+        let scope_node = self.scopes[scope].node.id();
+        let mut ancestor = name.parent();
+        while let Some(a) = ancestor {
+            if a.id() == scope_node {
+                break;
+            }
+            if matches!(
+                a.kind_name(),
+                "function_definition" | "lambda" | "class_definition"
+            ) {
+                return false;
+            }
+            ancestor = a.parent();
+        }
+        let Some(parent) = name.parent() else {
+            return false;
+        };
+        let is_field = |node: Node<'_>, field| {
+            node.child_by_field_id(field)
+                .is_some_and(|c| c.id() == name.id())
+        };
+        match parent.kind_name() {
+            // `d.method(...)`: recorded as an operation the replay applies or gives up on.
+            "attribute" if is_field(parent, fields().object) => {
+                parent.parent().is_some_and(|call| {
+                    call.kind_name() == "call"
+                        && call
+                            .child_by_field_id(fields().function)
+                            .is_some_and(|f| f.id() == parent.id())
+                })
+            }
+            "subscript" if is_field(parent, fields().value) => {
+                let Some(outer) = parent.parent() else {
+                    return true;
+                };
+                match outer.kind_name() {
+                    "assignment" | "augmented_assignment" => {
+                        outer
+                            .child_by_field_id(fields().left)
+                            .is_some_and(|l| l.id() == parent.id())
+                            || outer
+                                .child_by_field_id(fields().right)
+                                .is_some_and(|r| r.id() == parent.id())
+                    }
+                    "delete_statement" => true,
+                    // `d['k'].append(v)` changes the entry in place.
+                    "attribute" => !outer
+                        .child_by_field_id(fields().attribute)
+                        .is_some_and(|a| MUTATING_METHODS.contains(&self.text(a))),
+                    "pattern_list" | "tuple_pattern" | "list_pattern" => false,
+                    _ => true,
+                }
+            }
+            _ => false,
+        }
     }
 
     fn initial_contents(&self, value: Node<'_>, scope: ScopeId, depth: usize) -> Option<Contents> {
@@ -219,6 +384,26 @@ impl<'t> Module<'t> {
                     }
                     Contents::Map { config: false, .. } => {
                         contents.set(self.key_text(key, scope, depth)?, taint)
+                    }
+                    Contents::Map { config: true, .. } => return None,
+                }
+                Some(())
+            }
+            // `del d[k]` (one target).
+            "delete_statement" => {
+                let target = op.node.named_child(0)?;
+                let key = target.child_by_field_id(fields().subscript)?;
+                match contents {
+                    Contents::List(items) => {
+                        let i = list_index(self.const_int(key, scope, depth + 1)?, items.len())?;
+                        items.remove(i);
+                    }
+                    Contents::Map {
+                        entries,
+                        config: false,
+                    } => {
+                        let key = self.key_text(key, scope, depth)?;
+                        entries.retain(|(e, _)| *e != key);
                     }
                     Contents::Map { config: true, .. } => return None,
                 }

@@ -268,6 +268,15 @@ pub static SINKS: &[Sink] = &[
     exact("os.mkdir", File, 0, "path"),
     exact("os.chmod", File, 0, "path"),
     exact("os.truncate", File, 0, "path"),
+    // Existence and metadata checks tell the client which files exist outside the
+    // intended directory.
+    exact("os.path.exists", File, 0, "path"),
+    exact("os.path.lexists", File, 0, "path"),
+    exact("os.path.isfile", File, 0, "path"),
+    exact("os.path.isdir", File, 0, "s"),
+    exact("os.path.getsize", File, 0, "filename"),
+    exact("os.stat", File, 0, "path"),
+    exact("os.access", File, 0, "path"),
     exact("shutil.rmtree", File, 0, "path"),
     exact("shutil.copy", File, 0, "src"),
     exact("shutil.copyfile", File, 0, "src"),

@@ -18,6 +18,9 @@ pub type ScopeId = usize;
 /// study's snippets and the OWASP Benchmark's files use a few dozen.
 const REPLAY_BUDGET: usize = 4_096;
 
+/// Names followed as aliases of one changed container at most.
+const MAX_ALIASES: usize = 8;
+
 /// A value given to a name. `end` is the byte offset where the binding takes effect, so a
 /// use inside its own right-hand side (`x = f(x)`) still sees the previous binding.
 pub struct Binding<'t> {
@@ -56,6 +59,9 @@ pub struct Scope<'t> {
     pub node: Node<'t>,
     /// A web request handler: route-decorated, or a Django-style view taking `request`.
     pub is_handler: bool,
+    /// Route-decorated with fixed paths only (no `<var>` or `{var}` part): the path of any
+    /// request it handles is one of its routes, not data the client chose.
+    pub static_route: bool,
     pub vars: HashMap<&'t str, Vec<Binding<'t>>>,
 }
 
@@ -166,6 +172,9 @@ pub struct Module<'t> {
     /// Container operations left to replay in this module: reads of containers built from
     /// other reads multiply the work, so hostile input falls back to whole-container taint.
     pub(super) replay_budget: std::cell::Cell<usize>,
+    /// The source mentions a blueprint or router prefix (`url_prefix=`, `prefix=`), which
+    /// may add variable parts to every route (searched once per module).
+    route_prefix: bool,
     /// Whether the node being walked runs only on some paths (set during the walk).
     conditional: bool,
     /// The innermost block of the node being walked (set during the walk).
@@ -189,6 +198,7 @@ impl<'t> Module<'t> {
                 parent: None,
                 node: root,
                 is_handler: false,
+                static_route: false,
                 vars: HashMap::new(),
             }],
             calls: Vec::new(),
@@ -199,6 +209,7 @@ impl<'t> Module<'t> {
             container_ops: Vec::new(),
             match_decisions: HashMap::new(),
             replay_budget: std::cell::Cell::new(REPLAY_BUDGET),
+            route_prefix: src.contains("prefix"),
             conditional: false,
             block: (0, src.len()),
             loop_vars: std::cell::RefCell::new(Vec::new()),
@@ -335,6 +346,9 @@ impl<'t> Module<'t> {
                         self.bind_assignment(left, right, node.end_byte(), scope);
                     }
                 }
+                "delete_statement" => {
+                    self.record_container_op(node, node.named_child(0), scope);
+                }
                 "augmented_assignment" => {
                     self.record_container_op(node, node.child_by_field_id(fields().left), scope);
                     if let (Some(left), Some(right)) = (
@@ -383,6 +397,7 @@ impl<'t> Module<'t> {
                             .child_by_field_id(fields().arguments)
                             .filter(|a| a.kind_name() == "argument_list");
                         self.record_container_add(func, args, node.end_byte(), scope);
+                        self.record_argument_mutation(func, args, node.end_byte(), scope);
                         if func.kind_name() == "attribute" {
                             self.record_container_op(
                                 node,
@@ -484,9 +499,16 @@ impl<'t> Module<'t> {
                     .collect()
             })
             .unwrap_or_default();
-        let decorated_route = decorators
-            .iter()
-            .any(|d| ROUTE_DECORATORS.iter().any(|marker| d.contains(marker)));
+        let is_route = |d: &str| ROUTE_DECORATORS.iter().any(|marker| d.contains(marker));
+        let decorated_route = decorators.iter().any(|d| is_route(d));
+        // A blueprint or router prefix (`url_prefix='/<lang>'`, `prefix='/{org}'`) may add
+        // variable parts the decorator does not show.
+        let static_route = decorated_route
+            && !self.route_prefix
+            && decorators
+                .iter()
+                .filter(|d| is_route(d))
+                .all(|d| !d.contains('<') && !d.contains('{'));
         let params = node.child_by_field_id(fields().parameters);
         let param_names: Vec<(Node<'t>, Option<Node<'t>>)> = params
             .map(|p| named_children(p).filter_map(param_name).collect())
@@ -510,6 +532,7 @@ impl<'t> Module<'t> {
             parent: Some(parent),
             node,
             is_handler,
+            static_route,
             vars: HashMap::new(),
         });
         for (name, default) in param_names {
@@ -549,7 +572,8 @@ impl<'t> Module<'t> {
         id
     }
 
-    /// `items.append(v)` and friends: the container now holds `v` too.
+    /// `items.append(v)` and friends (`buffer.write(v)` on a `StringIO`): the container now
+    /// holds `v` too.
     fn record_container_add(
         &mut self,
         func: Node<'t>,
@@ -566,7 +590,7 @@ impl<'t> Module<'t> {
             .unwrap_or("");
         if !matches!(
             method,
-            "append" | "extend" | "insert" | "add" | "update" | "appendleft" | "set"
+            "append" | "extend" | "insert" | "add" | "update" | "appendleft" | "set" | "write"
         ) {
             return;
         }
@@ -576,9 +600,92 @@ impl<'t> Module<'t> {
         ) else {
             return;
         };
+        // `d['k'].append(v)` changes an entry of `d`.
+        let (container, nested) = match container.kind_name() {
+            "subscript" => match container.child_by_field_id(fields().value) {
+                Some(outer) if outer.kind_name() == "identifier" => (outer, true),
+                _ => return,
+            },
+            _ => (container, false),
+        };
         if container.kind_name() == "identifier" {
             let taint = self.taint_at(value, scope, value.start_byte());
             self.bind(container, Some(value), taint, true, end, scope);
+            self.mutate_aliases(container, taint, nested, end, scope);
+        }
+    }
+
+    /// `fill(d)` where `fill`, defined above in the module, stores into or adds to its
+    /// parameter: `d` now holds what `fill` put there.
+    fn record_argument_mutation(
+        &mut self,
+        func: Node<'t>,
+        args: Option<Node<'t>>,
+        end: usize,
+        scope: ScopeId,
+    ) {
+        if func.kind_name() != "identifier" {
+            return;
+        }
+        let Some(args) = args else { return };
+        if !named_children(args).any(|a| a.kind_name() == "identifier") {
+            return;
+        }
+        // Finding the function is paid from the replay budget (hostile input: many calls
+        // and many functions).
+        let cost = 1 + self.scopes.len() / 64;
+        let left = self.replay_budget.get();
+        if left < cost {
+            return;
+        }
+        self.replay_budget.set(left - cost);
+        let callee = self.text(func);
+        let Some(callee_scope) = (1..self.scopes.len()).find(|&id| {
+            self.scopes[id]
+                .node
+                .child_by_field_id(fields().name)
+                .is_some_and(|n| self.text(n) == callee)
+        }) else {
+            return;
+        };
+        let params: Vec<&'t str> = self.scopes[callee_scope]
+            .node
+            .child_by_field_id(fields().parameters)
+            .map(|p| {
+                named_children(p)
+                    .filter_map(param_name)
+                    .map(|(n, _)| self.text(n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let positional: Vec<Node<'t>> = named_children(args)
+            .filter(|a| !matches!(a.kind_name(), "keyword_argument" | "comment"))
+            .collect();
+        for (arg, param) in positional.into_iter().zip(params) {
+            if arg.kind_name() != "identifier" {
+                continue;
+            }
+            let mutated = self
+                .container_ops
+                .iter()
+                .any(|op| op.scope == callee_scope && op.name == param && !op.via_alias);
+            if !mutated {
+                continue;
+            }
+            let taint = self.scopes[callee_scope]
+                .vars
+                .get(param)
+                .map(|bindings| {
+                    bindings
+                        .iter()
+                        .filter(|b| b.augmented)
+                        .fold(Taint::NONE, |t, b| t | b.taint)
+                })
+                .unwrap_or_default();
+            if taint.any() {
+                self.bind(arg, None, taint, true, end, scope);
+                self.mutate_aliases(arg, taint, false, end, scope);
+            }
         }
     }
 
@@ -599,7 +706,101 @@ impl<'t> Module<'t> {
             scope,
             end: node.end_byte(),
             block: self.block,
+            via_alias: false,
         });
+    }
+
+    /// A container named `container` was changed at `end` and now also holds `taint`: so
+    /// does every other name for the same object in the scope: one it was bound from (`e =
+    /// d`, `h.m = d`, `inner = d['k']` when `inner` changes), one bound from it (`e = d`
+    /// when `d` changes), and, when the change was made inside an entry (`d['k']['x'] = v`,
+    /// `nested`), names bound to its entries. Their entries are not followed from here on
+    /// (see [`ContainerOp::via_alias`]). Storing `d['k'] = v` replaces an entry and leaves
+    /// a value read from `d['k']` before unchanged.
+    fn mutate_aliases(
+        &mut self,
+        container: Node<'t>,
+        taint: Taint,
+        nested: bool,
+        end: usize,
+        scope: ScopeId,
+    ) {
+        let mut seen: Vec<&'t str> = vec![self.text(container)];
+        let mut next = 0;
+        while next < seen.len() && seen.len() <= MAX_ALIASES {
+            let name = seen[next];
+            next += 1;
+            // Looking through the scope's names is paid from the replay budget; once it is
+            // spent, names bound from this one are not looked for (nor replayed any more).
+            let cost = 1 + self.scopes[scope].vars.len() / 64;
+            let left = self.replay_budget.get();
+            if left < cost {
+                break;
+            }
+            self.replay_budget.set(left - cost);
+            let mut found = Vec::new();
+            if let Some((target, _)) = self
+                .defining_value(name, scope, end)
+                .and_then(|v| self.aliased_name(v))
+            {
+                found.push(target);
+            }
+            for (&other, bindings) in &self.scopes[scope].vars {
+                let bound_from_name = bindings
+                    .iter()
+                    .rev()
+                    .find(|b| b.reaches(end) && !b.augmented)
+                    .and_then(|b| b.value)
+                    .and_then(|v| self.aliased_name(v))
+                    .is_some_and(|(target, entry)| target == name && (!entry || nested));
+                if bound_from_name {
+                    found.push(other);
+                }
+            }
+            for alias in found {
+                if !seen.contains(&alias) {
+                    seen.push(alias);
+                }
+            }
+        }
+        for &alias in &seen[1..] {
+            if taint.any() {
+                self.bind_name(alias, None, taint, true, end, scope);
+            }
+            self.container_ops.push(ContainerOp {
+                name: alias,
+                node: container,
+                scope,
+                end,
+                block: self.block,
+                via_alias: true,
+            });
+        }
+    }
+
+    /// The value `name` was last bound to before `pos` in `scope` (not counting what was
+    /// added to it since).
+    fn defining_value(&self, name: &str, scope: ScopeId, pos: usize) -> Option<Node<'t>> {
+        self.scopes[scope]
+            .vars
+            .get(name)?
+            .iter()
+            .rev()
+            .find(|b| b.reaches(pos) && !b.augmented)?
+            .value
+    }
+
+    /// The name an alias is bound to, and whether it is bound to an entry: `d` for `e = d`,
+    /// `h.m` for `e = h.m`, and `d` (an entry) for `inner = d['k']`.
+    fn aliased_name(&self, value: Node<'_>) -> Option<(&'t str, bool)> {
+        match value.kind_name() {
+            "identifier" | "attribute" => Some((self.text(value), false)),
+            "subscript" => value
+                .child_by_field_id(fields().value)
+                .filter(|v| matches!(v.kind_name(), "identifier" | "attribute"))
+                .map(|v| (self.text(v), true)),
+            _ => None,
+        }
     }
 
     /// For a `match` on a constant string (`match "ABC"[1]:`) whose cases are all string
@@ -695,38 +896,18 @@ impl<'t> Module<'t> {
     ) {
         match target.kind_name() {
             "identifier" | "attribute" => {
-                let name = self.text(target);
-                let (conditional, block) = (self.conditional, self.block);
-                let previous = if augmented {
-                    self.lookup(name, scope, end)
-                } else if conditional {
-                    // The block may not run: what the name held before it still reaches.
-                    self.lookup_strictly_before(name, scope, block.0)
-                } else {
-                    Taint::NONE
-                };
-                let bindings = self.scopes[scope].vars.entry(name).or_default();
-                // Kept in the order they take effect: a binding recorded when its statement
-                // is entered (an `if` that guards the name) ends after those made inside it.
-                let at = bindings.partition_point(|b| b.end <= end);
-                bindings.insert(
-                    at,
-                    Binding {
-                        end,
-                        value,
-                        taint: taint | previous,
-                        augmented,
-                        conditional,
-                        param: false,
-                        block,
-                        scoped: false,
-                    },
-                );
+                self.bind_name(self.text(target), value, taint, augmented, end, scope)
             }
             // `d[k] = v`: the container now holds `v` as well.
             "subscript" => {
                 if let Some(container) = target.child_by_field_id(fields().value) {
                     self.bind(container, value, taint, true, end, scope);
+                    if matches!(container.kind_name(), "identifier" | "attribute") {
+                        let nested = target
+                            .parent()
+                            .is_some_and(|p| p.kind_name() == "subscript");
+                        self.mutate_aliases(container, taint, nested, end, scope);
+                    }
                 }
             }
             "pattern_list"
@@ -743,6 +924,43 @@ impl<'t> Module<'t> {
             }
             _ => {}
         }
+    }
+
+    fn bind_name(
+        &mut self,
+        name: &'t str,
+        value: Option<Node<'t>>,
+        taint: Taint,
+        augmented: bool,
+        end: usize,
+        scope: ScopeId,
+    ) {
+        let (conditional, block) = (self.conditional, self.block);
+        let previous = if augmented {
+            self.lookup(name, scope, end)
+        } else if conditional {
+            // The block may not run: what the name held before it still reaches.
+            self.lookup_strictly_before(name, scope, block.0)
+        } else {
+            Taint::NONE
+        };
+        let bindings = self.scopes[scope].vars.entry(name).or_default();
+        // Kept in the order they take effect: a binding recorded when its statement
+        // is entered (an `if` that guards the name) ends after those made inside it.
+        let at = bindings.partition_point(|b| b.end <= end);
+        bindings.insert(
+            at,
+            Binding {
+                end,
+                value,
+                taint: taint | previous,
+                augmented,
+                conditional,
+                param: false,
+                block,
+                scoped: false,
+            },
+        );
     }
 
     /// The resolved dotted name of a callee or attribute chain.

@@ -122,6 +122,9 @@ impl<'t> Module<'t> {
                 if source.any() {
                     return source;
                 }
+                if self.is_fixed_route_path(node) {
+                    return Taint::NONE;
+                }
                 if let Some(b) = self.binding(self.text(node), scope, pos) {
                     return b.taint;
                 }
@@ -407,11 +410,40 @@ impl<'t> Module<'t> {
         if attr == "argv" && self.resolves_to(object, "sys") {
             return Taint::ALL;
         }
-        if self.is_request_object(object) && !REQUEST_NON_DATA.contains(&attr) {
+        if self.is_request_object(object)
+            && !REQUEST_NON_DATA.contains(&attr)
+            && !self.is_fixed_route_path(node)
+        {
             Taint::REQUEST
         } else {
             Taint::NONE
         }
+    }
+
+    /// `request.path` directly in the body of a handler whose routes are all fixed paths:
+    /// one of those routes, not text the client chose.
+    fn is_fixed_route_path(&self, node: Node<'_>) -> bool {
+        let is_path = node.kind_name() == "attribute"
+            && node
+                .child_by_field_id(fields().attribute)
+                .is_some_and(|a| self.text(a) == "path")
+            && node
+                .child_by_field_id(fields().object)
+                .is_some_and(|o| self.is_request_object(o));
+        if !is_path {
+            return false;
+        }
+        let mut current = node.parent();
+        while let Some(n) = current {
+            if n.kind_name() == "function_definition" {
+                return self
+                    .scopes
+                    .iter()
+                    .any(|s| s.node.id() == n.id() && s.static_route);
+            }
+            current = n.parent();
+        }
+        false
     }
 
     /// Whether `node` names a request object: a global of a web framework under any

@@ -42,6 +42,17 @@ const RANDOM_CALLS: &[&str] = &[
     "random.sample",
     "random.getrandbits",
     "random.uniform",
+    "random.randbytes",
+    "random.triangular",
+    "random.normalvariate",
+    "random.gauss",
+    "random.betavariate",
+    "random.expovariate",
+    "random.gammavariate",
+    "random.lognormvariate",
+    "random.vonmisesvariate",
+    "random.paretovariate",
+    "random.weibullvariate",
 ];
 
 fn check(cx: &mut Ctx<'_, '_>) {

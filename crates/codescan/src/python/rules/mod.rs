@@ -292,7 +292,11 @@ pub(crate) fn is_built_string(
                         })
                     });
             }
-            false
+            // `buffer.getvalue()` of a `StringIO` written with non-constant text.
+            method == "getvalue"
+                && func.child_by_field_id(fields().object).is_some_and(|o| {
+                    o.kind_name() == "identifier" && is_built_string(m, o, scope, depth + 1)
+                })
         }
         "identifier" => m
             .bindings_before(m.text(node), scope, node.start_byte())

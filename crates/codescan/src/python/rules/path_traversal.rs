@@ -2,9 +2,11 @@
 
 use crate::finding::{Confidence, Severity};
 use crate::language::Language;
+use crate::python::fields::fields;
 use crate::python::syntax::KindName;
-use crate::python::{Ctx, Taint};
+use crate::python::{Ctx, Module, ScopeId, Taint};
 use crate::rule::{Profile, Rule};
+use tree_sitter::Node;
 
 use super::scope_mentions;
 use crate::python::flows::SinkKind;
@@ -49,6 +51,60 @@ const CONFINEMENT: &[&str] = &[
     "safe_join",
 ];
 
+/// Methods that read, write or delete the file their receiver names (`pathlib`'s names,
+/// distinctive enough to count on any call's result).
+const PATH_METHODS: &[&str] = &[
+    "read_text",
+    "read_bytes",
+    "write_text",
+    "write_bytes",
+    "unlink",
+];
+
+/// `pathlib.Path` methods whose names other objects share: they count only on a value
+/// known to be a path.
+const PATH_OBJECT_METHODS: &[&str] = &[
+    "open", "exists", "is_file", "is_dir", "stat", "touch", "mkdir", "rmdir", "iterdir",
+];
+
+/// Constructors of `pathlib` paths.
+const PATH_TYPES: &[&str] = &[
+    "Path",
+    "PurePath",
+    "PosixPath",
+    "WindowsPath",
+    "PurePosixPath",
+    "PureWindowsPath",
+];
+
+/// Whether `node` is a `pathlib` path: a constructor call, `base / part` of one, or a name
+/// bound to either.
+fn is_path_object(m: &Module<'_>, node: Node<'_>, scope: ScopeId, depth: usize) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    match node.kind_name() {
+        "call" => node.child_by_field_id(fields().function).is_some_and(|f| {
+            PATH_TYPES.contains(&m.callee_name(f).rsplit('.').next().unwrap_or(""))
+        }),
+        "binary_operator" => {
+            node.child_by_field_id(fields().operator)
+                .is_some_and(|o| m.text(o) == "/")
+                && node
+                    .child_by_field_id(fields().left)
+                    .is_some_and(|l| is_path_object(m, l, scope, depth + 1))
+        }
+        "parenthesized_expression" => node
+            .named_child(0)
+            .is_some_and(|inner| is_path_object(m, inner, scope, depth + 1)),
+        "identifier" => m
+            .binding(m.text(node), scope, node.start_byte())
+            .and_then(|b| b.value)
+            .is_some_and(|v| v.id() != node.id() && is_path_object(m, v, scope, depth + 1)),
+        _ => false,
+    }
+}
+
 fn check(cx: &mut Ctx<'_, '_>) {
     let m = cx.m;
     for call in &m.calls {
@@ -61,10 +117,14 @@ fn check(cx: &mut Ctx<'_, '_>) {
                 .is_some_and(|r| m.taint(r, call.scope).any())
         {
             call.arg(0, "dst", m.src)
-        } else if matches!(
-            call.method(),
-            "read_text" | "read_bytes" | "write_text" | "write_bytes" | "unlink"
-        ) && call.receiver().is_some_and(|r| r.kind_name() == "call")
+        } else if PATH_METHODS.contains(&call.method())
+            && call
+                .receiver()
+                .is_some_and(|r| r.kind_name() == "call" || is_path_object(m, r, call.scope, 0))
+            || PATH_OBJECT_METHODS.contains(&call.method())
+                && call
+                    .receiver()
+                    .is_some_and(|r| is_path_object(m, r, call.scope, 0))
         {
             call.receiver()
         } else {
