@@ -648,10 +648,14 @@ mod tests {
                         "{kernel} {n}x{k}: {o} exact {e} bound {}",
                         bound(r, col)
                     );
-                    // candle quantizes the input the same way but keeps its scales in f16.
+                    // candle (the peer) is held to the same rounding bound, not to our
+                    // numbers: its kernel differs by CPU (on an AVX-512 VNNI Xeon it was 2.1
+                    // off the exact -46.6 where ours was 0.3 off; 2e-3 of the output's scale
+                    // passed on AVX2 only).
                     assert!(
-                        (o - c).abs() < 2e-3 * scale,
-                        "{kernel} {n}x{k}: {o} candle {c}"
+                        (c - e).abs() <= bound(r, col),
+                        "candle {n}x{k}: {c} exact {e} bound {}",
+                        bound(r, col)
                     );
                 }
                 let reference = reference.get_or_insert_with(|| ours.clone());
