@@ -503,3 +503,60 @@ fn a_bad_redteam_section_names_the_file_line_and_field() {
         );
     }
 }
+
+#[test]
+fn every_cycle_probes_each_version_of_the_stored_rollout_and_opens_the_canarys_incident() {
+    let seen = Arc::new(Seen::default());
+    let upstream_url = upstream(seen.clone());
+    let dir = tempfile::tempdir().unwrap();
+    // The monitor on (it stores the rollout: v1 active, v2 a canary), judging nothing.
+    let prompts = dir.path().join("prompts.json");
+    std::fs::write(
+        &prompts,
+        json!({"aligned": "ALIGNED {question} {answer}", "coherent": "COHERENT {question} {answer}"})
+            .to_string(),
+    )
+    .unwrap();
+    let monitor = format!(
+        "monitor: {{sample_rate: 0.0, judge: {{llm: {{base_url: '{upstream_url}', model: j, prompts: '{}'}}}}}}",
+        prompts.display()
+    );
+    let versions = [
+        version("v1", &upstream_url, ""),
+        version("v2", &upstream_url, ", weight: 0.1"),
+    ];
+    let config = gateway_config(dir.path(), "v1", &versions, &monitor);
+    let server = Server::start_with(&["--config", &config]);
+    let key = create_key(server.base_url.trim_end_matches("/v1"), &["redteam"]);
+    let model = format!("openai:assistant@{}", server.base_url);
+    let store = dir.path().join("runs.sqlite").display().to_string();
+    let gateway_store = dir.path().join("gateway.db").display().to_string();
+    let out_dir = dir.path().join("every");
+    let out_dir_s = out_dir.display().to_string();
+    let mut args = vec![
+        "redteam", "--every", "1s", "--cycles", "1", "--probes", "persona",
+    ];
+    args.extend(["--attempts", "1", "--fail-above", "0.2"]);
+    args.extend(["--model", &model, "--api-key-env", "RT_GATEWAY_KEY"]);
+    args.extend(["--store", &store, "--out", &out_dir_s]);
+    args.extend(["--incidents-store", &gateway_store]);
+    args.extend(["--judge", "llm:j", "--judge-base-url", &upstream_url]);
+    let out = emguard(&args, &key);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" opened for assistant v2"), "{stdout}");
+    assert!(!stdout.contains("assistant v1"), "{stdout}");
+    assert_eq!(seen.samples.load(Ordering::SeqCst), 2 * 12);
+    // Each version's report in its own folder: v2's persona family over the limit only.
+    let rate = |version: &str| {
+        let report: Value = serde_json::from_str(
+            &std::fs::read_to_string(out_dir.join(version).join("report.json")).unwrap(),
+        )
+        .unwrap();
+        report["families"][0]["rate"].as_f64().unwrap()
+    };
+    assert_eq!((rate("v1"), rate("v2")), (0.0, 4.0 / 12.0));
+    let incidents = incidents(dir.path());
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["version"], json!("v2"), "{incidents:?}");
+}

@@ -102,7 +102,6 @@ async fn finds_the_framing_and_the_trigger_that_a_plain_eval_misses() {
         },
         trigger: None,
         base_urls: vec![u.base_url()],
-        version: None,
     }
     .into_config()
     .unwrap();
