@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use emguard_redteam::continuous::VersionRun;
+use emguard_redteam::continuous::{VersionRun, rollout_versions};
 use emguard_redteam::section::{Gateway, RedteamSection, Target};
 use emguard_store::monitor::MonitorStore;
 
@@ -73,7 +73,7 @@ impl Cycles {
             .into_iter()
             .map(|entry| Target {
                 model: entry.id.clone(),
-                versions: Box::new(move || Ok(versions(&entry))),
+                versions: Box::new(move || Ok(rollout_versions(entry.rollout()))),
             })
             .collect();
         let gateway = Gateway {
@@ -86,20 +86,6 @@ impl Cycles {
         emguard_redteam::section::start(self.section, gateway, record)?;
         Ok(())
     }
-}
-
-/// The active version, then each canary with a share of the traffic.
-fn versions(entry: &ModelEntry) -> Vec<String> {
-    let rollout = entry.rollout();
-    std::iter::once(rollout.active)
-        .chain(
-            rollout
-                .weights
-                .into_iter()
-                .filter(|(_, w)| *w > 0.0)
-                .map(|(v, _)| v),
-        )
-        .collect()
 }
 
 /// Each version's latest result on `/metrics`; failures counted and logged.

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use emguard_eval::backends::Endpoints;
 use emguard_store::Store;
-use emguard_store::monitor::{IncidentRecord, IncidentState, MonitorStore, TimelineEntry};
+use emguard_store::monitor::{
+    IncidentRecord, IncidentState, MonitorStore, RolloutRecord, TimelineEntry,
+};
 use serde_json::json;
 
 use crate::RedteamError;
@@ -208,19 +210,28 @@ impl Continuous {
     }
 }
 
-/// The model's versions in the gateway's stored rollout: the active one, then each canary
-/// (the gateway stores it when its monitor is on); empty when it has none stored.
+/// The model's versions in the gateway's stored rollout (the gateway stores it when its
+/// monitor is on), as [`rollout_versions`]; empty when it has none stored.
 pub fn stored_versions(store: &MonitorStore, model: &str) -> Result<Vec<String>, RedteamError> {
     Ok(store
         .rollouts()?
         .into_iter()
         .find(|r| r.model == model)
-        .map(|r| {
-            std::iter::once(r.active)
-                .chain(r.weights.into_keys())
-                .collect()
-        })
+        .map(rollout_versions)
         .unwrap_or_default())
+}
+
+/// A rollout's versions to probe: the active one, then each canary with a share of traffic.
+pub fn rollout_versions(rollout: RolloutRecord) -> Vec<String> {
+    std::iter::once(rollout.active)
+        .chain(
+            rollout
+                .weights
+                .into_iter()
+                .filter(|(_, w)| *w > 0.0)
+                .map(|(v, _)| v),
+        )
+        .collect()
 }
 
 /// The breach an incident of a red-team cycle names: `redteam_attack_success`.
