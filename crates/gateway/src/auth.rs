@@ -18,9 +18,17 @@ use crate::error::ApiError;
 /// Longest a key may live, in days (`expires_in_days: 1e308` is not "never").
 const MAX_LIFETIME_DAYS: f64 = 3650.0;
 
+/// The scope that lets a key pin a request to a model version (`x-emguard-version`), as
+/// red-teaming a canary needs. Not a model: a key's model scopes are its other scopes (none:
+/// every model), and no model may have this id.
+pub const REDTEAM_SCOPE: &str = "redteam";
+
 /// The keys, cached from the store (one lookup per request, no I/O).
 pub struct KeyRing {
     keys: RwLock<HashMap<String, ApiKeyRecord>>,
+    /// Keys of this process only, never stored (the gateway's own red-team cycles'); kept
+    /// across reloads.
+    internal: RwLock<Vec<ApiKeyRecord>>,
     store: Arc<GatewayStore>,
 }
 
@@ -52,6 +60,7 @@ impl KeyRing {
     pub fn load(store: Arc<GatewayStore>) -> Result<Arc<KeyRing>, emguard_store::StoreError> {
         let ring = Arc::new(KeyRing {
             keys: RwLock::new(HashMap::new()),
+            internal: RwLock::new(Vec::new()),
             store,
         });
         ring.reload()?;
@@ -61,7 +70,16 @@ impl KeyRing {
     /// Rereads the keys (another replica may have created or revoked some).
     pub fn reload(&self) -> Result<(), emguard_store::StoreError> {
         let keys = self.store.keys()?;
-        let map = keys.into_iter().map(|k| (k.id.clone(), k)).collect();
+        let internal = self
+            .internal
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let map = keys
+            .into_iter()
+            .chain(internal)
+            .map(|k| (k.id.clone(), k))
+            .collect();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = map;
         Ok(())
     }
@@ -80,6 +98,31 @@ impl KeyRing {
                 }
             }
         });
+    }
+
+    /// A key for this process's own use (`emg_internal…`), never stored nor listed by the
+    /// admin API, valid until the process ends; returns the key.
+    pub fn create_internal(&self, name: &str, scopes: &[&str], now: f64) -> String {
+        let id = format!("internal{}", hex::encode(rand::random::<[u8; 6]>()));
+        let (mut record, secret) = new_record(&id, name, now);
+        record.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        self.internal
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record.clone());
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.id.clone(), record);
+        secret
+    }
+
+    fn is_internal(&self, id: &str) -> bool {
+        self.internal
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|k| k.id == id)
     }
 
     /// Creates a key: stored hashed; the returned secret is the only copy.
@@ -119,21 +162,14 @@ impl KeyRing {
             }
             (None, None) => None,
         };
-        let id_hex = hex::encode(rand::random::<[u8; 6]>());
-        let secret = format!("emg_{id_hex}_{}", hex::encode(rand::random::<[u8; 24]>()));
-        let record = ApiKeyRecord {
-            id: format!("key_{id_hex}"),
-            hash: hash(&secret),
-            name: new.name.clone(),
-            scopes: new.scopes.clone(),
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-            requests_per_minute: new.requests_per_minute,
-            tokens_per_minute: new.tokens_per_minute,
-            filter_policy: new.filter_policy.clone(),
-            token_budget: checked_budget(new.token_budget)?,
-        };
+        let (mut record, secret) =
+            new_record(&hex::encode(rand::random::<[u8; 6]>()), &new.name, now);
+        record.scopes = new.scopes.clone();
+        record.expires_at = expires_at;
+        record.requests_per_minute = new.requests_per_minute;
+        record.tokens_per_minute = new.tokens_per_minute;
+        record.filter_policy = new.filter_policy.clone();
+        record.token_budget = checked_budget(new.token_budget)?;
         self.store
             .insert_key(&record)
             .map_err(|e| ApiError::server(format!("storing the key failed: {e}")))?;
@@ -183,6 +219,7 @@ impl KeyRing {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
+            .filter(|k| !self.is_internal(&k.id))
             .cloned()
             .collect();
         keys.sort_by(|a, b| a.created_at.total_cmp(&b.created_at).then(a.id.cmp(&b.id)));
@@ -243,6 +280,26 @@ impl KeyRing {
     }
 }
 
+/// A new key `emg_ID_SECRET` (its record's id `key_ID`) with no scope, limit or expiry, and
+/// its record.
+fn new_record(id: &str, name: &str, now: f64) -> (ApiKeyRecord, String) {
+    let secret = format!("emg_{id}_{}", hex::encode(rand::random::<[u8; 24]>()));
+    let record = ApiKeyRecord {
+        id: format!("key_{id}"),
+        hash: hash(&secret),
+        name: name.to_string(),
+        scopes: Vec::new(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        filter_policy: None,
+        token_budget: None,
+    };
+    (record, secret)
+}
+
 /// A budget of no tokens would refuse every request: almost surely a mistake.
 fn checked_budget(budget: Option<TokenBudget>) -> Result<Option<TokenBudget>, ApiError> {
     match budget {
@@ -254,9 +311,11 @@ fn checked_budget(budget: Option<TokenBudget>) -> Result<Option<TokenBudget>, Ap
     }
 }
 
-/// Whether `key` may use `model` (403 when not).
+/// Whether `key` may use `model` (403 when not): its model scopes (every scope but
+/// [`REDTEAM_SCOPE`]) name it, or it has none.
 pub fn authorize(key: &ApiKeyRecord, model: &str) -> Result<(), ApiError> {
-    if key.scopes.is_empty() || key.scopes.iter().any(|s| s == model) {
+    let mut models = key.scopes.iter().filter(|s| *s != REDTEAM_SCOPE).peekable();
+    if models.peek().is_none() || key.scopes.iter().any(|s| s == model) {
         return Ok(());
     }
     Err(ApiError::bad_request(format!(
@@ -265,6 +324,22 @@ pub fn authorize(key: &ApiKeyRecord, model: &str) -> Result<(), ApiError> {
     ))
     .with_status(axum::http::StatusCode::FORBIDDEN)
     .with_code("model_not_allowed"))
+}
+
+/// Whether `key` may pin a request to a model version: it has [`REDTEAM_SCOPE`], or the
+/// gateway has no keys (a local, single-user server). 403 `version_pin_not_allowed` when not.
+pub fn may_pin_version(key: Option<&ApiKeyRecord>) -> Result<(), ApiError> {
+    match key {
+        Some(k) if !k.scopes.iter().any(|s| s == REDTEAM_SCOPE) => Err(ApiError::bad_request(
+            format!(
+                "The API key `{}` may not choose a model version (`x-emguard-version`): that needs a key with the `{REDTEAM_SCOPE}` scope.",
+                k.id
+            ),
+        )
+        .with_status(axum::http::StatusCode::FORBIDDEN)
+        .with_code("version_pin_not_allowed")),
+        _ => Ok(()),
+    }
 }
 
 /// Compares a presented admin token with the configured one in constant time.

@@ -285,6 +285,25 @@ pub async fn build_with_admin_token(
         }
         _ => None,
     };
+    let redteam = match (&config.redteam, &config.store) {
+        (Some(section), Some(location)) => {
+            let location = location.clone();
+            let incidents = tokio::task::spawn_blocking({
+                let location = location.clone();
+                move || emguard_store::monitor::MonitorStore::open(&location)
+            })
+            .await
+            .expect("opening the store does not panic")
+            .map_err(|source| BuildError::Store { location, source })?;
+            Some(crate::redteam::Cycles::new(
+                section.clone(),
+                keys.as_deref(),
+                Arc::new(incidents),
+                &models,
+            ))
+        }
+        _ => None,
+    };
     let backend = if config.rate_limits.backend == "local" {
         RateLimitBackend::Local
     } else {
@@ -360,6 +379,7 @@ pub async fn build_with_admin_token(
         in_flight: tokio::sync::watch::channel(()).0,
         review,
         monitor,
+        redteam: std::sync::Mutex::new(redteam),
     }))
 }
 

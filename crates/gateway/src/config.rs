@@ -30,6 +30,14 @@ pub enum ConfigError {
         field: String,
         message: String,
     },
+    /// An error of a section that knows its lines (`redteam:`).
+    #[error("{path}:{line}: `{field}`: {message}")]
+    InvalidAt {
+        path: String,
+        line: usize,
+        field: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +68,10 @@ pub struct GatewayConfig {
     /// Online monitoring of the versions' answers, canary rollouts and incidents (docs/monitor.md).
     #[serde(default)]
     pub monitor: Option<emguard_monitor::MonitorConfig>,
+    /// Red-team cycles on each model's active and canary versions, run by the gateway in the
+    /// background (docs/redteam.md); breaches open incidents.
+    #[serde(default)]
+    pub redteam: Option<emguard_redteam::section::RedteamSection>,
     pub models: Vec<ModelConfig>,
 }
 
@@ -362,6 +374,13 @@ impl GatewayConfig {
         if let (Some(monitor), Some(dir)) = (&mut config.monitor, path.parent()) {
             monitor.resolve_paths(dir);
         }
+        if let Some(redteam) = &mut config.redteam {
+            redteam.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+            redteam.check_probes().map_err(|e| ConfigError::Parse {
+                path: shown.clone(),
+                message: format!("`redteam.probes`: {e}"),
+            })?;
+        }
         if let Some(dir) = path.parent() {
             let chains = config.models.iter_mut().flat_map(|m| &mut m.versions);
             for path in chains
@@ -405,6 +424,12 @@ impl GatewayConfig {
             let at = format!("models[{m}]");
             if model.id.trim().is_empty() {
                 return Err(invalid(format!("{at}.id"), "must not be empty"));
+            }
+            if model.id == crate::auth::REDTEAM_SCOPE {
+                return Err(invalid(
+                    format!("{at}.id"),
+                    "`redteam` is a key scope (it lets a key pin versions), not a model id",
+                ));
             }
             if !ids.insert(model.id.as_str()) {
                 return Err(invalid(
@@ -566,6 +591,30 @@ impl GatewayConfig {
                 return Err(invalid(
                     format!("monitor.playbooks.{model}"),
                     "no model with this id is configured",
+                ));
+            }
+        }
+        if let Some(redteam) = &self.redteam {
+            let ids: Vec<&str> = ids.iter().copied().collect();
+            if let Some(p) = redteam.problems(&ids) {
+                return Err(match p.line {
+                    0 => ConfigError::Invalid {
+                        path: origin.to_string(),
+                        field: p.field,
+                        message: p.message,
+                    },
+                    line => ConfigError::InvalidAt {
+                        path: origin.to_string(),
+                        line,
+                        field: p.field,
+                        message: p.message,
+                    },
+                });
+            }
+            if self.store.is_none() {
+                return Err(invalid(
+                    "store".into(),
+                    "red-team cycles open incidents there: set `store`",
                 ));
             }
         }

@@ -24,6 +24,7 @@ pub mod filter;
 mod json_body;
 pub mod openai;
 pub mod ratelimit;
+pub mod redteam;
 pub mod registry;
 mod review;
 mod routes;

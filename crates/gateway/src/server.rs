@@ -41,6 +41,14 @@ pub async fn serve_with_admin(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let cycles = state
+        .redteam
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(cycles) = cycles {
+        cycles.start(public.local_addr()?)?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each connection holds a receiver; all gone: every connection is closed.
     let (open_tx, open_rx) = watch::channel(());

@@ -135,6 +135,9 @@ pub struct Inner {
     pub review: Option<Arc<emguard_review::ReviewService>>,
     /// Judges sampled answers and acts on breaches (`monitor:` in the config); `None`: off.
     pub monitor: Option<Arc<emguard_monitor::Monitor>>,
+    /// Red-team cycles (`redteam:` in the config), taken and started by the server once it
+    /// listens.
+    pub redteam: std::sync::Mutex<Option<crate::redteam::Cycles>>,
 }
 
 impl Deref for AppState {
@@ -204,6 +207,7 @@ impl AppState {
             in_flight: tokio::sync::watch::channel(()).0,
             review: None,
             monitor: None,
+            redteam: std::sync::Mutex::new(None),
         })
     }
 

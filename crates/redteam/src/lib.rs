@@ -8,8 +8,9 @@
 //! - [`work`]: sampling through eval's [`Sampler`](emguard_eval::backends::Sampler)s, scoring
 //!   with eval's [`Judge`](emguard_eval::backends::Judge) or the scanner, the attacker's refine
 //!   loop, all stored in the store so a rerun resumes; [`share`]: several worker processes on
-//!   one run in PostgreSQL, with eval's claims; [`continuous`]: `--every` cycles opening
-//!   incidents in the gateway's monitor store;
+//!   one run in PostgreSQL, with eval's claims; [`continuous`]: cycles on each gateway
+//!   model version opening incidents in the gateway's monitor store (`--every`, and the
+//!   gateway config's `redteam:` section, [`section`]);
 //! - [`report`]: attack success per family and probe with 95% intervals, the hits, and
 //!   regression probes made from them; [`html`]: the report as a self-contained page.
 
@@ -20,6 +21,7 @@ pub mod mutate;
 pub mod plan;
 pub mod probe;
 pub mod report;
+pub mod section;
 pub mod session;
 pub mod share;
 pub mod work;

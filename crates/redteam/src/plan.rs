@@ -29,8 +29,13 @@ pub struct Settings {
 pub struct RunConfig {
     /// The target: a `--model` spec as eval reads it.
     pub model: String,
-    /// What answers for it (eval's `answer_source`): part of every answer's key.
+    /// What answers for it (eval's `answer_source`, and the pinned version): part of every
+    /// answer's key.
     pub source: String,
+    /// The gateway model version every request of the target is pinned to (the
+    /// `x-emguard-version` header); `None`: the version the gateway routes the key to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The judge spec as eval reads it.
     pub judge: String,
     /// The attacker's model spec (refine loops, `paraphrase`, `translate:`).

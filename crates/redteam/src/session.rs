@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
+use emguard_eval::backends::{Backends, Endpoints};
 use emguard_eval::plan::{answer_source, short_hash};
 use emguard_eval::suite::Measure;
 use emguard_judge::llm::JudgePrompts;
@@ -12,6 +14,8 @@ use emguard_store::Store;
 use crate::RedteamError;
 use crate::plan::{RunConfig, Settings};
 use crate::probe::{self, Family};
+use crate::report::Report;
+use crate::work::Worker;
 
 /// What `emguard redteam` was asked for.
 #[derive(Debug, Clone)]
@@ -27,8 +31,17 @@ pub struct Options {
     pub attacker: String,
     /// `--base-url`: the servers of `openai:` specs without their own.
     pub base_urls: Vec<String>,
+    /// Pin the target's requests to this gateway model version ([`VERSION_HEADER`]).
+    pub version: Option<String>,
     pub settings: Settings,
 }
+
+/// The target and attacker by default: the local SmolLM2.
+pub const DEFAULT_MODEL: &str = "local:smollm2-135m-instruct";
+
+/// The request header that pins a gateway request to a model version (honoured for keys
+/// with the gateway's `redteam` scope); the gateway's answers carry it too.
+pub const VERSION_HEADER: &str = "x-emguard-version";
 
 /// The key of a stored run's configuration: eval's runs and red-team runs share a store.
 const CONFIG_KEY: &str = "redteam";
@@ -66,8 +79,15 @@ impl Options {
                 ));
             }
         }
+        let mut source = answer_source(&self.model, &self.base_urls);
+        if let Some(version) = &self.version {
+            // Two versions behind one gateway URL answer differently: their answers must
+            // not share keys.
+            source = format!("{source} version:{version}");
+        }
         let mut config = RunConfig {
-            source: answer_source(&self.model, &self.base_urls),
+            source,
+            version: self.version,
             attacker_source: String::new(),
             model: self.model,
             judge: self.judge,
@@ -219,4 +239,61 @@ pub fn open(store: &Store, run_id: &str) -> Result<RunConfig, RedteamError> {
             "run `{run_id}` was stored by another version of emguard: {e}"
         ))
     })
+}
+
+/// The worker of a run: its target (pinned to the run's version, with `target_key` instead
+/// of the endpoints' key when given), attacker and judge, built off the async threads
+/// (loading local models is slow blocking work).
+pub async fn worker(
+    store: Arc<Store>,
+    run_id: &str,
+    config: Arc<RunConfig>,
+    endpoints: Endpoints,
+    target_key: Option<String>,
+    concurrency: usize,
+) -> Result<Worker, RedteamError> {
+    let build_config = config.clone();
+    let (target, attacker, judge) = tokio::task::spawn_blocking(move || {
+        let mut backends = Backends::new(endpoints);
+        let pin: Vec<(String, String)> = build_config
+            .version
+            .iter()
+            .map(|v| (VERSION_HEADER.to_string(), v.clone()))
+            .collect();
+        let target = backends.sampler_with(&build_config.model, target_key.as_deref(), &pin)?;
+        let attacker = if needs_attacker(&build_config) {
+            Some(backends.sampler(&build_config.attacker)?)
+        } else {
+            None
+        };
+        let judge = backends.judge(&build_config.judge)?;
+        Ok::<_, RedteamError>((target, attacker, judge))
+    })
+    .await??;
+    Ok(Worker {
+        store,
+        run_id: run_id.to_string(),
+        config,
+        target,
+        attacker,
+        judge,
+        scanner: emguard_codescan::Scanner::new(),
+        concurrency,
+    })
+}
+
+/// The report of a run, compared with the earlier run `compare` (in the same store) when given.
+pub fn report(
+    store: &Store,
+    run_id: &str,
+    config: &RunConfig,
+    compare: Option<&str>,
+) -> Result<Report, RedteamError> {
+    let mut report = Report::build(store, run_id, config)?;
+    if let Some(earlier) = compare {
+        let earlier_config = open(store, earlier)?;
+        let earlier = Report::build(store, earlier, &earlier_config)?;
+        report.comparisons = report.compare(&earlier);
+    }
+    Ok(report)
 }

@@ -64,6 +64,7 @@ async fn the_local_attacker_refines_within_the_budget_and_a_resume_asks_nothing(
         judge: "local".into(),
         attacker: MODEL.into(),
         base_urls: Vec::new(),
+        version: None,
         settings: Settings {
             temperature: 1.0,
             top_p: 1.0,

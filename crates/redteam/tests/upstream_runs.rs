@@ -39,6 +39,7 @@ fn config(u: &Upstream, families: &[&str], attempts: usize) -> RunConfig {
         judge: "llm:judge".into(),
         attacker: "openai:attacker".into(),
         base_urls: vec![u.base_url()],
+        version: None,
         settings: Settings {
             temperature: 1.0,
             top_p: 1.0,

@@ -13,15 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use emguard_eval::backends::{Backends, Endpoints};
-use emguard_redteam::continuous;
-use emguard_redteam::plan::Settings;
+use emguard_eval::backends::Endpoints;
+use emguard_redteam::continuous::{self, Continuous, Incidents, Recorded, VersionRun, Versions};
+use emguard_redteam::plan::{RunConfig, Settings};
 use emguard_redteam::probe::MAX_REPEATS;
 use emguard_redteam::report::Report;
-use emguard_redteam::session::{self, Options};
-use emguard_redteam::work::Worker;
-
-const DEFAULT_MODEL: &str = "local:smollm2-135m-instruct";
+use emguard_redteam::section::parse_duration;
+use emguard_redteam::session::{self, DEFAULT_MODEL, Options};
+use emguard_redteam::work::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -101,10 +100,14 @@ pub struct Args {
     /// The model id incidents name [default: NAME of `--model openai:NAME@URL`].
     #[arg(long, value_name = "ID", requires = "incidents_store")]
     incident_model: Option<String>,
-    /// The version incidents name [default: the model's active version in the gateway's
-    /// stored rollout].
+    /// Probe only this version of the gateway model (pinned, as --pin-version) [default:
+    /// the model's active version and each canary in the gateway's stored rollout].
     #[arg(long, value_name = "VERSION", requires = "incidents_store")]
     incident_version: Option<String>,
+    /// Pin every request of the target to this gateway model version (the
+    /// `x-emguard-version` header; the gateway key needs its `redteam` scope).
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["resume", "worker"])]
+    pin_version: Option<String>,
     /// Compare with an earlier run in the same store: per family the change in attack
     /// success with an interval and p-value; exit 1 on a significant rise (p < 0.05).
     #[arg(long, value_name = "RUN_ID")]
@@ -158,40 +161,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .block_on(async {
             match args.every {
                 Some(every) => run_every(&args, every).await,
-                None => Ok(run_async(&args, args.compare.as_deref(), 0).await?.0),
+                None => run_once(&args).await,
             }
         })
 }
 
-/// `6h`, `30m`, `90s`, `1d`: a whole number and its unit.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: a whole number and a unit (s, m, h, d), e.g. 6h"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{text}`: the unit is s, m, h or d, e.g. 6h")),
-    };
-    if n == 0 {
-        return Err(format!("`{text}`: must be longer than nothing"));
-    }
-    Ok(Duration::from_secs(n * seconds))
-}
-
-/// `--every`: a run per cycle, each compared with the one before; breaches open incidents.
-/// The first cycle's errors end the command (bad input shows at once); a later cycle's
-/// error is reported and the next cycle goes on.
+/// `--every`: a cycle of runs every DURATION (one per gateway model version with
+/// --incidents-store), each compared with the version's run of the cycle before; breaches
+/// open incidents. The first cycle's errors end the command (bad input shows at once); a
+/// later cycle's error is reported and the next cycle goes on. The exit code is the worst
+/// of the last cycle's runs.
 async fn run_every(args: &Args, every: Duration) -> anyhow::Result<ExitCode> {
+    let (store_location, store) = super::eval::open_store(args.store.as_deref())?;
+    eprintln!("runs in {store_location}");
     let incidents = match &args.incidents_store {
         Some(location) => {
-            let store = emguard_store::monitor::MonitorStore::open(location)?;
+            let store = Arc::new(emguard_store::monitor::MonitorStore::open(location)?);
             let model = match &args.incident_model {
                 Some(m) => m.clone(),
                 None => gateway_model_id(&args.model).with_context(|| {
@@ -201,71 +186,101 @@ async fn run_every(args: &Args, every: Duration) -> anyhow::Result<ExitCode> {
                     )
                 })?,
             };
-            let version = match &args.incident_version {
-                Some(v) => v.clone(),
-                None => continuous::active_version(&store, &model)?.with_context(|| {
-                    format!(
-                        "--incident-version: the gateway's store has no rollout of model `{model}` (its monitor is off); give the version"
-                    )
-                })?,
-            };
-            Some((store, model, version))
+            Some(Incidents { store, model })
         }
         None => None,
     };
-    let mut previous: Option<String> = None;
-    let mut last = ExitCode::SUCCESS;
-    for cycle in 1.. {
-        let started = std::time::Instant::now();
-        // Each cycle its own seeds: answers are stored by what determines them, and a cycle
-        // must ask the version again, not read the last cycle's answers.
-        let seed_offset = (cycle - 1) * SEEDS_PER_CYCLE;
-        match run_async(args, previous.as_deref(), seed_offset).await {
-            Ok((code, report)) => {
-                last = code;
-                if code == ExitCode::from(130) {
-                    return Ok(code);
+    let versions = match (
+        args.incident_version.as_ref().or(args.pin_version.as_ref()),
+        &incidents,
+    ) {
+        (Some(version), _) => Versions::Pinned(vec![version.clone()]),
+        (None, Some(Incidents { store, model })) => {
+            let (store, model) = (store.clone(), model.clone());
+            Versions::Listed(Box::new(move || {
+                let versions = continuous::stored_versions(&store, &model)?;
+                if versions.is_empty() {
+                    return Err(emguard_redteam::RedteamError::Invalid(format!(
+                        "--incident-version: the gateway's store has no rollout of model `{model}` (its monitor is off); give the version"
+                    )));
                 }
-                if let (Some(report), Some((store, model, version))) = (report.as_ref(), &incidents)
-                {
-                    let target = continuous::IncidentTarget {
-                        store,
-                        model,
-                        version,
-                    };
-                    let threshold = args.fail_above.unwrap_or(f64::INFINITY);
-                    match continuous::record(&target, report, threshold)? {
-                        Some(id) => {
-                            println!("cycle {cycle}: incident {id} opened for {model} {version}")
-                        }
-                        None if code == ExitCode::from(1) => println!(
-                            "cycle {cycle}: {model} {version} already has an open incident"
-                        ),
-                        None => {}
-                    }
-                }
-                if let Some(report) = report {
-                    previous = Some(report.run_id);
+                Ok(versions)
+            }))
+        }
+        (None, None) => Versions::Routed,
+    };
+    let claims = store
+        .is_shared()
+        .then(|| (process_name(), Duration::from_secs_f64(args.lease)));
+    let continuous = Continuous {
+        options: options(args, 0)?,
+        endpoints: endpoints(args),
+        target_key: None,
+        concurrency: args.concurrency,
+        store,
+        claims,
+        versions,
+        threshold: args.fail_above,
+        incidents,
+    };
+    let mut codes: Vec<(u64, u8)> = Vec::new();
+    let mut failure = None;
+    let on_run = |run: VersionRun| {
+        let label = run.version.as_deref().unwrap_or("(routed)").to_string();
+        let written = run.result.map_err(anyhow::Error::from).and_then(|f| {
+            let out = args.out.as_ref().map(|o| match &run.version {
+                Some(v) => o.join(v),
+                None => o.clone(),
+            });
+            let code = finish(args, &f.report, &f.config, f.outcome, out, &f.run_id)?;
+            if let Some(Incidents { model, .. }) = &continuous.incidents {
+                match &f.incident {
+                    Recorded::Opened(id) => println!(
+                        "cycle {}: incident {id} opened for {model} {label}",
+                        run.cycle
+                    ),
+                    Recorded::AlreadyOpen => println!(
+                        "cycle {}: {model} {label} already has an open incident",
+                        run.cycle
+                    ),
+                    Recorded::Nothing => {}
                 }
             }
-            Err(e) if cycle == 1 => return Err(e),
-            Err(e) => eprintln!("cycle {cycle} failed: {e:#}; the next one goes on"),
+            Ok(code)
+        });
+        match written {
+            Ok(code) => codes.push((run.cycle, code)),
+            Err(e) if run.cycle == 1 => {
+                failure = Some(e);
+                return std::ops::ControlFlow::Break(());
+            }
+            Err(e) => {
+                eprintln!(
+                    "cycle {} on {label} failed: {e:#}; the next one goes on",
+                    run.cycle
+                );
+                codes.push((run.cycle, 2));
+            }
         }
-        if args.cycles.is_some_and(|n| cycle >= n) {
-            break;
-        }
-        let wait = every.saturating_sub(started.elapsed());
-        eprintln!("cycle {cycle} done; the next in {} s", wait.as_secs());
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(130)),
-        }
+        std::ops::ControlFlow::Continue(())
+    };
+    let progress = |line: &str| eprintln!("{line}");
+    tokio::select! {
+        _ = continuous.run(every, args.cycles, &progress, on_run) => {}
+        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(130)),
     }
-    Ok(last)
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let last = codes.last().map_or(0, |(c, _)| *c);
+    let worst = codes
+        .iter()
+        .filter(|(c, _)| *c == last)
+        .map(|(_, code)| *code)
+        .max()
+        .unwrap_or(0);
+    Ok(ExitCode::from(worst))
 }
-
-/// Seeds a cycle of `--every` may use (its attempts use `seed`, `seed + 1`, ...).
-const SEEDS_PER_CYCLE: u64 = 1_000;
 
 /// `openai:ID@URL` (or `openai:ID`) -> `ID`.
 fn gateway_model_id(spec: &str) -> Option<String> {
@@ -293,13 +308,52 @@ fn check(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One run (its seed `--seed` + `seed_offset`); its exit code and, when it got that far,
-/// its report.
-async fn run_async(
-    args: &Args,
-    compare: Option<&str>,
-    seed_offset: u64,
-) -> anyhow::Result<(ExitCode, Option<Report>)> {
+/// The run's options from the command line, its seed `--seed` + `seed_offset`.
+fn options(args: &Args, seed_offset: u64) -> anyhow::Result<Options> {
+    let mut triggers = Vec::new();
+    for file in &args.triggers {
+        triggers.extend(session::read_triggers(file)?);
+    }
+    Ok(Options {
+        probes: args.probes.clone(),
+        families: args.family.clone(),
+        triggers,
+        model: args.model.clone(),
+        judge: args.judge.clone(),
+        attacker: args.attacker.clone(),
+        base_urls: args.servers.base_url.clone(),
+        version: args.pin_version.clone(),
+        settings: Settings {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            max_tokens: args.max_tokens,
+            seed: args.seed.wrapping_add(seed_offset),
+            attacker_max_tokens: args.attacker_max_tokens,
+            attempts: args.attempts,
+            budget: args.budget,
+        },
+    })
+}
+
+fn endpoints(args: &Args) -> Endpoints {
+    Endpoints {
+        local_batch: args.local_batch,
+        stored_answers_only: false,
+        ..args.servers.endpoints()
+    }
+}
+
+/// This process's name in a shared store's claims.
+fn process_name() -> String {
+    format!(
+        "{}-{}",
+        emguard_eval::session::hostname(),
+        std::process::id()
+    )
+}
+
+/// One run: new, resumed (`--resume`) or joined (`--worker`).
+async fn run_once(args: &Args) -> anyhow::Result<ExitCode> {
     let (store_location, store) = super::eval::open_store(args.store.as_deref())?;
     if args.worker.is_some() && !store.is_shared() {
         anyhow::bail!(
@@ -318,73 +372,26 @@ async fn run_async(
             (run_id.clone(), config)
         }
         None => {
-            let mut triggers = Vec::new();
-            for file in &args.triggers {
-                triggers.extend(session::read_triggers(file)?);
-            }
-            let config = Options {
-                probes: args.probes.clone(),
-                families: args.family.clone(),
-                triggers,
-                model: args.model.clone(),
-                judge: args.judge.clone(),
-                attacker: args.attacker.clone(),
-                base_urls: args.servers.base_url.clone(),
-                settings: Settings {
-                    temperature: args.temperature,
-                    top_p: args.top_p,
-                    max_tokens: args.max_tokens,
-                    seed: args.seed.wrapping_add(seed_offset),
-                    attacker_max_tokens: args.attacker_max_tokens,
-                    attempts: args.attempts,
-                    budget: args.budget,
-                },
-            }
-            .into_config()?;
+            let config = options(args, 0)?.into_config()?;
             let run_id = session::create(&store, &config)?;
             eprintln!("run {run_id} in {store_location}");
             (run_id, config)
         }
     };
-
-    let endpoints = Endpoints {
-        local_batch: args.local_batch,
-        stored_answers_only: false,
-        ..args.servers.endpoints()
-    };
     let config = Arc::new(config);
-    let build_config = config.clone();
-    // Loading local models is slow blocking work.
-    let (target, attacker, judge) = tokio::task::spawn_blocking(move || {
-        let mut backends = Backends::new(endpoints);
-        let target = backends.sampler(&build_config.model)?;
-        let attacker = if session::needs_attacker(&build_config) {
-            Some(backends.sampler(&build_config.attacker)?)
-        } else {
-            None
-        };
-        let judge = backends.judge(&build_config.judge)?;
-        anyhow::Ok((target, attacker, judge))
-    })
-    .await??;
-    let worker = Worker {
-        store: store.clone(),
-        run_id: run_id.clone(),
-        config: config.clone(),
-        target,
-        attacker,
-        judge,
-        scanner: emguard_codescan::Scanner::new(),
-        concurrency: args.concurrency,
-    };
+    let worker = session::worker(
+        store.clone(),
+        &run_id,
+        config.clone(),
+        endpoints(args),
+        None,
+        args.concurrency,
+    )
+    .await?;
     let progress = |line: &str| eprintln!("{line}");
     // On a shared store every process but a resume claims its slots, so workers can join;
     // a resume is the run's only process and works whatever is not finished.
-    let name = format!(
-        "{}-{}",
-        emguard_eval::session::hostname(),
-        std::process::id()
-    );
+    let name = process_name();
     let lease = Duration::from_secs_f64(args.lease);
     let shared = store.is_shared() && args.resume.is_none();
     let work = async {
@@ -398,7 +405,7 @@ async fn run_async(
         outcome = work => outcome?,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted: every finished answer is stored; continue with `{}`", resume_command(&run_id, args));
-            return Ok((ExitCode::from(130), None));
+            return Ok(ExitCode::from(130));
         }
     };
 
@@ -413,26 +420,38 @@ async fn run_async(
                 outcome.failed,
                 resume_command(&run_id, args)
             );
-            return Ok((ExitCode::from(3), None));
+            return Ok(ExitCode::from(3));
         }
-        return Ok((ExitCode::SUCCESS, None));
+        return Ok(ExitCode::SUCCESS);
     }
-    let mut report = Report::build(&store, &run_id, &config)?;
-    if let Some(earlier) = compare {
-        let earlier_config = session::open(&store, earlier)?;
-        let earlier = Report::build(&store, earlier, &earlier_config)?;
-        report.comparisons = report.compare(&earlier);
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("emguard-runs").join(&run_id));
+    let report = session::report(&store, &run_id, &config, args.compare.as_deref())?;
+    Ok(ExitCode::from(finish(
+        args,
+        &report,
+        &config,
+        outcome,
+        args.out.clone(),
+        &run_id,
+    )?))
+}
+
+/// Writes a finished run's report (`out`, default `./emguard-runs/RUN_ID`), JUnit XML and
+/// regression probes, prints its summary; returns its exit code.
+fn finish(
+    args: &Args,
+    report: &Report,
+    config: &RunConfig,
+    outcome: Outcome,
+    out: Option<PathBuf>,
+    run_id: &str,
+) -> anyhow::Result<u8> {
+    let out = out.unwrap_or_else(|| PathBuf::from("emguard-runs").join(run_id));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let report_path = out.join("report.json");
-    std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
+    std::fs::write(&report_path, serde_json::to_string_pretty(report)?)
         .with_context(|| format!("writing {}", report_path.display()))?;
     let html_path = out.join("report.html");
-    std::fs::write(&html_path, emguard_redteam::html::render(&report))
+    std::fs::write(&html_path, emguard_redteam::html::render(report))
         .with_context(|| format!("writing {}", html_path.display()))?;
     print!("{}", report.summary());
     for c in &report.comparisons {
@@ -449,7 +468,7 @@ async fn run_async(
         println!("junit: {}", path.display());
     }
     if let Some(dir) = &args.keep_hits {
-        for file in report.write_regression_probes(dir, &config)? {
+        for file in report.write_regression_probes(dir, config)? {
             println!("regression probes: {}", file.display());
         }
     }
@@ -457,14 +476,14 @@ async fn run_async(
         eprintln!(
             "{} attempts failed; retry them with `{}`",
             outcome.failed.max(report.unfinished),
-            resume_command(&run_id, args)
+            resume_command(run_id, args)
         );
-        return Ok((ExitCode::from(3), Some(report)));
+        return Ok(3);
     }
     let regressions = report.comparisons.iter().filter(|c| c.regression).count();
     if regressions > 0 {
         eprintln!("FAIL: {regressions} families regressed against the earlier run");
-        return Ok((ExitCode::from(1), Some(report)));
+        return Ok(1);
     }
     if let Some(threshold) = args.fail_above {
         let over = report.over(threshold);
@@ -479,10 +498,10 @@ async fn run_async(
                     threshold * 100.0
                 );
             }
-            return Ok((ExitCode::from(1), Some(report)));
+            return Ok(1);
         }
     }
-    Ok((ExitCode::SUCCESS, Some(report)))
+    Ok(0)
 }
 
 /// The command that continues this run (servers and the store are not part of a run's

@@ -246,6 +246,17 @@ impl Backends {
     /// `local:NAME|PATH` or `openai:NAME[@URL[,URL...]][#FINGERPRINT]` (its own servers,
     /// else `--base-url`).
     pub fn sampler(&mut self, spec: &str) -> Result<Arc<dyn Sampler>, BackendError> {
+        self.sampler_with(spec, None, &[])
+    }
+
+    /// [`Backends::sampler`] whose requests carry `api_key` (instead of the endpoints' key)
+    /// and `headers`, e.g. a gateway's version pin: only `openai:` models take them.
+    pub fn sampler_with(
+        &mut self,
+        spec: &str,
+        api_key: Option<&str>,
+        headers: &[(String, String)],
+    ) -> Result<Arc<dyn Sampler>, BackendError> {
         let bad = |message: &str| BackendError::Spec {
             spec: spec.to_string(),
             message: message.to_string(),
@@ -257,6 +268,9 @@ impl Backends {
             }));
         }
         match parsed.kind.as_str() {
+            "local" if api_key.is_some() || !headers.is_empty() => Err(bad(
+                "a local model takes no API key or headers (a version is pinned at a gateway, `openai:ID@URL`)",
+            )),
             "local" => {
                 let model = self.local_model(&parsed.name)?;
                 Ok(Arc::new(local::LocalSampler::new(
@@ -271,7 +285,12 @@ impl Backends {
                 } else {
                     parsed.base_urls
                 };
-                let client = self.client(&urls, "--base-url", spec)?;
+                let mut config = self.client_config(&urls, "--base-url", spec)?;
+                if let Some(key) = api_key {
+                    config.api_key = Some(key.to_string());
+                }
+                config.headers = headers.to_vec();
+                let client = OpenAiClient::new(config)?;
                 Ok(Arc::new(openai::OpenAiSampler::new(client, &parsed.name)))
             }
             _ => Err(bad(
@@ -311,6 +330,15 @@ impl Backends {
         flag: &str,
         spec: &str,
     ) -> Result<OpenAiClient, BackendError> {
+        Ok(OpenAiClient::new(self.client_config(urls, flag, spec)?)?)
+    }
+
+    fn client_config(
+        &self,
+        urls: &[String],
+        flag: &str,
+        spec: &str,
+    ) -> Result<ClientConfig, BackendError> {
         if urls.is_empty() {
             return Err(BackendError::Spec {
                 spec: spec.to_string(),
@@ -322,7 +350,7 @@ impl Backends {
         if let Some(t) = self.endpoints.timeout {
             config.timeout = t;
         }
-        Ok(OpenAiClient::new(config)?)
+        Ok(config)
     }
 
     fn local_model(&mut self, name: &str) -> Result<Arc<emguard_runtime::Model>, BackendError> {

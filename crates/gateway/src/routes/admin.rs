@@ -68,10 +68,13 @@ pub async fn create_key(
 ) -> Result<Response, ApiError> {
     let ring = keys(&state)?;
     for scope in &new.scopes {
-        if state.model(scope).is_none() {
+        if scope != crate::auth::REDTEAM_SCOPE && state.model(scope).is_none() {
             return Err(ApiError::invalid(
                 "scopes",
-                format!("no model `{scope}` is served here"),
+                format!(
+                    "no model `{scope}` is served here (a scope is a model id, or `{}`)",
+                    crate::auth::REDTEAM_SCOPE
+                ),
             ));
         }
     }

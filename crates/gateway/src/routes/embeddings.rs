@@ -52,6 +52,10 @@ pub async fn embeddings(
         Ok(key) => key,
         Err(refused) => return refused,
     };
+    let pin = match chat::pinned_version(&parts.headers) {
+        Ok(pin) => pin,
+        Err(e) => return e.into_response(),
+    };
     let body = match chat::read_body(&state, body).await {
         Ok(body) => body,
         Err(e) => {
@@ -73,6 +77,7 @@ pub async fn embeddings(
     };
     let mut draft = Draft::new(&state, &body);
     draft.key_id = key.as_ref().map(|k| k.id.clone());
+    draft.pinned_version = pin;
     match embed(&state, key, &body, &mut draft).await {
         Ok((answer, tokens)) => {
             let summary = format!(
@@ -115,6 +120,9 @@ async fn embed(
         .clone();
     if let Some(key) = &key {
         crate::auth::authorize(key, &entry.id)?;
+    }
+    if let Some(version) = &draft.pinned_version {
+        chat::check_pin(key.as_ref(), &entry, version)?;
     }
     let base64 = match request.encoding_format.as_deref() {
         None | Some("float") => false,

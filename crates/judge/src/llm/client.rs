@@ -50,6 +50,8 @@ pub struct ClientConfig {
     pub base_urls: Vec<String>,
     /// Sent as `Authorization: Bearer`.
     pub api_key: Option<String>,
+    /// Further headers of every request (a gateway's `x-emguard-version` pin).
+    pub headers: Vec<(String, String)>,
     /// Per attempt.
     pub timeout: Duration,
     /// Further attempts after the first.
@@ -64,6 +66,7 @@ impl ClientConfig {
         Self {
             base_urls,
             api_key: None,
+            headers: Vec::new(),
             timeout: Duration::from_secs(120),
             max_retries: 8,
             initial_backoff: Duration::from_millis(500),
@@ -237,6 +240,9 @@ impl OpenAiClient {
         let mut req = self.http.post(url).json(request);
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key);
+        }
+        for (name, value) in &self.config.headers {
+            req = req.header(name, value);
         }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();

@@ -7,6 +7,7 @@ use emguard_store::gateway::TraceRecord;
 use serde_json::Value;
 
 use crate::filter::Verdict;
+use crate::registry::{ModelEntry, Version};
 use crate::state::{AppState, unix_now_f64};
 
 /// Longest a durable answer waits for its trace's commit.
@@ -32,6 +33,9 @@ pub struct Draft {
     pub question: Option<String>,
     /// What picks the version during a canary: the key id and the request's `user`.
     pub routing_key: String,
+    /// The version the request asked for (`x-emguard-version`, a red-team key's): it alone
+    /// answers, whatever the routing.
+    pub pinned_version: Option<String>,
 }
 
 impl Default for Draft {
@@ -52,6 +56,7 @@ impl Default for Draft {
             client_gone: None,
             question: None,
             routing_key: String::new(),
+            pinned_version: None,
         }
     }
 }
@@ -116,6 +121,15 @@ impl Draft {
         Draft {
             request: keep(state, &String::from_utf8_lossy(body)),
             ..Draft::default()
+        }
+    }
+
+    /// The versions to try, in order: the pinned one alone (a probe of a canary is never
+    /// answered by another version), else the rollout's plan for the routing key.
+    pub fn plan<'e>(&self, entry: &'e ModelEntry) -> Vec<&'e Version> {
+        match &self.pinned_version {
+            Some(name) => entry.version(name).into_iter().collect(),
+            None => entry.plan_for(&self.routing_key),
         }
     }
 

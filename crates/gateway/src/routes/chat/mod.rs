@@ -73,6 +73,10 @@ pub(crate) async fn generate<R: Generating>(
         Ok(key) => key,
         Err(refused) => return refused,
     };
+    let pin = match pinned_version(&parts.headers) {
+        Ok(pin) => pin,
+        Err(e) => return e.into_response(),
+    };
     // The rest runs on its own task: a client that hangs up does not cancel it, so its
     // answer is still traced and its tokens still charged. A local generation is stopped
     // though (`cancel`): nobody will read the rest.
@@ -82,7 +86,7 @@ pub(crate) async fn generate<R: Generating>(
     let work = state.in_flight.subscribe();
     let task = tokio::spawn(async move {
         let _work = work;
-        respond::<R>(state, body, key, gone, cancel).await
+        respond::<R>(state, body, key, pin, gone, cancel).await
     });
     let response = task.await;
     // Answered (a stream's relay watches its client itself from here on).
@@ -119,6 +123,43 @@ pub(crate) async fn admit_key(
             Err(e.into_response())
         }
     }
+}
+
+/// The version a request pins (`x-emguard-version`); checked against its key and model in
+/// [`check_pin`].
+pub(crate) fn pinned_version(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get(emguard_redteam::session::VERSION_HEADER)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    ApiError::bad_request("`x-emguard-version` must name a version")
+                        .with_code("invalid_version")
+                })
+        })
+        .transpose()
+}
+
+/// A pinned version needs a key that may pin (403 first: a key that may not learns no
+/// version names) and a version of the model (404 naming it).
+pub(crate) fn check_pin(
+    key: Option<&ApiKeyRecord>,
+    entry: &ModelEntry,
+    version: &str,
+) -> Result<(), ApiError> {
+    crate::auth::may_pin_version(key)?;
+    if entry.version(version).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "The model `{}` has no version `{version}` (`x-emguard-version`).",
+            entry.id
+        ))
+        .with_status(StatusCode::NOT_FOUND)
+        .with_code("version_not_found"));
+    }
+    Ok(())
 }
 
 /// The body, within the body deadline and size limit.
@@ -160,6 +201,7 @@ async fn respond<R: Generating>(
     state: AppState,
     body: axum::body::Body,
     key: Option<ApiKeyRecord>,
+    pin: Option<String>,
     gone: tokio::sync::oneshot::Receiver<()>,
     cancel: CancelToken,
 ) -> Response {
@@ -183,6 +225,7 @@ async fn respond<R: Generating>(
     };
     let mut draft = Draft::new(&state, &body);
     draft.client_gone = Some(gone);
+    draft.pinned_version = pin;
     match guarded::<R>(&state, key, &body, &mut draft, cancel).await {
         Ok(response) => response,
         Err(failure) => {
@@ -342,9 +385,13 @@ async fn guarded<R: Generating>(
     if let Some(key) = &key {
         crate::auth::authorize(key, &entry.id)?;
     }
+    if let Some(version) = &draft.pinned_version {
+        check_pin(key.as_ref(), &entry, version)?;
+    }
     let (job, user) = request.validate(&raw, &state.limits)?;
     let (quota, key_id) = quota_and_key_id(state, key.as_ref());
-    if state.monitor.is_some() {
+    // Pinned requests are red-team probes, not traffic: the monitor's rates are of traffic.
+    if state.monitor.is_some() && draft.pinned_version.is_none() {
         draft.question = Some(user.clone());
     }
     // Canary assignment by key and the OpenAI `user` field (chat and text requests alike).
@@ -377,7 +424,7 @@ async fn guarded<R: Generating>(
     // The cache, when the model has one and the request is reproducible (see `crate::cache`).
     let cache_key = entry.cache.as_ref().and_then(|_| {
         // The version this key and user are routed to: a canary's users get its answers.
-        let version = entry.plan_for(&draft.routing_key).first()?.name.clone();
+        let version = draft.plan(&entry).first()?.name.clone();
         let api = match job.api {
             Api::Chat => "chat",
             Api::Text => "text",
@@ -493,7 +540,7 @@ where
     Fut: std::future::Future<Output = Result<T, BackendError>>,
 {
     let mut last: Option<BackendError> = None;
-    for version in entry.plan_for(&draft.routing_key) {
+    for version in draft.plan(entry) {
         for attempt in 0..=version.backend.retries() {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
