@@ -98,10 +98,12 @@ fn replicas_both_under_traffic_open_one_incident_and_both_roll_back() {
     }
     let monitor = |g: &guard::Gateway| admin(g, "GET", "/admin/monitor", None).1;
     let decided = Instant::now();
-    while replicas
-        .iter()
-        .any(|g| !monitor(g)["rollouts"][0]["weights"].as_object().unwrap().is_empty())
-    {
+    while replicas.iter().any(|g| {
+        !monitor(g)["rollouts"][0]["weights"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    }) {
         assert!(
             decided.elapsed() < Duration::from_secs(10),
             "a replica still routes to v2"
@@ -113,7 +115,11 @@ fn replicas_both_under_traffic_open_one_incident_and_both_roll_back() {
         .iter()
         .map(|g| monitor(g)["incidents_opened"].as_u64().unwrap())
         .collect();
-    assert_eq!(opened.iter().sum::<u64>(), 1, "incidents opened: {opened:?}");
+    assert_eq!(
+        opened.iter().sum::<u64>(),
+        1,
+        "incidents opened: {opened:?}"
+    );
     for g in &replicas {
         assert_eq!(incidents(g), 1);
         let judged = monitor(g)["judged"].as_u64().unwrap();
