@@ -535,11 +535,13 @@ impl Shared {
             if let Err(e) = self.store.insert_judgements(&records) {
                 tracing::error!(error = %e, "storing judgements failed");
             }
-            self.judged
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
             let mut models = HashSet::new();
             {
                 let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+                // Counted under the figures' lock, which `snapshot` holds while it reads the
+                // counter: a reader that sees N judged sees the figures of all N.
+                self.judged
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
                 for r in &records {
                     let v = stats
                         .entry((r.model.clone(), r.version.clone()))
