@@ -362,12 +362,6 @@ fn a_bad_playbook_stops_the_gateway_with_the_file_line_and_field() {
         &monitor_support::playbook(dir.path(), ""),
     )
     .replace("judge_cpus: [0]", "judge_cpus: [1000]");
-    let config = emguard_gateway::GatewayConfig::parse(&yaml, false, "gw.yaml").unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let e = runtime
-        .block_on(emguard_gateway::build_with_admin_token(&config, None))
-        .err()
-        .expect("the gateway does not start")
-        .to_string();
+    let e = monitor_support::build_error(&yaml);
     assert!(e.contains("judge_cpus") && e.contains("[1000]"), "{e}");
 }

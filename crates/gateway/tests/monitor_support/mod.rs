@@ -90,14 +90,19 @@ pub fn start_error(dir: &std::path::Path, extra: &str) -> (String, String, Strin
         0.2,
         &playbook,
     );
-    let config = emguard_gateway::GatewayConfig::parse(&yaml, false, "gw.yaml").unwrap();
+    let error = build_error(&yaml);
+    (playbook, yaml, error)
+}
+
+/// Why a gateway with this config (valid YAML) does not start.
+pub fn build_error(yaml: &str) -> String {
+    let config = emguard_gateway::GatewayConfig::parse(yaml, false, "gw.yaml").unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let error = runtime
+    runtime
         .block_on(emguard_gateway::build_with_admin_token(&config, None))
         .err()
         .expect("the gateway does not start")
-        .to_string();
-    (playbook, yaml, error)
+        .to_string()
 }
 
 pub fn config(store: &str, good: &str, candidate: &str, weight: f64, playbook: &str) -> String {
