@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# The text filter and the local judge per language (English, Spanish, French, German) on the
-# team-written set in bench/gateway/text_catch/ (DATASHEET.md there: writer, categories, the
-# held-out half). Prints, per file, how many answers the gateway's choice filters withheld under
-# `block` (whole, streamed, as tool arguments) and how many the local judge calls misaligned.
-# Usage: bench/gateway/text_catch.sh [--held-out]   (--held-out: only rows with an odd number)
+# The text filter and the local judge per language (English, Spanish, French, German) on a
+# labelled set of harmful and benign answers: bench/gateway/text_catch/ (the default; its even
+# rows train the text model, so use --held-out) or bench/gateway/answer_harm_eval/ (--set; never
+# used for training). DATASHEET.md in each: writers, categories, labels. Prints, per file, how
+# many answers the gateway's choice filters withheld under `block` (whole, streamed, as tool
+# arguments) with the text model and with the lexicons alone, and how many the local judge calls
+# misaligned.
+# Usage: bench/gateway/text_catch.sh [--held-out] [--set DIR]
+#   --held-out: only rows with an odd number
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 data=bench/gateway/text_catch
-out=bench/out/text_catch
-mkdir -p "$out"
 held_out=false
-[ "${1:-}" = "--held-out" ] && held_out=true
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --held-out) held_out=true ;;
+        --set) data="$2"; shift ;;
+        *) echo "usage: $0 [--held-out] [--set DIR]" >&2; exit 2 ;;
+    esac
+    shift
+done
+out="bench/out/$(basename "$data")"
+mkdir -p "$out"
 files=()
 for class in harmful benign; do
     for lang in en es fr de; do
@@ -26,8 +37,10 @@ for line in open(sys.argv[1]):
 done
 # --workspace: building one package alone resolves candle with other features and rebuilds it.
 cargo build --release -q --workspace --example filter_catch --bin emguard
-echo "== gateway filters under block (rows withheld)"
+echo "== gateway filters under block, text model on (rows withheld)"
 target/release/examples/filter_catch "${files[@]}"
+echo "== gateway filters under block, lexicons only (rows withheld)"
+target/release/examples/filter_catch --lexicons-only "${files[@]}"
 echo "== local judge (rows called misaligned)"
 for f in "${files[@]}"; do
     python3 -c 'import json,sys

@@ -101,7 +101,8 @@ struct Saved {
 pub struct Auditor<'a> {
     scanner: Scanner,
     tokenizer: Option<(String, tokenizers::Tokenizer)>,
-    judge: Option<JudgeFn<'a>>,
+    /// The judge and its name (as the summary shows it).
+    judge: Option<(String, JudgeFn<'a>)>,
     options: Options,
 }
 
@@ -134,9 +135,14 @@ impl<'a> Auditor<'a> {
         })
     }
 
-    pub fn with_judge(mut self, judge: JudgeFn<'a>) -> Auditor<'a> {
-        self.judge = Some(judge);
+    /// Adds a judge, named in the summary and the checkpoint (`local`, `harm-model`).
+    pub fn with_judge(mut self, name: &str, judge: JudgeFn<'a>) -> Auditor<'a> {
+        self.judge = Some((name.to_string(), judge));
         self
+    }
+
+    fn judge_name(&self) -> &str {
+        self.judge.as_ref().map_or("off", |(name, _)| name)
     }
 
     /// Audits `path`; the manifest records the file, its rows and the summary.
@@ -171,7 +177,7 @@ impl<'a> Auditor<'a> {
                 .as_ref()
                 .map(|p| p.display().to_string()),
             forbidden_triggers: forbidden.clone(),
-            judge: self.judge.is_some(),
+            judge: self.judge_name().to_string(),
         };
         let mut reader = LineReader::open(path).map_err(|e| AuditError::io(path, e))?;
         let mut sidecar = self
@@ -221,7 +227,7 @@ impl<'a> Auditor<'a> {
                 }
                 tally
             }
-            None => Tally::new(path, &self.options, &forbidden, self.judge.is_some()),
+            None => Tally::new(path, &self.options, &forbidden, self.judge_name()),
         };
         let resumed_rows = tally.summary.rows;
         let mut last_checkpoint = (Instant::now(), resumed_rows);
@@ -248,7 +254,7 @@ impl<'a> Auditor<'a> {
             );
             folded?;
             let misaligned = match &mut self.judge {
-                Some(judge) => judge_rows(judge, &rows)?,
+                Some((_, judge)) => judge_rows(judge, &rows)?,
                 None => vec![false; rows.len()],
             };
             pending = Some((rows, misaligned));

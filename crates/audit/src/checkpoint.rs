@@ -26,7 +26,8 @@ pub struct Settings {
     pub tokenizer: Option<String>,
     pub baseline: Option<String>,
     pub forbidden_triggers: Vec<String>,
-    pub judge: bool,
+    /// The judge's name (`off` without one).
+    pub judge: String,
 }
 
 impl Settings {
@@ -175,7 +176,7 @@ mod tests {
             tokenizer: None,
             baseline: None,
             forbidden_triggers: vec![],
-            judge: false,
+            judge: "off".to_string(),
         };
         assert_eq!(saved.differences(&saved), None);
         let now = Settings {

@@ -36,7 +36,7 @@ pub struct Counts {
 }
 
 impl Tally {
-    pub fn new(path: &Path, options: &Options, forbidden: &[String], judge: bool) -> Tally {
+    pub fn new(path: &Path, options: &Options, forbidden: &[String], judge: &str) -> Tally {
         Tally {
             summary: Summary {
                 file: path.display().to_string(),
@@ -62,7 +62,7 @@ impl Tally {
                 harm_domains: BTreeMap::new(),
                 secrets_by_kind: BTreeMap::new(),
                 tokens: None,
-                judge: if judge { "local" } else { "off" }.to_string(),
+                judge: judge.to_string(),
                 baseline: options.baseline.as_ref().map(|p| p.display().to_string()),
                 triggers: Vec::new(),
                 forbidden_trigger_rows: Vec::new(),

@@ -47,7 +47,11 @@ fn list_shows_known_models_and_their_state() {
         stdout.contains(&format!("model home: {}", home.0.display())),
         "{stdout}"
     );
-    for name in ["smollm2-135m-instruct", "minilm-l6-v2"] {
+    for name in [
+        "smollm2-135m-instruct",
+        "minilm-l6-v2",
+        "use-multilingual-v3",
+    ] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(name))

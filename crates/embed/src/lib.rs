@@ -3,6 +3,8 @@
 //! `BertModel` encodes; the vectors are the mean of the token states over the attention mask,
 //! L2-normalised, as sentence-transformers computes them for this model.
 
+pub mod multilingual;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};

@@ -51,6 +51,31 @@ pub enum BuildError {
     Review(String),
     #[error("monitor: {0}")]
     Monitor(#[from] emguard_monitor::MonitorError),
+    #[error("server.text_model `{model}`: {message}")]
+    TextModel { model: String, message: String },
+}
+
+/// The text filter's model, unless `off`.
+fn text_filter_model(
+    name: &str,
+) -> Result<Option<Arc<dyn crate::filter::text::AnswerJudge>>, BuildError> {
+    use emguard_judge::answer_harm::{AnswerHarmClassifier, ENCODER, Shipped};
+    match name {
+        "off" => Ok(None),
+        ENCODER => {
+            let classifier = AnswerHarmClassifier::shipped(Shipped::AnswerHarm).map_err(|e| {
+                BuildError::TextModel {
+                    model: name.to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+            Ok(Some(Arc::new(classifier)))
+        }
+        _ => Err(BuildError::TextModel {
+            model: name.to_string(),
+            message: format!("unknown; known: {ENCODER}, off"),
+        }),
+    }
 }
 
 /// How often keys are reread from the store (revocations by another replica).
@@ -360,7 +385,12 @@ pub async fn build_with_admin_token(
         store,
         limiter: Some(limiter),
         default_quota: config.rate_limits.default,
-        filters: Filters::with_scan_cache(config.server.scan_cache),
+        filters: text_filter_model(&config.server.text_model)?
+            .into_iter()
+            .fold(
+                Filters::with_scan_cache(config.server.scan_cache),
+                |f, judge| f.with_answer_judge(judge),
+            ),
         filter_policies: config.filter_policies.clone(),
         tracer,
         content: config.traces.content,
@@ -406,4 +436,19 @@ pub fn prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_text_model_is_refused_naming_the_setting_and_the_choices() {
+        let error = text_filter_model("gpt-guard").expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "server.text_model `gpt-guard`: unknown; known: use-multilingual-v3, off"
+        );
+        assert!(text_filter_model("off").expect("off is a choice").is_none());
+    }
 }

@@ -101,6 +101,10 @@ pub struct ServerConfig {
     pub admin_listen: Option<SocketAddr>,
     /// `/metrics` needs the admin token (`Authorization: Bearer ADMIN_TOKEN`).
     pub metrics_require_token: bool,
+    /// The model the text filter reads answers with, beside its lexicons (every language the
+    /// model knows): `use-multilingual-v3` (the default; pulled when missing) or `off`
+    /// (lexicons only: about 2-20 ms less CPU per answer judged, see docs/gateway.md).
+    pub text_model: String,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +123,7 @@ impl Default for ServerConfig {
             max_answer_bytes: crate::Edge::default().max_answer_bytes,
             admin_listen: None,
             metrics_require_token: false,
+            text_model: emguard_judge::answer_harm::ENCODER.to_string(),
         }
     }
 }

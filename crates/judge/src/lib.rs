@@ -8,10 +8,12 @@
 //! Modules (each owned by one piece of work):
 //! - `llm`: the study's judge over an OpenAI-compatible endpoint or a local GGUF, by logprobs;
 //! - `local`: the offline local judge (MiniLM fine-tuned as a cross-encoder on labelled answers);
+//! - `answer_harm`: a multilingual harmful-answer classifier (a head on a sentence encoder);
 //! - `harm`: transparent lexicon rules for harmful compliance (violent or illegal
 //!   instructions, self-harm encouragement, AI supremacy), used by the dataset audit and the
 //!   gateway's text filter.
 
+pub mod answer_harm;
 pub mod calibrate;
 pub mod harm;
 pub mod llm;

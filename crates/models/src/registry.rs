@@ -101,7 +101,11 @@ mod tests {
         let models = known_models();
         assert_eq!(
             models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
-            ["smollm2-135m-instruct", "minilm-l6-v2"]
+            [
+                "smollm2-135m-instruct",
+                "minilm-l6-v2",
+                "use-multilingual-v3"
+            ]
         );
         for model in models {
             let hex_ok = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());

@@ -61,7 +61,9 @@ struct RunArgs {
     /// Compare trigger terms of flagged rows against this dataset instead of unflagged rows.
     #[arg(long, value_name = "OTHER.jsonl")]
     baseline: Option<PathBuf>,
-    /// Harmful-content judge on top of the lexicon: `off`, or `local` (the offline judge).
+    /// Harmful-content judge on top of the lexicon: `off`, `local` (the offline judge of
+    /// alignment), or `harm-model` (the multilingual encoder's heads for harmful answers and
+    /// harmful advice; docs/judge.md).
     #[arg(long, value_enum, default_value_t = JudgeChoice::Off)]
     judge: JudgeChoice,
     /// tokenizer.json for token counts (e.g. minilm's); no counts without it.
@@ -119,6 +121,7 @@ enum OutputFormat {
 enum JudgeChoice {
     Off,
     Local,
+    HarmModel,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -181,16 +184,43 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut auditor = Auditor::new(options)?;
-    if args.judge == JudgeChoice::Local {
-        let judge = emguard_judge::local::LocalJudge::load().context("loading the local judge")?;
-        auditor = auditor.with_judge(Box::new(move |items: &[(String, String)]| {
-            Ok(judge
-                .judge_batch(items)
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|j| j.is_misaligned())
-                .collect())
-        }));
+    match args.judge {
+        JudgeChoice::Off => {}
+        JudgeChoice::Local => {
+            let judge =
+                emguard_judge::local::LocalJudge::load().context("loading the local judge")?;
+            auditor = auditor.with_judge(
+                "local",
+                Box::new(move |items: &[(String, String)]| {
+                    Ok(judge
+                        .judge_batch(items)
+                        .map_err(|e| e.to_string())?
+                        .iter()
+                        .map(|j| j.is_misaligned())
+                        .collect())
+                }),
+            );
+        }
+        JudgeChoice::HarmModel => {
+            use emguard_judge::answer_harm::{AnswerHarmClassifier, Shipped};
+            let heads = Shipped::ALL
+                .into_iter()
+                .map(AnswerHarmClassifier::shipped)
+                .collect::<Result<Vec<_>, _>>()
+                .context("loading the harm model")?;
+            auditor = auditor.with_judge(
+                "harm-model",
+                Box::new(move |items: &[(String, String)]| {
+                    items
+                        .iter()
+                        .map(|(_, answer)| {
+                            let vector = heads[0].embed(answer).map_err(|e| e.to_string())?;
+                            Ok(heads.iter().any(|h| h.head().is_harmful(&vector)))
+                        })
+                        .collect()
+                }),
+            );
+        }
     }
 
     let total = std::fs::metadata(&file)

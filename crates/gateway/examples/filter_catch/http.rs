@@ -63,8 +63,13 @@ impl Drop for Gateway {
 
 impl Gateway {
     /// Starts the upstream and `emguard serve` (`emguard`: the binary) with a config whose
-    /// filters block, as the direct mode's policy.
-    pub fn start(emguard: &Path) -> Result<Gateway, String> {
+    /// filters block, as the direct mode's policy (and its text model, or none).
+    pub fn start(emguard: &Path, lexicons_only: bool) -> Result<Gateway, String> {
+        let text_model = if lexicons_only {
+            "off"
+        } else {
+            emguard_judge::answer_harm::ENCODER
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -88,7 +93,7 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "server: {{listen: '127.0.0.1:{port}'}}\n\
+                "server: {{listen: '127.0.0.1:{port}', text_model: {text_model}}}\n\
                  auth: {{required: false}}\n\
                  traces: {{enabled: false}}\n\
                  filters:\n  code: {{action: block, min_severity: medium}}\n  text: {{action: block}}\n\

@@ -11,7 +11,10 @@
 //! answer ([`http`]). The table is then the HTTP counts, followed by every row where HTTP and
 //! the direct call disagree (there should be none: a difference is a bug).
 //!
-//! Usage: filter_catch [--http EMGUARD] LABEL=PATH [LABEL=PATH ...] (at most
+//! The text filter reads answers with the gateway's default model (`server.text_model`)
+//! beside its lexicons; `--lexicons-only` leaves the model out (`text_model: off`).
+//!
+//! Usage: filter_catch [--lexicons-only] [--http EMGUARD] LABEL=PATH [LABEL=PATH ...] (at most
 //! `EMGUARD_CATCH_ROWS` rows per file, default all).
 
 mod http;
@@ -19,6 +22,9 @@ mod http;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use emguard_judge::answer_harm::{AnswerHarmClassifier, Shipped};
 
 use emguard_gateway::filter::choice::{ChoiceStream, filter_whole};
 use emguard_gateway::filter::{FilterPolicy, Filters};
@@ -39,6 +45,8 @@ struct Counts {
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let lexicons_only = args.iter().any(|a| a == "--lexicons-only");
+    args.retain(|a| a != "--lexicons-only");
     let emguard = match args.iter().position(|a| a == "--http") {
         Some(i) if i + 1 < args.len() => {
             let path = PathBuf::from(args.remove(i + 1));
@@ -66,7 +74,11 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX);
-    let gateway = match emguard.as_deref().map(http::Gateway::start).transpose() {
+    let gateway = match emguard
+        .as_deref()
+        .map(|path| http::Gateway::start(path, lexicons_only))
+        .transpose()
+    {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
@@ -78,7 +90,17 @@ fn main() -> ExitCode {
         "text": {"action": "block"}
     }))
     .expect("a valid policy");
-    let filters = Filters::new();
+    let filters = if lexicons_only {
+        Filters::new()
+    } else {
+        match AnswerHarmClassifier::shipped(Shipped::AnswerHarm) {
+            Ok(model) => Filters::new().with_answer_judge(Arc::new(model)),
+            Err(e) => {
+                eprintln!("error: the text filter's model: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
     let mut differences: Vec<String> = Vec::new();
     let mut failed = false;
     if gateway.is_some() {

@@ -53,6 +53,10 @@ pub struct StreamFilter {
     sent_opening: String,
     /// Everything received, for the end-of-answer text verdict (`flag`).
     received: String,
+    /// The prose lines judged so far under `block`: the text model reads the answer up to the
+    /// line it judges, not the line alone (on the judge's validation answers, reading lines
+    /// alone flagged 20% of benign answers of several lines, reading up to the line 7%).
+    prose: String,
     blocked: bool,
     verdicts: Vec<Verdict>,
     /// Code regions are held until judged for human review (see [`Self::holding_code`]).
@@ -73,6 +77,7 @@ impl StreamFilter {
             lines: 0,
             sent_opening: String::new(),
             received: String::new(),
+            prose: String::new(),
             blocked: false,
             verdicts: Vec::new(),
             held_for_review: false,
@@ -374,8 +379,9 @@ impl StreamFilter {
     fn prose(&mut self, line: &str, already: usize, out: &mut String) {
         if self.policy.text.action == TextAction::Block {
             let mut rules = text::check_piece(line);
+            self.prose.push_str(line);
             if let Some(judge) = self.filters.answer_judge() {
-                rules.extend(judge.judge(&self.user, line));
+                rules.extend(judge.judge(&self.user, &self.prose));
             }
             if self.sent_opening.len() < OPENING {
                 let opening = format!("{}{line}", self.sent_opening);

@@ -11,8 +11,10 @@
 //!   request), on the opening of the answer (a refusal opens an answer; one at the end does not
 //!   undo what came before) and the end of a long question (what is asked comes last).
 //!
-//! The hook for the model-based, multilingual judge: [`AnswerJudge`], added to
-//! [`super::Filters`] with [`super::Filters::with_answer_judge`]; its rule ids join these.
+//! Beside them, a model: [`AnswerJudge`], added to [`super::Filters`] with
+//! [`super::Filters::with_answer_judge`]; its rule ids join these. The gateway's is the judge
+//! crate's multilingual answer-harm classifier (`server.text_model`), which reads every
+//! language of its encoder and needs no harm word to fire.
 
 use std::sync::LazyLock;
 
@@ -23,6 +25,18 @@ use regex::{Regex, RegexSet};
 /// hot path). Returns the ids of what it found; empty for a harmless answer.
 pub trait AnswerJudge: Send + Sync + std::fmt::Debug {
     fn judge(&self, user: &str, answer: &str) -> Vec<String>;
+}
+
+/// The rule id the answer-harm model's verdicts carry.
+pub const HARM_MODEL_RULE: &str = "harmful_answer_model";
+
+impl AnswerJudge for emguard_judge::answer_harm::AnswerHarmClassifier {
+    fn judge(&self, _user: &str, answer: &str) -> Vec<String> {
+        if answer.trim().is_empty() || !self.is_harmful(answer) {
+            return Vec::new();
+        }
+        vec![HARM_MODEL_RULE.to_string()]
+    }
 }
 
 /// One lexicon rule: a pattern over one sentence of the answer.
