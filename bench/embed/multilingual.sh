@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-5}"
-files=(bench/gateway/answer_harm_eval/*.jsonl)
+files=(bench/gateway/answer_harm_eval/{harmful,benign}_*.jsonl)
 cargo build --release -q --workspace --example multilingual_speed
 venv=bench/out/embed/venv
 if [ ! -x "$venv/bin/python" ]; then
