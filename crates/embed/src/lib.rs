@@ -1,7 +1,10 @@
-//! Sentence embeddings with a local BERT-family model: the model home's all-MiniLM-L6-v2
-//! (`config.json`, `model.safetensors`, `tokenizer.json` in one folder). candle-transformers'
-//! `BertModel` encodes; the vectors are the mean of the token states over the attention mask,
-//! L2-normalised, as sentence-transformers computes them for this model.
+//! Sentence embeddings with a local model, chosen by what its folder holds:
+//! - a BERT-family model, the model home's all-MiniLM-L6-v2 (`config.json`,
+//!   `model.safetensors`, `tokenizer.json`): candle-transformers' `BertModel` encodes; the vectors
+//!   are the mean of the token states over the attention mask, L2-normalised, as
+//!   sentence-transformers computes them for this model;
+//! - the Universal Sentence Encoder multilingual v3 (`weights.npz`, `sp.model`; see
+//!   [`multilingual`]).
 
 pub mod multilingual;
 
@@ -32,9 +35,16 @@ pub enum EmbedError {
 }
 
 pub struct Embedder {
-    model: BertModel,
-    tokenizer: Tokenizer,
+    model: Model,
     dimensions: usize,
+}
+
+enum Model {
+    Bert {
+        model: BertModel,
+        tokenizer: Tokenizer,
+    },
+    Multilingual(multilingual::MultilingualEncoder),
 }
 
 /// Vectors in input order and the tokens read (for usage and rate limits).
@@ -45,8 +55,15 @@ pub struct Embeddings {
 }
 
 impl Embedder {
-    /// Loads the model folder (e.g. `emguard_models::resolve("minilm-l6-v2")`).
+    /// Loads the model folder (e.g. `emguard_models::resolve("minilm-l6-v2")`); a folder with
+    /// `sp.model` is the multilingual encoder's.
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
+        if dir.join("sp.model").is_file() {
+            return Ok(Embedder {
+                model: Model::Multilingual(multilingual::MultilingualEncoder::load(dir)?),
+                dimensions: multilingual::DIMENSIONS,
+            });
+        }
         let load = |path: PathBuf, message: String| EmbedError::Load { path, message };
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path)
@@ -70,8 +87,7 @@ impl Embedder {
             ..PaddingParams::default()
         }));
         Ok(Embedder {
-            model,
-            tokenizer,
+            model: Model::Bert { model, tokenizer },
             dimensions: config.hidden_size,
         })
     }
@@ -80,12 +96,21 @@ impl Embedder {
         self.dimensions
     }
 
-    /// Tokens of each input (with the model's `[CLS]` and `[SEP]`), without running the model.
+    /// Tokens of each input (with the model's start and end tokens), without running the model.
     pub fn count_tokens(&self, inputs: &[String]) -> Result<Vec<usize>, EmbedError> {
+        let tokenizer = match &self.model {
+            Model::Bert { tokenizer, .. } => tokenizer,
+            Model::Multilingual(encoder) => {
+                return Ok(inputs
+                    .iter()
+                    .map(|text| encoder.tokenizer().encode(text).len())
+                    .collect());
+            }
+        };
         inputs
             .iter()
             .map(|text| {
-                self.tokenizer
+                tokenizer
                     .encode(text.as_str(), true)
                     .map(|e| e.get_ids().len())
                     .map_err(|e| EmbedError::Encode(e.to_string()))
@@ -93,16 +118,25 @@ impl Embedder {
             .collect()
     }
 
-    /// Embeds `inputs` in one batch; an input over [`MAX_TOKENS`] is an error naming it.
+    /// Embeds `inputs`; for the BERT model in one batch, where an input over [`MAX_TOKENS`] is
+    /// an error naming it (the multilingual encoder reads any length).
     pub fn embed(&self, inputs: &[String]) -> Result<Embeddings, EmbedError> {
+        let (model, tokenizer) = match &self.model {
+            Model::Bert { model, tokenizer } => (model, tokenizer),
+            Model::Multilingual(encoder) => {
+                return Ok(Embeddings {
+                    vectors: encoder.embed(inputs)?,
+                    tokens: self.count_tokens(inputs)?.iter().sum(),
+                });
+            }
+        };
         if inputs.is_empty() {
             return Ok(Embeddings {
                 vectors: Vec::new(),
                 tokens: 0,
             });
         }
-        let encodings = self
-            .tokenizer
+        let encodings = tokenizer
             .encode_batch(inputs.to_vec(), true)
             .map_err(|e| EmbedError::Encode(e.to_string()))?;
         let mut tokens = 0;
@@ -129,8 +163,7 @@ impl Embedder {
         let ids = rows(&|e| e.get_ids().to_vec())?;
         let type_ids = rows(&|e| e.get_type_ids().to_vec())?;
         let mask = rows(&|e| e.get_attention_mask().to_vec())?;
-        let states = self
-            .model
+        let states = model
             .forward(&ids, &type_ids, Some(&mask))
             .map_err(encode)?;
         // Mean over the real tokens only, then unit length.

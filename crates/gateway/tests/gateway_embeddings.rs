@@ -44,6 +44,54 @@ models:
     }
 }
 
+/// The multilingual encoder as a version: 512 dimensions, and a sentence lands nearer its
+/// translation than another sentence in its own language.
+#[test]
+fn the_multilingual_encoder_answers_embeddings_across_languages() {
+    let g = gateway(
+        "
+store: '{store}'
+auth: {required: false}
+models:
+  - id: emb
+    active: v1
+    versions:
+      - {name: v1, embedding: use-multilingual-v3}
+",
+    );
+    let inputs = [
+        "Where is the nearest train station?",
+        "¿Dónde está la estación de tren más cercana?",
+        "Where can I buy fresh bread?",
+    ];
+    let res = guard::client()
+        .post(format!("{}/v1/embeddings", g.url))
+        .json(&json!({"model": "emb", "input": inputs}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().unwrap();
+    let vectors: Vec<Vec<f64>> = (0..3)
+        .map(|i| {
+            body["data"][i]["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    assert!(vectors.iter().all(|v| v.len() == 512), "{body}");
+    let cosine = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let translation = cosine(&vectors[0], &vectors[1]);
+    let other = cosine(&vectors[0], &vectors[2]);
+    assert!(translation > other + 0.1, "{translation} vs {other}");
+    assert!(
+        body["usage"]["prompt_tokens"].as_u64().unwrap() > 20,
+        "{body}"
+    );
+}
+
 /// An upstream version's `/embeddings` gets the client's body with its own model name, after
 /// the active version's faults, through the fallback; the client sees the gateway's model id.
 #[test]

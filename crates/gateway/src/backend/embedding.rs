@@ -1,5 +1,6 @@
 //! A version that embeds text in-process: a local sentence-embedding model
-//! ([`emguard_embed::Embedder`], all-MiniLM-L6-v2 from the model home). It answers
+//! ([`emguard_embed::Embedder`]: all-MiniLM-L6-v2 or the multilingual USE from the model
+//! home). It answers
 //! `/v1/embeddings` only; a chat request to it is the client's mistake (400).
 
 use std::sync::Arc;
