@@ -41,10 +41,10 @@ pub struct Embedder {
 
 enum Model {
     Bert {
-        model: BertModel,
-        tokenizer: Tokenizer,
+        model: Box<BertModel>,
+        tokenizer: Box<Tokenizer>,
     },
-    Multilingual(multilingual::MultilingualEncoder),
+    Multilingual(Box<multilingual::MultilingualEncoder>),
 }
 
 /// Vectors in input order and the tokens read (for usage and rate limits).
@@ -60,7 +60,7 @@ impl Embedder {
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
         if dir.join("sp.model").is_file() {
             return Ok(Embedder {
-                model: Model::Multilingual(multilingual::MultilingualEncoder::load(dir)?),
+                model: Model::Multilingual(Box::new(multilingual::MultilingualEncoder::load(dir)?)),
                 dimensions: multilingual::DIMENSIONS,
             });
         }
@@ -87,7 +87,10 @@ impl Embedder {
             ..PaddingParams::default()
         }));
         Ok(Embedder {
-            model: Model::Bert { model, tokenizer },
+            model: Model::Bert {
+                model: Box::new(model),
+                tokenizer: Box::new(tokenizer),
+            },
             dimensions: config.hidden_size,
         })
     }
