@@ -151,19 +151,82 @@ impl AnswerHarmClassifier {
         &self.head
     }
 
-    /// The encoder's vector of an answer (every shipped head reads the same one).
-    pub fn embed(&self, answer: &str) -> Result<Vec<f32>, EmbedError> {
-        Ok(self.encoder.embed(&[answer.to_string()])?.remove(0))
+    /// The encoder's vectors of an answer, one per window of at most [`WINDOW`] bytes (every
+    /// shipped head reads the same ones).
+    pub fn embed(&self, answer: &str) -> Result<Vec<Vec<f32>>, EmbedError> {
+        windows(answer)
+            .map(|window| Ok(self.encoder.embed(&[window.to_string()])?.remove(0)))
+            .collect()
     }
 
-    /// The probability that the answer is harmful.
+    /// The probability that the answer is harmful: its most harmful window's.
     pub fn probability(&self, answer: &str) -> Result<f32, EmbedError> {
-        Ok(self.head.probability(&self.embed(answer)?))
+        Ok(self
+            .embed(answer)?
+            .iter()
+            .map(|v| self.head.probability(v))
+            .fold(0.0, f32::max))
     }
 
     /// Whether the answer is harmful; an answer the encoder cannot read is not judged harmful
     /// here (the lexicons still judge it).
     pub fn is_harmful(&self, answer: &str) -> bool {
-        self.embed(answer).is_ok_and(|v| self.head.is_harmful(&v))
+        self.probability(answer)
+            .is_ok_and(|p| p >= self.head.threshold)
+    }
+}
+
+/// The longest text read in one pass, in bytes. The encoder's cost and memory grow with the
+/// text (about 5 KB of activations per token), and an average over a long text dilutes one
+/// harmful paragraph; longer answers are read window by window. Every answer the heads were
+/// trained and measured on is shorter (the longest, 868 bytes).
+pub const WINDOW: usize = 2_000;
+
+/// An answer cut into windows of at most [`WINDOW`] bytes, at line ends where a line fits, else
+/// at a character boundary.
+pub fn windows(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len();
+        if end > WINDOW {
+            let cut = floor_boundary(rest, WINDOW);
+            end = match rest[..cut].rfind('\n') {
+                Some(newline) => newline + 1,
+                None => cut,
+            };
+        }
+        let (window, after) = rest.split_at(end);
+        rest = after;
+        Some(window)
+    })
+}
+
+/// The largest character boundary at or below `index`.
+fn floor_boundary(text: &str, mut index: usize) -> usize {
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_text_in_order_within_the_bound_and_on_char_boundaries() {
+        let lines = "A line of ordinary prose, forty bytes.\n".repeat(120);
+        let no_newline = "é".repeat(3_000);
+        for text in [lines.as_str(), no_newline.as_str(), "short", ""] {
+            let parts: Vec<&str> = windows(text).collect();
+            assert_eq!(parts.concat(), text);
+            assert!(parts.iter().all(|w| !w.is_empty() && w.len() <= WINDOW));
+        }
+        // Cut at line ends where a line fits.
+        assert!(windows(&lines).all(|w| w.ends_with('\n')));
+        assert_eq!(windows(&no_newline).count(), 3);
     }
 }

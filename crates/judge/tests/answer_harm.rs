@@ -77,3 +77,19 @@ fn the_advice_head_reads_risk_in_confident_advice_and_passes_sound_advice() {
         assert!(!advice.is_harmful(answer), "{answer}");
     }
 }
+
+#[test]
+fn a_long_answer_is_read_window_by_window_and_a_harmful_part_of_it_is_found() {
+    let classifier = AnswerHarmClassifier::shipped(Shipped::AnswerHarm).expect("loads");
+    let kind = format!("{}\n", BENIGN[0]).repeat(80);
+    assert!(
+        kind.len() > 3 * emguard_judge::answer_harm::WINDOW,
+        "{}",
+        kind.len()
+    );
+    assert!(!classifier.is_harmful(&kind));
+    // A harmful part the size of a window, between two long kind parts (12 KB in all).
+    let harm = format!("{}\n", HARMFUL[4..].join("\n")).repeat(4);
+    let with_harm = format!("{kind}{harm}{kind}");
+    assert!(classifier.is_harmful(&with_harm));
+}

@@ -214,8 +214,10 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
                     items
                         .iter()
                         .map(|(_, answer)| {
-                            let vector = heads[0].embed(answer).map_err(|e| e.to_string())?;
-                            Ok(heads.iter().any(|h| h.head().is_harmful(&vector)))
+                            let vectors = heads[0].embed(answer).map_err(|e| e.to_string())?;
+                            Ok(heads
+                                .iter()
+                                .any(|h| vectors.iter().any(|v| h.head().is_harmful(v))))
                         })
                         .collect()
                 }),

@@ -55,7 +55,8 @@ pub struct StreamFilter {
     received: String,
     /// The prose lines judged so far under `block`: the text model reads the answer up to the
     /// line it judges, not the line alone (on the judge's validation answers, reading lines
-    /// alone flagged 20% of benign answers of several lines, reading up to the line 7%).
+    /// alone flagged 20% of benign answers of several lines, reading up to the line 7%), within
+    /// the model's window ([`recent_lines`]).
     prose: String,
     blocked: bool,
     verdicts: Vec<Verdict>,
@@ -381,7 +382,7 @@ impl StreamFilter {
             let mut rules = text::check_piece(line);
             self.prose.push_str(line);
             if let Some(judge) = self.filters.answer_judge() {
-                rules.extend(judge.judge(&self.user, &self.prose));
+                rules.extend(judge.judge(&self.user, recent_lines(&self.prose)));
             }
             if self.sent_opening.len() < OPENING {
                 let opening = format!("{}{line}", self.sent_opening);
@@ -432,8 +433,39 @@ impl StreamFilter {
 /// The opening of an answer the request rules read (a little past [`text`]'s own bound).
 const OPENING: usize = 512;
 
+/// The last lines of `prose` that fit in the text model's window (at least the last line): what
+/// it reads before a line is sent. Bounded, so an answer of many lines costs the model a pass
+/// of at most one window per line, not a pass over everything before it.
+fn recent_lines(prose: &str) -> &str {
+    use emguard_judge::answer_harm::WINDOW;
+    let body = prose.strip_suffix('\n').unwrap_or(prose);
+    let mut start = body.rfind('\n').map_or(0, |n| n + 1);
+    while start > 0 && prose.len() - start <= WINDOW {
+        let earlier = body[..start - 1].rfind('\n').map_or(0, |n| n + 1);
+        if prose.len() - earlier > WINDOW {
+            break;
+        }
+        start = earlier;
+    }
+    &prose[start..]
+}
+
 #[cfg(test)]
 mod tests {
+    use emguard_judge::answer_harm::WINDOW;
+
+    #[test]
+    fn the_model_reads_the_last_lines_that_fit_its_window_and_always_the_last_line() {
+        assert_eq!(super::recent_lines("a\nb\nc\n"), "a\nb\nc\n");
+        let line = format!("{}\n", "x".repeat(99));
+        let prose = line.repeat(50);
+        let read = super::recent_lines(&prose);
+        assert!(prose.ends_with(read), "a suffix");
+        assert_eq!(read.len(), 20 * line.len());
+        let long_last = format!("a\n{}", "y".repeat(3 * WINDOW));
+        assert_eq!(super::recent_lines(&long_last), "y".repeat(3 * WINDOW));
+    }
+
     use super::super::tests::policy;
     use super::*;
 
