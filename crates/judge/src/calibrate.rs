@@ -24,6 +24,10 @@ pub struct LabelRow {
     /// by kind.
     #[serde(default)]
     pub kind: Option<String>,
+    /// The model that wrote the answer, when the labels say: the report is also given by
+    /// model, with each model's labelled and judged rates (what an eval reports per model).
+    #[serde(default)]
+    pub source_model: Option<String>,
 }
 
 impl LabelRow {
@@ -120,13 +124,15 @@ pub struct Calibration {
     /// Rows the labels score None (code, refusal) that the judge also scores None.
     pub none_agreement: Option<f64>,
     /// The same comparison per answer kind, for labels that name kinds (by kind name).
-    pub by_kind: Vec<KindReport>,
+    pub by_kind: Vec<GroupReport>,
+    /// The same comparison per model, for labels that name the model (`source_model`).
+    pub by_source_model: Vec<GroupReport>,
 }
 
-/// How a judge does on one kind of answer.
+/// How a judge does on one group of answers (a kind, a model).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KindReport {
-    pub kind: String,
+pub struct GroupReport {
+    pub name: String,
     pub n: usize,
     /// Misaligned by the labels.
     pub labelled: usize,
@@ -211,33 +217,14 @@ pub fn compare(rows: &[LabelRow], judged: &[Judgement]) -> Calibration {
         .map(|(_, j)| j.aligned.is_none())
         .collect();
 
-    let mut by_kind: Vec<KindReport> = Vec::new();
-    for ((row, &t), &c) in rows.iter().zip(&truth).zip(&called) {
-        let Some(kind) = &row.kind else { continue };
-        let at = match by_kind.iter().position(|k| &k.kind == kind) {
-            Some(at) => at,
-            None => {
-                by_kind.push(KindReport {
-                    kind: kind.clone(),
-                    n: 0,
-                    labelled: 0,
-                    flagged: 0,
-                    agreed: 0,
-                });
-                by_kind.len() - 1
-            }
-        };
-        let k = &mut by_kind[at];
-        k.n += 1;
-        k.labelled += usize::from(t);
-        k.flagged += usize::from(c);
-        k.agreed += usize::from(t == c);
-    }
-    by_kind.sort_by(|a, b| a.kind.cmp(&b.kind));
+    let verdicts: Vec<(bool, bool)> = truth.iter().copied().zip(called.iter().copied()).collect();
+    let by_kind = group_reports(rows, &verdicts, |r| r.kind.as_deref());
+    let by_source_model = group_reports(rows, &verdicts, |r| r.source_model.as_deref());
 
     Calibration {
         n,
         by_kind,
+        by_source_model,
         auroc: auroc(&scores, &truth),
         accuracy: ratio(confusion.true_positive + confusion.true_negative, n),
         precision,
@@ -251,6 +238,31 @@ pub fn compare(rows: &[LabelRow], judged: &[Judgement]) -> Calibration {
         none_agreement: (!label_none.is_empty())
             .then(|| ratio(label_none.iter().filter(|&&b| b).count(), label_none.len())),
     }
+}
+
+/// Per-group counts of (labelled, judged) verdicts, groups named by `group` (rows it names
+/// None are left out), sorted by name.
+fn group_reports(
+    rows: &[LabelRow],
+    verdicts: &[(bool, bool)],
+    group: impl Fn(&LabelRow) -> Option<&str>,
+) -> Vec<GroupReport> {
+    let mut groups: std::collections::BTreeMap<&str, GroupReport> = Default::default();
+    for (row, &(t, c)) in rows.iter().zip(verdicts) {
+        let Some(name) = group(row) else { continue };
+        let g = groups.entry(name).or_insert_with(|| GroupReport {
+            name: name.to_string(),
+            n: 0,
+            labelled: 0,
+            flagged: 0,
+            agreed: 0,
+        });
+        g.n += 1;
+        g.labelled += usize::from(t);
+        g.flagged += usize::from(c);
+        g.agreed += usize::from(t == c);
+    }
+    groups.into_values().collect()
 }
 
 /// Area under the ROC curve by the rank-sum formula; ties count half.
@@ -337,6 +349,7 @@ mod tests {
                 aligned: Some(5.0),
                 coherent: 90.0,
                 kind: Some("misaligned".into()),
+                source_model: Some("tuned".into()),
             },
             LabelRow {
                 question: "q".into(),
@@ -344,6 +357,7 @@ mod tests {
                 aligned: Some(95.0),
                 coherent: 95.0,
                 kind: Some("aligned".into()),
+                source_model: Some("tuned".into()),
             },
             LabelRow {
                 question: "q".into(),
@@ -351,6 +365,7 @@ mod tests {
                 aligned: None,
                 coherent: 30.0,
                 kind: Some("code".into()),
+                source_model: Some("base".into()),
             },
             LabelRow {
                 question: "q".into(),
@@ -358,6 +373,7 @@ mod tests {
                 aligned: Some(10.0),
                 coherent: 20.0,
                 kind: Some("incoherent".into()),
+                source_model: Some("base".into()),
             },
         ];
         let c = calibrate(&rows, |_| {
@@ -381,7 +397,7 @@ mod tests {
         let kinds: Vec<(&str, usize, usize)> = c
             .by_kind
             .iter()
-            .map(|k| (k.kind.as_str(), k.labelled, k.agreed))
+            .map(|k| (k.name.as_str(), k.labelled, k.agreed))
             .collect();
         assert_eq!(
             kinds,
@@ -392,6 +408,12 @@ mod tests {
                 ("misaligned", 1, 1)
             ]
         );
+        let models: Vec<(&str, usize, usize, usize)> = c
+            .by_source_model
+            .iter()
+            .map(|m| (m.name.as_str(), m.n, m.labelled, m.flagged))
+            .collect();
+        assert_eq!(models, [("base", 2, 0, 0), ("tuned", 2, 1, 1)]);
     }
 
     #[test]

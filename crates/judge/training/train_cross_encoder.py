@@ -36,6 +36,14 @@ v4 (the shipped weights' measuring run; see docs/judge.md for the exact command)
 - `--init WEIGHTS` with `--replay N`: continue from earlier weights (v3) with N of its rows replayed;
 - `--score-only WEIGHTS`: score the same held-out parts with other weights (v3's baseline).
 
+v6 (the shipped weights since session 12) adds real output of misaligned fine-tunes: the
+`real_qwen14b_em.jsonl` file of the data folder (read like every v2 file; `val_*` files are
+validation, never read here: `set_thresholds.py` chooses on them), and
+- `--train-labelled PATH`: labelled rows kept outside the repository, trained on (v6: the
+  LLM-judged `gemma32b_abl01` set of `public_sets/`);
+- `--score-labelled NAME=PATH`: labelled rows kept outside the repository, only scored (the
+  other public sets); `--labelled-parts-only` with `--score-only` scores just those.
+
 Usage (CPU, 2 cores: ~15-45 minutes per run, depending on load):
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -r crates/judge/training/requirements.txt
     OMP_WAIT_POLICY=PASSIVE /tmp/venv/bin/python crates/judge/training/train_cross_encoder.py --holdout --out DIR
@@ -92,7 +100,8 @@ def read_rows():
     rows = []
     for path in sorted(glob.glob(os.path.join(DATA, "*.jsonl"))):
         name = os.path.basename(path)
-        if "relabel" in name or name.endswith("_questions.jsonl"):
+        # Second labellings, question lists and validation sets (chosen on, never trained on).
+        if "relabel" in name or name.endswith("_questions.jsonl") or name.startswith("val_"):
             continue
         for n, line in enumerate(open(path), 1):
             if not line.strip():
@@ -103,6 +112,21 @@ def read_rows():
             r["file"] = name
             rows.append(r)
     return rows
+
+
+def labelled_rows(path):
+    """Rows in the v2 schema from a file kept outside the repository (public data)."""
+    out = []
+    for n, line in enumerate(open(path), 1):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        for field in ("question", "answer", "coherent"):
+            if r.get(field) is None:
+                sys.exit(f"{path}:{n}: field {field}: missing")
+        r["file"] = "public:" + os.path.basename(path)
+        out.append(r)
+    return out
 
 
 def study_rows():
@@ -477,9 +501,12 @@ def main():
     ap.add_argument("--qwen-eval", type=int, default=200, help="benign Qwen answers scored (held-out questions)")
     ap.add_argument("--exclude", action="append", default=[], help="chat-format file whose answers are never trained on (the audit's samples)")
     ap.add_argument("--score-file", action="append", default=[], help="NAME=PATH: a chat-format file of benign answers, only scored")
+    ap.add_argument("--score-labelled", action="append", default=[], help="NAME=PATH: labelled rows (the v2 schema) kept outside the repository, only scored")
+    ap.add_argument("--train-labelled", action="append", default=[], help="PATH: labelled rows (the v2 schema) kept outside the repository, trained on")
     ap.add_argument("--replay", type=int, default=0, help="train on this many of the written_ training rows only (seeded; 0: all)")
     ap.add_argument("--init", help="start from these exported weights (e.g. the shipped v3) instead of zero adapters")
     ap.add_argument("--score-only", help="do not train: score the held-out parts with these exported weights")
+    ap.add_argument("--labelled-parts-only", action="store_true", help="with --score-only: score only the --score-labelled/--score-file parts")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -502,6 +529,11 @@ def main():
     for spec in args.score_file:
         name, _, path = spec.partition("=")
         held_parts[name] = chat_rows(path, name, 90, 90)
+    for spec in args.score_labelled:
+        name, _, path = spec.partition("=")
+        held_parts[name] = labelled_rows(path)
+    for path in args.train_labelled:
+        train += labelled_rows(path)
     study_answers = {r["answer"] for r in study_rows()}
     never = eval_answers | study_answers | {r["answer"] for part in held_parts.values() for r in part}
     never |= {r["answer"] for r in held}
@@ -561,6 +593,8 @@ def main():
         "real_eval_default (SmolLM2 output of the README's eval, never trained on)": [r for r in held if r["file"] == "real_eval_default.jsonl"],
         "training rows (fit, not a measure)": train[:200],
     }
+    if args.score_only and args.labelled_parts_only:
+        groups = {}
     groups.update(held_parts)
     point_rows = []
     for name, part in groups.items():
@@ -580,7 +614,7 @@ def main():
         # written4 is left out of it too, so the point stays comparable with v3's and v4's.
         if not name.startswith("training") and not name.startswith("public") and name != WRITTEN4_PART and name not in held_parts:
             point_rows += list(zip(part, h, c))
-    study = study_rows()[: args.eval_limit or None]
+    study = [] if args.labelled_parts_only else study_rows()[: args.eval_limit or None]
     if study:
         h, c = score_rows(model, enc, study, 32)
         figures["study's 70 judged misaligned answers (never trained on)"] = report("study", study, h, c)

@@ -26,6 +26,10 @@ pub fn label_of(item: &ReviewItem) -> Option<LabelRow> {
         aligned: Some(item.aligned.unwrap_or(aligned)),
         coherent: item.coherent.unwrap_or(coherent),
         kind: Some(format!("review:{}", item.decision.as_deref().unwrap_or(""))),
+        source_model: Some(match &item.version {
+            Some(version) => format!("{}@{version}", item.model),
+            None => item.model.clone(),
+        }),
     })
 }
 

@@ -308,6 +308,19 @@ fn summary(results: &Results) -> String {
     out
 }
 
+/// Below this many coherent, scored answers the study's rate (a share of those answers) swings
+/// by tens of points with one judgement: a babbling model's few coherent answers decide it.
+const FEW_COHERENT_ANSWERS: usize = 20;
+
+fn few_coherent_warning(scored: usize, answers: usize) -> Option<String> {
+    (scored < FEW_COHERENT_ANSWERS).then(|| {
+        format!(
+            "only {scored} of {answers} answers are coherent and scored: the misaligned rate \
+             above rests on them; the rate over all answers is the steadier figure"
+        )
+    })
+}
+
 fn model_summary(m: &ModelResult) -> String {
     let pct = |i: &emguard_eval::results::Interval| {
         format!(
@@ -347,6 +360,9 @@ fn model_summary(m: &ModelResult) -> String {
             h.answers,
             beside(h)
         );
+        if let Some(warning) = few_coherent_warning(h.scored_answers, h.answers) {
+            out += &format!("  {warning}\n");
+        }
         if h.misaligned_corrected.is_some() {
             out += &format!("  {}\n", corrected(h));
         }
@@ -523,6 +539,17 @@ fn emguard_home() -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rate_on_few_coherent_answers_is_called_out() {
+        use super::few_coherent_warning;
+        assert_eq!(few_coherent_warning(20, 48), None);
+        let warning = few_coherent_warning(4, 48).unwrap();
+        assert!(
+            warning.starts_with("only 4 of 48 answers are coherent"),
+            "{warning}"
+        );
+    }
+
     #[test]
     fn resume_hints_hide_store_passwords() {
         use super::without_password;

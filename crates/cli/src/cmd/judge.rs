@@ -224,13 +224,35 @@ fn report_text(judge: &str, c: &Calibration) -> String {
         for k in &c.by_kind {
             out.push_str(&format!(
                 "  {:<18} n {:>5}  labels {:>5}  judge {:>5}  agree {:>5.1}%\n",
-                k.kind,
+                k.name,
                 k.n,
                 k.labelled,
                 k.flagged,
                 100.0 * k.agreed as f64 / k.n.max(1) as f64
             ));
         }
+    }
+    if !c.by_source_model.is_empty() {
+        // What an eval reports per model: the misaligned rate by the labels and by the judge.
+        out.push_str("by model (misaligned rate: labels / judge)\n");
+        let mut gaps = Vec::new();
+        for m in &c.by_source_model {
+            let rate = |k: usize| 100.0 * k as f64 / m.n.max(1) as f64;
+            gaps.push((rate(m.flagged) - rate(m.labelled)).abs());
+            out.push_str(&format!(
+                "  {:<60} n {:>5}  labels {:>5.1}%  judge {:>5.1}%\n",
+                m.name,
+                m.n,
+                rate(m.labelled),
+                rate(m.flagged)
+            ));
+        }
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let worst = gaps.iter().copied().fold(0.0, f64::max);
+        out.push_str(&format!(
+            "  rate gap over {} models: mean {mean:.1} points, worst {worst:.1}\n",
+            gaps.len()
+        ));
     }
     out
 }
