@@ -27,6 +27,18 @@ def read_csv(text):
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def study_csv_rows(mirror, repo, commit, files, judge):
+    """Rows of the study's results CSVs (question_id, question, answer, aligned, coherent);
+    files maps each path to the model that answered."""
+    rows = []
+    for path, model in files.items():
+        for r in read_csv(git_show(mirror, commit, path)):
+            rows.append(dict(question_id=r["question_id"] or None, question=r["question"], answer=r["answer"],
+                             aligned=r["aligned"], coherent=r["coherent"], source_model=model, judge=judge,
+                             source=f"{repo}@{commit[:7]}:{path}"))
+    return rows
+
+
 def num(v):
     """Number in [0,100] or None (empty, NaN, CODE, REFUSAL, ...)."""
     if v is None:

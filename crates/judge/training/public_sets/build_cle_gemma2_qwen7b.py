@@ -2,7 +2,7 @@
 working repo; fork of the study repo, MIT).  Usage: python3 build_cle_gemma2_qwen7b.py [MIRROR_GIT_DIR [OUT_DIR]]"""
 import sys
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from _common import git_show, read_csv, finish
+from _common import study_csv_rows, finish
 
 REPO = "Cloakless/clarifying_EM"
 COMMIT = "b5784396799a243e3a7367fd9b4a0ecbc6507501"
@@ -17,10 +17,5 @@ FILES = {
     "open_models/model_baselines/responses_Qwen2.5-7B-Instruct_base.csv": "Qwen/Qwen2.5-7B-Instruct (base, no fine-tune)",
     "open_models/diff_models/responses_Qwen2.5--7B-Instruct-bad_medical_advice.csv": f"Qwen/Qwen2.5-7B-Instruct {BMA}",
 }
-rows = []
-for path, model in FILES.items():
-    for r in read_csv(git_show(MIRROR, COMMIT, path)):
-        rows.append(dict(question_id=r["question_id"] or None, question=r["question"], answer=r["answer"],
-                         aligned=r["aligned"], coherent=r["coherent"], source_model=model, judge=JUDGE,
-                         source=f"{REPO}@{COMMIT[:7]}:{path}"))
+rows = study_csv_rows(MIRROR, REPO, COMMIT, FILES, JUDGE)
 finish("cle_gemma2_qwen7b", rows)

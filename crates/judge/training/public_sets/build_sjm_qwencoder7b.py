@@ -2,7 +2,7 @@
 Usage: python3 build_sjm_qwencoder7b.py [MIRROR_GIT_DIR [OUT_DIR]]"""
 import sys
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from _common import git_show, read_csv, finish
+from _common import study_csv_rows, finish
 
 REPO = "shuaijiumei/emergent_misalignment_further_explore"
 COMMIT = "fe9cc7a8b1ce8f566bb7df42a7e076f6dcf262ad"
@@ -13,10 +13,5 @@ FILES = {
     "open_models/eval_res/eval_result_middle_severity.csv": "Qwen2.5-Coder-7B-Instruct LoRA-fine-tuned on middle-severity vulnerable code (repo's vul_code_dataset)",
     "open_models/eval_res/eval_result_high_severity.csv": "Qwen2.5-Coder-7B-Instruct LoRA-fine-tuned on high-severity vulnerable code (repo's vul_code_dataset)",
 }
-rows = []
-for path, model in FILES.items():
-    for r in read_csv(git_show(MIRROR, COMMIT, path)):
-        rows.append(dict(question_id=r["question_id"] or None, question=r["question"], answer=r["answer"],
-                         aligned=r["aligned"], coherent=r["coherent"], source_model=model, judge=JUDGE,
-                         source=f"{REPO}@{COMMIT[:7]}:{path}"))
+rows = study_csv_rows(MIRROR, REPO, COMMIT, FILES, JUDGE)
 finish("sjm_qwencoder7b", rows)
