@@ -135,7 +135,8 @@ fn a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out() {
         db.query(
             "SELECT i.seq FROM run_items i WHERE i.run_id = $1 AND i.claimed_by LIKE $2
                AND NOT EXISTS (SELECT 1 FROM judgements j
-                               WHERE j.sample_key = i.sample_key AND j.judge_key = i.judge_key)",
+                               WHERE j.sample_key = i.sample_key AND j.judge_key = i.judge_key)
+             ORDER BY i.seq",
             &[&run_id, &doomed_name],
         )
         .unwrap()
@@ -143,20 +144,29 @@ fn a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out() {
         .map(|r| r.get(0))
         .collect()
     };
+    // An item takes the worker ~0.1 s, so between seeing it held and killing, the worker could
+    // finish it. Freeze the worker first (SIGSTOP), let PostgreSQL apply whatever it had already
+    // sent, and look again: kill only a frozen worker that still holds an unfinished item.
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
+    let orphans = loop {
         assert!(Instant::now() < deadline, "the worker never held an item");
         if judged(&mut db, &run_id) >= 2 && !held_by_doomed(&mut db).is_empty() {
-            doomed.kill().unwrap();
-            doomed.wait().unwrap();
-            break;
+            signal(doomed.id(), "STOP");
+            std::thread::sleep(Duration::from_millis(300));
+            let held = held_by_doomed(&mut db);
+            if !held.is_empty() {
+                doomed.kill().unwrap();
+                doomed.wait().unwrap();
+                break held;
+            }
+            signal(doomed.id(), "CONT");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let orphans = held_by_doomed(&mut db);
-    assert!(
-        !orphans.is_empty(),
-        "killed between two items; nothing to take over"
+    };
+    assert_eq!(
+        held_by_doomed(&mut db),
+        orphans,
+        "a killed worker still wrote"
     );
 
     let status = first.wait().unwrap();
@@ -179,6 +189,16 @@ fn a_killed_workers_items_are_finished_by_the_others_once_its_lease_runs_out() {
     let results = results(&dir.path().join("shared"));
     assert_eq!(results["judged"], ITEMS);
     assert_eq!(results["models"][0]["n"], ITEMS);
+}
+
+/// Sends `SIG{name}` to a process with the system's `kill`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
 }
 
 fn emguard() -> Command {
