@@ -186,9 +186,22 @@ impl Filters {
         }
     }
 
-    /// The extra judge, if one was added.
-    pub(crate) fn answer_judge(&self) -> Option<&dyn text::AnswerJudge> {
-        self.answer_judge.as_deref()
+    /// The extra judge's findings on `answer` (none without a judge). A model takes
+    /// milliseconds of CPU per call; on a multi-threaded tokio runtime (the gateway's) the call
+    /// runs in `block_in_place`, so the other requests queued on this worker move to another
+    /// thread instead of waiting behind it. Elsewhere (a current-thread runtime, no runtime) it
+    /// simply runs.
+    pub(crate) fn judge_answer(&self, user: &str, answer: &str) -> Vec<String> {
+        let Some(judge) = &self.answer_judge else {
+            return Vec::new();
+        };
+        let run = || judge.judge(user, answer);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(run)
+            }
+            _ => run(),
+        }
     }
 
     pub(crate) fn scanner(&self) -> &BlockScanner {
@@ -329,5 +342,60 @@ mod tests {
             .verdicts
             .is_empty()
         );
+    }
+
+    /// A judge that holds its thread for a while, as a model's CPU work does, and says when it
+    /// has started.
+    #[derive(Debug)]
+    struct SlowJudge {
+        started: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl text::AnswerJudge for SlowJudge {
+        fn judge(&self, _user: &str, _answer: &str) -> Vec<String> {
+            self.started
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            vec!["slow_judge".to_string()]
+        }
+    }
+
+    #[test]
+    fn a_slow_judge_does_not_hold_up_the_other_tasks_of_its_worker() {
+        use std::sync::atomic::Ordering;
+        use std::time::{Duration, Instant};
+        // One worker: without handing the worker over, every other request waits for the judge.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let filters = Filters::new().with_answer_judge(Arc::new(SlowJudge {
+            started: started.clone(),
+        }));
+        runtime.block_on(async move {
+            let judging = tokio::spawn(async move {
+                filters.check(
+                    &policy(CodeAction::Off, TextAction::Flag),
+                    "q",
+                    0,
+                    "an answer",
+                )
+            });
+            // A blocking wait: this thread is not the worker, and tokio's timers need a worker.
+            while !started.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let asked = Instant::now();
+            let other = tokio::spawn(async { Instant::now() }).await.unwrap();
+            assert!(
+                other - asked < Duration::from_millis(500),
+                "another task waited {:?} for the judge",
+                other - asked
+            );
+            let judged = judging.await.unwrap();
+            assert_eq!(judged.verdicts[0].findings, ["slow_judge"]);
+        });
     }
 }

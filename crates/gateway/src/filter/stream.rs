@@ -168,9 +168,7 @@ impl StreamFilter {
         }
         if self.policy.text.action == TextAction::Flag {
             let mut rules = text::check(&self.user, &self.received);
-            if let Some(judge) = self.filters.answer_judge() {
-                rules.extend(judge.judge(&self.user, &self.received));
-            }
+            rules.extend(self.filters.judge_answer(&self.user, &self.received));
             if !rules.is_empty() {
                 self.verdict("text", "flagged", rules);
             }
@@ -381,9 +379,10 @@ impl StreamFilter {
         if self.policy.text.action == TextAction::Block {
             let mut rules = text::check_piece(line);
             self.prose.push_str(line);
-            if let Some(judge) = self.filters.answer_judge() {
-                rules.extend(judge.judge(&self.user, recent_lines(&self.prose)));
-            }
+            rules.extend(
+                self.filters
+                    .judge_answer(&self.user, recent_lines(&self.prose)),
+            );
             if self.sent_opening.len() < OPENING {
                 let opening = format!("{}{line}", self.sent_opening);
                 for rule in text::check_request(&self.user, &opening) {
