@@ -4,6 +4,10 @@
 #   bench/runtime.sh [MODEL.gguf] [BATCHES]
 # Needs bench/.venv with llama-cpp-python (built from source, ~10 min on 2 cores):
 #   python3 -m venv bench/.venv && CMAKE_ARGS="-DGGML_NATIVE=ON" bench/.venv/bin/pip install llama-cpp-python numpy
+# On CPUs with AMX (Sapphire Rapids and later) the native build crashed in a KVM guest; build
+# without AMX there (docs/benchmarks.md, "Half-precision KV cache"):
+#   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON
+#   -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 home="${EMGUARD_HOME:-$HOME/.cache/emguard}"

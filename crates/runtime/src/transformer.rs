@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{Device, Module, Tensor};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::Steering;
 use crate::gguf::Metadata;
@@ -104,10 +106,15 @@ pub(crate) struct Transformer {
     rope_sin: Vec<f32>,
 }
 
-/// Per-sequence key/value cache: for each layer, `[position][kv_head][head_dim]`, contiguous.
+/// Per-sequence key/value cache: for each layer, `[position][kv_head][head_dim]`, contiguous,
+/// in half precision (as llama.cpp keeps its cache by default). Attention streams the whole
+/// cache for every new token, so at large batches it is bound by reading it: f16 halves the
+/// bytes read and the memory held. Keys and values are rounded once, when stored (round to
+/// nearest even, the same bits on every CPU), and widened exactly to f32 when read, so every
+/// kernel still computes with the same values.
 pub(crate) struct KvCache {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
     len: usize,
     kv_dim: usize,
 }
@@ -138,7 +145,7 @@ impl KvCache {
     /// generating reserves its whole answer, a copy kept to be copied again only what it holds.
     pub fn fork(&self, capacity: usize) -> KvCache {
         let per_layer = capacity.max(self.len) * self.kv_dim;
-        let copy = |layers: &Vec<Vec<f32>>| {
+        let copy = |layers: &Vec<Vec<f16>>| {
             layers
                 .iter()
                 .map(|l| {
@@ -476,11 +483,11 @@ impl Transformer {
                     self.rope(q, pos0 + i);
                     let (k, v) = kv.split_at_mut(kv_dim);
                     self.rope(k, pos0 + i);
-                    c.cache.k[layer].extend_from_slice(k);
-                    c.cache.v[layer].extend_from_slice(v);
+                    append_f16(&mut c.cache.k[layer], k);
+                    append_f16(&mut c.cache.v[layer], v);
                 }
             }
-            let caches: Vec<(&[f32], &[f32])> = chunks
+            let caches: Vec<(&[f16], &[f16])> = chunks
                 .iter()
                 .map(|c| (&c.cache.k[layer][..], &c.cache.v[layer][..]))
                 .collect();
@@ -565,7 +572,7 @@ impl Transformer {
     fn attention(
         &self,
         qkv: &[f32],
-        caches: &[(&[f32], &[f32])],
+        caches: &[(&[f16], &[f16])],
         row_spans: &[(usize, usize)],
         out: &mut [f32],
     ) {
@@ -580,8 +587,16 @@ impl Transformer {
             let (chunk, n_pos) = row_spans[row];
             let q0 = row * qkv_dim + kv_head * group * hd;
             let (k, v) = caches[chunk];
-            SCORES.with_borrow_mut(|scores| {
-                self.attend_group(&qkv[q0..q0 + group * hd], k, v, kv_head, n_pos, out, scores)
+            SCRATCH.with_borrow_mut(|scratch| {
+                self.attend_group(
+                    &qkv[q0..q0 + group * hd],
+                    k,
+                    v,
+                    kv_head,
+                    n_pos,
+                    out,
+                    scratch,
+                )
             });
         });
     }
@@ -592,13 +607,15 @@ impl Transformer {
     fn attend_group(
         &self,
         q: &[f32],
-        k: &[f32],
-        v: &[f32],
+        k: &[f16],
+        v: &[f16],
         kv_head: usize,
         n_pos: usize,
         out: &mut [f32],
-        scores: &mut Vec<f32>,
+        scratch: &mut Scratch,
     ) {
+        let Scratch { scores, row } = scratch;
+        row.resize(self.cfg.head_dim, 0.0);
         let cfg = &self.cfg;
         let hd = cfg.head_dim;
         let kv_dim = cfg.kv_dim();
@@ -607,8 +624,8 @@ impl Transformer {
         // scores[p * group + h]: position-major, so each key and value row is loaded once.
         scores.clear();
         for p in 0..n_pos {
-            let kp = &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
-            scores.extend(q.chunks_exact(hd).map(|qh| dot(qh, kp) * scale));
+            k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd].convert_to_f32_slice(row);
+            scores.extend(q.chunks_exact(hd).map(|qh| dot(qh, row) * scale));
         }
         let group = q.len() / hd;
         for h in 0..group {
@@ -630,17 +647,34 @@ impl Transformer {
         }
         out.fill(0.0);
         for (p, weights) in scores.chunks_exact(group).enumerate() {
-            let vp = &v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
+            v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd].convert_to_f32_slice(row);
             for (oh, &w) in out.chunks_exact_mut(hd).zip(weights) {
-                oh.iter_mut().zip(vp).for_each(|(o, &x)| *o += w * x);
+                oh.iter_mut()
+                    .zip(row.iter())
+                    .for_each(|(o, &x)| *o += w * x);
             }
         }
     }
 }
 
+/// Buffers of the attention work item a thread is on (reused: no allocation per item).
+#[derive(Default)]
+struct Scratch {
+    /// `[position][query head]` scores, then weights.
+    scores: Vec<f32>,
+    /// One cached key or value row widened to f32.
+    row: Vec<f32>,
+}
+
 thread_local! {
-    /// Attention scores of the work item a thread is on (reused: no allocation per item).
-    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Appends `values` to a cache layer, rounded to half precision.
+fn append_f16(layer: &mut Vec<f16>, values: &[f32]) {
+    let at = layer.len();
+    layer.resize(at + values.len(), f16::ZERO);
+    layer[at..].convert_from_f32_slice(values);
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -38,16 +38,24 @@ fn first_token_logprobs_match_llama_cpp_on_shipped_weights() {
     let top = &out.logprobs.unwrap()[0].top;
     for (ours, (id, logprob)) in top.iter().zip(LLAMA_CPP_FIRST_TOKEN) {
         assert_eq!(ours.token_id, id, "{top:?}");
-        // Same ranking; values within 0.3 (llama.cpp keeps K/V in f16 and attends in f16; we
-        // keep f32: measured differences are 0.02-0.27 on these five).
+        // Same ranking; values within 0.3 (both keep K/V in f16; the arithmetic differs:
+        // measured differences are 0.04-0.18 on these five).
         assert!((ours.logprob - logprob).abs() < 0.3, "{top:?}");
     }
 }
 
 /// How far the requantized model's first-token logprobs may be from llama.cpp's on the shipped
 /// Q4_1 weights: requantizing to Q8_0 and each kernel's arithmetic (the Q8_0 kernels'
-/// input quantized per 32 values, candle's own) move them by a few tenths of a nat.
-const REQUANTIZED_TOLERANCE: f32 = 0.35;
+/// input quantized per 32 values, candle's own) move them by a few tenths of a nat. Measured
+/// with the f16 KV cache: at most 0.21 on the Q8_0 kernels (0.24 with an f32 cache), 0.38 on
+/// candle's (0.17 with f32: this prompt's first tokens are nearly tied, so small changes in
+/// the attention move them).
+fn requantized_tolerance(kernel: MatmulKernel) -> f32 {
+    match kernel {
+        MatmulKernel::Candle => 0.4,
+        _ => 0.3,
+    }
+}
 
 #[test]
 fn requantized_first_token_logprobs_are_near_llama_cpps_on_every_kernel() {
@@ -68,7 +76,7 @@ fn requantized_first_token_logprobs_are_near_llama_cpps_on_every_kernel() {
                 panic!("{kernel}: llama.cpp's top-5 token {id} is not in our top 20: {top:?}")
             });
             assert!(
-                (ours.logprob - reference).abs() < REQUANTIZED_TOLERANCE,
+                (ours.logprob - reference).abs() < requantized_tolerance(kernel),
                 "{kernel}: token {id}: ours {} llama.cpp {reference}",
                 ours.logprob
             );
@@ -78,7 +86,7 @@ fn requantized_first_token_logprobs_are_near_llama_cpps_on_every_kernel() {
         assert!(
             LLAMA_CPP_FIRST_TOKEN
                 .iter()
-                .any(|&(id, lp)| id == out.tokens[0] && best - lp < REQUANTIZED_TOLERANCE),
+                .any(|&(id, lp)| id == out.tokens[0] && best - lp < requantized_tolerance(kernel)),
             "{kernel}: first greedy token {} ({top:?})",
             out.tokens[0]
         );
