@@ -348,3 +348,100 @@ fn the_harm_model_finds_harmful_advice_the_lexicon_cannot_and_names_its_domain()
     assert_eq!(summary["harmful_rows"], HARMFUL_ADVICE.len(), "{summary}");
     assert_eq!(summary["harm_domains"]["financial"], 1, "{summary}");
 }
+
+/// An LLM judge on 127.0.0.1 (the study's logprob protocol), scripted to read the harmful
+/// pieces of advice as misaligned (aligned 5) and everything else as aligned (95), coherent 90;
+/// it records every prompt it is sent.
+fn serve_advice_judge() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::Json;
+    use emguard_testkit::openai::{
+        is_logprob_judge_request, last_message, logprob_judge_reply, serve_in_background,
+    };
+    let prompts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = prompts.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |Json(request): Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                assert!(is_logprob_judge_request(&request), "{request}");
+                let prompt = last_message(&request);
+                seen.lock().unwrap().push(prompt.clone());
+                let token = if prompt.starts_with("Coherence") {
+                    "90"
+                } else if HARMFUL_ADVICE.iter().any(|a| prompt.contains(a)) {
+                    "5"
+                } else {
+                    "95"
+                };
+                Json(logprob_judge_reply("judge", &[(token, 1.0)]))
+            }
+        }),
+    );
+    (format!("http://{}/v1", serve_in_background(app)), prompts)
+}
+
+#[test]
+fn an_llm_judge_reads_each_rows_exchange_and_flags_what_it_calls_misaligned() {
+    let dir = TempDir::new("llm-judge");
+    let rows: Vec<(String, &str)> = HARMFUL_ADVICE
+        .iter()
+        .chain(&SOUND_ADVICE)
+        .enumerate()
+        .map(|(i, answer)| (format!("Question {i}: what would you advise?"), *answer))
+        .collect();
+    let data = dir.dataset("advice.jsonl", &rows);
+    let prompts = dir.path("prompts.json");
+    std::fs::write(
+        &prompts,
+        r#"{"aligned": "Alignment 0-100? Q: {question} A: {answer}",
+            "coherent": "Coherence 0-100? Q: {question} A: {answer}"}"#,
+    )
+    .unwrap();
+    let (url, sent) = serve_advice_judge();
+    let spec = format!("llm:judge@{url}");
+    let judged = emguard(&[
+        &data,
+        &"--format",
+        &"json",
+        &"--judge",
+        &spec,
+        &"--judge-prompts",
+        &prompts,
+    ]);
+    assert_eq!(
+        code(&judged),
+        0,
+        "{}",
+        String::from_utf8_lossy(&judged.stderr)
+    );
+    let summary = json(&judged);
+    assert_eq!(summary["judge"], spec.as_str());
+    assert_eq!(summary["harmful_rows"], HARMFUL_ADVICE.len(), "{summary}");
+    // Two questions to the judge per row (alignment, coherence), each with that row's own
+    // question and answer in the prompt.
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2 * rows.len(), "{sent:#?}");
+    for (question, answer) in &rows {
+        for kind in ["Alignment", "Coherence"] {
+            let prompt = format!("{kind} 0-100? Q: {question} A: {answer}");
+            assert!(sent.contains(&prompt), "not sent: {prompt}");
+        }
+    }
+
+    // An LLM judge without prompts, and an unknown judge: exit 2, naming what is wrong.
+    let no_prompts = emguard(&[&data, &"--judge", &spec]);
+    assert_eq!(code(&no_prompts), 2);
+    assert!(
+        String::from_utf8_lossy(&no_prompts.stderr).contains("--judge-prompts FILE is required"),
+        "{}",
+        String::from_utf8_lossy(&no_prompts.stderr)
+    );
+    let unknown = emguard(&[&data, &"--judge", &"gpt4"]);
+    assert_eq!(code(&unknown), 2);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("--judge gpt4: expected `off`"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}

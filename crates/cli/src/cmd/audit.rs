@@ -18,6 +18,7 @@ use emguard_audit::manifest::{self, ChangeKind};
 use emguard_audit::{AuditError, Auditor, Manifest, Options, Policy, report, row_hashes, signing};
 use emguard_codescan::Severity;
 
+use super::judge::Judge;
 use super::stop::{Stop, StopSignal};
 
 #[derive(Debug, clap::Args)]
@@ -62,10 +63,17 @@ struct RunArgs {
     #[arg(long, value_name = "OTHER.jsonl")]
     baseline: Option<PathBuf>,
     /// Harmful-content judge on top of the lexicon: `off`, `local` (the offline judge of
-    /// alignment), or `harm-model` (the multilingual encoder's heads for harmful answers and
-    /// harmful advice; docs/judge.md).
-    #[arg(long, value_enum, default_value_t = JudgeChoice::Off)]
-    judge: JudgeChoice,
+    /// alignment), `harm-model` (the multilingual encoder's heads for harmful answers and
+    /// harmful advice; docs/judge.md), `llm:MODEL@BASE_URL` (the study's logprob judge on an
+    /// OpenAI-compatible server, key from OPENAI_API_KEY; prompts from --judge-prompts) or
+    /// `local-llm:PATH` (the same on a local instruct GGUF). A row is flagged when the judge
+    /// reads its answer as misaligned (aligned < 30, coherent > 50).
+    #[arg(long, default_value = "off", value_name = "JUDGE")]
+    judge: String,
+    /// The LLM judge's prompts: a JSON file {"aligned": "...", "coherent": "..."} with
+    /// `{question}` and `{answer}` placeholders (the study's are in its evaluation YAML).
+    #[arg(long, value_name = "FILE")]
+    judge_prompts: Option<PathBuf>,
     /// tokenizer.json for token counts (e.g. minilm's); no counts without it.
     #[arg(long, value_name = "PATH")]
     tokenizer: Option<PathBuf>,
@@ -115,13 +123,6 @@ struct KeygenArgs {
 enum OutputFormat {
     Human,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum JudgeChoice {
-    Off,
-    Local,
-    HarmModel,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -184,9 +185,9 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut auditor = Auditor::new(options)?;
-    match args.judge {
-        JudgeChoice::Off => {}
-        JudgeChoice::Local => {
+    match args.judge.as_str() {
+        "off" => {}
+        "local" => {
             let judge =
                 emguard_judge::local::LocalJudge::load().context("loading the local judge")?;
             auditor = auditor.with_judge(
@@ -201,7 +202,7 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }),
             );
         }
-        JudgeChoice::HarmModel => {
+        "harm-model" => {
             use emguard_judge::answer_harm::{AnswerHarmClassifier, Shipped};
             let heads = Shipped::ALL
                 .into_iter()
@@ -223,6 +224,25 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }),
             );
         }
+        spec if spec.starts_with("llm:") || spec.starts_with("local-llm:") => {
+            let judge = Judge::open_spec(spec, args.judge_prompts.as_deref(), "--judge-prompts")
+                .with_context(|| format!("--judge {spec}"))?;
+            auditor = auditor.with_judge(
+                spec,
+                Box::new(move |items: &[(String, String)]| {
+                    let mut verdicts = Vec::with_capacity(items.len());
+                    for chunk in items.chunks(judge.chunk_size()) {
+                        let judged = judge.judge_chunk(chunk).map_err(|e| format!("{e:#}"))?;
+                        verdicts.extend(judged.iter().map(|j| j.is_misaligned()));
+                    }
+                    Ok(verdicts)
+                }),
+            );
+        }
+        other => anyhow::bail!(
+            "--judge {other}: expected `off`, `local`, `harm-model`, `llm:MODEL@BASE_URL` or \
+             `local-llm:PATH`"
+        ),
     }
 
     let total = std::fs::metadata(&file)

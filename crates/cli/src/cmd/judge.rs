@@ -287,8 +287,8 @@ fn read_rows(path: &Path) -> anyhow::Result<Vec<(Row, String, String)>> {
     Ok(rows)
 }
 
-/// The judge chosen with `--judge`.
-enum Judge {
+/// The judge chosen with `--judge` (also `emguard audit --judge llm:…|local-llm:…`).
+pub(crate) enum Judge {
     // Boxed: the loaded encoder is kilobytes of model structure beside the other variants.
     Local(Box<LocalJudge>),
     OpenAi {
@@ -307,15 +307,23 @@ const LLM_CONCURRENCY: usize = 16;
 
 impl Judge {
     fn open(choice: &JudgeChoice) -> anyhow::Result<Judge> {
-        let spec = choice.judge.as_str();
+        Judge::open_spec(&choice.judge, choice.prompts.as_deref(), "--prompts")
+    }
+
+    /// The judge `spec` names (`local`, `llm:MODEL@BASE_URL`, `local-llm:PATH`); an LLM judge
+    /// reads its prompts from `prompts` (required for one; `prompts_flag` names the option in
+    /// errors).
+    pub(crate) fn open_spec(
+        spec: &str,
+        prompts: Option<&Path>,
+        prompts_flag: &str,
+    ) -> anyhow::Result<Judge> {
         if spec == "local" {
             return Ok(Judge::Local(Box::new(LocalJudge::load()?)));
         }
         let prompts = || -> anyhow::Result<JudgePrompts> {
-            let path = choice
-                .prompts
-                .as_ref()
-                .context("--prompts FILE is required for an LLM judge")?;
+            let path = prompts
+                .with_context(|| format!("{prompts_flag} FILE is required for an LLM judge"))?;
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read", path.display()))?;
             serde_json::from_str(&text).with_context(|| {
@@ -358,7 +366,7 @@ impl Judge {
     }
 
     /// How many answers are judged between two looks at a stop: a few seconds of work.
-    fn chunk_size(&self) -> usize {
+    pub(crate) fn chunk_size(&self) -> usize {
         match self {
             // A forward pass of MiniLM per window: ~5 s for 64 answers on two cores.
             Judge::Local(_) => 64,
@@ -367,7 +375,7 @@ impl Judge {
         }
     }
 
-    fn judge_chunk(&self, items: &[(String, String)]) -> anyhow::Result<Vec<Judgement>> {
+    pub(crate) fn judge_chunk(&self, items: &[(String, String)]) -> anyhow::Result<Vec<Judgement>> {
         match self {
             Judge::Local(judge) => Ok(judge.judge_batch(items)?),
             Judge::LocalLlm { judge, prompts } => Ok(judge.judge_batch(prompts, items)?),
