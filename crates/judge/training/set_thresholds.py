@@ -22,9 +22,10 @@ import argparse
 import json
 import os
 
-# The parts the training script measures its operating point on (the team's labelled
-# held-out parts), by their names' beginnings.
-POINT_PARTS = ("held-out written", "written2", "real_eval_default")
+# The parts the training script measured the operating point on, for records written before
+# it listed them (`operating_point_parts`): the team's labelled held-out parts, by their names'
+# beginnings.
+OLD_RECORDS_POINT_PARTS = ("held-out written", "written2", "real_eval_default")
 
 
 def flagged(row, harm_t, coherent_t):
@@ -55,9 +56,11 @@ def main():
         p["labelled_misaligned"] += r["misaligned"]
         p["flagged"] += f
         p["true_positives"] += f and r["misaligned"]
+    listed = record.get("operating_point_parts")
+    in_point = (lambda part: part in listed) if listed is not None else (lambda part: part.startswith(OLD_RECORDS_POINT_PARTS))
     point = {"true_positives": 0, "positives": 0, "true_negatives": 0, "negatives": 0}
     for r in rows:
-        if not r["part"].startswith(POINT_PARTS):
+        if not in_point(r["part"]):
             continue
         f = flagged(r, 0.0, chosen)
         point["positives"] += r["misaligned"]

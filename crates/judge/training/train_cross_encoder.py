@@ -597,6 +597,7 @@ def main():
         groups = {}
     groups.update(held_parts)
     point_rows = []
+    point_parts = []
     for name, part in groups.items():
         if args.eval_limit:
             part = part[: args.eval_limit]
@@ -614,6 +615,7 @@ def main():
         # written4 is left out of it too, so the point stays comparable with v3's and v4's.
         if not name.startswith("training") and not name.startswith("public") and name != WRITTEN4_PART and name not in held_parts:
             point_rows += list(zip(part, h, c))
+            point_parts.append(name)
     study = [] if args.labelled_parts_only else study_rows()[: args.eval_limit or None]
     if study:
         h, c = score_rows(model, enc, study, 32)
@@ -674,6 +676,8 @@ def main():
             "seconds": round(time.time() - start),
         },
         "operating_point": point,
+        # The parts the point was measured on (set_thresholds.py recomputes it on the same).
+        "operating_point_parts": point_parts,
         "figures": figures,
         "reference_logits": refs,
     }
@@ -681,6 +685,7 @@ def main():
     if args.operating_point_from:
         measured = json.load(open(args.operating_point_from))
         record["operating_point"] = measured["operating_point"]
+        record["operating_point_parts"] = measured.get("operating_point_parts")
         record["operating_point_from"] = {
             "command": measured["trained"]["command"],
             "weights_sha256": measured["weights_sha256"],
