@@ -230,10 +230,25 @@ fn openai_client(g: &Gateway, model: &str, question: &str) -> std::thread::JoinH
     })
 }
 
+/// Logs in and waits for the queue page the login redirects to: a click returns before the
+/// navigation it starts ends, and the session cookie is set only by the login's response (a
+/// cookie read right after the click found none once, after a logout had cleared it).
 async fn log_in(c: &WebDriver, base: &str, key: &str) {
     c.goto(&format!("{base}/console/login")).await;
     c.type_into("#key", key).await;
     c.click("#login").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = c.call("GET", "/url", None).await;
+        if url.as_str().is_some_and(|u| u.ends_with("/console/queue")) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login did not reach the queue; the browser is at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Reloads the queue until an item with this question shows; its row id.
