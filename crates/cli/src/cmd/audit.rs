@@ -187,21 +187,6 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut auditor = Auditor::new(options)?;
     match args.judge.as_str() {
         "off" => {}
-        "local" => {
-            let judge =
-                emguard_judge::local::LocalJudge::load().context("loading the local judge")?;
-            auditor = auditor.with_judge(
-                "local",
-                Box::new(move |items: &[(String, String)]| {
-                    Ok(judge
-                        .judge_batch(items)
-                        .map_err(|e| e.to_string())?
-                        .iter()
-                        .map(|j| j.is_misaligned())
-                        .collect())
-                }),
-            );
-        }
         "harm-model" => {
             use emguard_judge::answer_harm::{AnswerHarmClassifier, Shipped};
             let heads = Shipped::ALL
@@ -224,7 +209,8 @@ fn audit(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }),
             );
         }
-        spec if spec.starts_with("llm:") || spec.starts_with("local-llm:") => {
+        // The judges `emguard judge score` takes, read the same way.
+        spec if spec == "local" || spec.starts_with("llm:") || spec.starts_with("local-llm:") => {
             let judge = Judge::open_spec(spec, args.judge_prompts.as_deref(), "--judge-prompts")
                 .with_context(|| format!("--judge {spec}"))?;
             auditor = auditor.with_judge(
