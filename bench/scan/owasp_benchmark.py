@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Scores `emguard scan` (default and audit profiles) and bandit on the OWASP Benchmark for
-Python (test cases written and labelled by OWASP's contributors, GPL-3; not part of this
+"""Scores `emguard scan` (default and audit profiles), bandit and semgrep on the OWASP Benchmark
+for Python (test cases written and labelled by OWASP's contributors, GPL-3; not part of this
 repository). Reads a local copy: a folder with `testcode/BenchmarkTestNNNNN.py` and
 `expectedresults-0.1.csv` (test name, category, real vulnerability true/false, CWE).
+Semgrep runs offline on a local folder of rules (for example the `python/` folder of
+github.com/semgrep/semgrep-rules, yaml files only; kept outside the repository, never committed).
 
 Scoring is the Benchmark's own: a test case counts as flagged by a tool when the tool reports
 a finding with one of the category's CWEs anywhere in the test file. Per category: true
@@ -12,7 +14,10 @@ The cases are split once, before any tuning, by the SHA-256 of the test name: fi
 0-4 (about 31%) is the held-out part, never looked at while developing rules; the rest is the
 development part. Both are reported separately.
 
+Every tool runs once as a whole process on the same `.py` files; wall and CPU time are printed.
+
 Usage: owasp_benchmark.py BENCHMARK_DIR --emguard target/release/emguard [--bandit PATH]
+       [--semgrep PATH --semgrep-config RULES_DIR] [--markdown]
 """
 
 import argparse
@@ -20,13 +25,15 @@ import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections import defaultdict
 
 # The CWEs that count for each category (a tool's CWE for the same weakness family;
-# bandit reports its XML parser checks as CWE-20 and weak hashes as CWE-327).
+# bandit reports its XML parser checks as CWE-20 and weak hashes as CWE-327; semgrep's rules
+# name theirs the same way). The same sets score every tool.
 CATEGORY_CWES = {
     "cmdi": {77, 78, 88},
     "codeinj": {94, 95},
@@ -63,10 +70,10 @@ def test_name(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def run_timed(cmd):
+def run_timed(cmd, env=None):
     start = time.perf_counter()
     before = os.times()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     after = os.times()
     wall = time.perf_counter() - start
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
@@ -84,14 +91,47 @@ def emguard_cwes(binary, testcode, profile):
     return found, wall, cpu
 
 
+def cwes_by_test(pairs):
+    """(file path, CWE numbers) pairs -> test name -> set of CWEs."""
+    found = defaultdict(set)
+    for path, cwes in pairs:
+        found[test_name(path)].update(cwes)
+    return found
+
+
 def bandit_cwes(bandit, testcode):
     proc, wall, cpu = run_timed([bandit, "-r", testcode, "-f", "json", "-q"])
-    found = defaultdict(set)
-    for issue in json.loads(proc.stdout)["results"]:
-        cwe = (issue.get("issue_cwe") or {}).get("id")
-        if cwe:
-            found[test_name(issue["filename"])].add(int(cwe))
-    return found, wall, cpu
+    issues = json.loads(proc.stdout)["results"]
+    with_cwe = [i for i in issues if (i.get("issue_cwe") or {}).get("id")]
+    pairs = [(i["filename"], [int(i["issue_cwe"]["id"])]) for i in with_cwe]
+    return cwes_by_test(pairs), wall, cpu
+
+
+def cwe_numbers(metadata_cwe):
+    """Semgrep rules give `cwe` as one string or a list, each like "CWE-78: Improper ..."."""
+    entries = metadata_cwe if isinstance(metadata_cwe, list) else [metadata_cwe or ""]
+    return [int(m.group(1)) for e in entries for m in [re.match(r"\s*CWE-(\d+)", str(e))] if m]
+
+
+def semgrep_cwes(semgrep, config, testcode):
+    # Offline: local rules, no metrics, no version check. Only `.py` files, the ones the other
+    # tools read (testcode/ also holds one .xml per case, which generic rules would scan).
+    env = dict(os.environ, SEMGREP_ENABLE_VERSION_CHECK="0", SEMGREP_SEND_METRICS="off")
+    cmd = [semgrep, "scan", "--config", config, "--metrics=off", "--disable-version-check", "--json"]
+    cmd += ["--include=*.py", testcode]
+    proc, wall, cpu = run_timed(cmd, env)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"semgrep failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout)
+    ran = re.search(r"Ran (\d+) rules on (\d+) files", proc.stderr)
+    print(
+        f"semgrep {out.get('version')}: {len(out['paths']['scanned'])} files scanned, "
+        f"{ran.group(1) if ran else '?'} rules run, {len(out['results'])} findings, {len(out['errors'])} errors",
+        file=sys.stderr,
+    )
+    results = out["results"]
+    pairs = [(r["path"], cwe_numbers(r["extra"].get("metadata", {}).get("cwe"))) for r in results]
+    return cwes_by_test(pairs), wall, cpu
 
 
 def score(cases, found, part):
@@ -115,8 +155,12 @@ def main():
     ap.add_argument("root")
     ap.add_argument("--emguard", required=True)
     ap.add_argument("--bandit")
+    ap.add_argument("--semgrep", help="semgrep executable (needs --semgrep-config)")
+    ap.add_argument("--semgrep-config", help="folder of semgrep rules (yaml)")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
     args = ap.parse_args()
+    if bool(args.semgrep) != bool(args.semgrep_config):
+        ap.error("--semgrep and --semgrep-config go together")
     cases = load_cases(args.root)
     testcode = os.path.join(args.root, "testcode")
     files = len([f for f in os.listdir(testcode) if f.endswith(".py")])
@@ -130,6 +174,10 @@ def main():
         found, wall, cpu = bandit_cwes(args.bandit, testcode)
         tools["bandit"] = found
         timing["bandit"] = (wall, cpu)
+    if args.semgrep:
+        found, wall, cpu = semgrep_cwes(args.semgrep, args.semgrep_config, testcode)
+        tools["semgrep"] = found
+        timing["semgrep"] = (wall, cpu)
     for part in ("development", "held-out"):
         print(f"\n### OWASP Benchmark for Python v0.1, {part} part\n")
         names = list(tools)
