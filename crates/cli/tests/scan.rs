@@ -161,6 +161,50 @@ fn directories_are_searched_and_unparsable_code_is_noted() {
     assert_eq!(answer["findings"][0]["line"], 3);
 }
 
+/// A file scanned in a directory is read with the project modules it imports (here the
+/// helpers package *beside* the scanned folder): a helper that returns a constant clears what
+/// it was given, and one that reads the request itself taints its result.
+/// `--no-follow-imports` reads each file alone.
+#[test]
+fn files_are_read_with_the_project_modules_they_import_unless_told_not_to() {
+    let dir = TempDir::new("project");
+    dir.file(
+        "helpers/params.py",
+        "import flask\n\ndef fixed(value):\n    return 'ls'\n\n\
+         def query(name):\n    return flask.request.args.get(name)\n",
+    );
+    dir.file(
+        "views/app.py",
+        "import os\nfrom flask import request\nfrom helpers.params import fixed, query\n\n\
+         @app.route('/')\ndef run():\n    os.system(fixed(request.args['c']))\n    \
+         os.system(query('c'))\n    return 'ok'\n",
+    );
+    let views = dir.0.join("views");
+    let lines = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec![views.to_str().unwrap(), "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = emguard(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+        json["files"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["line"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        lines(&[]),
+        vec![8],
+        "with the project: only the helper that reads the request"
+    );
+    assert_eq!(
+        lines(&["--no-follow-imports"]),
+        vec![7],
+        "alone: the constant helper looks like the request it was given"
+    );
+}
+
 #[test]
 fn parallel_scans_report_in_input_order_like_one_thread() {
     let dir = TempDir::new("jobs");

@@ -56,5 +56,12 @@ impl std::fmt::Display for Language {
 /// language (JS/TS, shell, C) implements this and gets a variant in [`Language`].
 pub(crate) trait LanguageSupport: Sync {
     fn rules(&self) -> &'static [&'static Rule];
-    fn scan(&self, source: &str, profile: crate::Profile) -> crate::ScanResult;
+    /// Scans `source`; with `project`, calls into the project's own modules are read through
+    /// their summaries (the file is in the directory given).
+    fn scan(
+        &self,
+        source: &str,
+        profile: crate::Profile,
+        project: Option<(&crate::Project, &std::path::Path)>,
+    ) -> crate::ScanResult;
 }

@@ -16,6 +16,7 @@ mod decode;
 mod extract;
 mod finding;
 mod language;
+mod project;
 mod python;
 mod rule;
 pub mod sarif;
@@ -24,6 +25,7 @@ pub use decode::{DecodeError, decode_python_source};
 pub use extract::{CodeBlock, extract_code};
 pub use finding::{Confidence, Finding, Note, ScanResult, Severity};
 pub use language::Language;
+pub use project::Project;
 pub use rule::{Profile, Rule, all_rules, rule_by_id};
 
 /// The allocator tree-sitter's C code uses for parsers and trees (libc's `malloc` unless a
@@ -62,7 +64,27 @@ impl Scanner {
     /// Findings in `source`, sorted by position. Never panics: unparsable regions are
     /// skipped and reported as notes.
     pub fn scan(&self, source: &str, lang: Language) -> ScanResult {
-        lang.support().scan(source, self.profile)
+        lang.support().scan(source, self.profile, None)
+    }
+
+    /// Findings in the file at `path` (whose text is `source`) read as part of its project:
+    /// calls into modules it imports from the project are read through what those modules'
+    /// functions return ([`Project`]). Use one `Project` for all the files of a run.
+    pub fn scan_file(
+        &self,
+        source: &str,
+        lang: Language,
+        path: &std::path::Path,
+        project: &Project,
+    ) -> ScanResult {
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        lang.support()
+            .scan(source, self.profile, Some((project, dir)))
     }
 
     /// Scans a model answer: each fenced code block in a known language (untagged blocks

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use emguard_codescan::{
-    Finding, Language, Note, Profile, ScanResult, Scanner, Severity, all_rules,
+    Finding, Language, Note, Profile, Project, ScanResult, Scanner, Severity, all_rules,
     decode_python_source, sarif,
 };
 
@@ -37,6 +37,10 @@ pub struct Args {
     /// List the rules (id, CWE, severity, confidence, profile, title) and exit.
     #[arg(long)]
     list_rules: bool,
+    /// Read each file on its own: do not look up the project modules it imports (by default
+    /// a call into a module of the project is read through what that function returns).
+    #[arg(long)]
+    no_follow_imports: bool,
     /// Files scanned at once (default: one per CPU core).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
@@ -105,7 +109,12 @@ fn reading_for(path: &Path, answers: bool, head: &[u8]) -> Result<Reading, Strin
 impl Input {
     /// Reads and scans the input: Markdown files and stdin are model answers, Python files
     /// are decoded as the interpreter would (PEP 263 encoding declarations).
-    fn scan(&self, scanner: &Scanner, answers: bool) -> Result<Scanned, Skipped> {
+    fn scan(
+        &self,
+        scanner: &Scanner,
+        answers: bool,
+        project: Option<&Project>,
+    ) -> Result<Scanned, Skipped> {
         match self {
             Input::Stdin(text) => Ok(Scanned {
                 path: "-".into(),
@@ -122,9 +131,12 @@ impl Input {
                     std::fs::read(path).map_err(|e| skipped(format!("cannot read: {e}")))?;
                 let reading = reading_for(path, answers, &bytes).map_err(skipped)?;
                 let text = decode_python_source(&bytes).map_err(|e| skipped(e.to_string()))?;
-                let result = match reading {
-                    Reading::Python => scanner.scan(&text, Language::Python),
-                    Reading::Answer => scanner.scan_answer(&text, Language::Python),
+                let result = match (reading, project) {
+                    (Reading::Python, Some(project)) => {
+                        scanner.scan_file(&text, Language::Python, path, project)
+                    }
+                    (Reading::Python, None) => scanner.scan(&text, Language::Python),
+                    (Reading::Answer, _) => scanner.scan_answer(&text, Language::Python),
                 };
                 Ok(Scanned {
                     path: shown,
@@ -143,8 +155,11 @@ fn scan_all(
     answers: bool,
     jobs: usize,
     profile: Profile,
+    follow_imports: bool,
 ) -> (Vec<Scanned>, Vec<Skipped>) {
     let scanner = Scanner::with_profile(profile);
+    let project = Project::new();
+    let project = follow_imports.then_some(&project);
     let next = AtomicUsize::new(0);
     let jobs = jobs.clamp(1, inputs.len().max(1));
     let mut done: Vec<(usize, Result<Scanned, Skipped>)> = std::thread::scope(|s| {
@@ -157,7 +172,7 @@ fn scan_all(
                         let Some(input) = inputs.get(i) else {
                             return mine;
                         };
-                        mine.push((i, input.scan(&scanner, answers)));
+                        mine.push((i, input.scan(&scanner, answers, project)));
                     }
                 })
             })
@@ -213,7 +228,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let jobs = args.jobs.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let (scanned, skipped) = scan_all(&inputs, args.answers, jobs, args.profile);
+    let (scanned, skipped) = scan_all(
+        &inputs,
+        args.answers,
+        jobs,
+        args.profile,
+        !args.no_follow_imports,
+    );
     for s in &skipped {
         eprintln!("{}: skipped: {}", s.path, s.reason);
     }

@@ -20,6 +20,7 @@ macro_rules! fields {
 fields!(
     alias,
     condition,
+    definition,
     body,
     arguments,
     attribute,

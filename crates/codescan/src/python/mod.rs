@@ -6,6 +6,7 @@ pub(crate) mod flows;
 mod guards;
 mod model;
 pub(crate) mod rules;
+mod summary;
 mod syntax;
 mod taint;
 
@@ -18,6 +19,7 @@ use crate::finding::{Finding, Note, ScanResult};
 use crate::language::LanguageSupport;
 use crate::rule::{Profile, Rule};
 pub(crate) use model::{Module, ScopeId};
+pub(crate) use summary::{ImportContext, ModuleSummary, summarise};
 pub(crate) use taint::Taint;
 
 /// Notes about unparsable regions beyond this many are summarised in one.
@@ -54,7 +56,12 @@ impl LanguageSupport for Python {
         rules::REGISTRY
     }
 
-    fn scan(&self, source: &str, profile: Profile) -> ScanResult {
+    fn scan(
+        &self,
+        source: &str,
+        profile: Profile,
+        project: Option<(&crate::Project, &std::path::Path)>,
+    ) -> ScanResult {
         let Some(tree) = parse(source) else {
             return ScanResult {
                 findings: Vec::new(),
@@ -71,7 +78,10 @@ impl LanguageSupport for Python {
         } else {
             Vec::new()
         };
-        let module = Module::build(source, root);
+        let module = match project {
+            Some((project, dir)) => Module::build_in(source, root, ImportContext { project, dir }),
+            None => Module::build(source, root),
+        };
         let mut findings = Vec::new();
         for rule in rules::REGISTRY.iter().filter(|r| profile.runs(r)) {
             let mut ctx = Ctx {

@@ -10,6 +10,7 @@ use tree_sitter::Node;
 
 use super::containers::ContainerOp;
 use super::flows::{LAMBDA_HANDLERS, ROUTE_DECORATORS, Sink, sink_for};
+use super::summary::ImportContext;
 use super::taint::Taint;
 
 pub type ScopeId = usize;
@@ -182,6 +183,13 @@ pub struct Module<'t> {
     /// Comprehension variables in scope while a comprehension is evaluated, with the taint
     /// of what they iterate over.
     pub(super) loop_vars: std::cell::RefCell<Vec<(String, Taint)>>,
+    /// Where the module's imports are looked up ([`crate::Project`]); `None` for code read
+    /// on its own (a model's answer, a snippet).
+    pub(super) imports_from: Option<ImportContext<'t>>,
+    /// The taint every parameter starts with, when a module is being summarised for its
+    /// importers (see `summary.rs`); `None` when scanning (route and event parameters are
+    /// input, others are not).
+    param_taint: Option<Taint>,
 }
 
 pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
@@ -189,7 +197,27 @@ pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
 }
 
 impl<'t> Module<'t> {
+    /// The model of a module read on its own.
     pub fn build(src: &'t str, root: Node<'t>) -> Self {
+        Self::build_with(src, root, None, None)
+    }
+
+    /// The model of a module whose imports of project modules are looked up through `imports`.
+    pub fn build_in(src: &'t str, root: Node<'t>, imports: ImportContext<'t>) -> Self {
+        Self::build_with(src, root, Some(imports), None)
+    }
+
+    /// The model of a module being summarised, every parameter starting with `param_taint`.
+    pub fn build_summarising(src: &'t str, root: Node<'t>, param_taint: Taint) -> Self {
+        Self::build_with(src, root, None, Some(param_taint))
+    }
+
+    fn build_with(
+        src: &'t str,
+        root: Node<'t>,
+        imports_from: Option<ImportContext<'t>>,
+        param_taint: Option<Taint>,
+    ) -> Self {
         let mut module = Module {
             src,
             root,
@@ -213,6 +241,8 @@ impl<'t> Module<'t> {
             conditional: false,
             block: (0, src.len()),
             loop_vars: std::cell::RefCell::new(Vec::new()),
+            imports_from,
+            param_taint,
         };
         module.walk();
         module
@@ -472,6 +502,8 @@ impl<'t> Module<'t> {
                 continue;
             }
             let qualified = match from {
+                // `from . import util`, `from .. import util`: `.util`, `..util`.
+                Some(module) if module.bytes().all(|b| b == b'.') => format!("{module}{name}"),
                 Some(module) => format!("{module}.{name}"),
                 None if alias.is_some() => name.to_string(),
                 // `import os.path` binds `os`.
@@ -545,7 +577,9 @@ impl<'t> Module<'t> {
                     .iter()
                     .any(|d| d.contains(&format!("<{conv}:{param}>")))
             });
-            let taint = if (decorated_route
+            let taint = if let Some(taint) = self.param_taint {
+                taint
+            } else if (decorated_route
                 && !numeric
                 && !matches!(param, "self" | "cls" | "request" | "db" | "session"))
                 || (lambda && param == "event")

@@ -60,6 +60,11 @@ impl Taint {
         self.has(Taint::REMOTE)
     }
 
+    /// The kinds of `self` that are also in `kinds` (nothing when no sink kind is left).
+    pub fn within(self, kinds: Taint) -> Taint {
+        self.without(Taint(!kinds.0))
+    }
+
     /// Both sets of kinds (`|`, usable in constants).
     pub const fn or(self, other: Taint) -> Taint {
         Taint(self.0 | other.0)
@@ -301,19 +306,25 @@ impl<'t> Module<'t> {
                 return taint;
             }
         }
-        let mut taint = if method == "get" && func.kind_name() == "attribute" {
-            // `mapping.get(key, default)`: the key selects, it does not flow into the value.
-            args.and_then(|a| a.named_child(1))
-                .map(|d| self.eval(d, scope, pos, depth + 1))
-                .unwrap_or_default()
-        } else {
-            args.map(|a| self.children_taint(a, scope, pos, depth))
-                .unwrap_or_default()
-        };
+        let project_return = self.project_return(func, scope, pos);
+        let mut taint =
+            if method == "get" && func.kind_name() == "attribute" && project_return.is_none() {
+                // `mapping.get(key, default)`: the key selects, it does not flow into the value.
+                args.and_then(|a| a.named_child(1))
+                    .map(|d| self.eval(d, scope, pos, depth + 1))
+                    .unwrap_or_default()
+            } else {
+                args.map(|a| self.children_taint(a, scope, pos, depth))
+                    .unwrap_or_default()
+            };
         if func.kind_name() == "attribute"
             && let Some(object) = func.child_by_field_id(fields().object)
         {
             taint |= self.eval(object, scope, pos, depth + 1);
+        }
+        // A function of the project's own: what its body returns, not what it was given.
+        if let Some(returned) = project_return {
+            taint = returned.apply(taint);
         }
         for (suffix, cleared) in SANITIZERS {
             if name_is(&name, &[suffix]) {
