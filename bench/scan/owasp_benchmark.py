@@ -113,12 +113,13 @@ def cwe_numbers(metadata_cwe):
     return [int(m.group(1)) for e in entries for m in [re.match(r"\s*CWE-(\d+)", str(e))] if m]
 
 
-def semgrep_cwes(semgrep, config, testcode):
+def run_semgrep(semgrep, config, folder):
+    """Semgrep's JSON output on the folder's `.py` files, with wall and CPU time."""
     # Offline: local rules, no metrics, no version check. Only `.py` files, the ones the other
     # tools read (testcode/ also holds one .xml per case, which generic rules would scan).
     env = dict(os.environ, SEMGREP_ENABLE_VERSION_CHECK="0", SEMGREP_SEND_METRICS="off")
     cmd = [semgrep, "scan", "--config", config, "--metrics=off", "--disable-version-check", "--json"]
-    cmd += ["--include=*.py", testcode]
+    cmd += ["--include=*.py", folder]
     proc, wall, cpu = run_timed(cmd, env)
     if proc.returncode not in (0, 1):
         sys.exit(f"semgrep failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -129,6 +130,11 @@ def semgrep_cwes(semgrep, config, testcode):
         f"{ran.group(1) if ran else '?'} rules run, {len(out['results'])} findings, {len(out['errors'])} errors",
         file=sys.stderr,
     )
+    return out, wall, cpu
+
+
+def semgrep_cwes(semgrep, config, testcode):
+    out, wall, cpu = run_semgrep(semgrep, config, testcode)
     results = out["results"]
     pairs = [(r["path"], cwe_numbers(r["extra"].get("metadata", {}).get("cwe"))) for r in results]
     return cwes_by_test(pairs), wall, cpu
