@@ -43,7 +43,8 @@ pub const REQUEST_NON_DATA: &[&str] = &[
     "hostname",
 ];
 
-/// Calls whose result is input from whoever runs the program, whatever the sink.
+/// Calls whose result is input from whoever runs the program (standard input,
+/// [`Taint::LOCAL_USER`]).
 pub const INPUT_CALLS: &[&str] = &[
     "input",
     "raw_input",
@@ -66,7 +67,7 @@ pub const REQUEST_CALLS: &[&str] = &[
 ];
 
 /// Calls that read the environment or the command line's parsed options: set by whoever
-/// runs the program ([`Taint::ENVIRONMENT`]).
+/// runs the program ([`Taint::LOCAL_USER`]).
 pub const ENVIRONMENT_CALLS: &[&str] = &["os.getenv", "os.environ.get", "os.getenvb"];
 
 /// Methods returning parsed command-line options (`argparse`): environment-like input.

@@ -1,5 +1,6 @@
 //! Python: parsing (one reused parser per thread), the module model, taint and the rules.
 
+mod calls;
 mod containers;
 mod fields;
 pub(crate) mod flows;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use tree_sitter::Node;
 
+use super::calls::{LocalCalls, local_functions};
 use super::containers::ContainerOp;
 use super::flows::{LAMBDA_HANDLERS, ROUTE_DECORATORS, Sink, sink_for};
 use super::summary::ImportContext;
@@ -190,6 +191,11 @@ pub struct Module<'t> {
     /// importers (see `summary.rs`); `None` when scanning (route and event parameters are
     /// input, others are not).
     param_taint: Option<Taint>,
+    /// The module's own functions by name (`f`, `C.f` for methods), found before the walk so
+    /// that a call may come before the definition.
+    pub(super) local_functions: HashMap<String, Node<'t>>,
+    /// What an earlier build of this module learnt about its own functions' calls.
+    pub(super) local_calls: LocalCalls,
 }
 
 pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
@@ -197,26 +203,28 @@ pub fn text<'t>(node: Node<'_>, src: &'t str) -> &'t str {
 }
 
 impl<'t> Module<'t> {
-    /// The model of a module read on its own.
+    /// The model of a module read on its own, its own functions' calls followed
+    /// (see `calls.rs`).
     pub fn build(src: &'t str, root: Node<'t>) -> Self {
-        Self::build_with(src, root, None, None)
+        Self::build_following_calls(src, root, None)
     }
 
     /// The model of a module whose imports of project modules are looked up through `imports`.
     pub fn build_in(src: &'t str, root: Node<'t>, imports: ImportContext<'t>) -> Self {
-        Self::build_with(src, root, Some(imports), None)
+        Self::build_following_calls(src, root, Some(imports))
     }
 
     /// The model of a module being summarised, every parameter starting with `param_taint`.
     pub fn build_summarising(src: &'t str, root: Node<'t>, param_taint: Taint) -> Self {
-        Self::build_with(src, root, None, Some(param_taint))
+        Self::build_with(src, root, None, Some(param_taint), LocalCalls::default())
     }
 
-    fn build_with(
+    pub(super) fn build_with(
         src: &'t str,
         root: Node<'t>,
         imports_from: Option<ImportContext<'t>>,
         param_taint: Option<Taint>,
+        local_calls: LocalCalls,
     ) -> Self {
         let mut module = Module {
             src,
@@ -243,6 +251,8 @@ impl<'t> Module<'t> {
             loop_vars: std::cell::RefCell::new(Vec::new()),
             imports_from,
             param_taint,
+            local_functions: local_functions(src, root),
+            local_calls,
         };
         module.walk();
         module
@@ -577,7 +587,7 @@ impl<'t> Module<'t> {
                     .iter()
                     .any(|d| d.contains(&format!("<{conv}:{param}>")))
             });
-            let taint = if let Some(taint) = self.param_taint {
+            let own = if let Some(taint) = self.param_taint {
                 taint
             } else if (decorated_route
                 && !numeric
@@ -588,6 +598,8 @@ impl<'t> Module<'t> {
             } else {
                 Taint::NONE
             };
+            // What the module's own calls pass in (a later build; see `calls.rs`).
+            let taint = own | self.local_calls.param_taint(node, param);
             self.scopes[id]
                 .vars
                 .entry(param)
@@ -1221,7 +1233,7 @@ impl Module<'_> {
 }
 
 /// A parameter's name and default value.
-fn param_name(param: Node<'_>) -> Option<(Node<'_>, Option<Node<'_>>)> {
+pub(super) fn param_name(param: Node<'_>) -> Option<(Node<'_>, Option<Node<'_>>)> {
     match param.kind_name() {
         "identifier" => Some((param, None)),
         "default_parameter" | "typed_default_parameter" => Some((

@@ -34,9 +34,11 @@ impl Taint {
     pub const REMOTE: Taint = Taint(64);
     /// Request data: dangerous for every kind of sink, and remote.
     pub const REQUEST: Taint = Taint(127);
-    /// The environment is set by whoever runs the program: dangerous in commands, markup
-    /// and queries, but choosing a file location is its ordinary job.
-    pub const ENVIRONMENT: Taint = Taint(63 & !8);
+    /// Data from whoever runs the program (the environment, the command line, standard
+    /// input): dangerous in commands, markup and queries, but choosing a file location is its
+    /// ordinary job (a path traversal crosses a trust boundary; the local user is already on
+    /// the trusted side of it).
+    pub const LOCAL_USER: Taint = Taint(63 & !8);
 
     pub fn any(self) -> bool {
         self.0 != 0
@@ -117,7 +119,7 @@ impl<'t> Module<'t> {
                     return b.taint;
                 }
                 match self.imports.get(name) {
-                    Some(q) if q == "sys.argv" => Taint::ALL,
+                    Some(q) if q == "sys.argv" => Taint::LOCAL_USER,
                     Some(q) if REQUEST_GLOBALS.contains(&q.as_str()) => Taint::REQUEST,
                     _ => Taint::NONE,
                 }
@@ -138,7 +140,7 @@ impl<'t> Module<'t> {
                     .unwrap_or_default()
             }
             "subscript" => match node.child_by_field_id(fields().value) {
-                Some(v) if self.text(v) == "os.environ" => Taint::ENVIRONMENT,
+                Some(v) if self.text(v) == "os.environ" => Taint::LOCAL_USER,
                 Some(v) => node
                     .child_by_field_id(fields().subscript)
                     .and_then(|key| self.entry_taint(v, &[key], None, scope, pos, depth))
@@ -254,7 +256,7 @@ impl<'t> Module<'t> {
         };
         let name = self.callee_name(func);
         if INPUT_CALLS.contains(&name.as_str()) {
-            return Taint::ALL;
+            return Taint::LOCAL_USER;
         }
         if REQUEST_CALLS.contains(&name.as_str()) {
             return Taint::REQUEST;
@@ -264,7 +266,7 @@ impl<'t> Module<'t> {
             return source;
         }
         if ENVIRONMENT_CALLS.contains(&name.as_str()) || name_is(&name, ARGUMENT_PARSER_METHODS) {
-            return Taint::ENVIRONMENT;
+            return Taint::LOCAL_USER;
         }
         if name_is(&name, CLEANING_CALLS) {
             return Taint::NONE;
@@ -325,6 +327,13 @@ impl<'t> Module<'t> {
         // A function of the project's own: what its body returns, not what it was given.
         if let Some(returned) = project_return {
             taint = returned.apply(taint);
+        }
+        // One of this module's functions: what it returns of its own, besides what it was
+        // given (learnt by an earlier build; see `calls.rs`).
+        if !self.local_calls.is_empty()
+            && let Some((function, _)) = self.local_callee(func, scope)
+        {
+            taint |= self.local_calls.returned(function);
         }
         for (suffix, cleared) in SANITIZERS {
             if name_is(&name, &[suffix]) {
@@ -402,7 +411,7 @@ impl<'t> Module<'t> {
     }
 
     /// The taint of a source attribute: [`Taint::REQUEST`] for request data and uploads,
-    /// [`Taint::ALL`] for the command line; none for other attributes.
+    /// [`Taint::LOCAL_USER`] for the command line; none for other attributes.
     pub fn source_attribute_taint(&self, node: Node<'_>) -> Taint {
         if node.kind_name() != "attribute" {
             return Taint::NONE;
@@ -419,7 +428,7 @@ impl<'t> Module<'t> {
             return Taint::REQUEST;
         }
         if attr == "argv" && self.resolves_to(object, "sys") {
-            return Taint::ALL;
+            return Taint::LOCAL_USER;
         }
         if self.is_request_object(object)
             && !REQUEST_NON_DATA.contains(&attr)
