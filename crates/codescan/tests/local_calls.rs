@@ -7,6 +7,10 @@ use std::collections::BTreeSet;
 
 use emguard_codescan::{Language, Scanner};
 
+#[path = "support/markers.rs"]
+mod markers;
+use markers::marked;
+
 #[test]
 fn every_line_marked_input_is_flagged_and_none_marked_clean() {
     let path = concat!(
@@ -14,15 +18,7 @@ fn every_line_marked_input_is_flagged_and_none_marked_clean() {
         "/tests/projects/local_calls/app.py"
     );
     let source = std::fs::read_to_string(path).expect("fixture");
-    let marked = |marker: &str| -> BTreeSet<usize> {
-        source
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| l.contains(&format!("# {marker}")))
-            .map(|(i, _)| i + 1)
-            .collect()
-    };
-    let (inputs, cleans) = (marked("input"), marked("clean"));
+    let (inputs, cleans) = (marked(&source, "input"), marked(&source, "clean"));
     assert!(inputs.len() >= 4 && cleans.len() >= 2, "fixture markers");
     let result = Scanner::new().scan(&source, Language::Python);
     let flagged: BTreeSet<usize> = result.findings.iter().map(|f| f.line).collect();

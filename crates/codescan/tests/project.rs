@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 use emguard_codescan::{Language, Project, ScanResult, Scanner};
 
+#[path = "support/markers.rs"]
+mod markers;
+use markers::marked;
+
 fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/projects/flask_helpers")
 }
@@ -20,16 +24,6 @@ fn pages() -> (PathBuf, String) {
     let path = project_dir().join("app/views/pages.py");
     let source = std::fs::read_to_string(&path).expect("fixture");
     (path, source)
-}
-
-/// Line numbers of the lines whose comment starts with `# {marker}`.
-fn marked(source: &str, marker: &str) -> BTreeSet<usize> {
-    source
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(&format!("# {marker}")))
-        .map(|(i, _)| i + 1)
-        .collect()
 }
 
 fn flagged(result: &ScanResult) -> BTreeSet<usize> {
