@@ -14,7 +14,7 @@ use emguard_codescan::{Language, Project, ScanResult, Scanner};
 
 #[path = "support/markers.rs"]
 mod markers;
-use markers::marked;
+use markers::{assert_findings_match_marks, marked};
 
 fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/projects/flask_helpers")
@@ -37,18 +37,8 @@ fn scan_with_project(path: &Path, source: &str) -> ScanResult {
 #[test]
 fn every_line_marked_input_is_flagged_and_none_marked_clean() {
     let (path, source) = pages();
-    let inputs = marked(&source, "input");
-    let cleans = marked(&source, "clean");
-    assert!(inputs.len() >= 6 && cleans.len() >= 5, "fixture markers");
     let result = scan_with_project(&path, &source);
-    let lines = flagged(&result);
-    let missed: Vec<_> = inputs.difference(&lines).collect();
-    let wrong: Vec<_> = cleans.intersection(&lines).collect();
-    assert!(
-        missed.is_empty() && wrong.is_empty(),
-        "missed input lines {missed:?}, flagged clean lines {wrong:?}: {:#?}",
-        result.findings
-    );
+    assert_findings_match_marks(&source, &result, 6, 5);
 }
 
 /// The same file read on its own cannot tell: the constant helpers' results look like the

@@ -13,3 +13,26 @@ pub fn marked(source: &str, marker: &str) -> BTreeSet<usize> {
         .map(|(i, _)| i + 1)
         .collect()
 }
+
+/// Asserts that `result` flags every line marked `# input` and none marked `# clean`, and
+/// that the fixture has at least the given numbers of each mark.
+pub fn assert_findings_match_marks(
+    source: &str,
+    result: &emguard_codescan::ScanResult,
+    min_inputs: usize,
+    min_cleans: usize,
+) {
+    let (inputs, cleans) = (marked(source, "input"), marked(source, "clean"));
+    assert!(
+        inputs.len() >= min_inputs && cleans.len() >= min_cleans,
+        "fixture markers"
+    );
+    let flagged: BTreeSet<usize> = result.findings.iter().map(|f| f.line).collect();
+    let missed: Vec<_> = inputs.difference(&flagged).collect();
+    let wrong: Vec<_> = cleans.intersection(&flagged).collect();
+    assert!(
+        missed.is_empty() && wrong.is_empty(),
+        "missed input lines {missed:?}, flagged clean lines {wrong:?}: {:#?}",
+        result.findings
+    );
+}
